@@ -1,0 +1,38 @@
+/* cli.h — shared pieces of the clipadapt program: the command table, error reporting that turns
+ * statuses into one-line messages, option parsing, and the terminal progress bar. */
+#ifndef CA_CLI_H
+#define CA_CLI_H
+
+#include "clipadapt.h"
+#include <stdint.h>
+
+/* Exit codes: 0 success, 1 runtime failure (bad input, I/O), 2 usage error. */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+/* Print "clipadapt: error: <msg>" and return CLI_FAIL. */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print "clipadapt <cmd>: <msg>" plus a hint to --help, return CLI_USAGE. */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Print the library's detail for a failed status (ca_last_error, else ca_strerror), return CLI_FAIL. */
+int cli_status(ca_status st);
+
+/* "--name VALUE" or "--name=VALUE" at argv[*i]: returns 1 and sets *val (advancing *i past the
+ * value), 0 when argv[*i] is another option, -1 when the value is missing. */
+int cli_take(int argc, char **argv, int *i, const char *name, const char **val);
+/* Strict number parsing: return 0 on success, -1 when s is not entirely a number. */
+int cli_int(const char *s, long *out);
+int cli_double(const char *s, double *out);
+
+/* Progress callback: a bar with rate and ETA on stderr when it is a terminal, silent otherwise
+ * (or when CLIPADAPT_QUIET is set). Matches ca_progress_fn; user is unused. */
+int cli_progress(const char *stage, int64_t done, int64_t total, void *user);
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv); /* argv[0] is the command name */
+    const char *summary;
+} cli_command;
+
+int cmd_fewshot(int argc, char **argv);
+
+#endif

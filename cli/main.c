@@ -1,0 +1,27 @@
+/* main.c — the clipadapt program: dispatches to one function per sub-command. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const cli_command COMMANDS[] = {
+    {"fewshot", cmd_fewshot, "run few-shot methods on a feature set; print accuracy table, JSON, SVG plot"},
+};
+#define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
+
+static void usage(FILE *fp) {
+    fprintf(fp, "clipadapt %s — adapt CLIP to your few-shot image classification task\n\n", CA_VERSION);
+    fprintf(fp, "usage: clipadapt <command> [options]   (clipadapt <command> --help for details)\n\ncommands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++) fprintf(fp, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) { usage(stderr); return CLI_USAGE; }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) { usage(stdout); return CLI_OK; }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) { printf("clipadapt %s\n", CA_VERSION); return CLI_OK; }
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "clipadapt: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return CLI_USAGE;
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# run_tests.sh — runs every unit/golden test binary, every CLI test script and a short run of
+# each fuzz target; sums their "N passed, N failed" lines. A crash counts as one failure.
+set -u
+BUILD=${BUILD:-build}; SHARED=${SHARED:-../shared}; SAN=${SAN:-0}
+export SHARED CA="$BUILD/clipadapt" ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} UBSAN_OPTIONS=print_stacktrace=1
+total_p=0; total_f=0
+start=$(date +%s)
+
+tally() { # name, output file, exit code
+  local name=$1 out=$2 rc=$3 line p f
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
+  if [ -z "$line" ]; then
+    echo "  $name: no summary line (exit $rc) — counted as 1 failure"; tail -n 20 "$out" | sed 's/^/    /'
+    total_f=$((total_f + 1)); return
+  fi
+  p=${line%% passed*}; f=${line#*passed, }; f=${f%% failed*}
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "  $name: exit $rc despite 0 failures"; fi
+  total_p=$((total_p + p)); total_f=$((total_f + f))
+  printf '  %-28s %s\n' "$name" "$line"
+  if [ "$f" -ne 0 ]; then grep -E '^(FAIL|  )' "$out" | head -n 40 | sed 's/^/    /'; fi
+}
+
+echo "== unit and golden tests ($BUILD)"
+for t in "$BUILD"/tests/test_*; do
+  [ -x "$t" ] || continue
+  out=$(mktemp); "$t" >"$out" 2>&1; rc=$?
+  tally "$(basename "$t")" "$out" $rc; rm -f "$out"
+done
+
+echo "== CLI end-to-end tests"
+for s in tests/cli/test_*.sh; do
+  [ -f "$s" ] || continue
+  out=$(mktemp); bash "$s" >"$out" 2>&1; rc=$?
+  tally "$(basename "$s")" "$out" $rc; rm -f "$out"
+done
+
+if [ "$SAN" != 1 ] && command -v clang >/dev/null && ls tests/fuzz/fuzz_*.c >/dev/null 2>&1; then
+  echo "== fuzz targets (short runs)"
+  if make -s fuzz BUILD="$BUILD" >/tmp/ca-fuzz-build.log 2>&1; then
+    for fz in "$BUILD"/fuzz/fuzz_*; do
+      name=$(basename "$fz"); corpus="tests/fuzz/corpus/${name#fuzz_}"
+      mkdir -p "$BUILD/fuzz/work-$name"
+      args=("$BUILD/fuzz/work-$name"); [ -d "$corpus" ] && args+=("$corpus")
+      out=$(mktemp)
+      if "$fz" -max_total_time="${FUZZ_SECONDS:-8}" -rss_limit_mb=2048 -timeout=10 "${args[@]}" >"$out" 2>&1; then
+        echo "1 passed, 0 failed" >>"$out"
+      else
+        echo "0 passed, 1 failed" >>"$out"; grep -E 'ERROR|SUMMARY' "$out" | head -5
+      fi
+      tally "$name" "$out" 0; rm -f "$out"
+    done
+  else
+    echo "  fuzz build failed:"; tail -n 20 /tmp/ca-fuzz-build.log; total_f=$((total_f + 1))
+  fi
+fi
+
+echo "== done in $(( $(date +%s) - start )) s"
+echo "$total_p passed, $total_f failed"
+[ "$total_f" -eq 0 ]

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# setup.sh — install the Debian 12 packages clipadapt needs, when missing.
+# Usage: scripts/setup.sh build|test|bench. As root it runs apt-get; otherwise it names the
+# packages to install and fails. Nothing is downloaded at run time by clipadapt itself.
+set -euo pipefail
+what=${1:-build}
+
+# build: compiler, OpenBLAS (GEMM), cJSON (JSON headers/splits), utf8proc (Unicode for the
+# tokenizer), libjpeg-turbo and libpng (decoding), zlib (gzip vocabulary), libwebp/libgif (extra formats)
+pkgs=(gcc g++ make libopenblas-dev libcjson-dev libutf8proc-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev)
+case "$what" in
+  build) ;;
+  test)  pkgs+=(clang libclang-rt-14-dev) ;;               # libFuzzer for the fuzz targets
+  bench) pkgs+=(python3 python3-torch python3-numpy) ;;    # the PyTorch CPU reference, bench only
+  *) echo "setup.sh: unknown target '$what' (build|test|bench)" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then missing+=("$p"); fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "clipadapt: missing Debian packages: ${missing[*]}" >&2
+  echo "clipadapt: install them with: sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "clipadapt: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

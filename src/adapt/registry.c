@@ -1,0 +1,264 @@
+/* registry.c — the list of methods, default options, and the method-agnostic classifier
+ * container (fit, logits, parameters, save/load). Methods themselves live in their own files. */
+#include "adapt/adapt.h"
+#include "model/gemm.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <string.h>
+
+extern const ca_method ca_method_zero_shot;
+
+static const ca_method *const METHODS[] = {
+    &ca_method_zero_shot,
+};
+#define N_METHODS (sizeof METHODS / sizeof METHODS[0])
+
+const char *const *ca_method_names(void) {
+    static const char *names[N_METHODS + 1];
+    for (size_t i = 0; i < N_METHODS; i++) names[i] = METHODS[i]->name;
+    names[N_METHODS] = NULL;
+    return names;
+}
+
+const ca_method *ca_method_find(const char *name) {
+    for (size_t i = 0; name && i < N_METHODS; i++)
+        if (strcmp(METHODS[i]->name, name) == 0) return METHODS[i];
+    return NULL;
+}
+
+int ca_method_needs_text(const char *method) {
+    const ca_method *m = ca_method_find(method);
+    return m ? m->needs_text : -1;
+}
+
+const char *ca_method_help(const char *method) {
+    const ca_method *m = ca_method_find(method);
+    return m ? m->help : NULL;
+}
+
+ca_fit_params ca_fit_default_params(void) {
+    ca_fit_params p;
+    memset(&p, 0, sizeof p);
+    p.seed = 1;
+    p.search_scale_beta = 20; p.search_scale_alpha = 10;
+    p.search_steps_beta = 200; p.search_steps_alpha = 20;
+    p.init_alpha = 1; p.init_beta = 1;
+    p.weight_decay = -1;
+    p.reduction = 4;
+    p.ratio = 0.2; p.ratio_mode = 0;
+    p.warmup_epochs = -1;
+    return p;
+}
+
+/* ---- classifier container ---- */
+
+void ca_classifier_free(ca_classifier *c) {
+    if (!c) return;
+    for (int i = 0; i < c->nt; i++) free(c->t[i].data);
+    if (c->class_names)
+        for (int i = 0; i < c->C; i++) free(c->class_names[i]);
+    free(c->class_names);
+    free(c);
+}
+
+ca_status ca_clf_set_param(ca_classifier *c, const char *name, double v) {
+    for (int i = 0; i < c->np; i++)
+        if (strcmp(c->pname[i], name) == 0) { c->pval[i] = v; return CA_OK; }
+    if (c->np == CA_CLF_MAX_PARAMS || strlen(name) >= sizeof c->pname[0])
+        return ca_fail(CA_E_INTERNAL, "classifier: cannot store parameter '%s'", name);
+    snprintf(c->pname[c->np], sizeof c->pname[0], "%s", name);
+    c->pval[c->np++] = v;
+    return CA_OK;
+}
+
+float *ca_clf_add_tensor(ca_classifier *c, const char *name, int ndim, const int64_t *shape) {
+    if (c->nt == CA_CLF_MAX_TENSORS || ndim < 1 || ndim > 4 || strlen(name) >= sizeof c->t[0].name) {
+        ca_fail(CA_E_INTERNAL, "classifier: cannot store tensor '%s'", name);
+        return NULL;
+    }
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] < 0 || !ca_mul_size(n, (size_t)shape[i], &n)) { ca_fail(CA_E_NOMEM, "tensor '%s' too large", name); return NULL; }
+    float *d = ca_calloc2(n, sizeof(float));
+    if (!d) return NULL;
+    ca_clf_tensor *t = &c->t[c->nt++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->ndim = ndim;
+    memcpy(t->shape, shape, (size_t)ndim * sizeof(int64_t));
+    t->data = d;
+    return d;
+}
+
+const float *ca_clf_get_tensor(const ca_classifier *c, const char *name, int64_t numel) {
+    for (int i = 0; i < c->nt; i++) {
+        if (strcmp(c->t[i].name, name) != 0) continue;
+        int64_t n = 1;
+        for (int d = 0; d < c->t[i].ndim; d++) n *= c->t[i].shape[d];
+        if (n != numel) {
+            ca_fail(CA_E_FORMAT, "classifier tensor '%s' has %lld elements, expected %lld", name, (long long)n, (long long)numel);
+            return NULL;
+        }
+        return c->t[i].data;
+    }
+    ca_fail(CA_E_FORMAT, "classifier has no tensor '%s' (method %s)", name, c->m->name);
+    return NULL;
+}
+
+void ca_logits_linear(const float *x, int n, const float *W, int C, int D, float scale, float *out) {
+    ca_sgemm(0, 1, n, C, D, scale, x, D, W, D, 0.0f, out, C);
+}
+
+static ca_status check_fit_data(const ca_method *m, const ca_fit_data *d) {
+    if (d->num_classes < 2 || d->dim < 1) return ca_fail(CA_E_ARG, "fit: need >= 2 classes and dim >= 1");
+    if (m->needs_text && !d->text_w)
+        return ca_fail(CA_E_ARG, "method '%s' needs a text classifier (text.weights), and this feature set has none", m->name);
+    const ca_split *sp[2] = {&d->train, &d->val};
+    for (int s = 0; s < 2; s++) {
+        if (sp[s]->n > 0 && (!sp[s]->x || !sp[s]->y || sp[s]->dim != d->dim))
+            return ca_fail(CA_E_ARG, "fit: %s split has missing data or dim %d != %d", s ? "val" : "train", sp[s]->dim, d->dim);
+        for (int i = 0; i < sp[s]->n; i++)
+            if (sp[s]->y[i] < 0 || sp[s]->y[i] >= d->num_classes)
+                return ca_fail(CA_E_ARG, "fit: %s label %d out of range [0,%d)", s ? "val" : "train", sp[s]->y[i], d->num_classes);
+    }
+    return CA_OK;
+}
+
+static ca_classifier *clf_new(const ca_method *m, int C, int D, ca_status *st) {
+    ca_classifier *c = calloc(1, sizeof *c);
+    if (!c) { *st = ca_fail(CA_E_NOMEM, "out of memory"); return NULL; }
+    c->m = m; c->C = C; c->D = D;
+    return c;
+}
+
+ca_classifier *ca_fit(const char *method, const ca_fit_data *data, const ca_fit_params *params, ca_status *st) {
+    ca_status s_;
+    if (!st) st = &s_;
+    const ca_method *m = ca_method_find(method);
+    if (!m) { *st = ca_fail(CA_E_NOTFOUND, "unknown method '%s'", method ? method : "(null)"); return NULL; }
+    if (!data) { *st = ca_fail(CA_E_ARG, "ca_fit: data is NULL"); return NULL; }
+    ca_fit_params defaults = ca_fit_default_params();
+    if (!params) params = &defaults;
+    if ((*st = check_fit_data(m, data)) != CA_OK) return NULL;
+    ca_classifier *c = clf_new(m, data->num_classes, data->dim, st);
+    if (!c) return NULL;
+    if ((*st = m->fit(c, data, params)) != CA_OK) { ca_classifier_free(c); return NULL; }
+    return c;
+}
+
+const char *ca_classifier_method(const ca_classifier *c) { return c ? c->m->name : NULL; }
+int ca_classifier_num_classes(const ca_classifier *c) { return c ? c->C : 0; }
+int ca_classifier_dim(const ca_classifier *c) { return c ? c->D : 0; }
+int ca_classifier_param_count(const ca_classifier *c) { return c ? c->np : 0; }
+const char *ca_classifier_param_name(const ca_classifier *c, int i) {
+    return (c && i >= 0 && i < c->np) ? c->pname[i] : NULL;
+}
+double ca_classifier_param(const ca_classifier *c, const char *name, double fallback) {
+    for (int i = 0; c && name && i < c->np; i++)
+        if (strcmp(c->pname[i], name) == 0) return c->pval[i];
+    return fallback;
+}
+const char *ca_classifier_class_name(const ca_classifier *c, int i) {
+    return (c && c->class_names && i >= 0 && i < c->C) ? c->class_names[i] : NULL;
+}
+
+ca_status ca_classifier_logits(const ca_classifier *c, const float *x, int n, float *out) {
+    if (!c || (n > 0 && (!x || !out)) || n < 0) return ca_fail(CA_E_ARG, "ca_classifier_logits: bad argument");
+    if (n == 0) return CA_OK;
+    return c->m->logits(c, x, n, out);
+}
+
+ca_status ca_classifier_save(const ca_classifier *c, const char *path, const char *const *class_names) {
+    if (!c || !path) return ca_fail(CA_E_ARG, "ca_classifier_save: NULL argument");
+    ca_st_writer *w = ca_st_writer_new();
+    if (!w) return CA_E_NOMEM;
+    char buf[64];
+    ca_status st = ca_st_writer_metadata(w, "format", "clipadapt.classifier.v1");
+    if (st == CA_OK) st = ca_st_writer_metadata(w, "method", c->m->name);
+    snprintf(buf, sizeof buf, "%d", c->C);
+    if (st == CA_OK) st = ca_st_writer_metadata(w, "num_classes", buf);
+    snprintf(buf, sizeof buf, "%d", c->D);
+    if (st == CA_OK) st = ca_st_writer_metadata(w, "dim", buf);
+    for (int i = 0; st == CA_OK && i < c->np; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "param.%s", c->pname[i]);
+        snprintf(buf, sizeof buf, "%.17g", c->pval[i]);
+        st = ca_st_writer_metadata(w, key, buf);
+    }
+    if (!class_names && c->class_names) class_names = (const char *const *)c->class_names;
+    if (st == CA_OK && class_names) {
+        cJSON *a = cJSON_CreateArray();
+        for (int i = 0; a && i < c->C; i++) cJSON_AddItemToArray(a, cJSON_CreateString(class_names[i] ? class_names[i] : ""));
+        char *js = a ? cJSON_PrintUnformatted(a) : NULL;
+        cJSON_Delete(a);
+        st = js ? ca_st_writer_metadata(w, "class_names", js) : ca_fail(CA_E_NOMEM, "out of memory");
+        free(js);
+    }
+    for (int i = 0; st == CA_OK && i < c->nt; i++)
+        st = ca_st_writer_add(w, c->t[i].name, CA_DT_F32, c->t[i].ndim, c->t[i].shape, c->t[i].data);
+    if (st == CA_OK) st = ca_st_writer_save(w, path);
+    ca_st_writer_free(w);
+    return st;
+}
+
+ca_classifier *ca_classifier_load(const char *path, ca_status *st) {
+    ca_status s_;
+    if (!st) st = &s_;
+    ca_st_file *f = ca_st_open(path, st);
+    if (!f) return NULL;
+    ca_classifier *c = NULL;
+    const char *fmt = ca_st_metadata(f, "format"), *mn = ca_st_metadata(f, "method");
+    const char *sc = ca_st_metadata(f, "num_classes"), *sd = ca_st_metadata(f, "dim");
+    if (!fmt || strcmp(fmt, "clipadapt.classifier.v1") != 0 || !mn || !sc || !sd) {
+        *st = ca_fail(CA_E_FORMAT, "%s: not a clipadapt classifier (metadata 'format' missing or unknown)", path);
+        goto fail;
+    }
+    const ca_method *m = ca_method_find(mn);
+    if (!m) { *st = ca_fail(CA_E_UNSUPPORTED, "%s: unknown method '%s'", path, mn); goto fail; }
+    int C = atoi(sc), D = atoi(sd);
+    if (C < 1 || C > 100000 || D < 1 || D > 65536) { *st = ca_fail(CA_E_FORMAT, "%s: bad num_classes/dim", path); goto fail; }
+    if (!(c = clf_new(m, C, D, st))) goto fail;
+    for (int i = 0; i < ca_st_metadata_count(f); i++) {
+        const char *k = ca_st_metadata_key(f, i);
+        if (strncmp(k, "param.", 6) != 0) continue;
+        char *end;
+        const char *v = ca_st_metadata(f, k);
+        double d = strtod(v, &end);
+        if (end == v || *end) { *st = ca_fail(CA_E_FORMAT, "%s: metadata '%s' is not a number", path, k); goto fail; }
+        if ((*st = ca_clf_set_param(c, k + 6, d)) != CA_OK) goto fail;
+    }
+    for (int i = 0; i < ca_st_count(f); i++) {
+        const ca_tensor_info *t = ca_st_at(f, i);
+        if (t->ndim < 1 || t->ndim > 4) { *st = ca_fail(CA_E_FORMAT, "%s: tensor '%s' has rank %d", path, t->name, t->ndim); goto fail; }
+        float *d = ca_clf_add_tensor(c, t->name, t->ndim, t->shape);
+        if (!d) { *st = CA_E_FORMAT; goto fail; }
+        if ((*st = ca_tensor_to_f32(t, d, t->numel)) != CA_OK) goto fail;
+        for (int64_t j = 0; j < t->numel; j++)
+            if (!isfinite(d[j])) { *st = ca_fail(CA_E_FORMAT, "%s: tensor '%s' has a non-finite value", path, t->name); goto fail; }
+    }
+    const char *cn = ca_st_metadata(f, "class_names");
+    if (cn) {
+        cJSON *a = cJSON_Parse(cn);
+        if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != C) {
+            cJSON_Delete(a);
+            *st = ca_fail(CA_E_FORMAT, "%s: metadata 'class_names' is not an array of %d strings", path, C);
+            goto fail;
+        }
+        c->class_names = calloc((size_t)C, sizeof(char *));
+        int i = 0;
+        for (cJSON *it = a->child; c->class_names && it; it = it->next, i++)
+            c->class_names[i] = strdup(cJSON_IsString(it) ? it->valuestring : "");
+        cJSON_Delete(a);
+    }
+    /* A trial forward on a zero row validates that every tensor the method needs is present. */
+    float *x = calloc((size_t)D, sizeof(float)), *o = calloc((size_t)C, sizeof(float));
+    *st = (x && o) ? m->logits(c, x, 1, o) : ca_fail(CA_E_NOMEM, "out of memory");
+    free(x); free(o);
+    if (*st != CA_OK) { ca_fail(*st, "%s: %s", path, ca_last_error()); goto fail; }
+    ca_st_close(f);
+    return c;
+fail:
+    ca_classifier_free(c);
+    ca_st_close(f);
+    return NULL;
+}

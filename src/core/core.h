@@ -1,0 +1,77 @@
+/* core.h — internal helpers shared by every layer: error recording, overflow-checked sizes,
+ * half-precision conversion, a counter-based RNG, atomic file output. Not part of the public API.
+ */
+#ifndef CA_CORE_H
+#define CA_CORE_H
+
+#include "clipadapt.h"
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Programmer errors only (never for bad input): prints and aborts in debug builds. */
+#ifdef NDEBUG
+#define CA_ASSERT(c) ((void)0)
+#else
+#define CA_ASSERT(c) ((c) ? (void)0 : ca_assert_fail(#c, __FILE__, __LINE__))
+#endif
+void ca_assert_fail(const char *expr, const char *file, int line);
+
+/* Record a detailed one-line error for ca_last_error() and return st. printf-style. */
+ca_status ca_fail(ca_status st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+void ca_clear_error(void);
+/* Log through the user's sink (no-op when none). */
+void ca_log(int level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Overflow-checked size arithmetic: return false on overflow. */
+bool ca_mul_size(size_t a, size_t b, size_t *out);
+bool ca_mul3_size(size_t a, size_t b, size_t c, size_t *out);
+/* malloc of a*b bytes with overflow check; records CA_E_NOMEM on failure. */
+void *ca_malloc2(size_t a, size_t b);
+void *ca_calloc2(size_t a, size_t b);
+
+/* IEEE half and bfloat16 to/from float32 (round to nearest even). */
+float ca_f16_to_f32(uint16_t h);
+uint16_t ca_f32_to_f16(float f);
+float ca_bf16_to_f32(uint16_t h);
+uint16_t ca_f32_to_bf16(float f);
+
+/* Counter-based generator: the same (seed, stream) always gives the same sequence, so a
+ * (seed, image, view) triple maps to one stream independent of thread count. */
+typedef struct { uint64_t s[2]; } ca_rng;
+ca_rng ca_rng_make(uint64_t seed, uint64_t stream);
+uint64_t ca_rng_u64(ca_rng *r);
+double ca_rng_uniform(ca_rng *r);               /* [0, 1) with 53 bits */
+double ca_rng_normal(ca_rng *r);                /* standard normal (Box-Muller) */
+uint32_t ca_rng_below(ca_rng *r, uint32_t n);   /* uniform in [0, n), unbiased */
+void ca_rng_shuffle_int(ca_rng *r, int *a, int n);
+uint64_t ca_hash64(uint64_t x);                 /* splitmix64 finaliser */
+
+/* Atomic output: write into "<path>.tmp.<pid>" and rename over path on commit. */
+typedef struct { FILE *fp; char *path; char *tmp; } ca_outfile;
+ca_status ca_outfile_open(ca_outfile *o, const char *path);
+ca_status ca_outfile_commit(ca_outfile *o);    /* flush, fsync, close, rename */
+void ca_outfile_abort(ca_outfile *o);          /* close and delete the temporary */
+
+/* Whole file into a malloc'd buffer (NUL-terminated, *len excludes the NUL). */
+char *ca_read_file(const char *path, size_t *len, ca_status *st);
+
+/* Basename of a path (pointer into the argument). */
+const char *ca_basename(const char *path);
+
+/* Number of threads the library uses by default (OpenMP max threads, >= 1). */
+int ca_default_threads(void);
+
+/* Monotonic clock in seconds. */
+double ca_now(void);
+
+#endif

@@ -1,0 +1,59 @@
+/* status.c — status strings, the per-thread error detail, the log sink and assertions. */
+#include "core.h"
+
+#include <string.h>
+
+static _Thread_local char tl_err[1024];
+static ca_log_fn g_log_fn;
+static void *g_log_user;
+
+const char *ca_strerror(ca_status st) {
+    switch (st) {
+    case CA_OK: return "success";
+    case CA_E_IO: return "I/O error";
+    case CA_E_FORMAT: return "malformed input";
+    case CA_E_SHAPE: return "wrong shape";
+    case CA_E_NOMEM: return "out of memory";
+    case CA_E_ARG: return "invalid argument";
+    case CA_E_NOTFOUND: return "not found";
+    case CA_E_UNSUPPORTED: return "unsupported";
+    case CA_E_RANGE: return "out of range";
+    case CA_E_INTERNAL: return "internal error";
+    }
+    return "unknown status";
+}
+
+const char *ca_last_error(void) { return tl_err; }
+
+void ca_clear_error(void) { tl_err[0] = 0; }
+
+ca_status ca_fail(ca_status st, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tl_err, sizeof tl_err, fmt, ap);
+    va_end(ap);
+    /* keep it one line */
+    for (char *p = tl_err; *p; p++)
+        if (*p == '\n' || *p == '\r') *p = ' ';
+    return st;
+}
+
+void ca_set_log(ca_log_fn fn, void *user) {
+    g_log_fn = fn;
+    g_log_user = user;
+}
+
+void ca_log(int level, const char *fmt, ...) {
+    if (!g_log_fn) return;
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    g_log_fn(level, buf, g_log_user);
+}
+
+void ca_assert_fail(const char *expr, const char *file, int line) {
+    fprintf(stderr, "clipadapt: internal assertion failed: %s (%s:%d)\n", expr, file, line);
+    abort();
+}
