@@ -225,17 +225,98 @@ CA_API double ca_accuracy(const float *logits, const int32_t *labels, int n, int
 /* ======================================================================================== */
 /* Tokenizer (issue: CLIP BPE tokenizer)                                                    */
 /* ======================================================================================== */
-/* -- tokenizer section: declarations go here -- */
+/* Contract (implementation may add functions, but must keep these signatures). */
+typedef struct ca_tokenizer ca_tokenizer;
+
+#define CA_TOKEN_SOT 49406
+#define CA_TOKEN_EOT 49407
+
+/* Load from CLIP's gzip merges file (bpe_simple_vocab_16e6.txt.gz; plain text also accepted). */
+CA_API ca_tokenizer *ca_tokenizer_load(const char *bpe_path, ca_status *st);
+/* Load from Hugging Face vocab.json + merges.txt. */
+CA_API ca_tokenizer *ca_tokenizer_load_hf(const char *vocab_json, const char *merges_txt, ca_status *st);
+CA_API void ca_tokenizer_free(ca_tokenizer *tok);
+/* BPE ids of text (no start/end tokens). Writes at most max_ids ids and returns the full count
+ * (so a result > max_ids means truncation), or -1 on error (*st set; invalid UTF-8 is an
+ * error naming the byte offset). Not thread-safe on one handle (it keeps a BPE cache). */
+CA_API int ca_tokenize(ca_tokenizer *tok, const char *text, int32_t *ids, int max_ids, ca_status *st);
+/* Model input rows (n, context): [SOT] + ids[:context-2] + [EOT], zero-padded. When a text is
+ * too long: truncate != 0 cuts it (the last kept token becomes EOT, as the reference);
+ * truncate == 0 fails with CA_E_RANGE naming the text's index. */
+CA_API ca_status ca_tokenize_batch(ca_tokenizer *tok, const char *const *texts, int n, int context,
+                                   int truncate, int64_t *out);
 
 /* ======================================================================================== */
 /* Images: decoding, preprocessing, augmentation                                            */
 /* ======================================================================================== */
-/* -- image section: declarations go here -- */
+/* Contract (implementation may add functions, but must keep these signatures). */
+typedef struct ca_image ca_image;  /* decoded pixels in the file's own mode (L, LA, RGB, RGBA) */
+
+typedef struct {
+    int64_t max_pixels;      /* refuse larger images before allocating (default 178956970, PIL's limit x2) */
+    int exif_rotate;         /* apply EXIF orientation (default 0, like the reference) */
+} ca_image_params;
+CA_API ca_image_params ca_image_default_params(void);
+
+/* Decode a file / memory buffer (JPEG, PNG; others where built in). name is used in errors. */
+CA_API ca_image *ca_image_load(const char *path, const ca_image_params *p, ca_status *st);
+CA_API ca_image *ca_image_decode(const void *data, size_t len, const char *name,
+                                 const ca_image_params *p, ca_status *st);
+/* Wrap caller pixels (copied): channels 1 = L, 2 = LA, 3 = RGB, 4 = RGBA; stride = bytes per row. */
+CA_API ca_image *ca_image_from_pixels(const uint8_t *pixels, int width, int height, int channels,
+                                      size_t stride, ca_status *st);
+CA_API void ca_image_free(ca_image *img);
+CA_API int ca_image_width(const ca_image *img);
+CA_API int ca_image_height(const ca_image *img);
+CA_API int ca_image_channels(const ca_image *img);
+
+/* CLIP preprocessing as the reference: PIL bicubic resize of the shorter side to size, centre
+ * crop size x size, convert to RGB, scale to [0,1], normalise with CLIP's mean/std.
+ * out: (3, size, size) float32. Thread-safe. */
+CA_API ca_status ca_preprocess(const ca_image *img, int size, float *out);
+/* Augmented view: RandomResizedCrop(size, scale (0.5,1), ratio (3/4,4/3), bicubic) and a
+ * horizontal flip with p = 0.5, then normalised as above. The same (seed, image_index,
+ * view_index) always yields the same view, whatever the thread count. Thread-safe. */
+CA_API ca_status ca_augment(const ca_image *img, int size, uint64_t seed, uint64_t image_index,
+                            uint64_t view_index, float *out);
 
 /* ======================================================================================== */
 /* CLIP models: loading and encoding                                                        */
 /* ======================================================================================== */
-/* -- model section: declarations go here -- */
+/* Contract (implementation may add functions, but must keep these signatures). */
+typedef struct ca_model ca_model;
+
+typedef struct {
+    int load_vision;         /* default 1 */
+    int load_text;           /* default 1 */
+    const char *config_path; /* Hugging Face config.json, optional (NULL: infer from shapes) */
+    int threads;             /* 0 = library default */
+} ca_model_params;
+CA_API ca_model_params ca_model_default_params(void);
+
+typedef struct {
+    int has_vision, has_text;
+    int is_vit;                      /* 1 ViT, 0 ModifiedResNet */
+    int image_size, patch_size;      /* patch_size 0 for ResNet */
+    int vision_width, vision_layers, vision_heads;
+    int rn_layers[4];                /* ResNet stage depths */
+    int text_width, text_layers, text_heads, context_length, vocab_size;
+    int embed_dim;
+    int64_t n_params;
+    ca_dtype dtype;                  /* stored weight dtype */
+    const char *naming;              /* "openai" or "hf" */
+} ca_model_info;
+
+/* Load a CLIP checkpoint (safetensors, OpenAI/OpenCLIP or Hugging Face names; F32/F16/BF16),
+ * inferring the architecture from tensor shapes. Caller frees with ca_model_free. */
+CA_API ca_model *ca_model_load(const char *path, const ca_model_params *p, ca_status *st);
+CA_API void ca_model_free(ca_model *m);
+CA_API ca_status ca_model_get_info(const ca_model *m, ca_model_info *out);
+/* images (n, 3, R, R) preprocessed -> out (n, embed_dim), projected, NOT normalised.
+ * One handle is used by one thread at a time (it owns scratch buffers). */
+CA_API ca_status ca_model_encode_images(ca_model *m, const float *images, int n, float *out);
+/* tokens (n, context_length) -> out (n, embed_dim), projected, NOT normalised. */
+CA_API ca_status ca_model_encode_text(ca_model *m, const int64_t *tokens, int n, float *out);
 
 #ifdef __cplusplus
 }
