@@ -77,14 +77,20 @@ test: all $(TESTS) $(BUILD)/tests/header_cpp.o
 	@bash scripts/setup.sh test
 	@BUILD=$(BUILD) SHARED=$(SHARED) SAN=$(SAN) bash scripts/run_tests.sh
 
-# Fuzz targets (libFuzzer via clang); tests/run_tests.sh runs each briefly.
-FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
-FUZZERS  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+# Fuzz targets (libFuzzer via clang, library objects built once); run_tests.sh runs each briefly.
+FUZZ_CC    := clang
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fopenmp -Iinclude -Isrc
+FUZZ_LIBS  := -lopenblas -lcjson -lutf8proc -ljpeg -lpng -lz -lm
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZERS    := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_OBJ   := $(LIB_SRC:%.c=$(BUILD)/fuzzobj/%.o)
 fuzz: $(DEPS_OK) $(FUZZERS)
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+$(BUILD)/fuzzobj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined -fopenmp -Iinclude -Isrc $< $(LIB_SRC) \
-	  -o $@ -lopenblas -lcjson -lutf8proc -ljpeg -lpng -lz -lm
+	@$(FUZZ_CC) $(FUZZ_FLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJ) -o $@ $(FUZZ_LIBS)
 
 demo: all
 	@mkdir -p $(BUILD)/demo
@@ -98,4 +104,4 @@ bench: all $(BENCHES)
 clean:
 	rm -rf build build-san
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)

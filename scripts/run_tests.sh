@@ -37,7 +37,7 @@ done
 
 if [ "$SAN" != 1 ] && command -v clang >/dev/null && ls tests/fuzz/fuzz_*.c >/dev/null 2>&1; then
   echo "== fuzz targets (short runs)"
-  if make -s fuzz BUILD="$BUILD" >/tmp/ca-fuzz-build.log 2>&1; then
+  if make -s -j2 fuzz >/tmp/ca-fuzz-build.log 2>&1; then
     for fz in "$BUILD"/fuzz/fuzz_*; do
       name=$(basename "$fz"); corpus="tests/fuzz/corpus/${name#fuzz_}"
       mkdir -p "$BUILD/fuzz/work-$name"
