@@ -269,6 +269,13 @@ CA_API void ca_image_free(ca_image *img);
 CA_API int ca_image_width(const ca_image *img);
 CA_API int ca_image_height(const ca_image *img);
 CA_API int ca_image_channels(const ca_image *img);
+/* Pillow mode name of the decoded pixels: "L", "LA", "RGB", "RGBA", "CMYK", "I" (16-bit grey,
+ * one int32 per pixel), "P" (palette, stored expanded as RGB) or "1" (stored as L 0/255).
+ * Static string; "" for NULL. */
+CA_API const char *ca_image_mode(const ca_image *img);
+/* Decoded samples, rows of width*channels bytes (mode "I": width int32), tightly packed; owned
+ * by the image. */
+CA_API const uint8_t *ca_image_pixels(const ca_image *img);
 
 /* CLIP preprocessing as the reference: PIL bicubic resize of the shorter side to size, centre
  * crop size x size, convert to RGB, scale to [0,1], normalise with CLIP's mean/std.
