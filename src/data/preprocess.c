@@ -173,6 +173,15 @@ static void to_rgb(const uint8_t *in, ca_pxmode mode, size_t n, uint8_t *rgb) {
     }
 }
 
+ca_image *ca_image_to_rgb(const ca_image *img, ca_status *st) {
+    ca_image *o = ca_image_alloc(img->w, img->h, CA_PX_RGB, 0, "image", st);
+    if (!o) return NULL;
+    size_t is = ca_image_row_bytes(img);
+    for (int y = 0; y < img->h; y++)
+        to_rgb(img->px + (size_t)y * is, img->mode, (size_t)img->w, o->px + (size_t)y * img->w * 3);
+    return o;
+}
+
 static int check_args(const ca_image *img, ca_rect s, int rw, int rh, ca_rect win, const uint8_t *rgb) {
     if (!img || !rgb || s.w <= 0 || s.h <= 0 || s.x < 0 || s.y < 0 || s.x > img->w - s.w ||
         s.y > img->h - s.h || rw <= 0 || rh <= 0 || win.w <= 0 || win.h <= 0 || win.x < 0 ||

@@ -39,4 +39,12 @@ void ca_normalize_rgb(const uint8_t *rgb, int size, int flip, float *out);
  * int(size * long / short). */
 void ca_resize_short_side(int w, int h, int size, int *rw, int *rh);
 
+/* Pillow convert("RGB") of a whole image into a new RGB image (caller frees). */
+ca_image *ca_image_to_rgb(const ca_image *img, ca_status *st);
+
+/* Augmentation internals (augment.c), exposed for tests: the stream of one view, and
+ * torchvision's RandomResizedCrop.get_params (scale (0.5, 1), ratio (3/4, 4/3)) drawn from it. */
+ca_rng ca_augment_rng(uint64_t seed, uint64_t image_index, uint64_t view_index);
+void ca_rrc_params(ca_rng *r, int width, int height, ca_rect *out);
+
 #endif
