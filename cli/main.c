@@ -5,6 +5,7 @@
 #include <string.h>
 
 static const cli_command COMMANDS[] = {
+    {"preprocess", cmd_preprocess, "decode images and write CLIP-preprocessed tensors (Pillow-exact)"},
     {"fewshot", cmd_fewshot, "run few-shot methods on a feature set; print accuracy table, JSON, SVG plot"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
