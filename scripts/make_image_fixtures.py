@@ -23,6 +23,34 @@ def pattern(w, h, bands):
     return bytes(data)
 
 
+def raw_png(w, h, color_type, depth, samples):
+    """A PNG written by hand (Pillow cannot write these): samples are big-endian values."""
+    import zlib
+    chan = {0: 1, 2: 3, 4: 2, 6: 4}[color_type]
+    rows = b""
+    for y in range(h):
+        row = samples[y * w * chan:(y + 1) * w * chan]
+        if depth == 16:
+            rows += b"\0" + b"".join(struct.pack(">H", v) for v in row)
+        elif depth == 8:
+            rows += b"\0" + bytes(row)
+        else:  # 1, 2, 4 bits, packed MSB first
+            bits, acc, n = b"", 0, 0
+            for v in row:
+                acc = acc << depth | v
+                n += depth
+                if n == 8:
+                    bits += bytes([acc]); acc, n = 0, 0
+            if n:
+                bits += bytes([acc << (8 - n)])
+            rows += b"\0" + bits
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", w, h, depth, color_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
 def clip_pipeline(im, n):
     w, h = im.size
     short, long = (w, h) if w <= h else (h, w)
@@ -62,10 +90,21 @@ def main():
     exif = Image.Exif()
     exif[0x0112] = 6
     files["exif6.jpg"] = (Image.frombytes("RGB", (40, 26), pattern(40, 26, 3)), {"quality": 92, "exif": exif.tobytes()})
+    raw = {
+        "rgb16.png": raw_png(31, 27, 2, 16, [rnd.randint(0, 65535) for _ in range(31 * 27 * 3)]),
+        "gray-alpha16.png": raw_png(25, 31, 4, 16, [rnd.randint(0, 65535) for _ in range(25 * 31 * 2)]),
+        "gray2.png": raw_png(29, 27, 0, 2, [rnd.randint(0, 3) for _ in range(29 * 27)]),
+    }
+    for name, data in raw.items():
+        files[name] = (None, data)
     tensors = {}
     for name, (im, kw) in files.items():
         path = os.path.join(OUT, name)
-        im.save(path, **kw)
+        if im is None:
+            with open(path, "wb") as f:
+                f.write(kw)
+        else:
+            im.save(path, **kw)
         ref = Image.open(path)
         for n in (16, 24):
             tensors[f"{name}@{n}"] = clip_pipeline(ref, n)
