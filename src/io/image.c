@@ -81,9 +81,10 @@ ca_image *ca_image_from_pixels(const uint8_t *pixels, int width, int height, int
     static const ca_pxmode modes[] = {CA_PX_L, CA_PX_LA, CA_PX_RGB, CA_PX_RGBA};
     ca_status dummy;
     if (!st) st = &dummy;
-    if (!pixels || channels < 1 || channels > 4 || stride < (size_t)(width > 0 ? width : 0) * (size_t)channels) {
-        *st = ca_fail(CA_E_ARG, "ca_image_from_pixels: bad arguments (channels %d, stride %zu, width %d)",
-                      channels, stride, width);
+    if (!pixels || channels < 1 || channels > 4 || width <= 0 || height <= 0 ||
+        stride < (size_t)width * (size_t)channels) {
+        *st = ca_fail(CA_E_ARG, "ca_image_from_pixels: bad arguments (%dx%d, channels %d, stride %zu)",
+                      width, height, channels, stride);
         return NULL;
     }
     ca_image *img = ca_image_alloc(width, height, modes[channels - 1], 0, "pixels", st);
