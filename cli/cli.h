@@ -35,5 +35,7 @@ typedef struct {
 
 int cmd_fewshot(int argc, char **argv);
 int cmd_preprocess(int argc, char **argv);
+int cmd_encode(int argc, char **argv);
+int cmd_info(int argc, char **argv);
 
 #endif

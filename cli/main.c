@@ -6,6 +6,8 @@
 
 static const cli_command COMMANDS[] = {
     {"preprocess", cmd_preprocess, "decode images and write CLIP-preprocessed tensors (Pillow-exact)"},
+    {"encode", cmd_encode, "encode preprocessed images and/or tokens with a CLIP checkpoint"},
+    {"info", cmd_info, "print the architecture inferred from a CLIP checkpoint"},
     {"fewshot", cmd_fewshot, "run few-shot methods on a feature set; print accuracy table, JSON, SVG plot"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
