@@ -34,5 +34,6 @@ typedef struct {
 } cli_command;
 
 int cmd_fewshot(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 #endif
