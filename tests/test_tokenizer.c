@@ -60,12 +60,243 @@ static void test_edge_golden(void) {
     CHECK(check_golden("tests/data/tokenizer_edge.jsonl") > 100);
 }
 
+
+static void test_counts_and_truncation(void) {
+    int32_t ids[8];
+    ca_status st;
+    CHECK_EQ_INT(ca_tokenize(TOK, "a photo of a dog.", ids, 2, &st), 6);  /* full count returned */
+    CHECK_EQ_INT(ids[0], 320);
+    CHECK_EQ_INT(ids[1], 1125);
+    CHECK_EQ_INT(ca_tokenize(TOK, "", NULL, 0, &st), 0);
+    CHECK_EQ_INT(st, CA_OK);
+    CHECK_EQ_INT(ca_tokenize(TOK, "  \t ", ids, 8, &st), 0);
+    CHECK_EQ_INT(ca_tokenize(TOK, "x", NULL, 0, &st), 1);
+    /* an embedded NUL is a character like any other (reference: [343, 444, 344]) */
+    CHECK_EQ_INT(ca_tokenize_n(TOK, "x\0y", 3, ids, 8, &st), 3);
+    CHECK_EQ_INT(ids[0], 343);
+    CHECK_EQ_INT(ids[1], 444);
+    CHECK_EQ_INT(ids[2], 344);
+    CHECK_EQ_INT(ca_tokenize(NULL, "x", ids, 8, &st), -1);
+    CHECK_EQ_INT(st, CA_E_ARG);
+    CHECK_EQ_INT(ca_tokenize(TOK, "x", NULL, 3, &st), -1);
+    CHECK_EQ_INT(ca_tokenizer_sot(TOK), CA_TOKEN_SOT);
+    CHECK_EQ_INT(ca_tokenizer_eot(TOK), CA_TOKEN_EOT);
+}
+
+static void test_batch_rows(void) {
+    char long_text[256] = "";
+    for (int i = 0; i < 100; i++) strcat(long_text, "a ");  /* 100 ids */
+    char fits[256] = "";
+    for (int i = 0; i < 75; i++) strcat(fits, "a ");        /* 75 ids: exactly a full row */
+    const char *texts[3] = {"a photo of a dog.", fits, long_text};
+    int64_t out[3 * 77];
+    CHECK_EQ_INT(ca_tokenize_batch(TOK, texts, 3, 77, 1, out), CA_OK);
+    const int64_t want0[] = {49406, 320, 1125, 539, 320, 1929, 269, 49407};
+    for (int i = 0; i < 77; i++) CHECK_EQ_INT(out[i], i < 8 ? want0[i] : 0);
+    CHECK_EQ_INT(out[77], 49406);
+    CHECK_EQ_INT(out[77 + 75], 320);
+    CHECK_EQ_INT(out[77 + 76], 49407);
+    CHECK_EQ_INT(out[154], 49406);                           /* truncated: last kept id is EOT */
+    CHECK_EQ_INT(out[154 + 75], 320);
+    CHECK_EQ_INT(out[154 + 76], 49407);
+    CHECK_EQ_INT(ca_tokenize_batch(TOK, texts, 2, 77, 0, out), CA_OK);
+    CHECK_EQ_INT(ca_tokenize_batch(TOK, texts, 3, 77, 0, out), CA_E_RANGE);
+    CHECK_MSG(strstr(ca_last_error(), "text 2") != NULL, "error lacks the index: %s", ca_last_error());
+    CHECK_EQ_INT(ca_tokenize_batch(TOK, texts, 1, 1, 1, out), CA_E_ARG);
+    int64_t small[4];
+    CHECK_EQ_INT(ca_tokenize_batch(TOK, texts, 1, 4, 1, small), CA_OK);
+    CHECK_EQ_INT(small[0], 49406); CHECK_EQ_INT(small[1], 320); CHECK_EQ_INT(small[2], 1125); CHECK_EQ_INT(small[3], 49407);
+    int64_t two[2];
+    CHECK_EQ_INT(ca_tokenize_batch(TOK, texts, 1, 2, 1, two), CA_OK);
+    CHECK_EQ_INT(two[0], 49406); CHECK_EQ_INT(two[1], 49407);
+}
+
+static void test_invalid_utf8(void) {
+    static const struct { const char *s; int off; } bad[] = {
+        {"\xff", 0}, {"ab\xc3", 2}, {"ab\xc3(", 2}, {"\xc0\xaf", 0}, {"x\xe0\x80\xaf", 1},
+        {"xy\xed\xa0\x80", 2}, {"\xf4\x90\x80\x80", 0}, {"caf\xc3\xa9 \x80", 6}, {"\xf8\x88\x80\x80\x80", 0},
+    };
+    int32_t ids[16];
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        ca_status st = CA_OK;
+        CHECK_EQ_INT(ca_tokenize(TOK, bad[i].s, ids, 16, &st), -1);
+        CHECK_EQ_INT(st, CA_E_FORMAT);
+        char want[64];
+        snprintf(want, sizeof want, "byte offset %d", bad[i].off);
+        CHECK_MSG(strstr(ca_last_error(), want) != NULL, "case %zu: '%s' lacks '%s'", i, ca_last_error(), want);
+    }
+    ca_status st;
+    CHECK_EQ_INT(ca_tokenize(TOK, "\xf0\x9f\x90\xb6 ok \xef\xbf\xbf", ids, 16, &st), 4);  /* valid, incl. U+FFFF */
+    CHECK_EQ_INT(ids[0], 10631);
+    CHECK_EQ_INT(ids[3], 379);
+}
+
+static void test_cleaning_steps(void) {
+    ca_cpbuf in = {0}, out = {0};
+    size_t bad;
+    const char *s = "&notit; &amp;amp; &#x80;&#0;&#1;x&#xD800;";
+    CHECK_EQ_INT(ca_utf8_decode((const uint8_t *)s, strlen(s), &in, &bad), CA_OK);
+    CHECK_EQ_INT(ca_html_unescape(in.v, in.n, &out), CA_OK);
+    const uint32_t want[] = {0xAC, 'i', 't', ';', ' ', '&', 'a', 'm', 'p', ';', ' ', 0x20AC, 0xFFFD, 'x', 0xFFFD};
+    CHECK_EQ_INT(out.n, sizeof want / sizeof *want);
+    for (size_t i = 0; i < out.n && i < sizeof want / sizeof *want; i++) CHECK_EQ_INT(out.v[i], want[i]);
+    /* İΣAΣΣ. K: Python gives i̇σaσς. k (final sigma: cased before, no cased after, '.' ignorable) */
+    const uint32_t up[] = {0x130, 0x3A3, 'A', 0x3A3, 0x3A3, '.', ' ', 0x212A};
+    CHECK_EQ_INT(ca_text_lower(up, 8, &out), CA_OK);
+    const uint32_t low[] = {'i', 0x307, 0x3C3, 'a', 0x3C3, 0x3C2, '.', ' ', 'k'};
+    CHECK_EQ_INT(out.n, 9);
+    for (size_t i = 0; i < out.n && i < 9; i++) CHECK_EQ_INT(out.v[i], low[i]);
+    const uint32_t dec[] = {'e', 0x301, 0x41, 0x30A, 0x212B};
+    CHECK_EQ_INT(ca_text_nfc(dec, 5, &out), CA_OK);
+    CHECK_EQ_INT(out.n, 3);
+    if (out.n == 3) { CHECK_EQ_INT(out.v[0], 0xE9); CHECK_EQ_INT(out.v[1], 0xC5); CHECK_EQ_INT(out.v[2], 0xC5); }
+    CHECK(ca_py_isspace(0x1C) && !ca_regex_isspace(0x1C) && ca_regex_isspace(0x3000) && !ca_py_isspace(0x200B));
+    ca_cpbuf_free(&in);
+    ca_cpbuf_free(&out);
+}
+
+static void test_pretokenizer(void) {
+    ca_cpbuf in = {0};
+    size_t bad;
+    const char *s = "'ſtart <|ſtartoftext|>a\xcd\x85" "b 12!?'s";
+    CHECK_EQ_INT(ca_utf8_decode((const uint8_t *)s, strlen(s), &in, &bad), CA_OK);
+    /* reference: ["'ſ", 'tart', '<|ſtartoftext|>', 'a', 'b', '1', '2', "!?'", 's'] */
+    const size_t want[][2] = {{0, 2}, {2, 6}, {7, 22}, {22, 23}, {24, 25}, {26, 27}, {27, 28}, {28, 31}, {31, 32}};
+    size_t pos = 0, a, b, k = 0;
+    while (ca_pretok_next(in.v, in.n, &pos, &a, &b)) {
+        CHECK_MSG(k < 9 && a == want[k][0] && b == want[k][1], "piece %zu: [%zu,%zu)", k, a, b);
+        k++;
+    }
+    CHECK_EQ_INT(k, 9);
+    ca_cpbuf_free(&in);
+}
+
+/* Write a file of n bytes. */
+static const char *write_tmp(const char *name, const void *data, size_t n) {
+    static char path[4][1024];
+    static int k;
+    k = (k + 1) & 3;
+    snprintf(path[k], sizeof path[k], "%s/%s", th_tmpdir(), name);
+    FILE *fp = fopen(path[k], "wb");
+    if (fp) { fwrite(data, 1, n, fp); fclose(fp); }
+    return path[k];
+}
+
+static char *vocab_text(size_t *len) {
+    gzFile gz = gzopen(th_shared("clip/bpe_simple_vocab_16e6.txt.gz"), "rb");
+    size_t cap = 4 << 20, n = 0;
+    char *buf = malloc(cap);
+    int got;
+    while (gz && buf && (got = gzread(gz, buf + n, (unsigned)(cap - n))) > 0) n += (size_t)got;
+    if (gz) gzclose(gz);
+    *len = n;
+    return buf;
+}
+
+static void test_bad_vocab_files(void) {
+    ca_status st;
+    CHECK(ca_tokenizer_load("/nonexistent/bpe.txt.gz", &st) == NULL);
+    CHECK_EQ_INT(st, CA_E_IO);
+    CHECK(ca_tokenizer_load(write_tmp("short.txt", "#version\na b\n", 13), &st) == NULL);
+    CHECK_EQ_INT(st, CA_E_FORMAT);
+    CHECK(ca_tokenizer_load(write_tmp("short2.txt", "#version\na b", 12), &st) == NULL);
+    CHECK_MSG(st == CA_E_FORMAT && strstr(ca_last_error(), "merge lines") != NULL, "%s", ca_last_error());
+    size_t len;
+    char *v = vocab_text(&len);
+    CHECK(v && len > 1000000);
+    if (!v) return;
+    /* the plain-text file loads like the gzip one */
+    ca_tokenizer *plain = ca_tokenizer_load(write_tmp("plain.txt", v, len), &st);
+    CHECK(plain != NULL);
+    int32_t a[32] = {0}, b[32] = {0};
+    int na = ca_tokenize(plain, "Supercalifragilistic &amp; naïve", a, 32, &st);
+    CHECK(na > 5);
+    CHECK_EQ_INT(na, ca_tokenize(TOK, "Supercalifragilistic &amp; naïve", b, 32, &st));
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    ca_tokenizer_free(plain);
+    char *nl = memchr(v, '\n', len);  /* line 2 with a third symbol */
+    char *w = malloc(len + 8);
+    size_t h = (size_t)(nl - v) + 1;
+    memcpy(w, v, h); memcpy(w + h, "x ", 2); memcpy(w + h + 2, v + h, len - h);
+    CHECK(ca_tokenizer_load(write_tmp("three.txt", w, len + 2), &st) == NULL);
+    CHECK_MSG(st == CA_E_FORMAT && strstr(ca_last_error(), "line 2"), "%s", ca_last_error());
+    memcpy(w, v, len); w[h] = (char)0xFF;                            /* invalid UTF-8 */
+    CHECK(ca_tokenizer_load(write_tmp("utf8.txt", w, len), &st) == NULL);
+    CHECK_MSG(st == CA_E_FORMAT && strstr(ca_last_error(), "UTF-8"), "%s", ca_last_error());
+    static const uint8_t gzbad[] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3};
+    CHECK(ca_tokenizer_load(write_tmp("bad.gz", gzbad, sizeof gzbad), &st) == NULL);
+    CHECK_EQ_INT(st, CA_E_FORMAT);
+    free(w);
+    free(v);
+}
+
+/* The Hugging Face files for the same vocabulary, written from CLIP's merges file. */
+static void test_hf_loader(void) {
+    size_t len;
+    char *v = vocab_text(&len);
+    if (!v) { CHECK(v != NULL); return; }
+    uint32_t cp[256];
+    int order[256], k = 0, extra = 0;
+    for (int b = 0; b < 256; b++)
+        if ((b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE)) { cp[b] = (uint32_t)b; order[k++] = b; }
+    for (int b = 0; b < 256; b++)
+        if (!((b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE))) { cp[b] = 256u + (uint32_t)extra++; order[k++] = b; }
+    cJSON *o = cJSON_CreateObject();
+    int id = 0;
+    char buf[512];
+    for (int w = 0; w < 2; w++)
+        for (int i = 0; i < 256; i++) {
+            int n = ca_utf8_put(cp[order[i]], (uint8_t *)buf);
+            strcpy(buf + n, w ? "</w>" : "");
+            cJSON_AddNumberToObject(o, buf, id++);
+        }
+    char *p = memchr(v, '\n', len) + 1;
+    for (int r = 0; r < 48894; r++) {
+        char *e = memchr(p, '\n', (size_t)(v + len - p)), *sp = memchr(p, ' ', (size_t)(e - p));
+        memcpy(buf, p, (size_t)(sp - p));
+        memcpy(buf + (sp - p), sp + 1, (size_t)(e - sp - 1));
+        buf[e - p - 1] = 0;
+        if (!cJSON_GetObjectItemCaseSensitive(o, buf)) cJSON_AddNumberToObject(o, buf, id);
+        id++;
+        p = e + 1;
+    }
+    cJSON_AddNumberToObject(o, "<|startoftext|>", 49406);
+    cJSON_AddNumberToObject(o, "<|endoftext|>", 49407);
+    char *js = cJSON_PrintUnformatted(o);
+    const char *vj = write_tmp("vocab.json", js, strlen(js));
+    const char *mt = write_tmp("merges.txt", v, len);
+    ca_status st;
+    ca_tokenizer *hf = ca_tokenizer_load_hf(vj, mt, &st);
+    CHECK_MSG(hf != NULL, "%s", ca_last_error());
+    if (hf) {
+        ca_tokenizer *keep = TOK;
+        TOK = hf;
+        CHECK_EQ_INT(check_golden(th_shared("testdata/tokenizer/tokenizer_golden.jsonl")), 4042);
+        TOK = keep;
+        ca_tokenizer_free(hf);
+    }
+    CHECK(ca_tokenizer_load_hf(write_tmp("bad.json", "[1,2]", 5), mt, &st) == NULL);
+    CHECK_EQ_INT(st, CA_E_FORMAT);
+    CHECK(ca_tokenizer_load_hf(write_tmp("small.json", "{\"a\": 1}", 8), mt, &st) == NULL);
+    CHECK_MSG(st == CA_E_FORMAT && strstr(ca_last_error(), "byte symbol"), "%s", ca_last_error());
+    cJSON_free(js);
+    cJSON_Delete(o);
+    free(v);
+}
+
 int main(void) {
     ca_status st;
     TOK = ca_tokenizer_load(th_shared("clip/bpe_simple_vocab_16e6.txt.gz"), &st);
     if (!TOK) { fprintf(stderr, "cannot load the vocabulary: %s\n", ca_last_error()); printf("0 passed, 1 failed\n"); return 1; }
     RUN(test_shared_golden);
     RUN(test_edge_golden);
+    RUN(test_counts_and_truncation);
+    RUN(test_batch_rows);
+    RUN(test_invalid_utf8);
+    RUN(test_cleaning_steps);
+    RUN(test_pretokenizer);
+    RUN(test_bad_vocab_files);
+    RUN(test_hf_loader);
     ca_tokenizer_free(TOK);
     TEST_END();
 }
