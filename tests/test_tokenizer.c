@@ -284,6 +284,26 @@ static void test_hf_loader(void) {
     free(v);
 }
 
+/* The heap BPE used for long pieces against the naive reference loop. */
+static void test_bpe_heap_matches_naive(void) {
+    static const char *const alpha[] = {"abcdefghijklmnopqrstuvwxyz", "ab", "a", "est", "0123456789!?.",
+                                        "\xc3\xa9\xc3\xb6\xe6\x97\xa5\xf0\x9f\x90\xb6"};
+    ca_rng r = ca_rng_make(7, 1);
+    size_t cap = 6000;
+    uint8_t *p = malloc(cap);
+    int32_t *a = malloc(cap * sizeof *a), *b = malloc(cap * sizeof *b);
+    int bad = 0;
+    for (int it = 0; it < 300 && p && a && b; it++) {
+        const char *al = alpha[it % 6];
+        size_t k = strlen(al), n = 1 + ca_rng_below(&r, it < 250 ? 200 : 5000);
+        for (size_t i = 0; i < n; i++) p[i] = (uint8_t)al[ca_rng_below(&r, (uint32_t)k)];
+        size_t na = ca_bpe_piece(TOK, p, n, a, 1), nb = ca_bpe_piece(TOK, p, n, b, 2);
+        if (na != nb || memcmp(a, b, na * sizeof *a) != 0) bad++;
+    }
+    CHECK_EQ_INT(bad, 0);
+    free(p); free(a); free(b);
+}
+
 int main(void) {
     ca_status st;
     TOK = ca_tokenizer_load(th_shared("clip/bpe_simple_vocab_16e6.txt.gz"), &st);
@@ -297,6 +317,7 @@ int main(void) {
     RUN(test_pretokenizer);
     RUN(test_bad_vocab_files);
     RUN(test_hf_loader);
+    RUN(test_bpe_heap_matches_naive);
     ca_tokenizer_free(TOK);
     TEST_END();
 }

@@ -60,4 +60,9 @@ bool ca_regex_isspace(uint32_t c);
  * end. */
 int ca_pretok_next(const uint32_t *s, size_t n, size_t *pos, size_t *start, size_t *end);
 
+/* BPE of one piece of n >= 1 bytes into w (n slots): method 0 = automatic, 1 = the naive
+ * reference loop, 2 = the heap version. Returns the symbol count, (size_t)-1 when out of memory.
+ * Exposed so the tests can hold the two against each other. */
+size_t ca_bpe_piece(const ca_tokenizer *t, const uint8_t *p, size_t n, int32_t *w, int method);
+
 #endif

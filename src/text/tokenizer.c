@@ -381,11 +381,10 @@ static bool grow(void **p, size_t *cap, size_t need, size_t elem) {
     return true;
 }
 
-/* BPE of one piece (bytes p[0..n), n >= 1) into t->word; returns the symbol count. The
- * reference: repeatedly take the adjacent pair of lowest rank and merge all its occurrences
- * left to right, until no pair has a rank or one symbol is left. */
-static size_t bpe_word(ca_tokenizer *t, const uint8_t *p, size_t n) {
-    int32_t *w = t->word;
+/* BPE of one piece (bytes p[0..n), n >= 1) into w; returns the symbol count. The reference,
+ * kept as the oracle: repeatedly take the adjacent pair of lowest rank and merge all its
+ * occurrences left to right, until no pair has a rank or one symbol is left. O(n^2). */
+static size_t bpe_naive(const ca_tokenizer *t, const uint8_t *p, size_t n, int32_t *w) {
     for (size_t i = 0; i + 1 < n; i++) w[i] = t->byte_id[p[i]];
     w[n - 1] = t->byte_w_id[p[n - 1]];
     while (n > 1) {
@@ -403,6 +402,89 @@ static size_t bpe_word(ca_tokenizer *t, const uint8_t *p, size_t n) {
         n = o;
     }
     return n;
+}
+
+/* The same result in O(n log n) for long pieces: a heap of (rank, position) over a linked
+ * list. One "round" pops every live pair of the current lowest rank in left-to-right order;
+ * pairs created during the round wait until it ends, exactly as the reference only looks at
+ * them in its next pass. Ranks identify pairs (one rank per merge), so an entry is live when
+ * its position still holds a pair of that rank. */
+typedef struct { int32_t rank; int32_t pos; } heap_ent;
+
+static bool heap_less(heap_ent a, heap_ent b) { return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos); }
+
+static void heap_push(heap_ent *h, size_t *n, heap_ent e) {
+    size_t i = (*n)++;
+    while (i > 0 && heap_less(e, h[(i - 1) / 2])) { h[i] = h[(i - 1) / 2]; i = (i - 1) / 2; }
+    h[i] = e;
+}
+
+static heap_ent heap_pop(heap_ent *h, size_t *n) {
+    heap_ent top = h[0], last = h[--*n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= *n) break;
+        if (c + 1 < *n && heap_less(h[c + 1], h[c])) c++;
+        if (!heap_less(h[c], last)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (*n) h[i] = last;
+    return top;
+}
+
+/* Returns the symbol count, or (size_t)-1 when out of memory. */
+static size_t bpe_heap(const ca_tokenizer *t, const uint8_t *p, size_t n, int32_t *w) {
+    if (n > INT32_MAX / 4) return (size_t)-1;
+    int32_t *nx = malloc(n * sizeof *nx), *pv = malloc(n * sizeof *pv);
+    /* The heap keeps stale entries: n - 1 initial pairs plus at most 2 per merge (< n merges). */
+    heap_ent *h = malloc(3 * n * sizeof *h), *pend = malloc(2 * n * sizeof *pend);
+    size_t hn = 0, pn = 0, out = (size_t)-1;
+    if (!nx || !pv || !h || !pend) goto done;
+    for (size_t i = 0; i < n; i++) {
+        w[i] = i + 1 < n ? t->byte_id[p[i]] : t->byte_w_id[p[i]];
+        nx[i] = i + 1 < n ? (int32_t)(i + 1) : -1;
+        pv[i] = (int32_t)i - 1;
+    }
+    int32_t res = 0;
+    for (size_t i = 0; i + 1 < n; i++) {
+        int32_t rk = merge_lookup(t, w[i], w[i + 1], &res);
+        if (rk >= 0) heap_push(h, &hn, (heap_ent){rk, (int32_t)i});
+    }
+    while (hn) {
+        int32_t round = h[0].rank;
+        while (hn && h[0].rank == round) {
+            heap_ent e = heap_pop(h, &hn);
+            int32_t a = e.pos, b = w[a] >= 0 ? nx[a] : -1;
+            if (b < 0 || merge_lookup(t, w[a], w[b], &res) != round) continue;  /* stale */
+            w[a] = res;
+            w[b] = -1;  /* dead */
+            nx[a] = nx[b];
+            if (nx[a] >= 0) pv[nx[a]] = a;
+            if (pv[a] >= 0) pend[pn++] = (heap_ent){0, pv[a]};
+            if (nx[a] >= 0) pend[pn++] = (heap_ent){0, a};
+        }
+        for (size_t k = 0; k < pn; k++) {  /* the pairs this round created join the heap */
+            int32_t a = pend[k].pos;
+            if (w[a] < 0 || nx[a] < 0) continue;
+            int32_t rk = merge_lookup(t, w[a], w[nx[a]], &res);
+            if (rk >= 0) heap_push(h, &hn, (heap_ent){rk, a});
+        }
+        pn = 0;
+    }
+    out = 0;
+    for (int32_t i = 0; i >= 0; i = nx[i]) w[out++] = w[i];
+done:
+    free(nx); free(pv); free(h); free(pend);
+    return out;
+}
+
+#define BPE_HEAP_MIN 48  /* shorter pieces: the simple loop is faster */
+
+size_t ca_bpe_piece(const ca_tokenizer *t, const uint8_t *p, size_t n, int32_t *w, int method) {
+    if (method == 1 || (method == 0 && n < BPE_HEAP_MIN)) return bpe_naive(t, p, n, w);
+    return bpe_heap(t, p, n, w);
 }
 
 static void cache_reset(ca_tokenizer *t) {
@@ -431,7 +513,8 @@ static long piece_ids(ca_tokenizer *t, const uint8_t *p, size_t n, const int32_t
         i = (i + 1) & (t->cache_cap - 1);
     }
     if (!grow((void **)&t->word, &t->word_cap, n, sizeof *t->word)) return -1;
-    size_t m = bpe_word(t, p, n);
+    size_t m = ca_bpe_piece(t, p, n, t->word, 0);
+    if (m == (size_t)-1) return -1;
     /* Very long pieces are not worth caching; a full cache starts over (results never depend
      * on the cache, only the speed does). */
     if (n > (1u << 20)) { *ids = t->word; return (long)m; }
