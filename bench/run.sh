@@ -6,3 +6,4 @@ BUILD=${BUILD:-build}
 export SHARED=${SHARED:-../shared}
 echo "== image decode + preprocess (bench/image.c)"; "$BUILD/bench/image"
 echo "== model encode (bench/encode.c)"; "$BUILD/bench/encode"
+echo "== tokenizer: 80,000 ImageNet prompts on one core (bench/tokenizer.c)"; OMP_NUM_THREADS=1 "$BUILD/bench/tokenizer"

@@ -37,5 +37,6 @@ int cmd_fewshot(int argc, char **argv);
 int cmd_preprocess(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 #endif

@@ -9,6 +9,7 @@ static const cli_command COMMANDS[] = {
     {"encode", cmd_encode, "encode preprocessed images and/or tokens with a CLIP checkpoint"},
     {"info", cmd_info, "print the architecture inferred from a CLIP checkpoint"},
     {"fewshot", cmd_fewshot, "run few-shot methods on a feature set; print accuracy table, JSON, SVG plot"},
+    {"tokenize", cmd_tokenize, "CLIP BPE token ids of each stdin line, as JSON arrays"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 
