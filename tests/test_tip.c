@@ -5,6 +5,7 @@
 #include "adapt/optim.h"
 #include "adapt/tip.h"
 #include "core/core.h"
+#include "model/vmath.h"
 #include "harness.h"
 
 static void test_grid(void) {
@@ -12,6 +13,25 @@ static void test_grid(void) {
     CHECK_NEAR(ca_tip_grid(199, 200, 20), 199 * 19.9 / 200 + 0.1, 1e-15);
     CHECK_NEAR(ca_tip_grid(1, 20, 10), 0.595, 1e-15);
     CHECK(ca_tip_grid(19, 20, 10) < 10);
+}
+
+/* The vectorised exp against libm over Tip-Adapter's range and beyond. */
+static void test_vexp(void) {
+    enum { n = 200001 };
+    float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
+    for (int i = 0; i < n; i++) x[i] = -87.0f + 175.0f * (float)i / (n - 1);
+    ca_vexp(y, x, n);
+    double worst = 0;
+    int at = 0;
+    for (int i = 0; i < n; i++) {
+        double e = exp((double)x[i]), rel = fabs(y[i] - e) / e;
+        if (rel > worst) { worst = rel; at = i; }
+    }
+    CHECK_MSG(worst < 2.5e-7, "vexp max rel err %.3g at x = %.9g (libm expf %.9g, vexp %.9g)", worst, x[at], expf(x[at]), y[at]);
+    float a[3] = {1.0f, 0.25f, -1.0f}, o[3];
+    ca_vexp_affinity(o, a, 3, 4.0f);
+    for (int i = 0; i < 3; i++) CHECK_NEAR(o[i], expf(-(4.0f - 4.0f * a[i])), 3e-7 * expf(-(4.0f - 4.0f * a[i])));
+    free(x); free(y);
 }
 
 static ca_featureset *cars(void) {
@@ -203,6 +223,7 @@ static void test_tipf_deterministic_and_views(void) {
 
 int main(void) {
     RUN(test_grid);
+    RUN(test_vexp);
     RUN(test_search_matches_oracle);
     RUN(test_gradient_check);
     RUN(test_adamw);

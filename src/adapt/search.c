@@ -3,6 +3,7 @@
  */
 #include "adapt/tip.h"
 #include "model/gemm.h"
+#include "model/vmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -12,25 +13,35 @@ double ca_tip_grid(int i, int steps, double scale) {
     return (double)i * (scale - 0.1) / (double)steps + 0.1;
 }
 
-// aff: (N), key_y: (N), out: (C)
-void ca_tip_cache_row(const float *aff, const int32_t *key_y, int N, int C, float beta, float *out) {
+// aff: (N), key_y: (N), e: (N) scratch, out: (C)
+void ca_tip_cache_row(const float *aff, const int32_t *key_y, int N, int C, float beta, float *e, float *out) {
+    ca_vexp_affinity(e, aff, N, beta);
     memset(out, 0, sizeof(float) * (size_t)C);
-    for (int k = 0; k < N; k++) {
-        float t = beta - beta * aff[k]; /* (beta - beta * affinity), float32 as in torch */
-        out[key_y[k]] += expf(-t);
-    }
+    for (int k = 0; k < N; k++) out[key_y[k]] += e[k]; /* one-hot product as per-class sums */
 }
 
 // clip: (n,C), aff: (n,N), out: (n,C)
-void ca_tip_logits_from_aff(const float *clip, const float *aff, const int32_t *key_y, int n, int N,
-                            int C, float alpha, float beta, float *out) {
-    #pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++) {
-        float *o = out + (size_t)i * C;
-        ca_tip_cache_row(aff + (size_t)i * N, key_y, N, C, beta, o);
-        const float *cl = clip + (size_t)i * C;
-        for (int c = 0; c < C; c++) o[c] = cl[c] + o[c] * alpha;
+ca_status ca_tip_logits_from_aff(const float *clip, const float *aff, const int32_t *key_y, int n, int N,
+                                 int C, float alpha, float beta, float *out) {
+    int fail = 0;
+    #pragma omp parallel
+    {
+        float *e = malloc(sizeof(float) * (size_t)N);
+        if (!e) {
+            #pragma omp atomic write
+            fail = 1;
+        }
+        #pragma omp for schedule(static)
+        for (int i = 0; i < n; i++) {
+            if (!e) continue;
+            float *o = out + (size_t)i * C;
+            ca_tip_cache_row(aff + (size_t)i * N, key_y, N, C, beta, e, o);
+            const float *cl = clip + (size_t)i * C;
+            for (int c = 0; c < C; c++) o[c] = cl[c] + o[c] * alpha;
+        }
+        free(e);
     }
+    return fail ? ca_fail(CA_E_NOMEM, "tip logits: out of memory") : CA_OK;
 }
 
 /* 1 when the first maximum of clip + cache·a is at class y (torch.argmax semantics). */
@@ -90,7 +101,7 @@ ca_status ca_tip_search(const ca_tip_search_in *in, const ca_fit_params *p, ca_t
      * on that (C)-vector; integer counts make the reduction order-free (deterministic). */
     #pragma omp parallel
     {
-        float *cache = malloc(sizeof(float) * (size_t)C);
+        float *cache = malloc(sizeof(float) * ((size_t)C + (size_t)N));
         int64_t *local = calloc((size_t)nb * (size_t)na, sizeof(int64_t));
         if (!cache || !local) {
             #pragma omp atomic write
@@ -101,7 +112,7 @@ ca_status ca_tip_search(const ca_tip_search_in *in, const ca_fit_params *p, ca_t
             if (!cache || !local) continue;
             const float *aff = in->aff + (size_t)i * N, *clip = in->clip + (size_t)i * C;
             for (int b = 0; b < nb; b++) {
-                ca_tip_cache_row(aff, in->key_y, N, C, betas[b], cache);
+                ca_tip_cache_row(aff, in->key_y, N, C, betas[b], cache + C, cache);
                 for (int a = 0; a < na; a++) local[(size_t)b * na + a] += row_correct(clip, cache, C, alphas[a], in->y[i]);
             }
         }
@@ -130,7 +141,7 @@ ca_status ca_tip_search_ref(const ca_tip_search_in *in, const ca_fit_params *p, 
         for (int a = 0; a < na; a++) {
             float beta = (float)ca_tip_grid(b, nb, p->search_scale_beta);
             float alpha = (float)ca_tip_grid(a, na, p->search_scale_alpha);
-            for (size_t j = 0; j < (size_t)n * N; j++) E[j] = expf(-(beta - beta * in->aff[j]));
+            for (size_t j = 0; j < (size_t)n * N; j++) E[j] = expf(-(beta - beta * in->aff[j])); /* libm */
             ca_sgemm(0, 0, n, C, N, 1.0f, E, N, V, C, 0.0f, L, C); /* cache logits = E · values */
             for (size_t j = 0; j < (size_t)n * C; j++) L[j] = in->clip[j] + L[j] * alpha;
             int64_t c = 0;

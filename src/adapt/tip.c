@@ -20,7 +20,8 @@ ca_status ca_tip_logits(const float *x, int n, const float *text_w, const float 
         if (text_w) ca_logits_linear(xb, m, text_w, C, D, 100.0f, clip);
         else memset(clip, 0, sizeof(float) * (size_t)m * C);
         ca_sgemm(0, 1, m, N, D, 1.0f, xb, D, keys, D, 0.0f, aff, N); /* aff(m,N) = x·keysᵀ */
-        ca_tip_logits_from_aff(clip, aff, key_y, m, N, C, alpha, beta, out + (size_t)r0 * C);
+        ca_status st = ca_tip_logits_from_aff(clip, aff, key_y, m, N, C, alpha, beta, out + (size_t)r0 * C);
+        if (st != CA_OK) { free(aff); free(clip); return st; }
     }
     free(aff); free(clip);
     return CA_OK;

@@ -7,16 +7,17 @@
 
 #include "adapt/adapt.h"
 
-/* Cache logits of one row, with the exact float32 operation order of the official code
+/* Cache logits of one row, with the float32 operation order of the official code
  * (exp(-1·(β − β·a)), then the one-hot product), done as per-class sums:
  *   out[c] = Σ_{k : key_y[k] = c} exp(-(beta - beta·aff[k]))
- * aff: (N) affinities f·keysᵀ of the row; key_y: (N) classes in [0, C); out: (C), overwritten. */
-void ca_tip_cache_row(const float *aff, const int32_t *key_y, int N, int C, float beta, float *out);
+ * aff: (N) affinities f·keysᵀ of the row; key_y: (N) classes in [0, C); e: (N) scratch;
+ * out: (C), overwritten. exp is ca_vexp (~1.5 ulp), summed in key order. */
+void ca_tip_cache_row(const float *aff, const int32_t *key_y, int N, int C, float beta, float *e, float *out);
 
 /* Tip logits of n rows: out(n,C) = clip(n,C) + alpha · cache(n,C), cache from aff(n,N).
  * Same arithmetic as the search, so an evaluated pair reproduces its searched accuracy. */
-void ca_tip_logits_from_aff(const float *clip, const float *aff, const int32_t *key_y, int n, int N,
-                            int C, float alpha, float beta, float *out);
+ca_status ca_tip_logits_from_aff(const float *clip, const float *aff, const int32_t *key_y, int n, int N,
+                                 int C, float alpha, float beta, float *out);
 
 /* Full Tip logits for features x (n,D): 100·x·Wᵀ + alpha·exp(-(β − β·x·keysᵀ))·onehot.
  * text_w: (C,D) or NULL (then the clip term is 0); keys: (N,D); key_y: (N). Works in row

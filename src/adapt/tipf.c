@@ -6,6 +6,7 @@
 #include "adapt/optim.h"
 #include "adapt/tip.h"
 #include "model/gemm.h"
+#include "model/vmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -24,17 +25,15 @@ double ca_tipf_loss_grad(const float *x, const int32_t *y, const float *clip, in
     float *row_loss = G + (size_t)B * C;     /* (B) summed in order afterwards: deterministic */
     ca_sgemm(0, 1, B, N, D, 1.0f, x, D, keys, D, 0.0f, A, N);
     const float ab = alpha * beta, invB = 1.0f / (float)B;
-    #pragma omp parallel for schedule(static)
+    /* Single-threaded on purpose: this loop is ~5% of a step next to the two GEMMs, and an
+     * OpenMP pool spinning between OpenBLAS calls halved throughput on a busy 2-core host. */
     for (int b = 0; b < B; b++) {
         float *a = A + (size_t)b * N, *l = L + (size_t)b * C, *g = G + (size_t)b * C;
         const float *cl = clip + (size_t)b * C;
-        /* forward: E = exp(-(β - β·A)); cache = E·onehot (per-class sums); logits */
+        /* forward: E = exp(-(β - β·A)) in place; cache = E·onehot (per-class sums); logits */
+        ca_vexp_affinity(a, a, N, beta);
         memset(l, 0, sizeof(float) * (size_t)C);
-        for (int k = 0; k < N; k++) {
-            float e = expf(-(beta - beta * a[k]));
-            a[k] = e;
-            l[key_y[k]] += e;
-        }
+        for (int k = 0; k < N; k++) l[key_y[k]] += a[k];
         float mx = -INFINITY;
         for (int c = 0; c < C; c++) {
             l[c] = cl[c] + l[c] * alpha;
@@ -62,7 +61,7 @@ static double val_acc(const ca_fit_data *d, const float *keys, const float *clip
     const ca_split *v = &d->val;
     int N = d->train.n, C = d->num_classes;
     ca_sgemm(0, 1, v->n, N, d->dim, 1.0f, v->x, d->dim, keys, d->dim, 0.0f, affv, N);
-    ca_tip_logits_from_aff(clipv, affv, d->train.y, v->n, N, C, alpha, beta, L);
+    if (ca_tip_logits_from_aff(clipv, affv, d->train.y, v->n, N, C, alpha, beta, L) != CA_OK) return -1;
     return ca_accuracy(L, v->y, v->n, C);
 }
 
@@ -126,6 +125,7 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
         if (!isfinite(last_loss)) { st = ca_fail(CA_E_RANGE, "tip-adapter-f: loss diverged at epoch %d (lr %g)", e + 1, lr); goto done; }
         /* model selection on val only, at the training α, β; the first best epoch wins */
         double acc = val_acc(d, keys, clipv, a0, b0, affv, Lv);
+        if (acc < 0) { st = CA_E_NOMEM; goto done; }
         if (acc > best_acc) {
             best_acc = acc; best_epoch = e;
             memcpy(best, keys, sizeof(float) * nd);
