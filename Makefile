@@ -49,6 +49,9 @@ $(BUILD)/obj/%.o: %.c | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# AdamW's sqrtf only vectorises without errno handling (its argument is never negative).
+$(BUILD)/obj/src/adapt/optim.o: CFLAGS += -fno-math-errno
+
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

@@ -8,9 +8,13 @@
 #include <string.h>
 
 extern const ca_method ca_method_zero_shot;
+extern const ca_method ca_method_tip_adapter;
+extern const ca_method ca_method_tip_adapter_f;
 
 static const ca_method *const METHODS[] = {
     &ca_method_zero_shot,
+    &ca_method_tip_adapter,
+    &ca_method_tip_adapter_f,
 };
 #define N_METHODS (sizeof METHODS / sizeof METHODS[0])
 
