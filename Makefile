@@ -49,6 +49,9 @@ $(BUILD)/obj/%.o: %.c | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# train.c: let sqrtf vectorise in the optimiser step (errno only; no value changes, no fast-math).
+$(BUILD)/obj/src/adapt/train.o: CFLAGS += -fno-math-errno
+
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
