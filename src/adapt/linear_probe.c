@@ -13,11 +13,11 @@
 #include <string.h>
 
 #define LBFGS_M 10
-#define LBFGS_MAX_ITER 500
-#define GRAD_TOL 1e-5      /* stop when max |gradient| <= GRAD_TOL ... */
-#define FTOL 1e-10         /* ... or the objective's relative decrease over an iteration < FTOL */
-#define N_LAMBDA 15        /* lambda = 10^(1 - k/2), k = 0..14: 10 .. 1e-6 */
-#define PATIENCE 4         /* stop walking the grid after this many lambdas without a val gain */
+#define LBFGS_MAX_ITER 300
+#define GRAD_TOL 1e-4      /* stop when max |gradient| <= GRAD_TOL ... */
+#define FTOL 1e-9          /* ... or the objective's relative decrease over an iteration < FTOL */
+#define N_LAMBDA 8         /* lambda = 10^(1 - k), k = 0..7: 10 .. 1e-6 */
+#define PATIENCE 2         /* stop walking the grid after this many lambdas without a val gain */
 
 double ca_logreg_loss(const float *X, const int32_t *y, int N, int C, int D, double lambda,
                       const float *theta, float *g, float *scratch) {
@@ -116,6 +116,7 @@ static ca_status lp_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_par
     float *X = blk, *Xv = X + (size_t)N * D, *scr = Xv + (size_t)Nv * D, *theta = scr + (size_t)rows * C;
     float *best = theta + n, *work = best + n, *mu = work + n * (4 + 2 * LBFGS_M);
     double t0 = ca_now();
+    int blas_saved = ca_train_blas_threads(p->threads > 0 ? p->threads : 1);
     /* Centre on the train mean, scale so that the mean squared row norm is D. */
     for (int k = 0; k < D; k++) mu[k] = 0;
     for (int i = 0; i < N; i++) for (int k = 0; k < D; k++) mu[k] += d->train.x[(size_t)i * D + k] / N;
@@ -135,7 +136,7 @@ static ca_status lp_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_par
     double best_acc = -1, best_lambda = 1e-2;
     int since = 0, iters = 0;
     for (int kk = 0; kk < N_LAMBDA; kk++) {
-        double lambda = pow(10.0, 1.0 - 0.5 * kk);
+        double lambda = pow(10.0, 1.0 - kk);
         if (Nv == 0) lambda = 1e-2;   /* no val split: one fixed, moderate penalty */
         lr_problem pb = {X, d->train.y, N, C, D, lambda, scr};
         iters += lbfgs(&pb, theta, work);
@@ -145,8 +146,11 @@ static ca_status lp_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_par
         double acc = ca_accuracy(scr, d->val.y, Nv, C);
         if (acc > best_acc) { best_acc = acc; best_lambda = lambda; memcpy(best, theta, n * sizeof(float)); since = 0; }
         else if (++since >= PATIENCE) break;
-        if (p->progress && p->progress("linear-probe", kk + 1, N_LAMBDA, p->progress_user)) { free(blk); return ca_fail(CA_E_ARG, "cancelled"); }
+        if (p->progress && p->progress("linear-probe", kk + 1, N_LAMBDA, p->progress_user)) {
+            ca_train_blas_threads(blas_saved); free(blk); return ca_fail(CA_E_ARG, "cancelled");
+        }
     }
+    ca_train_blas_threads(blas_saved);
     float *w = ca_clf_add_tensor(c, "lp_w", 2, (int64_t[]){C, D});
     float *b = ca_clf_add_tensor(c, "lp_b", 1, (int64_t[]){C});
     if (!w || !b) { free(blk); return CA_E_NOMEM; }

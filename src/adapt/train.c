@@ -108,3 +108,14 @@ void ca_init_uniform(ca_rng *r, float *w, size_t n, int fan_in) {
     double a = 1.0 / sqrt((double)(fan_in > 0 ? fan_in : 1));
     for (size_t i = 0; i < n; i++) w[i] = (float)((2.0 * ca_rng_uniform(r) - 1.0) * a);
 }
+
+/* OpenBLAS's own thread count (process-wide). Declared here rather than through cblas.h so that
+ * only this file knows which BLAS is linked. */
+extern void openblas_set_num_threads(int n);
+extern int openblas_get_num_threads(void);
+
+int ca_train_blas_threads(int n) {
+    int old = openblas_get_num_threads();
+    if (n > 0) openblas_set_num_threads(n);
+    return old;
+}
