@@ -1,7 +1,8 @@
 /* test_adapters.c — gradient checks (finite differences) for every trainable piece: softmax CE,
  * L2-norm, CLIP-Adapter visual/text/both with fixed and learnable (hypernetwork) ratios, logistic
  * regression; then every issue-3 method on synthetic sets (odd dims, few classes, 1 shot) and on
- * oxford_pets 16-shot (linear probe and GDA must beat prototype). */
+ * oxford_pets 16-shot (linear probe and GDA must beat prototype) and stanford_cars 16-shot
+ * (CLIP-Adapter beats zero-shot by 5 points). */
 #include "harness.h"
 #include "adapt/methods.h"
 #include "adapt/train.h"
@@ -275,6 +276,36 @@ static void test_oxford_pets_16shot(void) {
     ca_features_free(fs);
 }
 
+/* Acceptance proxy on stanford_cars 16 shots: CLIP-Adapter beats zero-shot (58.17) by >= 5
+ * points on test. 10 epochs instead of 200 keep the test cheap (200 epochs: see docs). */
+static void test_stanford_cars_clip_adapter(void) {
+    ca_status st;
+    ca_featureset *fs = ca_features_load(th_shared("features/stanford_cars.safetensors"), &st);
+    CHECK_MSG(fs != NULL, "%s", ca_last_error());
+    if (!fs) return;
+    ca_fit_data d = {.num_classes = ca_features_num_classes(fs), .dim = ca_features_dim(fs), .text_w = ca_features_text(fs)};
+    ca_split test;
+    CHECK_EQ_INT(ca_features_split(fs, "train.16shot", &d.train), CA_OK);
+    CHECK_EQ_INT(ca_features_split(fs, "val", &d.val), CA_OK);
+    CHECK_EQ_INT(ca_features_split(fs, "test", &test), CA_OK);
+    float *L = malloc(sizeof(float) * test.n * d.num_classes);
+    ca_fit_params p = ca_fit_default_params();
+    p.epochs = 10;
+    double acc[2] = {0, 0};
+    const char *m[2] = {"zero-shot", "clip-adapter"};
+    for (int i = 0; i < 2; i++) {
+        ca_classifier *c = ca_fit(m[i], &d, &p, &st);
+        CHECK_MSG(c != NULL, "%s: %s", m[i], ca_last_error());
+        if (c && ca_classifier_logits(c, test.x, test.n, L) == CA_OK) acc[i] = ca_accuracy(L, test.y, test.n, d.num_classes);
+        fprintf(stderr, "  stanford_cars 16-shot %-12s test %.2f\n", m[i], acc[i]);
+        ca_classifier_free(c);
+    }
+    CHECK_NEAR(acc[0], 58.17, 0.01);
+    CHECK_MSG(acc[1] >= acc[0] + 5, "clip-adapter %.2f < zero-shot %.2f + 5", acc[1], acc[0]);
+    free(L);
+    ca_features_free(fs);
+}
+
 int main(void) {
     RUN(test_ce_and_norm_gradients);
     RUN(test_clip_adapter_gradients);
@@ -282,5 +313,6 @@ int main(void) {
     RUN(test_methods_synthetic);
     RUN(test_clip_adapter_ratio_modes);
     RUN(test_oxford_pets_16shot);
+    RUN(test_stanford_cars_clip_adapter);
     TEST_END();
 }

@@ -46,6 +46,7 @@ static void affine_logits(const float *X, int n, const float *W, const float *b,
 static ca_status gda_core(ca_classifier *c, const ca_fit_data *d, float **val_logits) {
     const int C = c->C, D = c->D, N = d->train.n, Nv = d->val.n;
     *val_logits = NULL;
+    if (D > 16384) return ca_fail(CA_E_UNSUPPORTED, "gda: feature dim %d is above 16384 (a D×D covariance)", D);
     int lwork = 1 + 6 * D + 2 * D * D, liwork = 3 + 5 * D, info = 0;
     size_t nf = (size_t)N * D + (size_t)D * D + (size_t)C * D * 4 + (size_t)Nv * D + (size_t)Nv * C + C;
     float *blk = ca_malloc2(nf, sizeof(float));
