@@ -326,7 +326,17 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
     }
     if ((st = ca_clf_set_param(c, "visual", (sides & SIDE_V) != 0))) goto done;
     if ((st = ca_clf_set_param(c, "gate", L.gate))) goto done;
-    if ((st = ca_clf_set_param(c, "ratio_v", (sides & SIDE_V) ? L.ratio_v : 0))) goto done;
+    double rv = (sides & SIDE_V) ? L.ratio_v : 0;
+    if (L.gate && (sides & SIDE_V) && d->val.n > 0) {   /* report the learnt visual ratio: its val mean */
+        double sum = 0;
+        for (int i0 = 0; i0 < d->val.n; i0 += EVAL_ROWS) {
+            int m = d->val.n - i0 < EVAL_ROWS ? d->val.n - i0 : EVAL_ROWS;
+            adapter_forward(d->val.x + (size_t)i0 * D, m, D, h, P + L.o_vw1, P + L.o_vw2, P + L.o_vq, 0, &vb);
+            for (int i = 0; i < m; i++) sum += vb.r[i];
+        }
+        rv = sum / d->val.n;
+    }
+    if ((st = ca_clf_set_param(c, "ratio_v", rv))) goto done;
     if ((st = ca_clf_set_param(c, "ratio_t", (sides & SIDE_T) ? L.ratio_t : 0))) goto done;
     if ((st = ca_clf_set_param(c, "ratio_mode", mode))) goto done;
     if ((st = ca_clf_set_param(c, "reduction", red))) goto done;
