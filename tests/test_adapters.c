@@ -239,6 +239,28 @@ static void test_clip_adapter_ratio_modes(void) {
         CHECK(memcmp(la, lb, sizeof la) == 0);
     }
     ca_classifier_free(a); ca_classifier_free(b);
+    /* augmented views: one view per image per epoch; still learns, still deterministic */
+    {
+        int n = s.C * s.K, V = 3;
+        float *xv = malloc(sizeof(float) * V * n * s.D);
+        for (int v = 0; v < V; v++)
+            for (int i = 0; i < n * s.D; i++) xv[(size_t)v * n * s.D + i] = s.x[i] + (float)(0.05 * nrand());
+        d.train.views = V; d.train.xv = xv;
+        p.epochs = 10;
+        ca_classifier *va = ca_fit("clip-adapter", &d, &p, NULL), *vb = ca_fit("clip-adapter", &d, &p, NULL);
+        CHECK(va && vb);
+        if (va && vb) {
+            float *la = malloc(sizeof(float) * s.Nv * s.C), *lb = malloc(sizeof(float) * s.Nv * s.C);
+            ca_classifier_logits(va, s.xv, s.Nv, la);
+            ca_classifier_logits(vb, s.xv, s.Nv, lb);
+            CHECK(memcmp(la, lb, sizeof(float) * s.Nv * s.C) == 0);
+            CHECK(ca_accuracy(la, s.yv, s.Nv, s.C) > 100.0 / s.C + 10);
+            free(la); free(lb);
+        }
+        ca_classifier_free(va); ca_classifier_free(vb);
+        d.train.views = 0; d.train.xv = NULL;
+        free(xv);
+    }
     /* bad options are errors, not crashes */
     p.ratio = 1.5;
     CHECK(ca_fit("clip-adapter", &d, &p, NULL) == NULL);
