@@ -261,6 +261,22 @@ static void test_clip_adapter_ratio_modes(void) {
         d.train.views = 0; d.train.xv = NULL;
         free(xv);
     }
+    /* an absurd learning rate diverges, but the kept state (chosen on val) stays finite */
+    {
+        ca_fit_params q = ca_fit_default_params();
+        q.epochs = 5; q.lr = 1e30;
+        ca_classifier *cz = ca_fit("clip-adapter-both", &d, &q, NULL);
+        CHECK(cz != NULL);
+        if (cz) {
+            float *lz = malloc(sizeof(float) * s.Nv * s.C);
+            ca_classifier_logits(cz, s.xv, s.Nv, lz);
+            int fin = 1;
+            for (int i = 0; i < s.Nv * s.C; i++) fin &= isfinite(lz[i]) != 0;
+            CHECK(fin);
+            free(lz);
+        }
+        ca_classifier_free(cz);
+    }
     /* bad options are errors, not crashes */
     p.ratio = 1.5;
     CHECK(ca_fit("clip-adapter", &d, &p, NULL) == NULL);

@@ -137,7 +137,8 @@ static void visual_logits(const layout *L, const float *P, const float *Ws, cons
     ca_sgemm(0, 1, n, L->C, L->D, 100.0f, F, L->D, Ws, L->D, 0.0f, out, L->C);
 }
 
-/* Top-1 accuracy on a split with the current parameters (Ws: adapted text classifier). */
+/* Top-1 accuracy on a split with the current parameters (Ws: adapted text classifier); -1 when
+ * a logit is not finite (training diverged). */
 static double split_accuracy(const layout *L, const float *P, const float *Ws, const ca_split *s,
                              side_buf *vb, float *logits) {
     int correct = 0;
@@ -146,6 +147,7 @@ static double split_accuracy(const layout *L, const float *P, const float *Ws, c
         visual_logits(L, P, Ws, s->x + (size_t)i0 * L->D, n, vb, logits);
         for (int i = 0; i < n; i++) {
             const float *r = logits + (size_t)i * L->C;
+            for (int j = 0; j < L->C; j++) if (!isfinite(r[j])) return -1.0;   /* diverged */
             int best = 0;
             for (int j = 1; j < L->C; j++) if (r[j] > r[best]) best = j;
             correct += best == s->y[i0 + i];
@@ -198,6 +200,11 @@ double ca_clip_adapter_loss(int sides, int gate, float ratio, int C, int D, int 
     return loss;
 }
 
+static int all_finite(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) if (!isfinite(x[i])) return 0;
+    return 1;
+}
+
 static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fit_params *p, int sides) {
     const int C = c->C, D = c->D, N = d->train.n;
     int red = p->reduction > 0 ? p->reduction : 4;
@@ -214,6 +221,7 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
     int opt_kind = p->optimizer ? p->optimizer : CA_OPT_ADAMW;
     if (opt_kind != CA_OPT_SGD && opt_kind != CA_OPT_ADAMW) return ca_fail(CA_E_ARG, "clip-adapter: optimizer %d unknown (1 SGD, 2 AdamW)", opt_kind);
     double lr = p->lr > 0 ? p->lr : (opt_kind == CA_OPT_SGD ? 0.02 : 1e-3);
+    if (!isfinite(lr) || !isfinite(p->weight_decay)) return ca_fail(CA_E_ARG, "clip-adapter: lr and weight decay must be finite");
     ca_optim opt = {.kind = opt_kind, .momentum = 0.9f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
                     .weight_decay = (float)(p->weight_decay >= 0 ? p->weight_decay : (opt_kind == CA_OPT_SGD ? 5e-4 : 1e-2))};
     int warm_ep = p->warmup_epochs >= 0 ? p->warmup_epochs : 1;
@@ -253,7 +261,7 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
     }
     const int V_ = d->train.views > 0 && d->train.xv ? d->train.views : 0;
     int eval_every = epochs / 20 > 0 ? epochs / 20 : 1;
-    double best_acc = -1, t0 = ca_now();
+    double best_acc = -0.5, t0 = ca_now();   /* above split_accuracy's "diverged" -1 */
     int best_epoch = 0;
     int64_t step = 0;
     memcpy(Best, P, sizeof(float) * L.n);
@@ -276,7 +284,9 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
         if ((ep + 1) % eval_every == 0 || ep + 1 == epochs) {
             const float *Wc = text_classifier(&L, P, W0, &tb, Ws);
             double acc = d->val.n > 0 ? split_accuracy(&L, P, Wc, &d->val, &vb, logits) : 0.0;
-            if (acc >= best_acc) {   /* ties go to the later, longer-trained state */
+            /* Ties go to the later, longer-trained state; a diverged (non-finite) state is never
+             * kept, so the result is finite even when a too-large lr blows training up. */
+            if (acc >= best_acc && all_finite(P, L.n)) {
                 best_acc = acc; best_epoch = ep + 1;
                 memcpy(Best, P, sizeof(float) * L.n);
                 memcpy(BestWs, Wc, sizeof(float) * (size_t)C * D);
@@ -344,7 +354,7 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
     if ((st = ca_clf_set_param(c, "best_epoch", best_epoch))) goto done;
     if ((st = ca_clf_set_param(c, "optimizer", opt_kind))) goto done;
     if ((st = ca_clf_set_param(c, "lr", lr))) goto done;
-    if ((st = ca_clf_set_param(c, "val_acc", best_acc))) goto done;
+    if ((st = ca_clf_set_param(c, "val_acc", best_acc < 0 ? 0 : best_acc))) goto done;
     st = ca_clf_set_param(c, "train_seconds", ca_now() - t0);
 done:
     ca_train_blas_threads(blas_saved);
