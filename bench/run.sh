@@ -22,3 +22,5 @@ if /usr/bin/python3 -c 'import torch, numpy' 2>/dev/null; then
 else
   echo "== bench/tip_torch.py skipped: /usr/bin/python3 has no torch/numpy (apt: python3-torch)"
 fi
+echo "== methods: every few-shot method x K on the shipped feature sets (test/val accuracy, fit seconds)"
+"$BUILD/bench/methods"
