@@ -99,7 +99,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
 demo: all
 	@mkdir -p $(BUILD)/demo
 	$(BIN) fewshot --features $(SHARED)/features/stanford_cars.safetensors --method all --shots all \
-	  --json $(BUILD)/demo/results.json --plot $(BUILD)/demo/accuracy.svg
+	  --epochs 20 --json $(BUILD)/demo/results.json --plot $(BUILD)/demo/accuracy.svg
 
 bench: all $(BENCHES)
 	@bash scripts/setup.sh bench
