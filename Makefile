@@ -51,7 +51,7 @@ $(BUILD)/obj/%.o: %.c | $(DEPS_OK)
 
 # The optimiser steps' sqrtf only vectorises without errno handling (arguments are never
 # negative; no value changes, no fast-math).
-$(BUILD)/obj/src/adapt/optim.o $(BUILD)/obj/src/adapt/train.o: CFLAGS += -fno-math-errno
+$(BUILD)/obj/src/adapt/train.o: CFLAGS += -fno-math-errno
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
