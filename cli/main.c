@@ -6,6 +6,8 @@
 
 static const cli_command COMMANDS[] = {
     {"fewshot", cmd_fewshot, "run few-shot methods on a feature set; print accuracy table, JSON, SVG plot"},
+    {"fit", cmd_fit, "fit a few-shot method on a feature set and save the classifier"},
+    {"eval", cmd_eval, "score a saved classifier on a split of a feature set"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 
