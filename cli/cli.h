@@ -38,5 +38,6 @@ int cmd_extract(int argc, char **argv);
 int cmd_fit(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
+int cmd_preprocess(int argc, char **argv);
 
 #endif

@@ -5,6 +5,7 @@
 #include <string.h>
 
 static const cli_command COMMANDS[] = {
+    {"preprocess", cmd_preprocess, "decode images and write CLIP-preprocessed tensors (Pillow-exact)"},
     {"fewshot", cmd_fewshot, "run few-shot methods on a feature set; print accuracy table, JSON, SVG plot"},
     {"fit", cmd_fit, "fit a few-shot method on a feature set and save the classifier"},
     {"eval", cmd_eval, "score a saved classifier on a split of a feature set"},

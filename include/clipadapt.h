@@ -258,17 +258,30 @@ typedef struct {
 } ca_image_params;
 CA_API ca_image_params ca_image_default_params(void);
 
-/* Decode a file / memory buffer (JPEG, PNG; others where built in). name is used in errors. */
+/* Decode a file / memory buffer (JPEG, PNG) into the file's own Pillow mode, as Pillow 9.4
+ * opens it (no gamma, tRNS ignored, 16-bit RGB(A) reduced to the high byte, 16-bit grey kept as
+ * "I"). Corrupt, truncated, empty or unrecognised data fails with CA_E_FORMAT and a message
+ * naming `name` (the path for ca_image_load); more than max_pixels fails with CA_E_RANGE before
+ * any pixel buffer is allocated. p may be NULL (defaults). The caller frees the result with
+ * ca_image_free. Thread-safe (no shared state); the buffer is only read during the call. */
 CA_API ca_image *ca_image_load(const char *path, const ca_image_params *p, ca_status *st);
 CA_API ca_image *ca_image_decode(const void *data, size_t len, const char *name,
                                  const ca_image_params *p, ca_status *st);
-/* Wrap caller pixels (copied): channels 1 = L, 2 = LA, 3 = RGB, 4 = RGBA; stride = bytes per row. */
+/* Wrap caller pixels (copied): channels 1 = L, 2 = LA, 3 = RGB, 4 = RGBA; stride = bytes per row.
+ * No pixel limit applies. Caller frees with ca_image_free. */
 CA_API ca_image *ca_image_from_pixels(const uint8_t *pixels, int width, int height, int channels,
                                       size_t stride, ca_status *st);
 CA_API void ca_image_free(ca_image *img);
 CA_API int ca_image_width(const ca_image *img);
 CA_API int ca_image_height(const ca_image *img);
 CA_API int ca_image_channels(const ca_image *img);
+/* Pillow mode name of the decoded pixels: "L", "LA", "RGB", "RGBA", "CMYK", "I" (16-bit grey,
+ * one int32 per pixel), "P" (palette, stored expanded as RGB) or "1" (stored as L 0/255).
+ * Static string; "" for NULL. */
+CA_API const char *ca_image_mode(const ca_image *img);
+/* Decoded samples, rows of width*channels bytes (mode "I": width int32), tightly packed; owned
+ * by the image. */
+CA_API const uint8_t *ca_image_pixels(const ca_image *img);
 
 /* CLIP preprocessing as the reference: PIL bicubic resize of the shorter side to size, centre
  * crop size x size, convert to RGB, scale to [0,1], normalise with CLIP's mean/std.

@@ -1,0 +1,321 @@
+/* test_image.c — image decoding, Pillow-exact preprocessing against the shipped goldens, the
+ * windowed resampler against its literal oracle, error paths, and seeded augmentation. */
+#include "harness.h"
+#include "clipadapt.h"
+#include "data/preprocess.h"
+#include "core/core.h"
+
+#include <stdint.h>
+
+static const char *IMAGES[] = {"fight1-gray.png", "fight1-progressive.jpg", "fight1-tiny.png", "fight1.jpg",
+                               "fight2-alpha.png", "fight2-rgba.png", "fight2-wide.jpg", "fight2.jpg",
+                               "orange-tall.jpg", "orange.png", "play1.jpg", "rotten-apple.png",
+                               "sliced-apple.png"};
+#define N_IMAGES (int)(sizeof IMAGES / sizeof IMAGES[0])
+
+static ca_image *load_shared(const char *name) {
+    char rel[512];
+    snprintf(rel, sizeof rel, "testdata/preprocess/images/%s", name);
+    ca_status st;
+    ca_image *img = ca_image_load(th_shared(rel), NULL, &st);
+    CHECK_MSG(img != NULL, "%s: %s", name, ca_last_error());
+    return img;
+}
+
+/* Every FILE@N golden: tolerance mean |diff| <= 2e-3, max <= 0.02; also count bit-exact ones. */
+static void test_goldens(void) {
+    ca_status st;
+    ca_st_file *g = ca_st_open(th_shared("testdata/preprocess/preprocess-golden.safetensors"), &st);
+    CHECK_MSG(g != NULL, "golden: %s", ca_last_error());
+    if (!g) return;
+    int total = 0, exact = 0;
+    for (int t = 0; t < ca_st_count(g); t++) {
+        const ca_tensor_info *ti = ca_st_at(g, t);
+        char file[256];
+        int n;
+        const char *at = strrchr(ti->name, '@');
+        if (!at || (size_t)(at - ti->name) >= sizeof file) continue;
+        memcpy(file, ti->name, (size_t)(at - ti->name));
+        file[at - ti->name] = 0;
+        n = atoi(at + 1);
+        CHECK_EQ_INT(ti->numel, 3LL * n * n);
+        ca_image *img = load_shared(file);
+        if (!img) continue;
+        float *ref = malloc(sizeof(float) * 3 * n * n), *out = malloc(sizeof(float) * 3 * n * n);
+        ca_tensor_to_f32(ti, ref, ti->numel);
+        st = ca_preprocess(img, n, out);
+        CHECK_MSG(st == CA_OK, "%s: %s", ti->name, ca_last_error());
+        double sum = 0, mx = 0;
+        int64_t diff = 0;
+        for (int64_t i = 0; i < ti->numel; i++) {
+            double d = fabs((double)out[i] - ref[i]);
+            sum += d;
+            if (d > mx) mx = d;
+            if (out[i] != ref[i]) diff++;
+        }
+        double mean = sum / (double)ti->numel;
+        total++;
+        if (diff == 0) exact++;
+        else fprintf(stderr, "  %s: %lld of %lld values differ, mean %.3g max %.3g\n", ti->name,
+                     (long long)diff, (long long)ti->numel, mean, mx);
+        CHECK_MSG(mean <= 2e-3 && mx <= 0.02, "%s: mean |diff| %.3g max %.3g", ti->name, mean, mx);
+        free(ref); free(out);
+        ca_image_free(img);
+    }
+    fprintf(stderr, "  goldens: %d of %d bit-exact\n", exact, total);
+    CHECK(total == 2 * N_IMAGES);
+    ca_st_close(g);
+}
+
+/* Project fixtures (tests/data/images, made by scripts/make_image_fixtures.py with Pillow 9.4):
+ * modes the shared goldens lack. Compared in uint8 RGB, where Pillow's output must match exactly. */
+static void test_fixture_modes(void) {
+    ca_status st;
+    ca_st_file *g = ca_st_open("tests/data/images/expected.safetensors", &st);
+    CHECK_MSG(g != NULL, "fixtures: %s", ca_last_error());
+    if (!g) return;
+    int total = 0;
+    for (int t = 0; t < ca_st_count(g); t++) {
+        const ca_tensor_info *ti = ca_st_at(g, t);
+        char file[256], path[512];
+        const char *at = strrchr(ti->name, '@');
+        if (!at || (size_t)(at - ti->name) >= sizeof file || ti->dtype != CA_DT_U8) continue;
+        memcpy(file, ti->name, (size_t)(at - ti->name));
+        file[at - ti->name] = 0;
+        snprintf(path, sizeof path, "tests/data/images/%s", file);
+        const char *kind = at + 1;
+        int rot = !strncmp(kind, "rot", 3), box = !strncmp(kind, "box", 3);
+        int n = atoi(kind + (rot || box ? 3 : 0));
+        ca_image_params p = ca_image_default_params();
+        p.exif_rotate = rot;
+        ca_image *img = ca_image_load(path, &p, &st);
+        CHECK_MSG(img != NULL, "%s: %s", path, ca_last_error());
+        if (!img) continue;
+        uint8_t *got = malloc((size_t)n * n * 3);
+        if (box) { /* the RandomResizedCrop path: RGB first, crop, resize to n x n */
+            ca_rect b = n == 16 ? (ca_rect){3, 2, 21, 17} : (ca_rect){5, 0, 17, 25};
+            ca_image *rgb = ca_image_to_rgb(img, &st);
+            st = ca_resize_crop_rgb(rgb, b, n, n, (ca_rect){0, 0, n, n}, got);
+            ca_image_free(rgb);
+        } else {
+            int rw, rh;
+            ca_resize_short_side(img->w, img->h, n, &rw, &rh);
+            ca_rect win = {(int)rint((rw - n) / 2.0), (int)rint((rh - n) / 2.0), n, n};
+            st = ca_resize_crop_rgb(img, (ca_rect){0, 0, img->w, img->h}, rw, rh, win, got);
+        }
+        CHECK_MSG(st == CA_OK, "%s: %s", ti->name, ca_last_error());
+        const uint8_t *ref = ti->data;
+        int bad = 0, first = -1;
+        for (int i = 0; i < n * n * 3; i++)
+            if (got[i] != ref[i]) { bad++; if (first < 0) first = i; }
+        CHECK_MSG(bad == 0, "%s (mode %s): %d of %d bytes differ, first at %d: %d vs Pillow %d", ti->name,
+                  ca_image_mode(img), bad, n * n * 3, first, first >= 0 ? got[first] : 0, first >= 0 ? ref[first] : 0);
+        total++;
+        free(got);
+        ca_image_free(img);
+    }
+    CHECK(total >= 40);
+    ca_st_close(g);
+}
+
+static void test_modes(void) {
+    static const struct { const char *file, *mode; int w, h; } cases[] = {
+        {"palette.png", "P", 41, 29}, {"palette4.png", "P", 41, 29}, {"bilevel.png", "1", 37, 31},
+        {"gray16.png", "I", 33, 27}, {"gray-alpha.png", "LA", 30, 44}, {"rgba-holes.png", "RGBA", 45, 35},
+        {"cmyk.jpg", "CMYK", 39, 30}, {"gray.jpg", "L", 50, 34}, {"exif6.jpg", "RGB", 40, 26}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[256];
+        snprintf(path, sizeof path, "tests/data/images/%s", cases[i].file);
+        ca_status st;
+        ca_image *img = ca_image_load(path, NULL, &st);
+        CHECK_MSG(img != NULL, "%s: %s", path, ca_last_error());
+        if (!img) continue;
+        CHECK_STR(ca_image_mode(img), cases[i].mode);
+        CHECK_EQ_INT(ca_image_width(img), cases[i].w);
+        CHECK_EQ_INT(ca_image_height(img), cases[i].h);
+        ca_image_free(img);
+    }
+    /* EXIF orientation 6 (rotate 90 clockwise) swaps the sides only when asked */
+    ca_image_params p = ca_image_default_params();
+    p.exif_rotate = 1;
+    ca_status st;
+    ca_image *img = ca_image_load("tests/data/images/exif6.jpg", &p, &st);
+    CHECK(img && ca_image_width(img) == 26 && ca_image_height(img) == 40);
+    ca_image_free(img);
+}
+
+/* The windowed fast path against the literal oracle on odd sizes, crops and all byte modes. */
+static void test_resize_oracle(void) {
+    ca_rng r = ca_rng_make(42, 7);
+    for (int trial = 0; trial < 60; trial++) {
+        int c = 1 + (int)ca_rng_below(&r, 4), w = 1 + (int)ca_rng_below(&r, 90), h = 1 + (int)ca_rng_below(&r, 90);
+        uint8_t *px = malloc((size_t)w * h * c);
+        for (int i = 0; i < w * h * c; i++) px[i] = (uint8_t)(ca_rng_below(&r, 4) ? ca_rng_below(&r, 256) : (i & 1) * 255);
+        ca_status st;
+        ca_image *img = ca_image_from_pixels(px, w, h, c, (size_t)w * c, &st);
+        CHECK(img != NULL);
+        ca_rect s = {(int)ca_rng_below(&r, (uint32_t)w), (int)ca_rng_below(&r, (uint32_t)h), 0, 0};
+        s.w = 1 + (int)ca_rng_below(&r, (uint32_t)(w - s.x));
+        s.h = 1 + (int)ca_rng_below(&r, (uint32_t)(h - s.y));
+        int rw = 1 + (int)ca_rng_below(&r, 70), rh = trial % 5 == 0 ? s.h : 1 + (int)ca_rng_below(&r, 70);
+        if (trial % 7 == 0) rw = s.w;
+        ca_rect win = {(int)ca_rng_below(&r, (uint32_t)rw), (int)ca_rng_below(&r, (uint32_t)rh), 0, 0};
+        win.w = 1 + (int)ca_rng_below(&r, (uint32_t)(rw - win.x));
+        win.h = 1 + (int)ca_rng_below(&r, (uint32_t)(rh - win.y));
+        size_t n = (size_t)win.w * win.h * 3;
+        uint8_t *a = malloc(n), *b = malloc(n);
+        CHECK_EQ_INT(ca_resize_crop_rgb(img, s, rw, rh, win, a), CA_OK);
+        CHECK_EQ_INT(ca_resize_crop_rgb_ref(img, s, rw, rh, win, b), CA_OK);
+        CHECK_MSG(!memcmp(a, b, n), "trial %d: c %d src %dx%d+%d+%d -> %dx%d window %dx%d+%d+%d differs from oracle",
+                  trial, c, s.w, s.h, s.x, s.y, rw, rh, win.w, win.h, win.x, win.y);
+        free(a); free(b); free(px);
+        ca_image_free(img);
+    }
+    /* the oracle itself can fail: a wrong weight must change the result */
+    uint8_t px[12] = {0, 255, 0, 255, 10, 20, 30, 40, 200, 100, 50, 25}, a[3 * 7], b[3 * 7];
+    ca_image *img = ca_image_from_pixels(px, 12, 1, 1, 12, NULL);
+    CHECK_EQ_INT(ca_resize_crop_rgb(img, (ca_rect){0, 0, 12, 1}, 7, 1, (ca_rect){0, 0, 7, 1}, a), CA_OK);
+    CHECK_EQ_INT(ca_resize_crop_rgb_ref(img, (ca_rect){0, 0, 12, 1}, 7, 1, (ca_rect){0, 0, 7, 1}, b), CA_OK);
+    CHECK(!memcmp(a, b, sizeof a));
+    CHECK(a[0] != px[0] || a[3] != px[2]);
+    ca_image_free(img);
+}
+
+/* Identity resize returns the pixels; a constant image stays constant (weights sum to one). */
+static void test_resize_basics(void) {
+    uint8_t px[30 * 20 * 3];
+    for (int i = 0; i < (int)sizeof px; i++) px[i] = 77;
+    ca_image *img = ca_image_from_pixels(px, 30, 20, 3, 90, NULL);
+    uint8_t out[13 * 11 * 3];
+    CHECK_EQ_INT(ca_resize_crop_rgb(img, (ca_rect){0, 0, 30, 20}, 17, 11, (ca_rect){2, 0, 13, 11}, out), CA_OK);
+    int same = 1;
+    for (size_t i = 0; i < sizeof out; i++) same &= out[i] == 77;
+    CHECK(same);
+    CHECK_EQ_INT(ca_resize_crop_rgb(img, (ca_rect){0, 0, 30, 20}, 17, 11, (ca_rect){5, 0, 13, 11}, out), CA_E_ARG);
+    CHECK_EQ_INT(ca_resize_crop_rgb(img, (ca_rect){20, 0, 11, 20}, 17, 11, (ca_rect){0, 0, 13, 11}, out), CA_E_ARG);
+    int rw, rh;
+    ca_resize_short_side(1500, 1100, 224, &rw, &rh);
+    CHECK(rw == 305 && rh == 224);
+    ca_resize_short_side(23, 37, 224, &rw, &rh);
+    CHECK(rw == 224 && rh == 360);
+    float f[3 * 8 * 8];
+    CHECK_EQ_INT(ca_preprocess(img, 8, f), CA_OK);
+    CHECK_NEAR(f[0], (77 / 255.0 - 0.48145466) / 0.26862954, 1e-6);
+    CHECK_EQ_INT(ca_preprocess(img, 0, f), CA_E_ARG);
+    ca_image_free(img);
+}
+
+static ca_status decode_bytes(const void *data, size_t len, const ca_image_params *p) {
+    ca_status st;
+    ca_image *img = ca_image_decode(data, len, "buf", p, &st);
+    ca_image_free(img);
+    CHECK((img == NULL) == (st != CA_OK));
+    return st;
+}
+
+static void test_bad_inputs(void) {
+    size_t len;
+    ca_status st;
+    char *jpg = ca_read_file(th_shared("testdata/preprocess/images/fight2.jpg"), &len, &st);
+    CHECK(jpg != NULL);
+    if (!jpg) return;
+    CHECK_EQ_INT(decode_bytes(jpg, len, NULL), CA_OK);
+    CHECK_EQ_INT(decode_bytes(jpg, len / 2, NULL), CA_E_FORMAT); /* truncated */
+    CHECK(strstr(ca_last_error(), "buf") && strstr(ca_last_error(), "truncated"));
+    CHECK_EQ_INT(decode_bytes(jpg, 200, NULL), CA_E_FORMAT);
+    CHECK_EQ_INT(decode_bytes(jpg, 0, NULL), CA_E_FORMAT);
+    CHECK(strstr(ca_last_error(), "empty") != NULL);
+    CHECK_EQ_INT(decode_bytes("hello, world", 12, NULL), CA_E_FORMAT);
+    CHECK(strstr(ca_last_error(), "not a JPEG or PNG") != NULL);
+    ca_image_params p = ca_image_default_params();
+    p.max_pixels = 1000;
+    CHECK_EQ_INT(decode_bytes(jpg, len, &p), CA_E_RANGE);
+    for (size_t i = 300; i < len; i += len / 7) jpg[i] ^= 0x5a; /* corrupt entropy data: no crash */
+    decode_bytes(jpg, len, NULL);
+    free(jpg);
+    char *png = ca_read_file("tests/data/images/palette.png", &len, &st);
+    CHECK(png != NULL);
+    if (!png) return;
+    CHECK_EQ_INT(decode_bytes(png, len, NULL), CA_OK);
+    CHECK_EQ_INT(decode_bytes(png, len - 30, NULL), CA_E_FORMAT);
+    CHECK_EQ_INT(decode_bytes(png, 40, NULL), CA_E_FORMAT);
+    p.max_pixels = 100;
+    CHECK_EQ_INT(decode_bytes(png, len, &p), CA_E_RANGE);
+    png[len / 2] ^= 0xff; /* CRC mismatch in IDAT */
+    CHECK_EQ_INT(decode_bytes(png, len, NULL), CA_E_FORMAT);
+    free(png);
+    CHECK(ca_image_load("/nonexistent/x.png", NULL, &st) == NULL && st == CA_E_IO);
+    CHECK(ca_image_from_pixels(NULL, 2, 2, 3, 6, &st) == NULL && st == CA_E_ARG);
+    ca_image_free(NULL);
+}
+
+static int64_t count_diff(const float *a, const float *b, size_t n) {
+    int64_t d = 0;
+    for (size_t i = 0; i < n; i++) d += a[i] != b[i];
+    return d;
+}
+
+static void test_augment(void) {
+    ca_image *img = load_shared("fight2.jpg");
+    if (!img) return;
+    const int N = 64;
+    size_t n = 3 * N * N;
+    float *a = malloc(n * 4 * 8);
+    /* the same triple gives the same view, however many threads draw views */
+    CHECK_EQ_INT(ca_augment(img, N, 1, 5, 0, a), CA_OK);
+    CHECK_EQ_INT(ca_augment(img, N, 1, 5, 0, a + n), CA_OK);
+    CHECK_EQ_INT(count_diff(a, a + n, n), 0);
+    float *par = malloc(n * 4 * 8);
+    #pragma omp parallel for num_threads(4)
+    for (int v = 0; v < 8; v++) ca_augment(img, N, 1, 5, (uint64_t)v, par + (size_t)v * n);
+    for (int v = 0; v < 8; v++) {
+        ca_augment(img, N, 1, 5, (uint64_t)v, a + (size_t)v * n);
+        CHECK_MSG(count_diff(a + (size_t)v * n, par + (size_t)v * n, n) == 0, "view %d differs across threads", v);
+    }
+    /* different views, images and seeds differ */
+    for (int v = 1; v < 8; v++) CHECK_MSG(count_diff(a, a + (size_t)v * n, n) > (int64_t)n / 10, "view %d equals view 0", v);
+    CHECK_EQ_INT(ca_augment(img, N, 1, 6, 0, par), CA_OK);
+    CHECK(count_diff(a, par, n) > (int64_t)n / 10);
+    CHECK_EQ_INT(ca_augment(img, N, 2, 5, 0, par), CA_OK);
+    CHECK(count_diff(a, par, n) > (int64_t)n / 10);
+    /* crop statistics: scale in [0.5, 1] of the area, ratio in [3/4, 4/3], inside the image; some flips */
+    int flips = 0;
+    for (int v = 0; v < 400; v++) {
+        ca_rng r = ca_augment_rng(9, 3, (uint64_t)v);
+        ca_rect c;
+        ca_rrc_params(&r, 300, 200, &c);
+        double area = (double)c.w * c.h / (300.0 * 200.0), ratio = (double)c.w / c.h;
+        CHECK(c.x >= 0 && c.y >= 0 && c.x + c.w <= 300 && c.y + c.h <= 200);
+        CHECK_MSG(area >= 0.49 && area <= 1.0 && ratio >= 0.74 && ratio <= 1.35, "area %.3f ratio %.3f", area, ratio);
+        flips += ca_rng_uniform(&r) < 0.5;
+    }
+    CHECK(flips > 150 && flips < 250);
+    /* a very wide image falls back to the centre crop with ratio 4/3 */
+    ca_rng r = ca_augment_rng(1, 1, 1);
+    ca_rect c;
+    ca_rrc_params(&r, 1000, 10, &c);
+    CHECK(c.h == 10 && c.w == 13 && c.x == (1000 - 13) / 2 && c.y == 0);
+    /* grey images are converted to RGB first: three equal planes */
+    ca_image *g = load_shared("fight1-gray.png");
+    if (g) {
+        CHECK_EQ_INT(ca_augment(g, N, 3, 0, 0, a), CA_OK);
+        int grey = 1;
+        for (int i = 0; i < N * N; i++)
+            grey &= fabsf((a[i] * 0.26862954f + 0.48145466f) - (a[N * N + i] * 0.26130258f + 0.4578275f)) < 1e-5f;
+        CHECK(grey);
+        ca_image_free(g);
+    }
+    free(a); free(par);
+    ca_image_free(img);
+}
+
+int main(void) {
+    RUN(test_goldens);
+    RUN(test_fixture_modes);
+    RUN(test_modes);
+    RUN(test_resize_oracle);
+    RUN(test_resize_basics);
+    RUN(test_bad_inputs);
+    RUN(test_augment);
+    TEST_END();
+}
