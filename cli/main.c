@@ -6,9 +6,12 @@
 
 static const cli_command COMMANDS[] = {
     {"preprocess", cmd_preprocess, "decode images and write CLIP-preprocessed tensors (Pillow-exact)"},
+    {"encode", cmd_encode, "encode preprocessed images and/or tokens with a CLIP checkpoint"},
+    {"info", cmd_info, "print the architecture inferred from a CLIP checkpoint"},
     {"fewshot", cmd_fewshot, "run few-shot methods on a feature set; print accuracy table, JSON, SVG plot"},
     {"fit", cmd_fit, "fit a few-shot method on a feature set and save the classifier"},
     {"eval", cmd_eval, "score a saved classifier on a split of a feature set"},
+    {"tokenize", cmd_tokenize, "CLIP BPE token ids of each stdin line, as JSON arrays"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 

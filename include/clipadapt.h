@@ -245,6 +245,17 @@ CA_API int ca_tokenize(ca_tokenizer *tok, const char *text, int32_t *ids, int ma
  * truncate == 0 fails with CA_E_RANGE naming the text's index. */
 CA_API ca_status ca_tokenize_batch(ca_tokenizer *tok, const char *const *texts, int n, int context,
                                    int truncate, int64_t *out);
+/* As ca_tokenize, for a text of len bytes that may contain NUL characters (text need not be
+ * NUL-terminated). */
+CA_API int ca_tokenize_n(ca_tokenizer *tok, const char *text, size_t len, int32_t *ids, int max_ids,
+                         ca_status *st);
+/* One model-input row of len bytes of text into out (context): as ca_tokenize_batch for n = 1.
+ * *n_ids (optional) receives the BPE id count before truncation. Not thread-safe on one handle. */
+CA_API ca_status ca_tokenize_row(ca_tokenizer *tok, const char *text, size_t len, int context,
+                                 int truncate, int64_t *out, int *n_ids);
+/* Ids of the start and end tokens in this vocabulary (49406 and 49407 for CLIP's), -1 for NULL. */
+CA_API int ca_tokenizer_sot(const ca_tokenizer *tok);
+CA_API int ca_tokenizer_eot(const ca_tokenizer *tok);
 
 /* ======================================================================================== */
 /* Images: decoding, preprocessing, augmentation                                            */
@@ -330,6 +341,9 @@ CA_API ca_status ca_model_get_info(const ca_model *m, ca_model_info *out);
 CA_API ca_status ca_model_encode_images(ca_model *m, const float *images, int n, float *out);
 /* tokens (n, context_length) -> out (n, embed_dim), projected, NOT normalised. */
 CA_API ca_status ca_model_encode_text(ca_model *m, const int64_t *tokens, int n, float *out);
+/* The checkpoint's logit scale, exp(logit_scale) (the reference's zero-shot temperature, 100 for
+ * trained CLIP), or 100 when the file has no logit_scale. Thread-safe. */
+CA_API float ca_model_logit_scale(const ca_model *m);
 
 
 /* ======================================================================================== */
