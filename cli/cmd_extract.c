@@ -39,7 +39,7 @@ static const char *HELP =
     "  --model W             CLIP checkpoint (safetensors; OpenAI/OpenCLIP or Hugging Face names)\n"
     "  --config C            Hugging Face config.json (optional)\n"
     "  --bpe VOCAB           CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz)\n"
-    "  --batch N             images per model call (default 16)\n"
+    "  --batch N             encoder inputs per model call (default 64; larger is faster, uses more memory)\n"
     "  --chunk N             images per resumable chunk (default 64)\n"
     "output:\n"
     "  --output F            feature set, written atomically; finished chunks are kept in F.parts/\n"
@@ -131,7 +131,7 @@ int cmd_extract(int argc, char **argv) {
     memset(&o, 0, sizeof o);
     o.val_split = o.test_split = -1;
     o.shots[0] = 16; o.nshots = 1;
-    o.views = 10; o.batch = 16; o.chunk = 64; o.seed = 1;
+    o.views = 10; o.batch = 64; o.chunk = 64; o.seed = 1;
     o.templates = "simple";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;

@@ -420,7 +420,8 @@ typedef struct {
     int views;                /* 0: centre crop (ca_preprocess); V > 0: V augmented views */
     uint64_t seed;            /* augmentation seed (default 1) */
     int chunk;                /* images per chunk (default 64) */
-    int batch;                /* images per model call (default 16) */
+    int batch;                /* encoder inputs per model call (default 64; with V views,
+                                 max(1, batch / V) images per call) */
     const char *cache_dir;    /* existing folder for chunk files, or NULL */
     uint64_t cache_salt;      /* mixed into chunk keys: identify the model file (e.g. a hash of
                                  its path, size and mtime) so another model's chunks never match */

@@ -14,7 +14,7 @@ ca_encode_params ca_encode_default_params(void) {
     memset(&p, 0, sizeof p);
     p.seed = 1;
     p.chunk = 64;
-    p.batch = 16;
+    p.batch = 64;
     p.stage = "encode";
     return p;
 }
@@ -139,8 +139,8 @@ ca_status ca_encode_images(ca_model *m, const char *const *paths, const uint64_t
     int R = info.image_size, D = info.embed_dim, V = p->views, per = V > 0 ? V : 1;
     const char *stage = p->stage ? p->stage : "encode";
     int64_t total = p->progress_total > 0 ? p->progress_total : n;
-    /* per model call: at least one image's inputs, at most batch images */
-    int bimg = p->batch;
+    /* per model call: about `batch` encoder inputs, and always all views of at least one image */
+    int bimg = p->batch / per > 0 ? p->batch / per : 1;
     size_t img_sz = (size_t)3 * R * R;
     float *in = ca_malloc2((size_t)bimg * per, img_sz * sizeof(float));
     float *out = ca_malloc2((size_t)bimg * per, (size_t)D * sizeof(float));
