@@ -49,6 +49,10 @@ $(BUILD)/obj/%.o: %.c | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# The optimiser steps' sqrtf only vectorises without errno handling (arguments are never
+# negative; no value changes, no fast-math).
+$(BUILD)/obj/src/adapt/optim.o $(BUILD)/obj/src/adapt/train.o: CFLAGS += -fno-math-errno
+
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

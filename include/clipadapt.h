@@ -223,6 +223,37 @@ CA_API const char *ca_classifier_class_name(const ca_classifier *c, int i);
 CA_API double ca_accuracy(const float *logits, const int32_t *labels, int n, int num_classes);
 
 /* ======================================================================================== */
+/* Few-shot experiments: one run, and its reports (table, JSON, SVG plot)                   */
+/* ======================================================================================== */
+
+/* The outcome of fitting one method at one K and scoring it on val and test. */
+typedef struct {
+    const char *method;          /* static name from the registry */
+    int shots;                   /* K */
+    double val_acc, test_acc;    /* top-1 accuracy in percent of the fitted classifier */
+    double seconds;              /* wall time of fit + both evaluations */
+    ca_classifier *clf;          /* the fitted classifier, owned by the result (ca_run_free) */
+} ca_run_result;
+
+/* Fit `method` on train.{shots}shot of fs (val for its searches and model selection), then
+ * score val and test once. On success fills *out (free with ca_run_free); on failure returns
+ * the status with the detail in ca_last_error(). Thread-safe on distinct outputs. */
+CA_API ca_status ca_run_fewshot(const ca_featureset *fs, const char *method, int shots,
+                                const ca_fit_params *params, ca_run_result *out);
+CA_API void ca_run_free(ca_run_result *r);
+
+/* Reports of n runs, as malloc'd NUL-terminated text (caller frees; NULL when out of memory).
+ * Table: one row per method, one column per K, "test (val)" accuracy in percent.
+ * JSON: one object per run (method, shots, val_acc, test_acc, alpha, beta, seconds, and every
+ * classifier parameter under "params"); an array when n != 1, the bare object when n == 1.
+ * SVG: test accuracy vs K (log2 axis), one line per method, axes, ticks and a legend. */
+CA_API char *ca_report_table(const ca_run_result *runs, int n);
+CA_API char *ca_report_json(const ca_run_result *runs, int n, const char *features_path);
+CA_API char *ca_plot_svg(const ca_run_result *runs, int n, const char *title);
+/* Write text to path atomically (temporary file + rename): no partial output on failure. */
+CA_API ca_status ca_write_text(const char *path, const char *text);
+
+/* ======================================================================================== */
 /* Tokenizer (issue: CLIP BPE tokenizer)                                                    */
 /* ======================================================================================== */
 /* Contract (implementation may add functions, but must keep these signatures). */

@@ -8,9 +8,17 @@
 #include <string.h>
 
 extern const ca_method ca_method_zero_shot;
+extern const ca_method ca_method_tip_adapter, ca_method_tip_adapter_f;
+extern const ca_method ca_method_clip_adapter, ca_method_clip_adapter_text, ca_method_clip_adapter_both;
+extern const ca_method ca_method_linear_probe, ca_method_prototype, ca_method_tip_cache;
+extern const ca_method ca_method_gda, ca_method_gda_zs;
 
+/* Order is the order of tables and plots: baselines, the Tip family, CLIP-Adapter, text-free. */
 static const ca_method *const METHODS[] = {
     &ca_method_zero_shot,
+    &ca_method_tip_adapter, &ca_method_tip_adapter_f,
+    &ca_method_clip_adapter, &ca_method_clip_adapter_text, &ca_method_clip_adapter_both,
+    &ca_method_linear_probe, &ca_method_prototype, &ca_method_tip_cache, &ca_method_gda, &ca_method_gda_zs,
 };
 #define N_METHODS (sizeof METHODS / sizeof METHODS[0])
 

@@ -1,0 +1,102 @@
+/* tip.c — Tip-Adapter (Zhang et al., 2022), training-free: the K-shot features are the cache
+ * keys, their one-hot labels the values, and α, β come from the official grid search on val.
+ * logits = 100·f·Wᵀ + α·exp(−β(1 − f·keysᵀ))·values. Tip-Adapter-F (tipf.c) shares the logits.
+ */
+#include "adapt/tip.h"
+#include "model/gemm.h"
+
+#include <string.h>
+
+#define TIP_ROW_BLOCK 512 /* rows per block: bounds the (rows, N) affinity buffer */
+
+ca_status ca_tip_logits(const float *x, int n, const float *text_w, const float *keys,
+                        const int32_t *key_y, int N, int C, int D, float alpha, float beta, float *out) {
+    int rb = n < TIP_ROW_BLOCK ? n : TIP_ROW_BLOCK;
+    float *aff = ca_malloc2((size_t)rb * N, sizeof(float)), *clip = ca_malloc2((size_t)rb * C, sizeof(float));
+    if (!aff || !clip) { free(aff); free(clip); return ca_fail(CA_E_NOMEM, "tip logits: out of memory"); }
+    for (int r0 = 0; r0 < n; r0 += rb) {
+        int m = n - r0 < rb ? n - r0 : rb;
+        const float *xb = x + (size_t)r0 * D;
+        if (text_w) ca_logits_linear(xb, m, text_w, C, D, 100.0f, clip);
+        else memset(clip, 0, sizeof(float) * (size_t)m * C);
+        ca_sgemm(0, 1, m, N, D, 1.0f, xb, D, keys, D, 0.0f, aff, N); /* aff(m,N) = x·keysᵀ */
+        ca_status st = ca_tip_logits_from_aff(clip, aff, key_y, m, N, C, alpha, beta, out + (size_t)r0 * C);
+        if (st != CA_OK) { free(aff); free(clip); return st; }
+    }
+    free(aff); free(clip);
+    return CA_OK;
+}
+
+/* Logits of a stored tip-adapter / tip-adapter-f classifier (layout in tip.h). */
+ca_status ca_tip_stored_logits(const ca_classifier *c, const float *x, int n, float *out) {
+    int N = (int)ca_classifier_param(c, "cache_size", 0);
+    if (N < 1 || N > 10000000) return ca_fail(CA_E_FORMAT, "%s classifier: bad cache_size %d", c->m->name, N);
+    const float *w = ca_clf_get_tensor(c, "text_w", (int64_t)c->C * c->D);
+    const float *keys = ca_clf_get_tensor(c, "keys", (int64_t)N * c->D);
+    const float *kl = ca_clf_get_tensor(c, "key_labels", N);
+    if (!w || !keys || !kl) return CA_E_FORMAT;
+    int32_t *ky = ca_malloc2((size_t)N, sizeof(int32_t));
+    if (!ky) return CA_E_NOMEM;
+    for (int k = 0; k < N; k++) {
+        if (!(kl[k] >= 0 && kl[k] < c->C && kl[k] == (float)(int)kl[k])) {
+            free(ky);
+            return ca_fail(CA_E_FORMAT, "%s classifier: key_labels[%d] = %g is not a class in [0,%d)", c->m->name, k, kl[k], c->C);
+        }
+        ky[k] = (int32_t)kl[k];
+    }
+    float alpha = (float)ca_classifier_param(c, "alpha", 0), beta = (float)ca_classifier_param(c, "beta", 0);
+    ca_status st = ca_tip_logits(x, n, w, keys, ky, N, c->C, c->D, alpha, beta, out);
+    free(ky);
+    return st;
+}
+
+ca_status ca_tip_store(ca_classifier *c, const ca_fit_data *d, const float *keys) {
+    int N = d->train.n, C = c->C, D = c->D;
+    float *w = ca_clf_add_tensor(c, "text_w", 2, (int64_t[]){C, D});
+    float *k = w ? ca_clf_add_tensor(c, "keys", 2, (int64_t[]){N, D}) : NULL;
+    float *kl = k ? ca_clf_add_tensor(c, "key_labels", 1, (int64_t[]){N}) : NULL;
+    if (!kl) return CA_E_NOMEM;
+    memcpy(w, d->text_w, sizeof(float) * (size_t)C * D);
+    memcpy(k, keys, sizeof(float) * (size_t)N * D);
+    for (int i = 0; i < N; i++) kl[i] = (float)d->train.y[i];
+    return ca_clf_set_param(c, "cache_size", N);
+}
+
+/* The affinity of val with the keys once, then the fast search. */
+ca_status ca_tip_search_val(ca_classifier *c, const ca_fit_data *d, const float *keys, const ca_fit_params *p) {
+    const ca_split *v = &d->val;
+    int N = d->train.n, C = c->C, D = c->D;
+    if (v->n < 1) return ca_fail(CA_E_ARG, "%s: the α/β search needs a non-empty val split", c->m->name);
+    float *clip = ca_malloc2((size_t)v->n * C, sizeof(float)), *aff = ca_malloc2((size_t)v->n * N, sizeof(float));
+    ca_status st = CA_OK;
+    if (!clip || !aff) { st = ca_fail(CA_E_NOMEM, "%s: out of memory", c->m->name); goto done; }
+    ca_logits_linear(v->x, v->n, d->text_w, C, D, 100.0f, clip);
+    ca_sgemm(0, 1, v->n, N, D, 1.0f, v->x, D, keys, D, 0.0f, aff, N); /* affinity once */
+    ca_tip_search_in in = {.n = v->n, .N = N, .C = C, .clip = clip, .aff = aff, .key_y = d->train.y, .y = v->y};
+    ca_tip_choice ch;
+    if ((st = ca_tip_search(&in, p, &ch)) != CA_OK) goto done;
+    st = ca_clf_set_param(c, "alpha", ch.alpha);
+    if (st == CA_OK) st = ca_clf_set_param(c, "beta", ch.beta);
+    if (st == CA_OK) st = ca_clf_set_param(c, "search_val_acc", ch.acc);
+    if (st == CA_OK) st = ca_clf_set_param(c, "search_scale_beta", p->search_scale_beta);
+    if (st == CA_OK) st = ca_clf_set_param(c, "search_scale_alpha", p->search_scale_alpha);
+    if (st == CA_OK) st = ca_clf_set_param(c, "search_steps_beta", p->search_steps_beta);
+    if (st == CA_OK) st = ca_clf_set_param(c, "search_steps_alpha", p->search_steps_alpha);
+done:
+    free(clip); free(aff);
+    return st;
+}
+
+static ca_status tip_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_params *p) {
+    if (d->train.n < 1) return ca_fail(CA_E_ARG, "tip-adapter: the train split is empty");
+    ca_status st = ca_tip_store(c, d, d->train.x);
+    return st == CA_OK ? ca_tip_search_val(c, d, d->train.x, p) : st;
+}
+
+const ca_method ca_method_tip_adapter = {
+    .name = "tip-adapter",
+    .help = "Tip-Adapter: K-shot cache of features and one-hot labels added to zero-shot; α, β grid-searched on val (needs text weights; no training)",
+    .needs_text = 1,
+    .fit = tip_fit,
+    .logits = ca_tip_stored_logits,
+};
