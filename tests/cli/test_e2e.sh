@@ -46,6 +46,13 @@ for m in $($CA fit --list); do
   else bad "predict != eval for $m: $(paste "$T/eval-classes-$m.txt" "$T/predict-classes-$m.txt" | head -5 | tr '\n' ';')"; fi
 done
 [ $n_methods -ge 1 ] && ok "fit --list gave $n_methods methods" || bad "no methods"
+# labels, features and files line up: a class-mean classifier separates the coloured shapes
+# (zero-shot is chance here: the test model's text tower has random weights)
+for m in prototype linear-probe; do
+  [ -e "$T/pred-$m.tsv" ] || continue
+  acc=$(awk -F'\t' '{n++; if ($2 == $3) c++} END {printf "%d", 100 * c / n}' "$T/pred-$m.tsv")
+  [ "$acc" -ge 88 ] && ok "$m separates the shapes ($acc%)" || bad "$m accuracy $acc% on trivially separable images"
+done
 
 # the shapes are easy: zero-shot is random here (random-weight text tower), prototypes are not
 if [ -e "$T/pred-zero-shot.tsv" ]; then
