@@ -2,7 +2,7 @@
  * oracle, the hand-written backward against finite differences, AdamW against its formula,
  * and the methods on stanford_cars (Tip-Adapter-F beats Tip-Adapter at 16 shots; stored
  * classifiers reproduce the searched accuracy; training is deterministic; views are used). */
-#include "adapt/optim.h"
+#include "adapt/train.h"
 #include "adapt/tip.h"
 #include "core/core.h"
 #include "model/vmath.h"
@@ -129,12 +129,12 @@ static void test_gradient_check(void) {
 
 static void test_adamw(void) {
     float p[2] = {1.0f, -2.0f}, g[2] = {0.5f, -0.25f};
-    ca_adamw o;
-    CHECK(ca_adamw_init(&o, 2, 1e-4, 0.01) == CA_OK);
+    const ca_optim o = {.kind = CA_OPT_ADAMW, .weight_decay = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-4f};
+    float om[2] = {0}, ov[2] = {0};
     double pd[2] = {1.0, -2.0}, m[2] = {0}, v[2] = {0};
     for (int t = 1; t <= 3; t++) {
-        double lr = ca_cosine_lr(1e-2, t - 1, 3);
-        ca_adamw_step(&o, p, g, lr);
+        double lr = ca_lr_cosine(1e-2, t - 1, 3, 0);
+        ca_optim_step(&o, lr, t, p, g, om, ov, 2);
         for (int i = 0; i < 2; i++) { /* torch.optim.AdamW, written out */
             pd[i] *= 1 - lr * 0.01;
             m[i] = 0.9 * m[i] + 0.1 * g[i];
@@ -145,9 +145,8 @@ static void test_adamw(void) {
     }
     CHECK_NEAR(p[0], pd[0], 1e-6);
     CHECK_NEAR(p[1], pd[1], 1e-6);
-    CHECK_NEAR(ca_cosine_lr(1e-3, 0, 100), 1e-3, 1e-15);
-    CHECK_NEAR(ca_cosine_lr(1e-3, 50, 100), 5e-4, 1e-15);
-    ca_adamw_free(&o);
+    CHECK_NEAR(ca_lr_cosine(1e-3, 0, 100, 0), 1e-3, 1e-15);
+    CHECK_NEAR(ca_lr_cosine(1e-3, 50, 100, 0), 5e-4, 1e-15);
 }
 
 static double acc_of(const ca_classifier *c, const ca_split *s) {

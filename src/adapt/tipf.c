@@ -3,8 +3,8 @@
  * at fixed (init_alpha, init_beta); the best epoch is chosen on val (the original code chose it
  * on test; we never look at test), then α, β are re-searched on val. Values stay one-hot.
  */
-#include "adapt/optim.h"
 #include "adapt/tip.h"
+#include "adapt/train.h"
 #include "model/gemm.h"
 #include "model/vmath.h"
 
@@ -84,9 +84,11 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
     float *blk = ca_malloc2(total_f, sizeof(float));
     int *perm = ca_malloc2((size_t)N, sizeof(int)), *view = ca_malloc2((size_t)N, sizeof(int));
     int32_t *yb = ca_malloc2((size_t)B, sizeof(int32_t));
-    ca_adamw opt = {0};
+    /* AdamW as torch.optim.AdamW (betas 0.9/0.999, eps 1e-4 as the original); moments m, v */
+    const ca_optim opt = {.kind = CA_OPT_ADAMW, .weight_decay = (float)wd, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-4f};
+    float *mom = ca_calloc2(2 * nd, sizeof(float));
     ca_status st = CA_OK;
-    if (!blk || !perm || !view || !yb || ca_adamw_init(&opt, nd, 1e-4, wd) != CA_OK) {
+    if (!blk || !perm || !view || !yb || !mom) {
         st = ca_fail(CA_E_NOMEM, "tip-adapter-f: out of memory for %d keys", N);
         goto done;
     }
@@ -119,7 +121,7 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
             }
             ca_logits_linear(xb, m, d->text_w, C, D, 100.0f, clipb); /* (m,C), cheap next to (m,N) */
             loss_sum += m * ca_tipf_loss_grad(xb, yb, clipb, m, keys, d->train.y, N, D, C, a0, b0, grad, scratch);
-            ca_adamw_step(&opt, keys, grad, ca_cosine_lr(lr, step, total));
+            ca_optim_step(&opt, ca_lr_cosine(lr, step, total, 0), step + 1, keys, grad, mom, mom + nd, nd);
         }
         last_loss = loss_sum / N;
         if (!isfinite(last_loss)) { st = ca_fail(CA_E_RANGE, "tip-adapter-f: loss diverged at epoch %d (lr %g)", e + 1, lr); goto done; }
@@ -142,7 +144,7 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
     double vals[] = {best_epoch + 1, best_acc, last_loss, epochs, B, lr, wd, p->init_alpha, p->init_beta, (double)p->seed};
     for (size_t i = 0; st == CA_OK && i < sizeof vals / sizeof vals[0]; i++) st = ca_clf_set_param(c, names[i], vals[i]);
 done:
-    ca_adamw_free(&opt);
+    free(mom);
     free(blk); free(perm); free(view); free(yb);
     return st;
 }

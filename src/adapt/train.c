@@ -23,14 +23,17 @@ void ca_optim_step(const ca_optim *o, double lr, int64_t step, float *restrict p
         }
         return;
     }
+    /* torch.optim.AdamW's order: decoupled decay first, then p -= (lr/bc1)·m / (sqrt(v)/sqrt(bc2) + eps) */
     const float b1 = o->beta1, b2 = o->beta2, eps = o->eps;
-    const float c1 = (float)(1.0 / (1.0 - pow(b1, (double)step)));
-    const float c2 = (float)(1.0 / sqrt(1.0 - pow(b2, (double)step)));
-    const float decay = 1.0f - flr * wd;
+    const double bc1 = 1.0 - pow(b1, (double)step), bc2 = 1.0 - pow(b2, (double)step);
+    const float stepsz = (float)(lr / bc1), bc2s = (float)sqrt(bc2);
+    const float decay = (float)(1.0 - lr * wd);
+    #pragma omp simd
     for (size_t i = 0; i < n; i++) {
-        m[i] = b1 * m[i] + (1 - b1) * g[i];
-        v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
-        p[i] = p[i] * decay - flr * (m[i] * c1) / (sqrtf(v[i]) * c2 + eps);   /* vectorised */
+        p[i] *= decay;
+        m[i] = m[i] * b1 + g[i] * (1.0f - b1);
+        v[i] = v[i] * b2 + g[i] * g[i] * (1.0f - b2);
+        p[i] -= stepsz * m[i] / (sqrtf(v[i]) / bc2s + eps);   /* vectorised (-fno-math-errno) */
     }
 }
 

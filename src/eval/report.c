@@ -30,8 +30,11 @@ char *ca_report_table(const ca_run_result *r, int n) {
     int *shots = ca_malloc2((size_t)n, sizeof *shots);
     if (!methods || !shots) { free(methods); free(shots); return NULL; }
     int nk, nm = distinct(r, n, methods, shots, &nk);
+    int w = 6; /* the method column fits the longest name */
+    for (int m = 0; m < nm; m++)
+        if ((int)strlen(methods[m]) > w) w = (int)strlen(methods[m]);
     ca_sbuf b = {0};
-    ca_sbuf_printf(&b, "test accuracy %% (val accuracy %%)\n%-16s", "method");
+    ca_sbuf_printf(&b, "test accuracy %% (val accuracy %%)\n%-*s", w, "method");
     for (int k = 0; k < nk; k++) {
         char h[32];
         snprintf(h, sizeof h, "K=%d", shots[k]);
@@ -39,7 +42,7 @@ char *ca_report_table(const ca_run_result *r, int n) {
     }
     ca_sbuf_printf(&b, "\n");
     for (int m = 0; m < nm; m++) {
-        ca_sbuf_printf(&b, "%-16s", methods[m]);
+        ca_sbuf_printf(&b, "%-*s", w, methods[m]);
         for (int k = 0; k < nk; k++) {
             const ca_run_result *hit = NULL;
             for (int i = 0; i < n; i++)
