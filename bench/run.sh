@@ -24,3 +24,4 @@ else
 fi
 echo "== methods: every few-shot method x K on the shipped feature sets (test/val accuracy, fit seconds)"
 "$BUILD/bench/methods"
+echo "== extract: feature-extraction throughput, vit-tiny (bench/extract.c)"; "$BUILD/bench/extract" 256 3

@@ -9,6 +9,10 @@ static const cli_command COMMANDS[] = {
     {"encode", cmd_encode, "encode preprocessed images and/or tokens with a CLIP checkpoint"},
     {"info", cmd_info, "print the architecture inferred from a CLIP checkpoint"},
     {"fewshot", cmd_fewshot, "run few-shot methods on a feature set; print accuracy table, JSON, SVG plot"},
+    {"extract", cmd_extract, "encode an image folder or CoOp split with CLIP into a feature set"},
+    {"fit", cmd_fit, "fit a few-shot method on a feature set and save the classifier"},
+    {"eval", cmd_eval, "score a saved classifier on a split of a feature set"},
+    {"predict", cmd_predict, "classify image files with a CLIP model and a saved classifier"},
     {"tokenize", cmd_tokenize, "CLIP BPE token ids of each stdin line, as JSON arrays"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])

@@ -376,6 +376,111 @@ CA_API ca_status ca_model_encode_text(ca_model *m, const int64_t *tokens, int n,
  * trained CLIP), or 100 when the file has no logit_scale. Thread-safe. */
 CA_API float ca_model_logit_scale(const ca_model *m);
 
+
+/* ======================================================================================== */
+/* End to end: datasets, prompt templates, feature extraction, classification              */
+/* ======================================================================================== */
+
+/* A labelled image dataset: image paths with class labels in three splits. Built from an image
+ * folder (root/<class>/<image>) or from a CoOp split file (split_zhou_*.json). Read-only after
+ * construction, so one handle may be shared by threads. Caller frees with ca_dataset_free. */
+typedef struct ca_dataset ca_dataset;
+
+enum { CA_SPLIT_TRAIN = 0, CA_SPLIT_VAL = 1, CA_SPLIT_TEST = 2 };
+
+typedef struct {
+    double val_split;        /* fraction of each class's images moved to val (default 0) */
+    double test_split;       /* fraction of each class's images moved to test (default 0) */
+    uint64_t seed;           /* which images move (default 1) */
+    const char *val_dir;     /* a separate folder with the same class folders, or NULL */
+    const char *test_dir;    /* likewise for test */
+} ca_dataset_params;
+CA_API ca_dataset_params ca_dataset_default_params(void);
+
+/* Image folder: one sub-folder per class (class name = folder name with '_' -> ' '), classes
+ * sorted by folder name, images (.jpg .jpeg .png .bmp .gif .webp .ppm .tif .tiff, any case)
+ * sorted by file name. Hidden entries are skipped. Fails on an empty class or no classes. */
+CA_API ca_dataset *ca_dataset_from_folder(const char *root, const ca_dataset_params *p, ca_status *st);
+/* CoOp split file {"train": [[relpath, label, classname], ...], "val": ..., "test": ...};
+ * paths are relative to image_root. Labels must be 0..C-1 with one class name each. */
+CA_API ca_dataset *ca_dataset_from_split_file(const char *json_path, const char *image_root, ca_status *st);
+CA_API void ca_dataset_free(ca_dataset *ds);
+CA_API int ca_dataset_num_classes(const ca_dataset *ds);
+CA_API const char *ca_dataset_class_name(const ca_dataset *ds, int c);
+/* Number of images in a split (CA_SPLIT_*), 0 for an unknown split. */
+CA_API int ca_dataset_size(const ca_dataset *ds, int split);
+/* Path of image i of a split (joined with the root; owned by ds), or NULL out of range. */
+CA_API const char *ca_dataset_path(const ca_dataset *ds, int split, int i);
+CA_API int ca_dataset_label(const ca_dataset *ds, int split, int i);
+
+/* Few-shot subset as CoOp's generate_fewshot_dataset with Python's `random` seeded by seed:
+ * classes in order of first appearance in the split, random.sample(items, k) per class (all
+ * items when a class has fewer). Same seed, same files -> the same images as CoOp picks.
+ * Writes indices into the split to *idx (malloc'd, caller frees) and their count to *n. */
+CA_API ca_status ca_dataset_fewshot(const ca_dataset *ds, int split, int k, uint64_t seed, int **idx, int *n);
+/* CoOp's protocol for train and val in one generator: k from train, then val_k from val. */
+CA_API ca_status ca_dataset_fewshot2(const ca_dataset *ds, int k, int val_k, uint64_t seed,
+                                     int **train_idx, int *n_train, int **val_idx, int *n_val);
+
+/* Built-in prompt template sets: "imagenet" (the 7-template ensemble), the 11 few-shot
+ * benchmarks as CoOp/Tip-Adapter prompt them ("caltech101", "dtd", "eurosat", "fgvc_aircraft",
+ * "food101", "oxford_flowers", "oxford_pets", "stanford_cars", "sun397", "ucf101"; "imagenet"),
+ * "stanford_cars8" (the 8 car prompts of ../shared/features text.weights) and "simple"
+ * ("a photo of a {}."). Returns a static NULL-terminated list, or NULL for an unknown name. */
+CA_API const char *const *ca_templates_builtin(const char *name, int *count);
+/* Names of the built-in sets, NULL-terminated, static. */
+CA_API const char *const *ca_template_set_names(void);
+/* A built-in name, or a file with one template per line, each containing "{}" once (blank lines
+ * and lines starting with '#' skipped). Returns a malloc'd array (free with ca_templates_free). */
+CA_API char **ca_templates_load(const char *name_or_path, int *count, ca_status *st);
+CA_API void ca_templates_free(char **templates, int count);
+/* Prompt text: template with "{}" replaced by the class name (malloc'd; NULL on bad template). */
+CA_API char *ca_template_format(const char *tmpl, const char *class_name);
+
+/* Text classifier as the reference: for each class, encode every template filled with the class
+ * name, L2-normalise each embedding, average, re-normalise. out: (C, embed_dim). The model
+ * needs its text tower. Not thread-safe on one model or tokenizer. */
+CA_API ca_status ca_text_classifier(ca_model *m, ca_tokenizer *tok, const char *const *class_names, int C,
+                                    const char *const *templates, int T, float *out);
+
+/* Encode image files to L2-normalised features, in chunks; optionally with V augmented views
+ * (ca_augment with (seed, ids[i], view)), the feature then being the normalised mean of the
+ * normalised views. With cache_dir set, each finished chunk is stored there and reused by a
+ * later call with the same inputs, so an interrupted run resumes. */
+typedef struct {
+    int views;                /* 0: centre crop (ca_preprocess); V > 0: V augmented views */
+    uint64_t seed;            /* augmentation seed (default 1) */
+    int chunk;                /* images per chunk (default 64) */
+    int batch;                /* encoder inputs per model call (default 64; with V views,
+                                 max(1, batch / V) images per call) */
+    const char *cache_dir;    /* existing folder for chunk files, or NULL */
+    uint64_t cache_salt;      /* mixed into chunk keys: identify the model file (e.g. a hash of
+                                 its path, size and mtime) so another model's chunks never match */
+    const char *stage;        /* progress stage name (default "encode") */
+    ca_progress_fn progress; void *progress_user;   /* units: images */
+    int64_t progress_base, progress_total;          /* offsets when several calls share one bar */
+} ca_encode_params;
+CA_API ca_encode_params ca_encode_default_params(void);
+/* paths (n), ids (n: augmentation stream per image, e.g. its dataset index; NULL = 0..n-1).
+ * feats: (n, D) out; views_out: (V, n, D) out or NULL. chunks_reused (may be NULL) counts the
+ * chunks taken from cache_dir. Errors name the image file. The model is used by one thread. */
+CA_API ca_status ca_encode_images(ca_model *m, const char *const *paths, const uint64_t *ids, int n,
+                                  const ca_encode_params *p, float *feats, float *views_out,
+                                  int *chunks_reused);
+
+/* L2-normalised image feature (embed_dim) of one decoded image, centre-cropped as CLIP. */
+CA_API ca_status ca_image_features(ca_model *m, const ca_image *img, float *out);
+/* Classify one image: probs_out (num_classes) = softmax of the classifier's logits on its
+ * feature. The classifier's dim must equal the model's embed_dim. Not thread-safe on m. */
+CA_API ca_status ca_classify_image(ca_model *m, const ca_classifier *c, const ca_image *img, float *probs_out);
+/* Indices of the k largest of v (n), largest first (ties: lower index first). k <= n. */
+CA_API void ca_top_k(const float *v, int n, int k, int *idx);
+
+/* Fit a method on split "train.{shots}shot" of a feature set (val and text weights as present);
+ * the classifier keeps the set's class names. Caller frees with ca_classifier_free. */
+CA_API ca_classifier *ca_fit_features(const char *method, const ca_featureset *fs, int shots,
+                                      const ca_fit_params *p, ca_status *st);
+
 #ifdef __cplusplus
 }
 #endif

@@ -41,8 +41,10 @@ static ca_status check_finite(const char *path, const char *name, const float *x
     return CA_OK;
 }
 
-/* Load "<prefix>.features" (n, D) and "<prefix>.labels" (n) into sp. D is fixed by the first split. */
-static ca_status load_split(ca_featureset *fs, const ca_st_file *f, const char *prefix, int shots) {
+/* Load "<prefix>.features" (n, D) and "<prefix>.labels" (n) into sp. D is fixed by the first split.
+ * Views come from "<prefix>.views", else from alt_views when given ("train.views" is accepted
+ * when the file has exactly one train split, the name the extraction issue uses). */
+static ca_status load_split(ca_featureset *fs, const ca_st_file *f, const char *prefix, int shots, const char *alt_views) {
     if (fs->nsp == MAX_SPLITS) return ca_fail(CA_E_FORMAT, "%s: more than %d splits", fs->path, MAX_SPLITS);
     char fn[96], ln[96], vn[96];
     snprintf(fn, sizeof fn, "%s.features", prefix);
@@ -84,6 +86,7 @@ static ca_status load_split(ca_featureset *fs, const ca_st_file *f, const char *
     if (st != CA_OK) return st;
     s->s = (ca_split){.n = n, .dim = fs->dim, .x = s->x, .y = s->y};
     const ca_tensor_info *tv = ca_st_find(f, vn);
+    if (!tv && alt_views && (tv = ca_st_find(f, alt_views)) != NULL) snprintf(vn, sizeof vn, "%s", alt_views);
     if (tv) {
         if (tv->ndim != 3 || tv->shape[0] < 1 || tv->shape[0] > 4096 || tv->shape[1] != n || tv->shape[2] != fs->dim)
             return ca_fail(CA_E_SHAPE, "%s: tensor '%s': expected shape [V,%d,%d]", fs->path, vn, n, fs->dim);
@@ -137,11 +140,11 @@ ca_featureset *ca_features_load(const char *path, ca_status *st) {
     for (int i = 0; *st == CA_OK && i < ns; i++) {
         char pre[48];
         snprintf(pre, sizeof pre, "train.%dshot", shots[i]);
-        *st = load_split(fs, f, pre, shots[i]);
+        *st = load_split(fs, f, pre, shots[i], ns == 1 ? "train.views" : NULL);
     }
     if (*st == CA_OK && ns == 0) *st = ca_fail(CA_E_NOTFOUND, "%s: no 'train.{K}shot.features' tensor: not a feature set", path);
-    if (*st == CA_OK) *st = load_split(fs, f, "val", 0);
-    if (*st == CA_OK) *st = load_split(fs, f, "test", 0);
+    if (*st == CA_OK) *st = load_split(fs, f, "val", 0, NULL);
+    if (*st == CA_OK) *st = load_split(fs, f, "test", 0, NULL);
     if (*st == CA_OK) {
         int maxl = -1;
         for (int i = 0; i < fs->nsp; i++)

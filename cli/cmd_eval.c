@@ -1,0 +1,90 @@
+/* cmd_eval.c — `clipadapt eval`: score a saved classifier on a split of a feature set. */
+#include "cli.h"
+#include "core/core.h" /* ca_outfile: atomic --predictions output */
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void help(void) {
+    printf("usage: clipadapt eval --classifier CLF --features F [--split test] [--predictions FILE] [--json]\n"
+           "\n"
+           "Top-1 accuracy of a classifier (from `clipadapt fit`) on one split of a feature set.\n"
+           "\n"
+           "  --classifier F    classifier file\n"
+           "  --features F      feature set with the same feature dimension and classes\n"
+           "  --split S         val, test (default) or train.{K}shot\n"
+           "  --predictions F   write one line per row: index, true label, predicted label, predicted\n"
+           "                    class name, image path (when the feature set records them), tab-separated\n"
+           "  --json            print {\"accuracy\": ..., \"n\": ..., \"split\": ..., \"method\": ...}\n");
+}
+
+/* image_paths metadata {"test": [...], ...} entry for split, or NULL; *out owns the parsed JSON. */
+static const cJSON *split_paths(const char *features, const char *split, int n, cJSON **out) {
+    *out = NULL;
+    ca_status st;
+    ca_st_file *f = ca_st_open(features, &st);
+    if (!f) return NULL;
+    const char *js = ca_st_metadata(f, "image_paths");
+    *out = js ? cJSON_Parse(js) : NULL;
+    ca_st_close(f);
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(*out, split);
+    return cJSON_IsArray(a) && cJSON_GetArraySize(a) == n ? a : NULL;
+}
+
+int cmd_eval(int argc, char **argv) {
+    const char *clf = NULL, *features = NULL, *split = "test", *pred = NULL;
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        int r;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { help(); return CLI_OK; }
+        if (!strcmp(a, "--json")) { json = 1; continue; }
+        if ((r = cli_take(argc, argv, &i, "--classifier", &v)) != 0) { if (r < 0) return cli_usage("eval", "--classifier needs a file"); clf = v; continue; }
+        if ((r = cli_take(argc, argv, &i, "--features", &v)) != 0) { if (r < 0) return cli_usage("eval", "--features needs a file"); features = v; continue; }
+        if ((r = cli_take(argc, argv, &i, "--split", &v)) != 0) { if (r < 0) return cli_usage("eval", "--split needs a name"); split = v; continue; }
+        if ((r = cli_take(argc, argv, &i, "--predictions", &v)) != 0) { if (r < 0) return cli_usage("eval", "--predictions needs a file"); pred = v; continue; }
+        return cli_usage("eval", "unknown option '%s'", a);
+    }
+    if (!clf || !features) return cli_usage("eval", "--classifier and --features are required");
+    ca_status st;
+    int rc = CLI_FAIL;
+    ca_classifier *c = ca_classifier_load(clf, &st);
+    if (!c) return cli_status(st);
+    ca_featureset *fs = ca_features_load(features, &st);
+    float *lg = NULL;
+    cJSON *pj = NULL;
+    if (!fs) { rc = cli_status(st); goto out; }
+    ca_split sp;
+    if ((st = ca_features_split(fs, split, &sp)) != CA_OK) { rc = cli_status(st); goto out; }
+    int C = ca_classifier_num_classes(c);
+    if (ca_classifier_dim(c) != sp.dim) { rc = cli_error("%s: %d-d features, but %s expects %d-d", features, sp.dim, clf, ca_classifier_dim(c)); goto out; }
+    if (ca_features_num_classes(fs) != C) { rc = cli_error("%s: %d classes, but %s has %d", features, ca_features_num_classes(fs), clf, C); goto out; }
+    lg = malloc(sizeof(float) * (size_t)sp.n * C + 1);
+    if (!lg) { rc = cli_error("out of memory"); goto out; }
+    if ((st = ca_classifier_logits(c, sp.x, sp.n, lg)) != CA_OK) { rc = cli_status(st); goto out; }
+    double acc = ca_accuracy(lg, sp.y, sp.n, C);
+    if (pred) {
+        const cJSON *paths = split_paths(features, split, sp.n, &pj);
+        ca_outfile of;
+        if ((st = ca_outfile_open(&of, pred)) != CA_OK) { rc = cli_status(st); goto out; }
+        for (int i = 0; i < sp.n; i++) {
+            int best;
+            ca_top_k(lg + (size_t)i * C, C, 1, &best);
+            const char *nm = ca_classifier_class_name(c, best);
+            const cJSON *pi = paths ? cJSON_GetArrayItem(paths, i) : NULL;
+            fprintf(of.fp, "%d\t%d\t%d\t%s\t%s\n", i, sp.y[i], best, nm ? nm : "", cJSON_IsString(pi) ? pi->valuestring : "");
+        }
+        if ((st = ca_outfile_commit(&of)) != CA_OK) { rc = cli_status(st); goto out; }
+    }
+    if (json) printf("{\"method\": \"%s\", \"split\": \"%s\", \"n\": %d, \"accuracy\": %.4f}\n", ca_classifier_method(c), split, sp.n, acc);
+    else printf("%s on %s (%d images): top-1 accuracy %.2f%%\n", ca_classifier_method(c), split, sp.n, acc);
+    rc = CLI_OK;
+out:
+    cJSON_Delete(pj);
+    free(lg);
+    ca_features_free(fs);
+    ca_classifier_free(c);
+    return rc;
+}

@@ -1,0 +1,386 @@
+/* cmd_extract.c — `clipadapt extract`: a labelled image dataset and a CLIP checkpoint in, a feature
+ * set out (the ../shared/features schema plus augmented views), resumable chunk by chunk. */
+#include "cli.h"
+#include "core/core.h" /* the library's half-float conversion and monotonic clock */
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *HELP =
+    "usage: clipadapt extract --model W.safetensors --bpe VOCAB (--images ROOT | --split-file F --image-root R)\n"
+    "                         --output FEATS.safetensors [options]\n"
+    "\n"
+    "Encode a labelled image dataset with CLIP into a feature set for `clipadapt fit`/`fewshot`:\n"
+    "train.{K}shot.features/labels/views, val.*, test.*, text.weights, class names in metadata.\n"
+    "\n"
+    "dataset:\n"
+    "  --images ROOT         image folder ROOT/<class>/<image>; class name = folder name, '_' -> ' '\n"
+    "  --val-split F         fraction of each class held out as val (default 0.2 unless --val-images)\n"
+    "  --test-split F        fraction of each class held out as test (default 0.2 unless --test-images)\n"
+    "  --val-images DIR      separate val folder (same class folder names)\n"
+    "  --test-images DIR     separate test folder\n"
+    "  --split-file F        CoOp split file split_zhou_*.json ({\"train\": [[path, label, class], ...], ...})\n"
+    "  --image-root R        folder the split file's paths are relative to\n"
+    "sampling and features:\n"
+    "  --shots K[,K...]      images per class in each train split (default 16), as CoOp samples them\n"
+    "  --val-shots K         sample K per class from val too (default 0: all of val)\n"
+    "  --views V             augmented views per training image (default 10; 0 = centre crop only)\n"
+    "  --seed N              seed for splits, sampling and augmentation (default 1)\n"
+    "  --templates NAME|FILE prompt templates for text.weights (default simple; built-in: see below)\n"
+    "  --no-text             skip text.weights (then --bpe is not needed)\n"
+    "  --f16                 store features as F16 (half the size; default F32)\n"
+    "model:\n"
+    "  --model W             CLIP checkpoint (safetensors; OpenAI/OpenCLIP or Hugging Face names)\n"
+    "  --config C            Hugging Face config.json (optional)\n"
+    "  --bpe VOCAB           CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz)\n"
+    "  --batch N             encoder inputs per model call (default 64; larger is faster, uses more memory)\n"
+    "  --chunk N             images per resumable chunk (default 64)\n"
+    "output:\n"
+    "  --output F            feature set, written atomically; finished chunks are kept in F.parts/\n"
+    "                        until the end, so re-running the same command after an interruption\n"
+    "                        redoes only the unfinished chunk\n"
+    "  -v, --verbose         print a summary (images, seconds, images/s, chunks reused) to stderr\n"
+    "\n"
+    "A progress bar with images/s and ETA is drawn on stderr when it is a terminal.\n";
+
+typedef struct {
+    const char *model, *config, *bpe, *images, *val_images, *test_images, *split_file, *image_root, *templates, *output;
+    double val_split, test_split;
+    int shots[16], nshots, val_shots, views, batch, chunk, f16, no_text, verbose;
+    long seed;
+} opts;
+
+static int parse_shots(const char *s, opts *o) {
+    o->nshots = 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        long k;
+        if (cli_int(tok, &k) || k < 1 || k > 100000 || o->nshots == 16) return -1;
+        for (int i = 0; i < o->nshots; i++) if (o->shots[i] == k) return -1;
+        o->shots[o->nshots++] = (int)k;
+    }
+    return o->nshots ? 0 : -1;
+}
+
+/* FNV-1a of the model file's identity: chunks of another model (or a rewritten file) never match. */
+static uint64_t model_salt(const char *path, const char *config) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    const char *parts[2] = {path, config ? config : ""};
+    for (int k = 0; k < 2; k++) {
+        struct stat sb;
+        int64_t meta[3] = {-1, -1, -1};
+        if (*parts[k] && stat(parts[k], &sb) == 0) { meta[0] = sb.st_size; meta[1] = sb.st_mtim.tv_sec; meta[2] = sb.st_mtim.tv_nsec; }
+        for (const char *p = parts[k]; *p; p++) { h ^= (unsigned char)*p; h *= 0x100000001b3ull; }
+        for (size_t i = 0; i < sizeof meta; i++) { h ^= ((unsigned char *)meta)[i]; h *= 0x100000001b3ull; }
+    }
+    return h;
+}
+
+static void remove_parts(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char path[4096];
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "chunk-", 6) != 0) continue;   /* only what we wrote */
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        remove(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+/* Add features (n, D) as F32 or F16 and labels (n) as I64 under prefix. */
+static ca_status add_split(ca_st_writer *w, const char *prefix, const float *x, const int *lab, int n, int D, int f16) {
+    char name[96];
+    ca_status st = CA_OK;
+    snprintf(name, sizeof name, "%s.features", prefix);
+    if (f16) {
+        uint16_t *h = malloc(sizeof(uint16_t) * (size_t)n * D + 1);
+        if (!h) return CA_E_NOMEM;
+        for (size_t i = 0; i < (size_t)n * D; i++) h[i] = ca_f32_to_f16(x[i]);
+        st = ca_st_writer_add(w, name, CA_DT_F16, 2, (int64_t[]){n, D}, h);
+        free(h);
+    } else {
+        st = ca_st_writer_add(w, name, CA_DT_F32, 2, (int64_t[]){n, D}, x);
+    }
+    int64_t *l = malloc(sizeof(int64_t) * (size_t)n + 1);
+    if (!l) return CA_E_NOMEM;
+    for (int i = 0; i < n; i++) l[i] = lab[i];
+    snprintf(name, sizeof name, "%s.labels", prefix);
+    if (st == CA_OK) st = ca_st_writer_add(w, name, CA_DT_I64, 1, (int64_t[]){n}, l);
+    free(l);
+    return st;
+}
+
+static cJSON *path_array(const ca_dataset *ds, int split, const int *idx, int n) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateString(ca_dataset_path(ds, split, idx ? idx[i] : i)));
+    return a;
+}
+
+int cmd_extract(int argc, char **argv) {
+    opts o;
+    memset(&o, 0, sizeof o);
+    o.val_split = o.test_split = -1;
+    o.shots[0] = 16; o.nshots = 1;
+    o.views = 10; o.batch = 64; o.chunk = 64; o.seed = 1;
+    o.templates = "simple";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        long n;
+        double d;
+        int r;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(HELP, stdout);
+            printf("\nbuilt-in template sets:");
+            for (const char *const *s = ca_template_set_names(); *s; s++) printf(" %s", *s);
+            printf("\n");
+            return CLI_OK;
+        }
+#define STR(flag, field) if ((r = cli_take(argc, argv, &i, flag, &v)) != 0) { if (r < 0) return cli_usage("extract", "%s needs a value", flag); o.field = v; continue; }
+#define INT(flag, field, lo, hi) if ((r = cli_take(argc, argv, &i, flag, &v)) != 0) { \
+            if (r < 0 || cli_int(v, &n) || n < (lo) || n > (hi)) return cli_usage("extract", "%s needs an integer in [%d, %d]", flag, (int)(lo), (int)(hi)); \
+            o.field = (int)n; continue; }
+#define FRAC(flag, field) if ((r = cli_take(argc, argv, &i, flag, &v)) != 0) { \
+            if (r < 0 || cli_double(v, &d) || d < 0 || d >= 1) return cli_usage("extract", "%s needs a fraction in [0, 1)", flag); \
+            o.field = d; continue; }
+        STR("--model", model) STR("--config", config) STR("--bpe", bpe) STR("--images", images)
+        STR("--val-images", val_images) STR("--test-images", test_images) STR("--split-file", split_file)
+        STR("--image-root", image_root) STR("--templates", templates) STR("--output", output)
+        FRAC("--val-split", val_split) FRAC("--test-split", test_split)
+        INT("--val-shots", val_shots, 0, 100000) INT("--views", views, 0, 1024) INT("--batch", batch, 1, 4096)
+        INT("--chunk", chunk, 1, 1 << 20)
+        if ((r = cli_take(argc, argv, &i, "--seed", &v)) != 0) {
+            if (r < 0 || cli_int(v, &n) || n < 0) return cli_usage("extract", "--seed needs a non-negative integer");
+            o.seed = n; continue;
+        }
+        if ((r = cli_take(argc, argv, &i, "--shots", &v)) != 0) {
+            if (r < 0 || parse_shots(v, &o)) return cli_usage("extract", "--shots needs K or K1,K2,... (distinct, >= 1, at most 16)");
+            continue;
+        }
+        if (!strcmp(a, "--f16")) { o.f16 = 1; continue; }
+        if (!strcmp(a, "--no-text")) { o.no_text = 1; continue; }
+        if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) { o.verbose = 1; continue; }
+#undef STR
+#undef INT
+#undef FRAC
+        return cli_usage("extract", "unknown option '%s'", a);
+    }
+    if (!o.model) return cli_usage("extract", "--model is required");
+    if (!o.output) return cli_usage("extract", "--output is required");
+    if (!o.no_text && !o.bpe) return cli_usage("extract", "--bpe is required for text.weights (or give --no-text)");
+    if (!!o.images == !!o.split_file) return cli_usage("extract", "give either --images ROOT or --split-file F --image-root R");
+    if (o.split_file && !o.image_root) return cli_usage("extract", "--split-file needs --image-root");
+    if (o.split_file && (o.val_images || o.test_images || o.val_split >= 0 || o.test_split >= 0))
+        return cli_usage("extract", "--val-*/--test-* options apply to --images only; the split file defines the splits");
+
+    int rc = CLI_FAIL;
+    ca_status st = CA_OK;
+    ca_dataset *ds = NULL;
+    ca_model *model = NULL;
+    ca_tokenizer *tok = NULL;
+    char **tmpl = NULL;
+    int ntmpl = 0;
+    int *tr_idx[16] = {0}, ntr[16] = {0}, *val_idx = NULL, nval = 0, *uni = NULL, nuni = 0;
+    int *dense = NULL;
+    float *fu = NULL, *vu = NULL, *fval = NULL, *ftest = NULL, *text = NULL, *tmp = NULL;
+    const char **paths = NULL;
+    uint64_t *ids = NULL;
+    int *labels = NULL;
+    char *parts = NULL;
+    ca_st_writer *w = NULL;
+
+    /* dataset */
+    if (o.images) {
+        ca_dataset_params dp = ca_dataset_default_params();
+        dp.seed = (uint64_t)o.seed;
+        dp.val_dir = o.val_images; dp.test_dir = o.test_images;
+        dp.val_split = o.val_split >= 0 ? o.val_split : o.val_images ? 0 : 0.2;
+        dp.test_split = o.test_split >= 0 ? o.test_split : o.test_images ? 0 : 0.2;
+        ds = ca_dataset_from_folder(o.images, &dp, &st);
+    } else {
+        ds = ca_dataset_from_split_file(o.split_file, o.image_root, &st);
+    }
+    if (!ds) { rc = cli_status(st); goto out; }
+    int C = ca_dataset_num_classes(ds);
+    int n_val_all = ca_dataset_size(ds, CA_SPLIT_VAL), n_test = ca_dataset_size(ds, CA_SPLIT_TEST);
+    if (n_val_all == 0 || n_test == 0) {
+        rc = cli_error("%s: the dataset has no %s images (a feature set needs train, val and test)",
+                       o.images ? o.images : o.split_file, n_val_all == 0 ? "val" : "test");
+        goto out;
+    }
+    if (o.templates && !o.no_text && !(tmpl = ca_templates_load(o.templates, &ntmpl, &st))) { rc = cli_status(st); goto out; }
+
+    /* few-shot subsets; CoOp draws val from the same generator after train (we use the largest K) */
+    int kmax = 0;
+    for (int s = 0; s < o.nshots; s++) if (o.shots[s] > o.shots[kmax]) kmax = s;
+    for (int s = 0; s < o.nshots; s++) {
+        int *vi = NULL, nv = 0;
+        st = ca_dataset_fewshot2(ds, o.shots[s], s == kmax ? o.val_shots : 0, (uint64_t)o.seed, &tr_idx[s], &ntr[s], &vi, &nv);
+        if (st != CA_OK) { rc = cli_status(st); goto out; }
+        if (s == kmax) { val_idx = vi; nval = nv; } else free(vi);
+    }
+    if (!val_idx) nval = n_val_all;
+
+    /* union of the training images over all K: each is encoded once */
+    int n_train_all = ca_dataset_size(ds, CA_SPLIT_TRAIN);
+    dense = malloc(sizeof(int) * (size_t)n_train_all + 1);
+    uni = malloc(sizeof(int) * (size_t)n_train_all + 1);
+    if (!dense || !uni) { rc = cli_error("out of memory"); goto out; }
+    for (int i = 0; i < n_train_all; i++) dense[i] = -1;
+    for (int s = 0; s < o.nshots; s++)
+        for (int j = 0; j < ntr[s]; j++) dense[tr_idx[s][j]] = 0;
+    for (int i = 0; i < n_train_all; i++) if (dense[i] == 0) { dense[i] = nuni; uni[nuni++] = i; }
+
+    /* model; chunk cache next to the output */
+    ca_model_params mp = ca_model_default_params();
+    mp.config_path = o.config;
+    mp.load_text = !o.no_text;
+    if (!(model = ca_model_load(o.model, &mp, &st))) { rc = cli_status(st); goto out; }
+    ca_model_info info;
+    if ((st = ca_model_get_info(model, &info)) != CA_OK) { rc = cli_status(st); goto out; }
+    int D = info.embed_dim;
+    size_t plen = strlen(o.output) + 8;
+    parts = malloc(plen);
+    if (!parts) { rc = cli_error("out of memory"); goto out; }
+    snprintf(parts, plen, "%s.parts", o.output);
+    if (mkdir(parts, 0777) != 0 && errno != EEXIST) { rc = cli_error("%s: cannot create folder: %s", parts, strerror(errno)); goto out; }
+
+    int maxn = nuni > nval ? nuni : nval;
+    if (n_test > maxn) maxn = n_test;
+    fu = malloc(sizeof(float) * (size_t)nuni * D + 1);
+    vu = o.views ? malloc(sizeof(float) * (size_t)o.views * nuni * D + 1) : NULL;
+    fval = malloc(sizeof(float) * (size_t)nval * D + 1);
+    ftest = malloc(sizeof(float) * (size_t)n_test * D + 1);
+    paths = malloc(sizeof(char *) * (size_t)maxn + 1);
+    ids = malloc(sizeof(uint64_t) * (size_t)maxn + 1);
+    labels = malloc(sizeof(int) * (size_t)maxn + 1);
+    if (!fu || (o.views && !vu) || !fval || !ftest || !paths || !ids || !labels) { rc = cli_error("out of memory"); goto out; }
+
+    ca_encode_params ep = ca_encode_default_params();
+    ep.seed = (uint64_t)o.seed;
+    ep.batch = o.batch; ep.chunk = o.chunk;
+    ep.cache_dir = parts;
+    ep.cache_salt = model_salt(o.model, o.config);
+    ep.stage = "extract";
+    ep.progress = cli_progress;
+    ep.progress_total = (int64_t)nuni + nval + n_test;
+    int reused = 0, r1 = 0, r2 = 0, r3 = 0;
+    double t0 = ca_now();
+    /* train (augmented views), then val and test (centre crop) */
+    for (int j = 0; j < nuni; j++) { paths[j] = ca_dataset_path(ds, CA_SPLIT_TRAIN, uni[j]); ids[j] = (uint64_t)uni[j]; }
+    ep.views = o.views;
+    ep.progress_base = 0;
+    if ((st = ca_encode_images(model, paths, ids, nuni, &ep, fu, vu, &r1)) != CA_OK) { rc = cli_status(st); goto out; }
+    for (int j = 0; j < nval; j++) { paths[j] = ca_dataset_path(ds, CA_SPLIT_VAL, val_idx ? val_idx[j] : j); ids[j] = (uint64_t)j; }
+    ep.views = 0;
+    ep.progress_base = nuni;
+    if ((st = ca_encode_images(model, paths, ids, nval, &ep, fval, NULL, &r2)) != CA_OK) { rc = cli_status(st); goto out; }
+    for (int j = 0; j < n_test; j++) { paths[j] = ca_dataset_path(ds, CA_SPLIT_TEST, j); ids[j] = (uint64_t)j; }
+    ep.progress_base = (int64_t)nuni + nval;
+    if ((st = ca_encode_images(model, paths, ids, n_test, &ep, ftest, NULL, &r3)) != CA_OK) { rc = cli_status(st); goto out; }
+    reused = r1 + r2 + r3;
+    double t_img = ca_now() - t0;
+
+    if (!o.no_text) {
+        if (!(tok = ca_tokenizer_load(o.bpe, &st))) { rc = cli_status(st); goto out; }
+        const char **names = malloc(sizeof(char *) * (size_t)C);
+        text = malloc(sizeof(float) * (size_t)C * D);
+        if (!names || !text) { free(names); rc = cli_error("out of memory"); goto out; }
+        for (int c = 0; c < C; c++) names[c] = ca_dataset_class_name(ds, c);
+        st = ca_text_classifier(model, tok, names, C, (const char *const *)tmpl, ntmpl, text);
+        free(names);
+        if (st != CA_OK) { rc = cli_status(st); goto out; }
+    }
+
+    /* assemble the feature set */
+    w = ca_st_writer_new();
+    if (!w) { rc = cli_error("out of memory"); goto out; }
+    cJSON *meta_paths = cJSON_CreateObject();
+    for (int s = 0; st == CA_OK && s < o.nshots; s++) {
+        int n = ntr[s];
+        char prefix[48];
+        snprintf(prefix, sizeof prefix, "train.%dshot", o.shots[s]);
+        free(tmp);
+        tmp = malloc(sizeof(float) * (size_t)(o.views ? o.views : 1) * n * D + 1);
+        if (!tmp) { st = CA_E_NOMEM; break; }
+        for (int j = 0; j < n; j++) {
+            memcpy(tmp + (size_t)j * D, fu + (size_t)dense[tr_idx[s][j]] * D, sizeof(float) * (size_t)D);
+            labels[j] = ca_dataset_label(ds, CA_SPLIT_TRAIN, tr_idx[s][j]);
+        }
+        st = add_split(w, prefix, tmp, labels, n, D, o.f16);
+        if (st == CA_OK && o.views) {
+            for (int v = 0; v < o.views; v++)
+                for (int j = 0; j < n; j++)
+                    memcpy(tmp + ((size_t)v * n + j) * D, vu + ((size_t)v * nuni + dense[tr_idx[s][j]]) * D, sizeof(float) * (size_t)D);
+            char name[64];
+            snprintf(name, sizeof name, "%s.views", prefix);
+            if (o.f16) {
+                uint16_t *h = malloc(sizeof(uint16_t) * (size_t)o.views * n * D + 1);
+                if (!h) { st = CA_E_NOMEM; break; }
+                for (size_t i = 0; i < (size_t)o.views * n * D; i++) h[i] = ca_f32_to_f16(tmp[i]);
+                st = ca_st_writer_add(w, name, CA_DT_F16, 3, (int64_t[]){o.views, n, D}, h);
+                free(h);
+            } else {
+                st = ca_st_writer_add(w, name, CA_DT_F32, 3, (int64_t[]){o.views, n, D}, tmp);
+            }
+        }
+        cJSON_AddItemToObject(meta_paths, prefix, path_array(ds, CA_SPLIT_TRAIN, tr_idx[s], n));
+    }
+    for (int j = 0; st == CA_OK && j < nval; j++) labels[j] = ca_dataset_label(ds, CA_SPLIT_VAL, val_idx ? val_idx[j] : j);
+    if (st == CA_OK) st = add_split(w, "val", fval, labels, nval, D, o.f16);
+    cJSON_AddItemToObject(meta_paths, "val", path_array(ds, CA_SPLIT_VAL, val_idx, nval));
+    for (int j = 0; st == CA_OK && j < n_test; j++) labels[j] = ca_dataset_label(ds, CA_SPLIT_TEST, j);
+    if (st == CA_OK) st = add_split(w, "test", ftest, labels, n_test, D, o.f16);
+    cJSON_AddItemToObject(meta_paths, "test", path_array(ds, CA_SPLIT_TEST, NULL, n_test));
+    if (st == CA_OK && text) st = ca_st_writer_add(w, "text.weights", CA_DT_F32, 2, (int64_t[]){C, D}, text);
+    /* metadata: what a reader needs to name classes and reproduce the file */
+    cJSON *cn = cJSON_CreateArray(), *tj = cJSON_CreateArray();
+    for (int c = 0; cn && c < C; c++) cJSON_AddItemToArray(cn, cJSON_CreateString(ca_dataset_class_name(ds, c)));
+    for (int t = 0; tj && t < ntmpl; t++) cJSON_AddItemToArray(tj, cJSON_CreateString(tmpl[t]));
+    char *s_cn = cJSON_PrintUnformatted(cn), *s_tj = cJSON_PrintUnformatted(tj), *s_paths = cJSON_PrintUnformatted(meta_paths);
+    cJSON_Delete(cn); cJSON_Delete(tj); cJSON_Delete(meta_paths);
+    char buf[64];
+    if (st == CA_OK) st = ca_st_writer_metadata(w, "format", "clipadapt.features.v1");
+    if (st == CA_OK) st = s_cn ? ca_st_writer_metadata(w, "class_names", s_cn) : CA_E_NOMEM;
+    if (st == CA_OK && !o.no_text) st = s_tj ? ca_st_writer_metadata(w, "templates", s_tj) : CA_E_NOMEM;
+    if (st == CA_OK) st = s_paths ? ca_st_writer_metadata(w, "image_paths", s_paths) : CA_E_NOMEM;
+    snprintf(buf, sizeof buf, "%d", C);
+    if (st == CA_OK) st = ca_st_writer_metadata(w, "num_classes", buf);
+    snprintf(buf, sizeof buf, "%d", o.views);
+    if (st == CA_OK) st = ca_st_writer_metadata(w, "views", buf);
+    snprintf(buf, sizeof buf, "%ld", o.seed);
+    if (st == CA_OK) st = ca_st_writer_metadata(w, "seed", buf);
+    if (st == CA_OK) st = ca_st_writer_metadata(w, "model", ca_basename(o.model));
+    free(s_cn); free(s_tj); free(s_paths);
+    if (st == CA_OK) st = ca_st_writer_save(w, o.output);
+    if (st != CA_OK) { rc = cli_status(st); goto out; }
+    remove_parts(parts);
+
+    if (o.verbose || isatty(2)) {
+        int64_t nimg = (int64_t)nuni * (o.views ? o.views : 1) + nval + n_test;
+        fprintf(stderr, "extract: %d classes, %d train images (%d views each), %d val, %d test; %lld encoder inputs in %.2f s "
+                        "(%.1f images/s, %.1f inputs/s); %d chunks reused\n",
+                C, nuni, o.views, nval, n_test, (long long)nimg, t_img, t_img > 0 ? (nuni + nval + n_test) / t_img : 0.0,
+                t_img > 0 ? nimg / t_img : 0.0, reused);
+    }
+    rc = CLI_OK;
+out:
+    ca_st_writer_free(w);
+    for (int s = 0; s < 16; s++) free(tr_idx[s]);
+    free(val_idx); free(uni); free(dense); free(fu); free(vu); free(fval); free(ftest); free(text); free(tmp);
+    free(paths); free(ids); free(labels); free(parts);
+    ca_templates_free(tmpl, ntmpl);
+    ca_tokenizer_free(tok);
+    ca_model_free(model);
+    ca_dataset_free(ds);
+    return rc;
+}

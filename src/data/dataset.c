@@ -1,0 +1,310 @@
+/* dataset.c — labelled image datasets: an image folder (root/<class>/<image>, optional seeded
+ * val/test fractions or separate folders) or a CoOp split file (split_zhou_*.json). It lists
+ * files and labels only; decoding happens in io/, sampling of few-shot subsets in fewshot.c.
+ */
+#include "data/dataset.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#define MAX_CLASSES 100000
+
+void ca_dataset_free(ca_dataset *ds) {
+    if (!ds) return;
+    for (int s = 0; s < 3; s++) {
+        for (int i = 0; i < ds->sp[s].n; i++) free(ds->sp[s].paths[i]);
+        free(ds->sp[s].paths); free(ds->sp[s].labels);
+    }
+    for (int c = 0; c < ds->C; c++) free(ds->classes[c]);
+    free(ds->classes); free(ds);
+}
+
+ca_dataset_params ca_dataset_default_params(void) {
+    ca_dataset_params p;
+    memset(&p, 0, sizeof p);
+    p.seed = 1;
+    return p;
+}
+
+int ca_dataset_num_classes(const ca_dataset *ds) { return ds ? ds->C : 0; }
+const char *ca_dataset_class_name(const ca_dataset *ds, int c) {
+    return (ds && c >= 0 && c < ds->C) ? ds->classes[c] : NULL;
+}
+int ca_dataset_size(const ca_dataset *ds, int split) {
+    return (ds && split >= 0 && split < 3) ? ds->sp[split].n : 0;
+}
+const char *ca_dataset_path(const ca_dataset *ds, int split, int i) {
+    return (ds && split >= 0 && split < 3 && i >= 0 && i < ds->sp[split].n) ? ds->sp[split].paths[i] : NULL;
+}
+int ca_dataset_label(const ca_dataset *ds, int split, int i) {
+    return (ds && split >= 0 && split < 3 && i >= 0 && i < ds->sp[split].n) ? ds->sp[split].labels[i] : -1;
+}
+
+/* Append (path, label) to a split; takes ownership of path (freed on failure). */
+static ca_status push(ca_dsplit *s, char *path, int label) {
+    if (!path) return ca_fail(CA_E_NOMEM, "out of memory");
+    if (s->n == s->cap) {
+        int cap = s->cap ? s->cap * 2 : 64;
+        char **np = realloc(s->paths, sizeof(char *) * (size_t)cap);
+        if (np) s->paths = np;
+        int *nl = realloc(s->labels, sizeof(int) * (size_t)cap);
+        if (nl) s->labels = nl;
+        if (!np || !nl) { free(path); return ca_fail(CA_E_NOMEM, "out of memory"); }
+        s->cap = cap;
+    }
+    s->paths[s->n] = path;
+    s->labels[s->n++] = label;
+    return CA_OK;
+}
+
+static char *join(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    while (la > 1 && a[la - 1] == '/') la--;
+    char *r = malloc(la + lb + 2);
+    if (!r) return NULL;
+    memcpy(r, a, la);
+    r[la] = '/';
+    memcpy(r + la + 1, b, lb + 1);
+    return r;
+}
+
+static int is_image_name(const char *name) {
+    static const char *const EXT[] = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".tif", ".tiff"};
+    const char *dot = strrchr(name, '.');
+    if (!dot) return 0;
+    for (size_t i = 0; i < sizeof EXT / sizeof EXT[0]; i++)
+        if (strcasecmp(dot, EXT[i]) == 0) return 1;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Sorted names in dir that are directories (want_dirs) or image files; hidden names skipped. */
+static ca_status list_dir(const char *dir, int want_dirs, char ***out, int *n_out) {
+    *out = NULL; *n_out = 0;
+    DIR *d = opendir(dir);
+    if (!d) return ca_fail(CA_E_IO, "%s: cannot open folder: %s", dir, strerror(errno));
+    char **v = NULL;
+    int n = 0, cap = 0;
+    ca_status st = CA_OK;
+    struct dirent *e;
+    while (st == CA_OK && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        char *full = join(dir, e->d_name);
+        struct stat sb;
+        int ok = full && stat(full, &sb) == 0;
+        free(full);
+        if (!ok) continue; /* dangling link or vanished entry: not an image of the set */
+        if (want_dirs ? !S_ISDIR(sb.st_mode) : !(S_ISREG(sb.st_mode) && is_image_name(e->d_name))) continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 32;
+            char **nv = realloc(v, sizeof(char *) * (size_t)cap);
+            if (!nv) { st = ca_fail(CA_E_NOMEM, "out of memory"); break; }
+            v = nv;
+        }
+        if (!(v[n] = strdup(e->d_name))) st = ca_fail(CA_E_NOMEM, "out of memory");
+        else n++;
+    }
+    closedir(d);
+    if (st != CA_OK) {
+        for (int i = 0; i < n; i++) free(v[i]);
+        free(v);
+        return st;
+    }
+    if (n) qsort(v, (size_t)n, sizeof *v, cmp_str);
+    *out = v; *n_out = n;
+    return CA_OK;
+}
+
+static void free_names(char **v, int n) {
+    for (int i = 0; i < n; i++) free(v[i]);
+    free(v);
+}
+
+/* Class folder name -> class name: '_' becomes ' ' (as CoOp's folder datasets name them). */
+static char *class_name_of(const char *folder) {
+    char *s = strdup(folder);
+    for (char *p = s; p && *p; p++)
+        if (*p == '_') *p = ' ';
+    return s;
+}
+
+/* All images of folder root/<class> for each class folder into s. With folders == NULL, the
+ * class folders define ds->classes; otherwise each folder must be one of those classes. */
+static ca_status scan_root(ca_dataset *ds, const char *root, ca_dsplit *s, int define, char ***folders_io) {
+    char **dirs; int nd;
+    ca_status st = list_dir(root, 1, &dirs, &nd);
+    if (st != CA_OK) return st;
+    if (define) {
+        if (nd == 0) { free(dirs); return ca_fail(CA_E_FORMAT, "%s: no class folders (expected ROOT/<class>/<image>)", root); }
+        if (nd > MAX_CLASSES) { free_names(dirs, nd); return ca_fail(CA_E_RANGE, "%s: more than %d class folders", root, MAX_CLASSES); }
+        ds->classes = calloc((size_t)nd, sizeof(char *));
+        if (!ds->classes) { free_names(dirs, nd); return ca_fail(CA_E_NOMEM, "out of memory"); }
+        ds->C = nd;
+        for (int c = 0; c < nd; c++)
+            if (!(ds->classes[c] = class_name_of(dirs[c]))) { free_names(dirs, nd); return ca_fail(CA_E_NOMEM, "out of memory"); }
+        *folders_io = dirs;
+    }
+    char **folders = *folders_io;
+    for (int i = 0; st == CA_OK && i < nd; i++) {
+        int c = i;
+        if (!define) {
+            for (c = 0; c < ds->C && strcmp(folders[c], dirs[i]) != 0; c++) {}
+            if (c == ds->C) { st = ca_fail(CA_E_FORMAT, "%s: class folder '%s' is not a class of the training folder", root, dirs[i]); break; }
+        }
+        char *cdir = join(root, dirs[i]);
+        if (!cdir) { st = ca_fail(CA_E_NOMEM, "out of memory"); break; }
+        char **files; int nf;
+        st = list_dir(cdir, 0, &files, &nf);
+        if (st == CA_OK && nf == 0 && define) st = ca_fail(CA_E_FORMAT, "%s: class folder has no images", cdir);
+        for (int f = 0; st == CA_OK && f < nf; f++) st = push(s, join(cdir, files[f]), c);
+        free_names(files, nf);
+        free(cdir);
+    }
+    if (!define) free_names(dirs, nd);
+    return st;
+}
+
+/* Move round(frac·n) images of each class from train to val/test, chosen by a seeded shuffle;
+ * every split keeps class-then-name order. */
+static ca_status split_fractions(ca_dataset *ds, const ca_dataset_params *p) {
+    ca_dsplit all = ds->sp[CA_SPLIT_TRAIN];
+    memset(&ds->sp[CA_SPLIT_TRAIN], 0, sizeof all);
+    int *dest = ca_malloc2((size_t)all.n, sizeof(int)), *tmp = ca_malloc2((size_t)all.n, sizeof(int));
+    ca_status st = (dest && tmp) ? CA_OK : CA_E_NOMEM;
+    for (int i0 = 0; st == CA_OK && i0 < all.n;) {
+        int c = all.labels[i0], i1 = i0;
+        while (i1 < all.n && all.labels[i1] == c) i1++;
+        int n = i1 - i0;
+        int nt = (int)floor(n * p->test_split + 0.5), nv = (int)floor(n * p->val_split + 0.5);
+        if (n - nt - nv < 1) {
+            st = ca_fail(CA_E_RANGE, "class '%s' has %d images: too few for val %.3g + test %.3g and one training image",
+                         ds->classes[c], n, p->val_split, p->test_split);
+            break;
+        }
+        for (int k = 0; k < n; k++) tmp[k] = k;
+        ca_rng r = ca_rng_make(p->seed, (uint64_t)c);
+        ca_rng_shuffle_int(&r, tmp, n);
+        for (int k = 0; k < n; k++) dest[i0 + tmp[k]] = k < nt ? CA_SPLIT_TEST : k < nt + nv ? CA_SPLIT_VAL : CA_SPLIT_TRAIN;
+        i0 = i1;
+    }
+    for (int i = 0; i < all.n; i++) {
+        if (st == CA_OK) { st = push(&ds->sp[dest[i]], all.paths[i], all.labels[i]); all.paths[i] = NULL; }
+        free(all.paths[i]);
+    }
+    free(all.paths); free(all.labels); free(dest); free(tmp);
+    return st;
+}
+
+ca_dataset *ca_dataset_from_folder(const char *root, const ca_dataset_params *p, ca_status *st) {
+    ca_status s_;
+    if (!st) st = &s_;
+    ca_dataset_params def = ca_dataset_default_params();
+    if (!p) p = &def;
+    if (!root) { *st = ca_fail(CA_E_ARG, "ca_dataset_from_folder: root is NULL"); return NULL; }
+    if (!(p->val_split >= 0 && p->val_split < 1 && p->test_split >= 0 && p->test_split < 1 && p->val_split + p->test_split < 1)) {
+        *st = ca_fail(CA_E_ARG, "val/test fractions must be in [0,1) and sum to less than 1 (got %g, %g)", p->val_split, p->test_split);
+        return NULL;
+    }
+    if ((p->val_dir && p->val_split > 0) || (p->test_dir && p->test_split > 0)) {
+        *st = ca_fail(CA_E_ARG, "give either a val/test fraction or a separate val/test folder, not both");
+        return NULL;
+    }
+    ca_dataset *ds = calloc(1, sizeof *ds);
+    if (!ds) { *st = ca_fail(CA_E_NOMEM, "out of memory"); return NULL; }
+    char **folders = NULL;
+    *st = scan_root(ds, root, &ds->sp[CA_SPLIT_TRAIN], 1, &folders);
+    if (*st == CA_OK && (p->val_split > 0 || p->test_split > 0)) *st = split_fractions(ds, p);
+    if (*st == CA_OK && p->val_dir) *st = scan_root(ds, p->val_dir, &ds->sp[CA_SPLIT_VAL], 0, &folders);
+    if (*st == CA_OK && p->test_dir) *st = scan_root(ds, p->test_dir, &ds->sp[CA_SPLIT_TEST], 0, &folders);
+    free_names(folders, folders ? ds->C : 0);
+    if (*st != CA_OK) { ca_dataset_free(ds); return NULL; }
+    return ds;
+}
+
+/* ---- CoOp split files ---- */
+
+static ca_status parse_split(ca_dataset *ds, const char *path, const char *root, const cJSON *arr,
+                             const char *name, ca_dsplit *s, char ***names, int *cap) {
+    if (!cJSON_IsArray(arr)) return ca_fail(CA_E_FORMAT, "%s: \"%s\" must be an array of [path, label, classname]", path, name);
+    int i = 0;
+    for (const cJSON *e = arr->child; e; e = e->next, i++) {
+        const cJSON *p = cJSON_GetArrayItem(e, 0), *l = cJSON_GetArrayItem(e, 1), *c = cJSON_GetArrayItem(e, 2);
+        if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 3 || !cJSON_IsString(p) || !cJSON_IsNumber(l) || !cJSON_IsString(c))
+            return ca_fail(CA_E_FORMAT, "%s: \"%s\"[%d]: expected [path, label, classname]", path, name, i);
+        double lv = l->valuedouble;
+        if (!(lv >= 0 && lv < MAX_CLASSES) || lv != floor(lv))
+            return ca_fail(CA_E_FORMAT, "%s: \"%s\"[%d]: label %g is not an integer in [0, %d)", path, name, i, lv, MAX_CLASSES);
+        if (!p->valuestring[0]) return ca_fail(CA_E_FORMAT, "%s: \"%s\"[%d]: empty image path", path, name, i);
+        int label = (int)lv;
+        if (label >= *cap) {
+            int nc = *cap ? *cap : 16;
+            while (nc <= label) nc *= 2;
+            char **nn = realloc(*names, sizeof(char *) * (size_t)nc);
+            if (!nn) return ca_fail(CA_E_NOMEM, "out of memory");
+            memset(nn + *cap, 0, sizeof(char *) * (size_t)(nc - *cap));
+            *names = nn; *cap = nc;
+        }
+        if (!(*names)[label]) {
+            if (!((*names)[label] = strdup(c->valuestring))) return ca_fail(CA_E_NOMEM, "out of memory");
+        } else if (strcmp((*names)[label], c->valuestring) != 0) {
+            return ca_fail(CA_E_FORMAT, "%s: \"%s\"[%d]: label %d is named '%s' here but '%s' before", path, name, i, label,
+                           c->valuestring, (*names)[label]);
+        }
+        if (label >= ds->C) ds->C = label + 1;
+        ca_status st = push(s, join(root, p->valuestring), label);
+        if (st != CA_OK) return st;
+    }
+    return CA_OK;
+}
+
+ca_dataset *ca_dataset_from_split_file(const char *json_path, const char *image_root, ca_status *st) {
+    ca_status s_;
+    if (!st) st = &s_;
+    if (!json_path || !image_root) { *st = ca_fail(CA_E_ARG, "ca_dataset_from_split_file: NULL argument"); return NULL; }
+    size_t len;
+    char *text = ca_read_file(json_path, &len, st);
+    if (!text) return NULL;
+    ca_dataset *ds = ca_dataset_from_split_json(text, len, json_path, image_root, st);
+    free(text);
+    return ds;
+}
+
+ca_dataset *ca_dataset_from_split_json(const char *text, size_t len, const char *json_path, const char *image_root,
+                                       ca_status *st) {
+    cJSON *js = cJSON_ParseWithLength(text, len);
+    if (!cJSON_IsObject(js)) {
+        cJSON_Delete(js);
+        *st = ca_fail(CA_E_FORMAT, "%s: not a JSON object (expected {\"train\": [...], \"val\": [...], \"test\": [...]})", json_path);
+        return NULL;
+    }
+    ca_dataset *ds = calloc(1, sizeof *ds);
+    char **names = NULL;
+    int cap = 0;
+    *st = ds ? CA_OK : ca_fail(CA_E_NOMEM, "out of memory");
+    static const char *const KEYS[3] = {"train", "val", "test"};
+    for (int s = 0; *st == CA_OK && s < 3; s++) {
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(js, KEYS[s]);
+        if (!a && s == CA_SPLIT_TRAIN) *st = ca_fail(CA_E_FORMAT, "%s: no \"train\" list", json_path);
+        else if (a) *st = parse_split(ds, json_path, image_root, a, KEYS[s], &ds->sp[s], &names, &cap);
+    }
+    cJSON_Delete(js);
+    if (*st == CA_OK && ds->sp[CA_SPLIT_TRAIN].n == 0) *st = ca_fail(CA_E_FORMAT, "%s: \"train\" is empty", json_path);
+    for (int c = 0; *st == CA_OK && c < ds->C; c++)
+        if (!names[c]) *st = ca_fail(CA_E_FORMAT, "%s: labels reach %d but label %d never occurs", json_path, ds->C - 1, c);
+    if (ds) { ds->classes = names; names = NULL; }
+    if (names) { for (int c = 0; c < cap; c++) free(names[c]); free(names); }
+    if (*st != CA_OK) {
+        /* classes may be partly NULL: free all cap slots ourselves */
+        if (ds && ds->classes) { for (int c = 0; c < cap; c++) free(ds->classes[c]); free(ds->classes); ds->classes = NULL; ds->C = 0; }
+        ca_dataset_free(ds);
+        return NULL;
+    }
+    /* shrink-free: entries beyond C are NULL already */
+    return ds;
+}

@@ -1,0 +1,190 @@
+/* encode.c — image files to L2-normalised CLIP features, chunk by chunk, with optional
+ * augmented views and a chunk cache on disk so that an interrupted extraction resumes where it
+ * stopped. Decoding and preprocessing run in parallel (OpenMP); the model is called from one
+ * thread. It does not choose which images to encode (see dataset.c / fewshot.c).
+ */
+#include "core/core.h"
+
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+
+ca_encode_params ca_encode_default_params(void) {
+    ca_encode_params p;
+    memset(&p, 0, sizeof p);
+    p.seed = 1;
+    p.chunk = 64;
+    p.batch = 64;
+    p.stage = "encode";
+    return p;
+}
+
+/* FNV-1a, 64 bit: chunk keys only need to change whenever any input changes. */
+static uint64_t fnv(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) { h ^= p[i]; h *= 0x100000001b3ull; }
+    return h;
+}
+
+/* Key of chunk [i0, i1): model, views, seed, and each image's path, id, size and mtime. */
+static uint64_t chunk_key(const char *const *paths, const uint64_t *ids, int i0, int i1, const ca_encode_params *p,
+                          int R, int D) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    int64_t hdr[6] = {1 /* format version */, p->views, (int64_t)p->seed, R, D, (int64_t)p->cache_salt};
+    h = fnv(h, hdr, sizeof hdr);
+    for (int i = i0; i < i1; i++) {
+        struct stat sb;
+        int64_t meta[4] = {(int64_t)(ids ? ids[i] : (uint64_t)i), -1, -1, -1};
+        if (stat(paths[i], &sb) == 0) { meta[1] = (int64_t)sb.st_size; meta[2] = (int64_t)sb.st_mtim.tv_sec; meta[3] = sb.st_mtim.tv_nsec; }
+        h = fnv(h, paths[i], strlen(paths[i]) + 1);
+        h = fnv(h, meta, sizeof meta);
+    }
+    return h;
+}
+
+static void normalize_row(float *x, int D) {
+    double ss = 0;
+    for (int d = 0; d < D; d++) ss += (double)x[d] * x[d];
+    float inv = ss > 0 ? (float)(1.0 / sqrt(ss)) : 0.f;
+    for (int d = 0; d < D; d++) x[d] *= inv;
+}
+
+/* Load chunk file into feats/views rows [i0, i1); 1 when it was valid and used. */
+static int load_chunk(const char *file, int m, int V, int n, int i0, int D, float *feats, float *views) {
+    ca_status st;
+    ca_st_file *f = ca_st_open(file, &st);
+    if (!f) return 0;
+    int ok = 0;
+    int64_t ef[2] = {m, D}, ev[3] = {V, m, D};
+    float *x = ca_st_load_f32(f, "features", 2, ef, NULL, &st), *xv = NULL;
+    if (x && V > 0) xv = ca_st_load_f32(f, "views", 3, ev, NULL, &st);
+    if (x && (V == 0 || xv)) {
+        ok = 1;
+        for (size_t j = 0; j < (size_t)m * D; j++) ok &= isfinite(x[j]) != 0;
+        if (ok) memcpy(feats + (size_t)i0 * D, x, sizeof(float) * (size_t)m * D);
+        for (int v = 0; ok && views && v < V; v++)
+            memcpy(views + ((size_t)v * n + i0) * D, xv + (size_t)v * m * D, sizeof(float) * (size_t)m * D);
+    }
+    free(x); free(xv);
+    ca_st_close(f);
+    ca_clear_error();
+    return ok;
+}
+
+static ca_status save_chunk(const char *file, int m, int V, int n, int i0, int D, const float *feats, const float *views) {
+    ca_st_writer *w = ca_st_writer_new();
+    if (!w) return ca_fail(CA_E_NOMEM, "out of memory");
+    ca_status st = ca_st_writer_add(w, "features", CA_DT_F32, 2, (int64_t[]){m, D}, feats + (size_t)i0 * D);
+    float *xv = NULL;
+    if (st == CA_OK && V > 0) {
+        xv = ca_malloc2((size_t)V * m, (size_t)D * sizeof(float));
+        if (!xv) st = CA_E_NOMEM;
+        for (int v = 0; xv && v < V; v++)
+            memcpy(xv + (size_t)v * m * D, views + ((size_t)v * n + i0) * D, sizeof(float) * (size_t)m * D);
+        if (st == CA_OK) st = ca_st_writer_add(w, "views", CA_DT_F32, 3, (int64_t[]){V, m, D}, xv);
+    }
+    if (st == CA_OK) st = ca_st_writer_save(w, file);
+    free(xv);
+    ca_st_writer_free(w);
+    return st;
+}
+
+/* Decode images [i0, i0+m) and fill inputs (m·max(V,1), 3, R, R), in parallel. The error detail
+ * lives in each worker's thread-local slot, so the first one is copied out here. */
+static ca_status prepare(const char *const *paths, const uint64_t *ids, int i0, int m, int V, uint64_t seed, int R,
+                         float *in) {
+    size_t img_sz = (size_t)3 * R * R;
+    int per = V > 0 ? V : 1;
+    ca_status first = CA_OK;
+    char msg[512] = "";
+    ca_image_params ip = ca_image_default_params();
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int j = 0; j < m; j++) {
+        int i = i0 + j;
+        ca_status st;
+        ca_image *img = ca_image_load(paths[i], &ip, &st);
+        if (img) {
+            for (int v = 0; st == CA_OK && v < per; v++) {
+                float *dst = in + ((size_t)j * per + v) * img_sz;
+                st = V > 0 ? ca_augment(img, R, seed, ids ? ids[i] : (uint64_t)i, (uint64_t)v, dst) : ca_preprocess(img, R, dst);
+            }
+            ca_image_free(img);
+        }
+        if (st != CA_OK) {
+#pragma omp critical(ca_encode_err)
+            if (first == CA_OK) {
+                first = st;
+                const char *d = ca_last_error();
+                if (d && strstr(d, paths[i])) snprintf(msg, sizeof msg, "%s", d);
+                else snprintf(msg, sizeof msg, "%s: %s", paths[i], d && *d ? d : ca_strerror(st));
+            }
+        }
+    }
+    if (first != CA_OK) return ca_fail(first, "%s", msg);
+    return CA_OK;
+}
+
+ca_status ca_encode_images(ca_model *m, const char *const *paths, const uint64_t *ids, int n,
+                           const ca_encode_params *pp, float *feats, float *views_out, int *chunks_reused) {
+    ca_encode_params def = ca_encode_default_params();
+    const ca_encode_params *p = pp ? pp : &def;
+    if (chunks_reused) *chunks_reused = 0;
+    if (!m || n < 0 || (n > 0 && (!paths || !feats)) || p->views < 0 || p->views > 1024 || p->chunk < 1 || p->batch < 1)
+        return ca_fail(CA_E_ARG, "ca_encode_images: bad argument");
+    if (n == 0) return CA_OK;
+    ca_model_info info;
+    ca_status st = ca_model_get_info(m, &info);
+    if (st != CA_OK) return st;
+    if (!info.has_vision) return ca_fail(CA_E_ARG, "encode images: the model has no vision tower");
+    int R = info.image_size, D = info.embed_dim, V = p->views, per = V > 0 ? V : 1;
+    const char *stage = p->stage ? p->stage : "encode";
+    int64_t total = p->progress_total > 0 ? p->progress_total : n;
+    /* per model call: about `batch` encoder inputs, and always all views of at least one image */
+    int bimg = p->batch / per > 0 ? p->batch / per : 1;
+    size_t img_sz = (size_t)3 * R * R;
+    float *in = ca_malloc2((size_t)bimg * per, img_sz * sizeof(float));
+    float *out = ca_malloc2((size_t)bimg * per, (size_t)D * sizeof(float));
+    float *vtmp = NULL;
+    if (V > 0 && !views_out) vtmp = ca_malloc2((size_t)V * n, (size_t)D * sizeof(float));
+    float *views = views_out ? views_out : vtmp;
+    char *file = NULL;
+    if (!in || !out || (V > 0 && !views)) { st = CA_E_NOMEM; goto done; }
+    if (p->cache_dir && !(file = malloc(strlen(p->cache_dir) + 64))) { st = ca_fail(CA_E_NOMEM, "out of memory"); goto done; }
+    if (p->progress && p->progress(stage, p->progress_base, total, p->progress_user)) { st = ca_fail(CA_E_ARG, "cancelled"); goto done; }
+
+    for (int c0 = 0; c0 < n; c0 += p->chunk) {
+        int c1 = c0 + p->chunk < n ? c0 + p->chunk : n, cm = c1 - c0;
+        if (file) {
+            sprintf(file, "%s/chunk-%016llx.safetensors", p->cache_dir,
+                    (unsigned long long)chunk_key(paths, ids, c0, c1, p, R, D));
+            if (load_chunk(file, cm, V, n, c0, D, feats, views)) {
+                if (chunks_reused) (*chunks_reused)++;
+                if (p->progress && p->progress(stage, p->progress_base + c1, total, p->progress_user)) { st = ca_fail(CA_E_ARG, "cancelled"); goto done; }
+                continue;
+            }
+        }
+        for (int b0 = c0; b0 < c1; b0 += bimg) {
+            int bm = b0 + bimg < c1 ? bimg : c1 - b0;
+            if ((st = prepare(paths, ids, b0, bm, V, p->seed, R, in)) != CA_OK) goto done;
+            if ((st = ca_model_encode_images(m, in, bm * per, out)) != CA_OK) goto done;
+            for (int j = 0; j < bm * per; j++) normalize_row(out + (size_t)j * D, D);
+            for (int j = 0; j < bm; j++) {
+                float *f = feats + (size_t)(b0 + j) * D;
+                if (V == 0) { memcpy(f, out + (size_t)j * D, sizeof(float) * (size_t)D); continue; }
+                for (int d = 0; d < D; d++) f[d] = 0;
+                for (int v = 0; v < V; v++) {
+                    const float *o = out + ((size_t)j * V + v) * D;
+                    memcpy(views + ((size_t)v * n + b0 + j) * D, o, sizeof(float) * (size_t)D);
+                    for (int d = 0; d < D; d++) f[d] += o[d];
+                }
+                normalize_row(f, D);
+            }
+            if (p->progress && p->progress(stage, p->progress_base + b0 + bm, total, p->progress_user)) { st = ca_fail(CA_E_ARG, "cancelled"); goto done; }
+        }
+        if (file && (st = save_chunk(file, cm, V, n, c0, D, feats, views)) != CA_OK) goto done;
+    }
+done:
+    free(in); free(out); free(vtmp); free(file);
+    if (st == CA_E_NOMEM && !*ca_last_error()) ca_fail(CA_E_NOMEM, "out of memory");
+    return st;
+}

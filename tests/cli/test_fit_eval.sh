@@ -1,0 +1,28 @@
+# test_fit_eval.sh — `clipadapt fit` and `clipadapt eval` on the shared stanford_cars features:
+# zero-shot through fit -> file -> eval reproduces the reference 58.17%, and errors are one line.
+source tests/cli/lib.sh
+CARS=$SHARED/features/stanford_cars.safetensors
+
+expect_ok "fit --help" $CA fit --help
+expect_ok "eval --help" $CA eval --help
+expect_ok "fit --list" $CA fit --list
+grep -qx "zero-shot" "$T/out" && ok "fit --list names zero-shot" || bad "fit --list: $(cat "$T/out")"
+
+expect_ok "fit zero-shot" $CA fit --features "$CARS" --method zero-shot --shots 1 --output "$T/zs.safetensors"
+expect_ok "eval zero-shot" $CA eval --classifier "$T/zs.safetensors" --features "$CARS" --json --predictions "$T/pred.tsv"
+acc=$(sed -n 's/.*"accuracy": \([0-9.]*\).*/\1/p' "$T/out")
+[ "$(printf %.2f "$acc")" = "58.17" ] && ok "eval reproduces 58.17%" || bad "eval accuracy: $(cat "$T/out")"
+[ "$(wc -l < "$T/pred.tsv")" -eq 1047 ] && ok "one prediction per test row" || bad "predictions: $(wc -l < "$T/pred.tsv") lines"
+# the accuracy recomputed from the predictions file agrees
+acc=$(awk -F'\t' '{n++; if ($2 == $3) c++} END {printf "%.2f", 100 * c / n}' "$T/pred.tsv")
+[ "$acc" = "58.17" ] && ok "predictions agree with accuracy" || bad "predictions give $acc"
+
+expect_fail "fit: unknown method" "unknown method" $CA fit --features "$CARS" --method nope --output "$T/x.safetensors"
+expect_fail "fit: missing shots split" "train.3shot" $CA fit --features "$CARS" --method zero-shot --shots 3 --output "$T/x.safetensors"
+[ ! -e "$T/x.safetensors" ] && ok "no partial output" || bad "output written on failure"
+expect_fail "fit: needs text" "text" $CA fit --features "$SHARED/features/caltech101.safetensors" --method zero-shot --output "$T/x.safetensors"
+expect_fail "eval: class mismatch" "classes" $CA eval --classifier "$T/zs.safetensors" --features "$SHARED/features/caltech101.safetensors"
+expect_fail "eval: not a classifier" "not a clipadapt classifier" $CA eval --classifier "$CARS" --features "$CARS"
+expect_fail "eval: bad split" "no split 'train.5shot'" $CA eval --classifier "$T/zs.safetensors" --features "$CARS" --split train.5shot
+expect_fail "fit: usage" "required" $CA fit --method zero-shot
+finish
