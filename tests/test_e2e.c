@@ -159,14 +159,26 @@ static void test_encode_views(void) {
     p.views = V; p.seed = 3; p.batch = 2;
     uint64_t ids[4] = {10, 11, 12, 13};
     CHECK_MSG(ca_encode_images(model, paths, ids, n, &p, f, v, NULL) == CA_OK, "%s", ca_last_error());
-    /* key = normalised mean of the normalised views */
+    /* key = Tip-Adapter's build_cache_model: L2-normalised mean of the RAW view features;
+     * each stored view is the normalised raw feature. Recomputed here from the encoder. */
+    const int R = 64;
+    float *img3 = malloc(sizeof(float) * 3 * R * R), raw[64];
     for (int i = 0; i < n; i++) {
         double m[64] = {0}, s = 0;
-        for (int k = 0; k < V; k++)
-            for (int d = 0; d < D; d++) m[d] += v[((size_t)k * n + i) * D + d];
+        ca_image *im = ca_image_load(paths[i], NULL, NULL);
+        CHECK(im != NULL);
+        for (int k = 0; im && k < V; k++) {
+            CHECK(ca_augment(im, R, p.seed, ids[i], (uint64_t)k, img3) == CA_OK);
+            CHECK(ca_model_encode_images(model, img3, 1, raw) == CA_OK);
+            double nr = 0;
+            for (int d = 0; d < D; d++) { m[d] += raw[d]; nr += (double)raw[d] * raw[d]; }
+            for (int d = 0; d < D; d++) CHECK_NEAR(v[((size_t)k * n + i) * D + d], raw[d] / sqrt(nr), 1e-5);
+        }
+        ca_image_free(im);
         for (int d = 0; d < D; d++) s += m[d] * m[d];
         for (int d = 0; d < D; d++) CHECK_NEAR(f[i * D + d], m[d] / sqrt(s), 1e-5);
     }
+    free(img3);
     /* views differ from each other; the same (seed, id) gives the same views in another order */
     CHECK(max_diff(v, v + (size_t)n * D, (size_t)n * D) > 1e-4);
     const char *rev[4] = {paths[3], paths[2], paths[1], paths[0]};

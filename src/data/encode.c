@@ -30,7 +30,7 @@ static uint64_t fnv(uint64_t h, const void *data, size_t n) {
 static uint64_t chunk_key(const char *const *paths, const uint64_t *ids, int i0, int i1, const ca_encode_params *p,
                           int R, int D) {
     uint64_t h = 0xcbf29ce484222325ull;
-    int64_t hdr[6] = {1 /* format version */, p->views, (int64_t)p->seed, R, D, (int64_t)p->cache_salt};
+    int64_t hdr[6] = {2 /* format version: 2 = keys from the raw view mean */, p->views, (int64_t)p->seed, R, D, (int64_t)p->cache_salt};
     h = fnv(h, hdr, sizeof hdr);
     for (int i = i0; i < i1; i++) {
         struct stat sb;
@@ -167,15 +167,22 @@ ca_status ca_encode_images(ca_model *m, const char *const *paths, const uint64_t
             int bm = b0 + bimg < c1 ? bimg : c1 - b0;
             if ((st = prepare(paths, ids, b0, bm, V, p->seed, R, in)) != CA_OK) goto done;
             if ((st = ca_model_encode_images(m, in, bm * per, out)) != CA_OK) goto done;
-            for (int j = 0; j < bm * per; j++) normalize_row(out + (size_t)j * D, D);
             for (int j = 0; j < bm; j++) {
                 float *f = feats + (size_t)(b0 + j) * D;
-                if (V == 0) { memcpy(f, out + (size_t)j * D, sizeof(float) * (size_t)D); continue; }
+                if (V == 0) {
+                    memcpy(f, out + (size_t)j * D, sizeof(float) * (size_t)D);
+                    normalize_row(f, D);
+                    continue;
+                }
+                /* The cache key is Tip-Adapter's build_cache_model: the mean of the *raw* view
+                 * features, then L2-normalised. Each stored view is normalised on its own (it
+                 * is a training feature). */
                 for (int d = 0; d < D; d++) f[d] = 0;
                 for (int v = 0; v < V; v++) {
-                    const float *o = out + ((size_t)j * V + v) * D;
-                    memcpy(views + ((size_t)v * n + b0 + j) * D, o, sizeof(float) * (size_t)D);
+                    float *o = out + ((size_t)j * V + v) * D;
                     for (int d = 0; d < D; d++) f[d] += o[d];
+                    normalize_row(o, D);
+                    memcpy(views + ((size_t)v * n + b0 + j) * D, o, sizeof(float) * (size_t)D);
                 }
                 normalize_row(f, D);
             }
