@@ -444,8 +444,8 @@ CA_API ca_status ca_text_classifier(ca_model *m, ca_tokenizer *tok, const char *
                                     const char *const *templates, int T, float *out);
 
 /* Encode image files to L2-normalised features, in chunks; optionally with V augmented views
- * (ca_augment with (seed, ids[i], view)), the feature then being the normalised mean of the
- * normalised views. With cache_dir set, each finished chunk is stored there and reused by a
+ * (ca_augment with (seed, ids[i], view)), the feature then being the L2-normalised mean of the
+ * raw view features (Tip-Adapter's cache keys); each stored view is normalised on its own. With cache_dir set, each finished chunk is stored there and reused by a
  * later call with the same inputs, so an interrupted run resumes. */
 typedef struct {
     int views;                /* 0: centre crop (ca_preprocess); V > 0: V augmented views */
