@@ -70,8 +70,9 @@ char *ca_plot_svg(const ca_run_result *r, int n, const char *title) {
         int first = 1;
         for (int j = 0; j < i; j++) first &= strcmp(r[j].method, r[i].method) != 0;
         if (!first) continue;
-        const char *col = COLORS[nm % N_COLORS];
-        ca_sbuf_printf(&b, "<g stroke=\"%s\" fill=\"%s\">\n<polyline fill=\"none\" stroke-width=\"2\" points=\"", col, col);
+        /* past the palette, the colours come back dashed so that every method stays distinct */
+        const char *col = COLORS[nm % N_COLORS], *dash = (nm / N_COLORS) % 2 ? "6 3" : "none";
+        ca_sbuf_printf(&b, "<g stroke=\"%s\" fill=\"%s\" stroke-dasharray=\"%s\">\n<polyline fill=\"none\" stroke-width=\"2\" points=\"", col, col, dash);
         int prev = 0;
         for (;;) { /* next larger K of this method */
             int nxt = -1;
