@@ -1,0 +1,332 @@
+/* fastgemm.c — blocked AVX-512 SGEMM (12x32 register tile, A packed per block, B packed once)
+ * with the epilogue (alpha, beta·C, bias, activation) fused into the tile store.
+ * Why our own: OpenBLAS 0.3.21 runs its Haswell (AVX2) kernels on this CPU, i.e. at most half
+ * of the machine's FMA peak; a 512-bit kernel doubles the ceiling. Not a general BLAS: no
+ * column-major, no complex, no tuning beyond this machine's caches. */
+#include "model/fastgemm.h"
+
+#include "core/core.h"
+#include "model/gemm.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define CA_HAVE_AVX512 1
+#else
+#define CA_HAVE_AVX512 0
+#endif
+
+enum { MR = 12, NR = 32, KC = 256, MC = 12 * MR };
+
+int ca_fastgemm_avx512(void) { return CA_HAVE_AVX512; }
+
+float ca_act_ref(ca_act act, float x) {
+    switch (act) {
+    case CA_ACT_QUICKGELU: return (float)((double)x / (1.0 + exp(-1.702 * (double)x)));
+    case CA_ACT_RELU: return x > 0 ? x : 0;
+    default: return x;
+    }
+}
+
+static int pick_threads(int threads) {
+#ifdef _OPENMP
+    if (omp_in_parallel()) return 1;
+    if (threads <= 0) threads = omp_get_max_threads();
+#else
+    threads = 1;
+#endif
+    return threads > 0 ? threads : 1;
+}
+
+/* ---- vector exp and QuickGELU ---- */
+#if CA_HAVE_AVX512
+/* exp(x) = 2^n · p(r), n = round(x·log2 e), r = x − n·ln 2 (two-part ln 2), p the degree-6
+ * Taylor polynomial: |r| <= ln2/2 bounds its relative error by ~1.2e-7. */
+static inline __m512 exp512(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.7f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 720);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+static inline __m512 quickgelu512(__m512 x) {
+    __m512 e = exp512(_mm512_mul_ps(x, _mm512_set1_ps(-1.702f)));
+    return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+static inline __m512 act512(ca_act act, __m512 x) {
+    if (act == CA_ACT_QUICKGELU) return quickgelu512(x);
+    if (act == CA_ACT_RELU) return _mm512_max_ps(x, _mm512_setzero_ps());
+    return x;
+}
+#endif
+
+void ca_exp_fast(const float *x, float *y, long n) {
+    long i = 0;
+#if CA_HAVE_AVX512
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, exp512(_mm512_loadu_ps(x + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, exp512(_mm512_maskz_loadu_ps(m, x + i)));
+    }
+#else
+    for (; i < n; i++) y[i] = expf(x[i]);
+#endif
+}
+
+void ca_quickgelu_fast(const float *x, float *y, long n) {
+    long i = 0;
+#if CA_HAVE_AVX512
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, quickgelu512(_mm512_loadu_ps(x + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, quickgelu512(_mm512_maskz_loadu_ps(m, x + i)));
+    }
+#else
+    for (; i < n; i++) y[i] = x[i] / (1.0f + expf(-1.702f * x[i]));
+#endif
+}
+
+/* ---- packing ---- */
+
+static float load_elem(const void *W, ca_dtype dt, size_t idx) {
+    switch (dt) {
+    case CA_DT_F16: return ca_f16_to_f32(((const uint16_t *)W)[idx]);
+    case CA_DT_BF16: return ca_bf16_to_f32(((const uint16_t *)W)[idx]);
+    default: return ((const float *)W)[idx];
+    }
+}
+
+/* Panel j of op(B) (K, N) into dst [K][NR]: B element (k, n) = trans ? W[n*ld + k] : W[k*ld + n]. */
+static void pack_panel(float *dst, const void *W, ca_dtype dt, int trans, int ld, int j0, int N, int K) {
+    int nr = N - j0 < NR ? N - j0 : NR;
+    if (trans) {
+        /* rows of W are output columns: walk each row once (contiguous reads) */
+        if (nr < NR)
+            for (int k = 0; k < K; k++) memset(dst + (size_t)k * NR + nr, 0, sizeof(float) * (NR - nr));
+        for (int c = 0; c < nr; c++) {
+            size_t base = (size_t)(j0 + c) * (size_t)ld;
+            if (dt == CA_DT_F32) {
+                const float *w = (const float *)W + base;
+                for (int k = 0; k < K; k++) dst[(size_t)k * NR + c] = w[k];
+            } else {
+                for (int k = 0; k < K; k++) dst[(size_t)k * NR + c] = load_elem(W, dt, base + k);
+            }
+        }
+    } else {
+        for (int k = 0; k < K; k++) {
+            float *d = dst + (size_t)k * NR;
+            size_t base = (size_t)k * (size_t)ld + (size_t)j0;
+            for (int c = 0; c < nr; c++) d[c] = load_elem(W, dt, base + c);
+            for (int c = nr; c < NR; c++) d[c] = 0;
+        }
+    }
+}
+
+static float *pack_b(const void *W, ca_dtype dt, int trans, int ld, int N, int K, int threads) {
+    int np = (N + NR - 1) / NR;
+    size_t n;
+    if (!ca_mul3_size((size_t)np, (size_t)(K > 0 ? K : 1), NR * sizeof(float), &n)) {
+        ca_fail(CA_E_NOMEM, "packed weights size overflows (%d x %d)", N, K);
+        return NULL;
+    }
+    n = (n + 63) & ~(size_t)63;
+    float *p = aligned_alloc(64, n);
+    if (!p) {
+        ca_fail(CA_E_NOMEM, "out of memory packing %d x %d weights", N, K);
+        return NULL;
+    }
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (int j = 0; j < np; j++) pack_panel(p + (size_t)j * K * NR, W, dt, trans, ld, j * NR, N, K);
+    return p;
+}
+
+ca_status ca_pack_weights(ca_packed *out, const void *W, ca_dtype dt, int N, int K, int ldw) {
+    memset(out, 0, sizeof *out);
+    if (dt != CA_DT_F32 && dt != CA_DT_F16 && dt != CA_DT_BF16)
+        return ca_fail(CA_E_UNSUPPORTED, "cannot pack %s weights", ca_dtype_name(dt));
+    if (N <= 0 || K <= 0 || ldw < K) return ca_fail(CA_E_ARG, "bad weight shape %d x %d", N, K);
+    out->p = pack_b(W, dt, 1, ldw, N, K, pick_threads(0));
+    if (!out->p) return CA_E_NOMEM;
+    out->N = N;
+    out->K = K;
+    return CA_OK;
+}
+
+void ca_packed_free(ca_packed *p) {
+    if (!p) return;
+    free(p->p);
+    p->p = NULL;
+    p->N = p->K = 0;
+}
+
+/* rows [i0, i0+mc) × k [k0, k0+kc) of op(A) into dst [mc/MR][kc][MR], zero padded */
+static void pack_a(float *dst, const float *A, int lda, int trans, int i0, int mc, int M, int k0, int kc) {
+    for (int ip = 0; ip < mc; ip += MR) {
+        float *d = dst + (size_t)ip * kc;
+        int mr = M - (i0 + ip) < MR ? M - (i0 + ip) : MR;
+        if (!trans) {
+            for (int r = 0; r < mr; r++) {
+                const float *a = A + (size_t)(i0 + ip + r) * lda + k0;
+                for (int k = 0; k < kc; k++) d[(size_t)k * MR + r] = a[k];
+            }
+        } else {
+            for (int k = 0; k < kc; k++) {
+                const float *a = A + (size_t)(k0 + k) * lda + i0 + ip;
+                for (int r = 0; r < mr; r++) d[(size_t)k * MR + r] = a[r];
+            }
+        }
+        if (mr < MR)
+            for (int k = 0; k < kc; k++)
+                for (int r = mr; r < MR; r++) d[(size_t)k * MR + r] = 0;
+    }
+}
+
+/* ---- micro-kernel: C tile (mr <= 12, nr <= 32) ---- */
+
+typedef struct {
+    float alpha, beta;     /* beta: applied when first */
+    const float *bias;     /* at column j0, or NULL */
+    ca_act act;
+    int first, last;
+} tile_epi;
+
+#if CA_HAVE_AVX512
+static inline void store_row(float *c, __m512 acc, __mmask16 m, const tile_epi *e, const float *bias) {
+    __m512 x = _mm512_mul_ps(acc, _mm512_set1_ps(e->alpha));
+    if (!e->first) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, c));
+    else if (e->beta != 0.0f) x = _mm512_fmadd_ps(_mm512_set1_ps(e->beta), _mm512_maskz_loadu_ps(m, c), x);
+    if (e->last) {
+        if (bias) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, bias));
+        x = act512(e->act, x);
+    }
+    _mm512_mask_storeu_ps(c, m, x);
+}
+
+static void kernel(int kc, const float *restrict a, const float *restrict b, float *C, int ldc, int mr,
+                   int nr, const tile_epi *e) {
+    __m512 c0[MR], c1[MR];
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm512_setzero_ps();
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 12
+        for (int r = 0; r < MR; r++) {
+            __m512 ar = _mm512_set1_ps(a[r]);
+            c0[r] = _mm512_fmadd_ps(ar, b0, c0[r]);
+            c1[r] = _mm512_fmadd_ps(ar, b1, c1[r]);
+        }
+        a += MR;
+        b += NR;
+    }
+    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    const float *bias = e->bias;
+    for (int r = 0; r < mr; r++) {
+        float *c = C + (size_t)r * ldc;
+        store_row(c, c0[r], m0, e, bias);
+        if (m1) store_row(c + 16, c1[r], m1, e, bias ? bias + 16 : NULL);
+    }
+}
+#else
+static void kernel(int kc, const float *a, const float *b, float *C, int ldc, int mr, int nr,
+                   const tile_epi *e) {
+    float acc[MR][NR] = {{0}};
+    for (int k = 0; k < kc; k++)
+        for (int r = 0; r < MR; r++)
+            for (int j = 0; j < NR; j++) acc[r][j] += a[k * MR + r] * b[k * NR + j];
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < nr; j++) {
+            float *c = C + (size_t)r * ldc + j, x = e->alpha * acc[r][j];
+            if (!e->first) x += *c;
+            else if (e->beta != 0.0f) x += e->beta * *c;
+            if (e->last) x = ca_act_ref(e->act, x + (e->bias ? e->bias[j] : 0.0f));
+            *c = x;
+        }
+}
+#endif
+
+/* ---- driver ---- */
+
+static ca_status run(int transA, int M, int N, int K, const float *A, int lda, const float *Bp,
+                     float alpha, const float *bias, ca_act act, float beta, float *C, int ldc,
+                     int threads) {
+    int nmb = (M + MC - 1) / MC, np = (N + NR - 1) / NR;
+    /* enough tasks for the threads to balance, while keeping whole column ranges per task so a
+     * B panel stays in L1 while the task's A block streams past it */
+    int groups = 1;
+    while (nmb * groups < 3 * threads && groups < np) groups++;
+    int per = (np + groups - 1) / groups;
+    groups = (np + per - 1) / per;
+    int ntask = nmb * groups;
+    if (threads > ntask) threads = ntask;
+    int nkb = K > 0 ? (K + KC - 1) / KC : 1;
+    size_t abuf = (size_t)MC * KC;
+    float *apack = aligned_alloc(64, sizeof(float) * abuf * (size_t)threads);
+    if (!apack) return ca_fail(CA_E_NOMEM, "out of memory for a GEMM buffer");
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+#ifdef _OPENMP
+        float *ap = apack + abuf * (size_t)omp_get_thread_num();
+#else
+        float *ap = apack;
+#endif
+#pragma omp for schedule(dynamic, 1)
+        for (int t = 0; t < ntask; t++) {
+            int ib = t / groups, g = t % groups;
+            int i0 = ib * MC, mc = M - i0 < MC ? M - i0 : MC;
+            int p0 = g * per, p1 = p0 + per < np ? p0 + per : np;
+            for (int kb = 0; kb < nkb; kb++) {
+                int k0 = kb * KC, kc = K - k0 < KC ? K - k0 : KC;
+                if (kc < 0) kc = 0;
+                pack_a(ap, A, lda, transA, i0, mc, M, k0, kc);
+                tile_epi e = {alpha, beta, NULL, act, kb == 0, kb == nkb - 1};
+                for (int jp = p0; jp < p1; jp++) {
+                    int j0 = jp * NR, nr = N - j0 < NR ? N - j0 : NR;
+                    const float *bp = Bp + (size_t)jp * K * NR + (size_t)k0 * NR;
+                    e.bias = bias ? bias + j0 : NULL;
+                    for (int ip = 0; ip < mc; ip += MR) {
+                        int mr = mc - ip < MR ? mc - ip : MR;
+                        kernel(kc, ap + (size_t)ip * kc, bp, C + (size_t)(i0 + ip) * ldc + j0, ldc, mr, nr, &e);
+                    }
+                }
+            }
+        }
+    }
+    free(apack);
+    return CA_OK;
+}
+
+ca_status ca_gemm_packed(int M, const float *A, int lda, const ca_packed *W, float alpha,
+                         const float *bias, ca_act act, float beta, float *C, int ldc, int threads) {
+    if (M <= 0) return CA_OK;
+    if (!W || !W->p) return ca_fail(CA_E_ARG, "unpacked weights");
+    return run(0, M, W->N, W->K, A, lda, W->p, alpha, bias, act, beta, C, ldc, pick_threads(threads));
+}
+
+ca_status ca_gemm_ex(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                     int lda, const float *B, int ldb, const float *bias, ca_act act, float beta,
+                     float *C, int ldc, int threads) {
+    if (M <= 0 || N <= 0) return CA_OK;
+    threads = pick_threads(threads);
+    float *bp = pack_b(B, CA_DT_F32, transB, ldb, N, K > 0 ? K : 0, threads);
+    if (!bp) return CA_E_NOMEM;
+    ca_status st = run(transA, M, N, K, A, lda, bp, alpha, bias, act, beta, C, ldc, threads);
+    free(bp);
+    return st;
+}
