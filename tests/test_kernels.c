@@ -4,6 +4,7 @@
 #include "core/core.h"
 #include "harness.h"
 #include "model/fastgemm.h"
+#include "model/fastops.h"
 #include "model/gemm.h"
 
 #include <stdint.h>
@@ -135,11 +136,78 @@ static void test_exp_quickgelu(void) {
     free(x); free(y);
 }
 
+static void test_attention(void) {
+    static const int cfg[][4] = {{1, 1, 2, 64}, {2, 5, 2, 64}, {2, 50, 3, 64}, {1, 77, 2, 64}, {2, 7, 2, 8}, {1, 197, 1, 32}};
+    for (size_t c = 0; c < sizeof cfg / sizeof *cfg; c++)
+        for (int causal = 0; causal < 2; causal++)
+            for (int th = 1; th <= 2; th++) {
+                int B = cfg[c][0], T = cfg[c][1], H = cfg[c][2], hd = cfg[c][3], C = H * hd;
+                long nq = (long)B * T * 3 * C, no = (long)B * T * C;
+                float *qkv = rnd(nq, 40 + c), *o = rnd(no, 1), *r = rnd(no, 2);
+                for (long i = 0; i < nq; i++) qkv[i] *= 3.0f; /* peaky softmax */
+                CHECK(ca_attention(qkv, B, T, H, hd, causal, o, th) == CA_OK);
+                ca_attention_ref(qkv, B, T, H, hd, causal, r);
+                double e = cmp("attention", o, r, no, 1e-5);
+                CHECK_MSG(e <= 1e-5, "B=%d T=%d H=%d hd=%d causal=%d th=%d: rel err %.3g", B, T, H, hd, causal, th, e);
+                free(qkv); free(o); free(r);
+            }
+}
+
+static void test_layernorm(void) {
+    int Cs[] = {768, 13, 512};
+    for (int ci = 0; ci < 3; ci++) {
+        int rows = 37, C = Cs[ci], ld = C + 5;
+        float *x = rnd((long)rows * ld, 50 + ci), *w = rnd(C, 51), *b = rnd(C, 52);
+        float *y = calloc((size_t)rows * ld, sizeof(float)), *r = calloc((size_t)rows * ld, sizeof(float));
+        for (long i = 0; i < (long)rows * ld; i++) x[i] = 4.0f * x[i] + 1.5f; /* non-zero mean */
+        ca_layernorm(x, ld, rows, C, w, b, y, ld, 2);
+        ca_layernorm_ref(x, ld, rows, C, w, b, r, ld);
+        CHECK_MSG(cmp("layernorm", y, r, (long)rows * ld, 2e-6) <= 2e-6, "C=%d", C);
+        ca_layernorm(x, ld, rows, C, w, b, x, ld, 1); /* in place (padding columns untouched) */
+        for (int i = 0; i < rows; i++)
+            CHECK(cmp("layernorm in place", x + (size_t)i * ld, r + (size_t)i * ld, C, 2e-6) <= 2e-6);
+        free(x); free(w); free(b); free(y); free(r);
+    }
+}
+
+static void test_conv(void) {
+    /* N, H, W, Cin, Cout, K, stride, pad */
+    static const int cfg[][8] = {{2, 9, 9, 5, 33, 3, 1, 1}, {1, 11, 10, 3, 8, 3, 2, 1}, {2, 6, 6, 40, 20, 1, 1, 0},
+                                 {1, 8, 8, 16, 12, 1, 2, 0}, {1, 14, 14, 3, 17, 7, 2, 3}, {1, 5, 7, 300, 31, 3, 1, 1}};
+    for (size_t c = 0; c < sizeof cfg / sizeof *cfg; c++) {
+        int N = cfg[c][0], H = cfg[c][1], W = cfg[c][2], Ci = cfg[c][3], Co = cfg[c][4], K = cfg[c][5], s = cfg[c][6], p = cfg[c][7];
+        int Ho = (H + 2 * p - K) / s + 1, Wo = (W + 2 * p - K) / s + 1;
+        long ni = (long)N * H * W * Ci, nw = (long)Co * Ci * K * K, no = (long)N * Ho * Wo * Co;
+        float *in = rnd(ni, 60 + c), *w = rnd(nw, 70 + c), *scale = rnd(Co, 80 + c), *bias = rnd(Co, 90 + c);
+        float *o = rnd(no, 3), *r = malloc(sizeof(float) * (size_t)no), *ws = malloc(sizeof(float) * (size_t)nw);
+        memcpy(r, o, sizeof(float) * (size_t)no);
+        for (long i = 0; i < nw; i++) ws[i] = w[i] * scale[i / ((long)Ci * K * K)];
+        ca_conv cv;
+        CHECK(ca_conv_pack_weights(&cv, w, CA_DT_F32, Co, Ci, K, K, s, p, scale) == CA_OK);
+        ca_act act = (ca_act)(c % 3);
+        float beta = (c & 1) ? 1.0f : 0.0f;
+        CHECK(ca_conv2d_nhwc(&cv, in, N, H, W, bias, act, beta, o, 2) == CA_OK);
+        ca_conv2d_nhwc_ref(in, N, H, W, Ci, ws, Co, K, K, s, p, bias, act, beta, r);
+        double tol = 1e-6 + 5e-8 * Ci * K * K, e = cmp("conv", o, r, no, tol);
+        CHECK_MSG(e <= tol, "conv cfg %zu: rel err %.3g", c, e);
+        ca_conv_free(&cv);
+        free(in); free(w); free(scale); free(bias); free(o); free(r); free(ws);
+    }
+    float px[2 * 4 * 4], out[2 * 2 * 2];
+    for (int i = 0; i < 32; i++) px[i] = (float)i;
+    ca_avgpool_nhwc(px, 1, 4, 4, 2, 2, out, 1); /* channel 0 of the top-left window: 0,2,8,10 */
+    CHECK_NEAR(out[0], (0 + 2 + 8 + 10) / 4.0, 1e-6);
+    CHECK_NEAR(out[7], (21 + 23 + 29 + 31) / 4.0, 1e-6); /* channel 1, bottom-right window */
+}
+
 int main(void) {
     fprintf(stderr, "fast kernels: %s\n", ca_fastgemm_avx512() ? "AVX-512" : "scalar fallback");
     RUN(test_gemm_ex_shapes);
     RUN(test_sgemm_dispatch);
     RUN(test_packed_half_weights);
     RUN(test_exp_quickgelu);
+    RUN(test_attention);
+    RUN(test_layernorm);
+    RUN(test_conv);
     TEST_END();
 }

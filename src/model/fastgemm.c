@@ -174,12 +174,45 @@ void ca_packed_free(ca_packed *p) {
     p->N = p->K = 0;
 }
 
+/* Where the A operand comes from: a matrix (op(A), row stride lda) or, for the implicit-GEMM
+ * convolution, an NHWC image whose receptive fields are the rows (k = (ky, kx, ci), ci fastest). */
+typedef struct {
+    const float *A;
+    int lda, trans;
+    const ca_conv_geom *conv;   /* NULL for a matrix */
+} a_src;
+
+/* row i of the conv's A (receptive field of output pixel i), columns [k0, k0+kc), into d
+ * with stride MR */
+static void gather_conv_row(float *d, const ca_conv_geom *g, const float *in, int i, int k0, int kc) {
+    int hw = g->Ho * g->Wo, n = i / hw, rem = i % hw, oy = rem / g->Wo, ox = rem % g->Wo;
+    int ci = k0 % g->Cin, t = k0 / g->Cin, kx = t % g->KW, ky = t / g->KW;
+    int k = 0;
+    while (k < kc) {
+        int run = g->Cin - ci < kc - k ? g->Cin - ci : kc - k;
+        int iy = oy * g->stride - g->pad + ky, ix = ox * g->stride - g->pad + kx;
+        if (iy < 0 || iy >= g->H || ix < 0 || ix >= g->W) {
+            for (int c = 0; c < run; c++) d[(size_t)(k + c) * MR] = 0;
+        } else {
+            const float *src = in + (((size_t)n * g->H + iy) * g->W + ix) * g->Cin + ci;
+            for (int c = 0; c < run; c++) d[(size_t)(k + c) * MR] = src[c];
+        }
+        k += run;
+        ci = 0;
+        if (++kx == g->KW) { kx = 0; ky++; }
+    }
+}
+
 /* rows [i0, i0+mc) × k [k0, k0+kc) of op(A) into dst [mc/MR][kc][MR], zero padded */
-static void pack_a(float *dst, const float *A, int lda, int trans, int i0, int mc, int M, int k0, int kc) {
+static void pack_a(float *dst, const a_src *src, int i0, int mc, int M, int k0, int kc) {
+    const float *A = src->A;
+    int lda = src->lda, trans = src->trans;
     for (int ip = 0; ip < mc; ip += MR) {
         float *d = dst + (size_t)ip * kc;
         int mr = M - (i0 + ip) < MR ? M - (i0 + ip) : MR;
-        if (!trans) {
+        if (src->conv) {
+            for (int r = 0; r < mr; r++) gather_conv_row(d + r, src->conv, A, i0 + ip + r, k0, kc);
+        } else if (!trans) {
             for (int r = 0; r < mr; r++) {
                 const float *a = A + (size_t)(i0 + ip + r) * lda + k0;
                 for (int k = 0; k < kc; k++) d[(size_t)k * MR + r] = a[k];
@@ -262,7 +295,7 @@ static void kernel(int kc, const float *a, const float *b, float *C, int ldc, in
 
 /* ---- driver ---- */
 
-static ca_status run(int transA, int M, int N, int K, const float *A, int lda, const float *Bp,
+static ca_status run(const a_src *asrc, int M, int N, int K, const float *Bp,
                      float alpha, const float *bias, ca_act act, float beta, float *C, int ldc,
                      int threads) {
     int nmb = (M + MC - 1) / MC, np = (N + NR - 1) / NR;
@@ -294,7 +327,7 @@ static ca_status run(int transA, int M, int N, int K, const float *A, int lda, c
             for (int kb = 0; kb < nkb; kb++) {
                 int k0 = kb * KC, kc = K - k0 < KC ? K - k0 : KC;
                 if (kc < 0) kc = 0;
-                pack_a(ap, A, lda, transA, i0, mc, M, k0, kc);
+                pack_a(ap, asrc, i0, mc, M, k0, kc);
                 tile_epi e = {alpha, beta, NULL, act, kb == 0, kb == nkb - 1};
                 for (int jp = p0; jp < p1; jp++) {
                     int j0 = jp * NR, nr = N - j0 < NR ? N - j0 : NR;
@@ -316,7 +349,8 @@ ca_status ca_gemm_packed(int M, const float *A, int lda, const ca_packed *W, flo
                          const float *bias, ca_act act, float beta, float *C, int ldc, int threads) {
     if (M <= 0) return CA_OK;
     if (!W || !W->p) return ca_fail(CA_E_ARG, "unpacked weights");
-    return run(0, M, W->N, W->K, A, lda, W->p, alpha, bias, act, beta, C, ldc, pick_threads(threads));
+    a_src as = {A, lda, 0, NULL};
+    return run(&as, M, W->N, W->K, W->p, alpha, bias, act, beta, C, ldc, pick_threads(threads));
 }
 
 ca_status ca_gemm_ex(int transA, int transB, int M, int N, int K, float alpha, const float *A,
@@ -326,7 +360,17 @@ ca_status ca_gemm_ex(int transA, int transB, int M, int N, int K, float alpha, c
     threads = pick_threads(threads);
     float *bp = pack_b(B, CA_DT_F32, transB, ldb, N, K > 0 ? K : 0, threads);
     if (!bp) return CA_E_NOMEM;
-    ca_status st = run(transA, M, N, K, A, lda, bp, alpha, bias, act, beta, C, ldc, threads);
+    a_src as = {A, lda, transA, NULL};
+    ca_status st = run(&as, M, N, K, bp, alpha, bias, act, beta, C, ldc, threads);
     free(bp);
     return st;
+}
+
+ca_status ca_gemm_conv_nhwc(const ca_conv_geom *g, const float *in, const ca_packed *W,
+                            const float *bias, ca_act act, float beta, float *out, int threads) {
+    if (!W || !W->p || W->K != g->KH * g->KW * g->Cin) return ca_fail(CA_E_ARG, "conv weights do not match the geometry");
+    int M = g->N * g->Ho * g->Wo;
+    if (M <= 0) return CA_OK;
+    a_src as = {in, 0, 0, g};
+    return run(&as, M, W->N, W->K, W->p, 1.0f, bias, act, beta, out, W->N, pick_threads(threads));
 }

@@ -40,6 +40,12 @@ ca_status ca_gemm_ex(int transA, int transB, int M, int N, int K, float alpha, c
                      int lda, const float *B, int ldb, const float *bias, ca_act act, float beta,
                      float *C, int ldc, int threads);
 
+/* Implicit-GEMM NHWC convolution (used by fastops.h ca_conv2d_nhwc): rows are output pixels,
+ * K = KH·KW·Cin ordered (ky, kx, ci); W packed (Cout, K); out (N, Ho, Wo, Cout). */
+typedef struct { int N, H, W, Cin, KH, KW, stride, pad, Ho, Wo; } ca_conv_geom;
+ca_status ca_gemm_conv_nhwc(const ca_conv_geom *g, const float *in, const ca_packed *W,
+                            const float *bias, ca_act act, float beta, float *out, int threads);
+
 /* The activation on one value, scalar: the oracle for the fused epilogues. */
 float ca_act_ref(ca_act act, float x);
 
