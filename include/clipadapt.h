@@ -317,6 +317,9 @@ CA_API ca_status ca_model_get_info(const ca_model *m, ca_model_info *out);
 CA_API ca_status ca_model_encode_images(ca_model *m, const float *images, int n, float *out);
 /* tokens (n, context_length) -> out (n, embed_dim), projected, NOT normalised. */
 CA_API ca_status ca_model_encode_text(ca_model *m, const int64_t *tokens, int n, float *out);
+/* The checkpoint's logit scale, exp(logit_scale) (the reference's zero-shot temperature, 100 for
+ * trained CLIP), or 100 when the file has no logit_scale. Thread-safe. */
+CA_API float ca_model_logit_scale(const ca_model *m);
 
 #ifdef __cplusplus
 }
