@@ -321,6 +321,15 @@ CA_API ca_status ca_model_encode_text(ca_model *m, const int64_t *tokens, int n,
  * trained CLIP), or 100 when the file has no logit_scale. Thread-safe. */
 CA_API float ca_model_logit_scale(const ca_model *m);
 
+/* Compute path of the encoders (issue 8). CA_COMPUTE_FAST (the default): packed weights (built
+ * on the first encode call, about one more float32 copy of the weights), AVX-512 GEMMs with
+ * fused epilogues, fused attention, NHWC ResNet, text cut at the end token. Same float32
+ * numerics up to summation order. CA_COMPUTE_REFERENCE: the plain kernels, for checking.
+ * Not thread-safe with a concurrent encode on the same handle. */
+#define CA_COMPUTE_FAST 0
+#define CA_COMPUTE_REFERENCE 1
+CA_API ca_status ca_model_set_compute(ca_model *m, int mode);
+
 #ifdef __cplusplus
 }
 #endif

@@ -30,14 +30,14 @@ static double cmp(const char *what, const float *a, const float *b, long n, doub
 
 /* oracle: C = act(alpha·op(A)op(B) + bias + beta·C0) with the naive GEMM */
 static void oracle(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                   const float *B, int ldb, const float *bias, ca_act act, float beta, float *C, int ldc) {
+                   const float *B, int ldb, const float *bias, ca_epi act, float beta, float *C, int ldc) {
     float *P = calloc((size_t)M * N + 1, sizeof(float));
     ca_sgemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, 0.0f, P, N);
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
             float *c = &C[(size_t)i * ldc + j];
             float x = P[(size_t)i * N + j] + (beta != 0.0f ? beta * *c : 0.0f) + (bias ? bias[j] : 0.0f);
-            *c = ca_act_ref(act, x);
+            *c = ca_epi_ref(act, x);
         }
     free(P);
 }
@@ -56,7 +56,7 @@ static void test_gemm_ex_shapes(void) {
                     float *A = rnd(na, 1 + s), *B = rnd(nb, 100 + s), *C = rnd(nc, 200 + s);
                     float *R = malloc(sizeof(float) * (size_t)nc), *bias = rnd(N, 300 + s);
                     memcpy(R, C, sizeof(float) * (size_t)nc);
-                    ca_act act = (ca_act)((s + ta + tb) % 3);
+                    ca_epi act = (ca_epi)((s + ta + tb) % 3);
                     float alpha = 0.5f + ta, beta = tb ? 1.0f : 0.25f * (float)th;
                     const float *bb = (s & 1) ? bias : NULL;
                     CHECK(ca_gemm_ex(ta, tb, M, N, K, alpha, A, lda, B, ldb, bb, act, beta, C, ldc, th) == CA_OK);
@@ -100,8 +100,8 @@ static void test_packed_half_weights(void) {
         ca_packed P;
         CHECK(ca_pack_weights(&P, src[d], dt[d], N, K, K) == CA_OK);
         float *C = calloc((size_t)M * N, sizeof(float)), *R = calloc((size_t)M * N, sizeof(float));
-        CHECK(ca_gemm_packed(M, A, K, &P, 1.0f, bias, CA_ACT_QUICKGELU, 0.0f, C, N, 2) == CA_OK);
-        oracle(0, 1, M, N, K, 1.0f, A, K, wide[d], K, bias, CA_ACT_QUICKGELU, 0.0f, R, N);
+        CHECK(ca_gemm_packed(M, A, K, &P, 1.0f, bias, CA_EPI_QUICKGELU, 0.0f, C, N, 2) == CA_OK);
+        oracle(0, 1, M, N, K, 1.0f, A, K, wide[d], K, bias, CA_EPI_QUICKGELU, 0.0f, R, N);
         CHECK_MSG(cmp("packed", C, R, (long)M * N, 1e-5) <= 1e-5, "dtype %s", ca_dtype_name(dt[d]));
         ca_packed_free(&P);
         free(C); free(R);
@@ -129,7 +129,7 @@ static void test_exp_quickgelu(void) {
     ca_quickgelu_fast(x, y, n - 3); /* odd length: the masked tail */
     worst = 0;
     for (long i = 0; i < n - 3; i++) {
-        double r = ca_act_ref(CA_ACT_QUICKGELU, x[i]), d = fabs(y[i] - r) / (1 + fabs(r));
+        double r = ca_epi_ref(CA_EPI_QUICKGELU, x[i]), d = fabs(y[i] - r) / (1 + fabs(r));
         if (d > worst) worst = d;
     }
     CHECK_MSG(worst < 1e-6, "quickgelu rel err %.3g", worst);
@@ -145,8 +145,8 @@ static void test_attention(void) {
                 long nq = (long)B * T * 3 * C, no = (long)B * T * C;
                 float *qkv = rnd(nq, 40 + c), *o = rnd(no, 1), *r = rnd(no, 2);
                 for (long i = 0; i < nq; i++) qkv[i] *= 3.0f; /* peaky softmax */
-                CHECK(ca_attention(qkv, B, T, H, hd, causal, o, th) == CA_OK);
-                ca_attention_ref(qkv, B, T, H, hd, causal, r);
+                CHECK(ca_mha_packed(qkv, B, T, H, hd, causal, o, th) == CA_OK);
+                ca_mha_packed_ref(qkv, B, T, H, hd, causal, r);
                 double e = cmp("attention", o, r, no, 1e-5);
                 CHECK_MSG(e <= 1e-5, "B=%d T=%d H=%d hd=%d causal=%d th=%d: rel err %.3g", B, T, H, hd, causal, th, e);
                 free(qkv); free(o); free(r);
@@ -160,10 +160,10 @@ static void test_layernorm(void) {
         float *x = rnd((long)rows * ld, 50 + ci), *w = rnd(C, 51), *b = rnd(C, 52);
         float *y = calloc((size_t)rows * ld, sizeof(float)), *r = calloc((size_t)rows * ld, sizeof(float));
         for (long i = 0; i < (long)rows * ld; i++) x[i] = 4.0f * x[i] + 1.5f; /* non-zero mean */
-        ca_layernorm(x, ld, rows, C, w, b, y, ld, 2);
-        ca_layernorm_ref(x, ld, rows, C, w, b, r, ld);
+        ca_ln_rows(x, ld, rows, C, w, b, y, ld, 2);
+        ca_ln_rows_ref(x, ld, rows, C, w, b, r, ld);
         CHECK_MSG(cmp("layernorm", y, r, (long)rows * ld, 2e-6) <= 2e-6, "C=%d", C);
-        ca_layernorm(x, ld, rows, C, w, b, x, ld, 1); /* in place (padding columns untouched) */
+        ca_ln_rows(x, ld, rows, C, w, b, x, ld, 1); /* in place (padding columns untouched) */
         for (int i = 0; i < rows; i++)
             CHECK(cmp("layernorm in place", x + (size_t)i * ld, r + (size_t)i * ld, C, 2e-6) <= 2e-6);
         free(x); free(w); free(b); free(y); free(r);
@@ -184,7 +184,7 @@ static void test_conv(void) {
         for (long i = 0; i < nw; i++) ws[i] = w[i] * scale[i / ((long)Ci * K * K)];
         ca_conv cv;
         CHECK(ca_conv_pack_weights(&cv, w, CA_DT_F32, Co, Ci, K, K, s, p, scale) == CA_OK);
-        ca_act act = (ca_act)(c % 3);
+        ca_epi act = (ca_epi)(c % 3);
         float beta = (c & 1) ? 1.0f : 0.0f;
         CHECK(ca_conv2d_nhwc(&cv, in, N, H, W, bias, act, beta, o, 2) == CA_OK);
         ca_conv2d_nhwc_ref(in, N, H, W, Ci, ws, Co, K, K, s, p, bias, act, beta, r);
@@ -200,6 +200,51 @@ static void test_conv(void) {
     CHECK_NEAR(out[7], (21 + 23 + 29 + 31) / 4.0, 1e-6); /* channel 1, bottom-right window */
 }
 
+/* The whole fast forward path against the plain one (and the goldens) on the tiny models, without
+ * a debug tap, so text runs cut at its end tokens. */
+static void test_fast_vs_reference_model(void) {
+    const char *names[2] = {"vit-tiny", "rn-tiny"};
+    for (int k = 0; k < 2; k++) {
+        char mp[128], gp[128];
+        snprintf(mp, sizeof mp, "testdata/models/%s.safetensors", names[k]);
+        snprintf(gp, sizeof gp, "testdata/models/%s-golden.safetensors", names[k]);
+        ca_status st;
+        ca_model *m = ca_model_load(th_shared(mp), NULL, &st);
+        ca_st_file *g = ca_st_open(th_shared(gp), &st);
+        CHECK_MSG(m && g, "%s: %s", names[k], ca_last_error());
+        if (!m || !g) { ca_model_free(m); ca_st_close(g); continue; }
+        int64_t ish[4], tsh[2];
+        float *img = ca_st_load_f32(g, "input.images", 4, NULL, ish, &st);
+        float *gi = ca_st_load_f32(g, "output.image_features", 2, NULL, NULL, &st);
+        float *gt = ca_st_load_f32(g, "output.text_features", 2, NULL, NULL, &st);
+        const ca_tensor_info *ti = ca_st_find(g, "input.tokens");
+        tsh[0] = ti->shape[0]; tsh[1] = ti->shape[1];
+        int64_t *tok = malloc(sizeof(int64_t) * (size_t)ti->numel);
+        ca_tensor_to_i64(ti, tok, ti->numel);
+        ca_model_info in;
+        ca_model_get_info(m, &in);
+        int n = (int)ish[0], nt = (int)tsh[0], E = in.embed_dim;
+        float *fi[2], *ft[2];
+        for (int mode = 0; mode < 2; mode++) {
+            fi[mode] = malloc(sizeof(float) * n * E);
+            ft[mode] = malloc(sizeof(float) * nt * E);
+            CHECK(ca_model_set_compute(m, mode) == CA_OK);
+            CHECK(ca_model_encode_images(m, img, n, fi[mode]) == CA_OK);
+            CHECK(ca_model_encode_text(m, tok, nt, ft[mode]) == CA_OK);
+        }
+        /* golden tolerance of test_model.c: 1e-4 relative to (1 + |ref|) */
+        CHECK_MSG(cmp("fast images vs plain", fi[0], fi[1], (long)n * E, 1e-4) <= 1e-4, "%s", names[k]);
+        CHECK_MSG(cmp("fast text vs plain", ft[0], ft[1], (long)nt * E, 1e-4) <= 1e-4, "%s", names[k]);
+        CHECK_MSG(cmp("fast images vs golden", fi[0], gi, (long)n * E, 1e-4) <= 1e-4, "%s", names[k]);
+        CHECK_MSG(cmp("fast text vs golden", ft[0], gt, (long)nt * E, 1e-4) <= 1e-4, "%s", names[k]);
+        CHECK(ca_model_set_compute(m, 7) == CA_E_ARG);
+        for (int mode = 0; mode < 2; mode++) { free(fi[mode]); free(ft[mode]); }
+        free(img); free(gi); free(gt); free(tok);
+        ca_model_free(m);
+        ca_st_close(g);
+    }
+}
+
 int main(void) {
     fprintf(stderr, "fast kernels: %s\n", ca_fastgemm_avx512() ? "AVX-512" : "scalar fallback");
     RUN(test_gemm_ex_shapes);
@@ -209,5 +254,6 @@ int main(void) {
     RUN(test_attention);
     RUN(test_layernorm);
     RUN(test_conv);
+    RUN(test_fast_vs_reference_model);
     TEST_END();
 }

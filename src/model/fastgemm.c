@@ -25,10 +25,10 @@ enum { MR = 12, NR = 32, KC = 256, MC = 12 * MR };
 
 int ca_fastgemm_avx512(void) { return CA_HAVE_AVX512; }
 
-float ca_act_ref(ca_act act, float x) {
+float ca_epi_ref(ca_epi act, float x) {
     switch (act) {
-    case CA_ACT_QUICKGELU: return (float)((double)x / (1.0 + exp(-1.702 * (double)x)));
-    case CA_ACT_RELU: return x > 0 ? x : 0;
+    case CA_EPI_QUICKGELU: return (float)((double)x / (1.0 + exp(-1.702 * (double)x)));
+    case CA_EPI_RELU: return x > 0 ? x : 0;
     default: return x;
     }
 }
@@ -68,9 +68,9 @@ static inline __m512 quickgelu512(__m512 x) {
     return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
 }
 
-static inline __m512 act512(ca_act act, __m512 x) {
-    if (act == CA_ACT_QUICKGELU) return quickgelu512(x);
-    if (act == CA_ACT_RELU) return _mm512_max_ps(x, _mm512_setzero_ps());
+static inline __m512 epi512(ca_epi act, __m512 x) {
+    if (act == CA_EPI_QUICKGELU) return quickgelu512(x);
+    if (act == CA_EPI_RELU) return _mm512_max_ps(x, _mm512_setzero_ps());
     return x;
 }
 #endif
@@ -234,7 +234,7 @@ static void pack_a(float *dst, const a_src *src, int i0, int mc, int M, int k0, 
 typedef struct {
     float alpha, beta;     /* beta: applied when first */
     const float *bias;     /* at column j0, or NULL */
-    ca_act act;
+    ca_epi act;
     int first, last;
 } tile_epi;
 
@@ -245,7 +245,7 @@ static inline void store_row(float *c, __m512 acc, __mmask16 m, const tile_epi *
     else if (e->beta != 0.0f) x = _mm512_fmadd_ps(_mm512_set1_ps(e->beta), _mm512_maskz_loadu_ps(m, c), x);
     if (e->last) {
         if (bias) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, bias));
-        x = act512(e->act, x);
+        x = epi512(e->act, x);
     }
     _mm512_mask_storeu_ps(c, m, x);
 }
@@ -287,7 +287,7 @@ static void kernel(int kc, const float *a, const float *b, float *C, int ldc, in
             float *c = C + (size_t)r * ldc + j, x = e->alpha * acc[r][j];
             if (!e->first) x += *c;
             else if (e->beta != 0.0f) x += e->beta * *c;
-            if (e->last) x = ca_act_ref(e->act, x + (e->bias ? e->bias[j] : 0.0f));
+            if (e->last) x = ca_epi_ref(e->act, x + (e->bias ? e->bias[j] : 0.0f));
             *c = x;
         }
 }
@@ -296,7 +296,7 @@ static void kernel(int kc, const float *a, const float *b, float *C, int ldc, in
 /* ---- driver ---- */
 
 static ca_status run(const a_src *asrc, int M, int N, int K, const float *Bp,
-                     float alpha, const float *bias, ca_act act, float beta, float *C, int ldc,
+                     float alpha, const float *bias, ca_epi act, float beta, float *C, int ldc,
                      int threads) {
     int nmb = (M + MC - 1) / MC, np = (N + NR - 1) / NR;
     /* enough tasks for the threads to balance, while keeping whole column ranges per task so a
@@ -346,7 +346,7 @@ static ca_status run(const a_src *asrc, int M, int N, int K, const float *Bp,
 }
 
 ca_status ca_gemm_packed(int M, const float *A, int lda, const ca_packed *W, float alpha,
-                         const float *bias, ca_act act, float beta, float *C, int ldc, int threads) {
+                         const float *bias, ca_epi act, float beta, float *C, int ldc, int threads) {
     if (M <= 0) return CA_OK;
     if (!W || !W->p) return ca_fail(CA_E_ARG, "unpacked weights");
     a_src as = {A, lda, 0, NULL};
@@ -354,7 +354,7 @@ ca_status ca_gemm_packed(int M, const float *A, int lda, const ca_packed *W, flo
 }
 
 ca_status ca_gemm_ex(int transA, int transB, int M, int N, int K, float alpha, const float *A,
-                     int lda, const float *B, int ldb, const float *bias, ca_act act, float beta,
+                     int lda, const float *B, int ldb, const float *bias, ca_epi act, float beta,
                      float *C, int ldc, int threads) {
     if (M <= 0 || N <= 0) return CA_OK;
     threads = pick_threads(threads);
@@ -367,7 +367,7 @@ ca_status ca_gemm_ex(int transA, int transB, int M, int N, int K, float alpha, c
 }
 
 ca_status ca_gemm_conv_nhwc(const ca_conv_geom *g, const float *in, const ca_packed *W,
-                            const float *bias, ca_act act, float beta, float *out, int threads) {
+                            const float *bias, ca_epi act, float beta, float *out, int threads) {
     if (!W || !W->p || W->K != g->KH * g->KW * g->Cin) return ca_fail(CA_E_ARG, "conv weights do not match the geometry");
     int M = g->N * g->Ho * g->Wo;
     if (M <= 0) return CA_OK;

@@ -10,10 +10,10 @@
 #include "clipadapt.h"
 
 typedef enum {
-    CA_ACT_NONE = 0,
-    CA_ACT_QUICKGELU,   /* x * sigmoid(1.702 x), CLIP's MLP activation */
-    CA_ACT_RELU         /* max(x, 0), the ResNet's */
-} ca_act;
+    CA_EPI_NONE = 0,
+    CA_EPI_QUICKGELU,   /* x * sigmoid(1.702 x), CLIP's MLP activation */
+    CA_EPI_RELU         /* max(x, 0), the ResNet's */
+} ca_epi;
 
 /* Packed right-hand side of y = x Wᵀ: W (N, K) row-major as stored in PyTorch Linear/Conv
  * weights, re-laid out as panels of 32 output columns ([N/32][K][32], zero padded). Immutable
@@ -32,22 +32,22 @@ void ca_packed_free(ca_packed *p);
  * bias (N) or NULL. Uses up to `threads` OpenMP threads (0 = default; 1 when called inside a
  * parallel region). A and C must not alias. */
 ca_status ca_gemm_packed(int M, const float *A, int lda, const ca_packed *W, float alpha,
-                         const float *bias, ca_act act, float beta, float *C, int ldc, int threads);
+                         const float *bias, ca_epi act, float beta, float *C, int ldc, int threads);
 
 /* General row-major SGEMM on the same kernel (packs op(B) per call):
  * C(M,N) = act(alpha · op(A) · op(B) + bias + beta · C). */
 ca_status ca_gemm_ex(int transA, int transB, int M, int N, int K, float alpha, const float *A,
-                     int lda, const float *B, int ldb, const float *bias, ca_act act, float beta,
+                     int lda, const float *B, int ldb, const float *bias, ca_epi act, float beta,
                      float *C, int ldc, int threads);
 
 /* Implicit-GEMM NHWC convolution (used by fastops.h ca_conv2d_nhwc): rows are output pixels,
  * K = KH·KW·Cin ordered (ky, kx, ci); W packed (Cout, K); out (N, Ho, Wo, Cout). */
 typedef struct { int N, H, W, Cin, KH, KW, stride, pad, Ho, Wo; } ca_conv_geom;
 ca_status ca_gemm_conv_nhwc(const ca_conv_geom *g, const float *in, const ca_packed *W,
-                            const float *bias, ca_act act, float beta, float *out, int threads);
+                            const float *bias, ca_epi act, float beta, float *out, int threads);
 
 /* The activation on one value, scalar: the oracle for the fused epilogues. */
-float ca_act_ref(ca_act act, float x);
+float ca_epi_ref(ca_epi act, float x);
 
 /* Vectorised helpers used by the model code (each with a scalar oracle in tests). */
 /* y[i] = x[i] * sigmoid(1.702 x[i]) for n elements, in place allowed. */

@@ -31,7 +31,7 @@ static int nthreads(int threads) {
 
 /* ---- attention ---- */
 
-void ca_attention_ref(const float *qkv, int B, int T, int heads, int hd, int causal, float *out) {
+void ca_mha_packed_ref(const float *qkv, int B, int T, int heads, int hd, int causal, float *out) {
     int C = heads * hd;
     double *s = malloc(sizeof(double) * (size_t)(T > 0 ? T : 1));
     if (!s) return;
@@ -131,16 +131,22 @@ static void attn_head(const float *qkv, int T, int C, int hd, int h, int causal,
 }
 #endif
 
-ca_status ca_attention(const float *qkv, int B, int T, int heads, int hd, int causal, float *out,
-                       int threads) {
-    if (B <= 0 || T <= 0) return CA_OK;
+ca_status ca_mha_varlen(const float *qkv, int nseq, const int *offs, int heads, int hd, int causal,
+                       float *out, int threads) {
+    if (nseq <= 0) return CA_OK;
+    int C = heads * hd, Tmax = 0;
+    for (int b = 0; b < nseq; b++) {
+        int T = offs[b + 1] - offs[b];
+        if (T < 0) return ca_fail(CA_E_ARG, "attention: sequence %d has negative length", b);
+        if (T > Tmax) Tmax = T;
+    }
 #if CA_HAVE_AVX512
     if (hd % 16 == 0) {
-        int C = heads * hd, Tp = (T + 15) & ~15, th = nthreads(threads);
+        int Tp = (Tmax + 15) & ~15, th = nthreads(threads);
         size_t per = (size_t)hd * Tp + (size_t)QB * Tp;
-        float *scratch = ca_malloc2(sizeof(float) * per, (size_t)th);
+        float *scratch = ca_malloc2(sizeof(float) * (per ? per : 1), (size_t)th);
         if (!scratch) return CA_E_NOMEM;
-        int ntask = B * heads;
+        int ntask = nseq * heads;
 #pragma omp parallel for num_threads(th) schedule(dynamic, 1) if (th > 1)
         for (int t = 0; t < ntask; t++) {
 #ifdef _OPENMP
@@ -148,22 +154,36 @@ ca_status ca_attention(const float *qkv, int B, int T, int heads, int hd, int ca
 #else
             float *kt = scratch;
 #endif
-            int b = t / heads, h = t % heads;
-            attn_head(qkv + (size_t)b * T * 3 * C, T, C, hd, h, causal, out + (size_t)b * T * C, kt,
-                      kt + (size_t)hd * Tp, Tp);
+            int b = t / heads, h = t % heads, T = offs[b + 1] - offs[b];
+            if (T > 0)
+                attn_head(qkv + (size_t)offs[b] * 3 * C, T, C, hd, h, causal, out + (size_t)offs[b] * C, kt,
+                          kt + (size_t)hd * Tp, (T + 15) & ~15);
         }
         free(scratch);
         return CA_OK;
     }
 #endif
     (void)threads;
-    ca_attention_ref(qkv, B, T, heads, hd, causal, out);
+    for (int b = 0; b < nseq; b++)
+        ca_mha_packed_ref(qkv + (size_t)offs[b] * 3 * C, 1, offs[b + 1] - offs[b], heads, hd, causal,
+                          out + (size_t)offs[b] * C);
     return CA_OK;
+}
+
+ca_status ca_mha_packed(const float *qkv, int B, int T, int heads, int hd, int causal, float *out,
+                        int threads) {
+    if (B <= 0 || T <= 0) return CA_OK;
+    int *offs = ca_malloc2(sizeof(int), (size_t)B + 1);
+    if (!offs) return CA_E_NOMEM;
+    for (int b = 0; b <= B; b++) offs[b] = b * T;
+    ca_status st = ca_mha_varlen(qkv, B, offs, heads, hd, causal, out, threads);
+    free(offs);
+    return st;
 }
 
 /* ---- LayerNorm ---- */
 
-void ca_layernorm_ref(const float *x, int ldx, int rows, int C, const float *w, const float *b,
+void ca_ln_rows_ref(const float *x, int ldx, int rows, int C, const float *w, const float *b,
                       float *y, int ldy) {
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * ldx;
@@ -209,7 +229,7 @@ static void layernorm_row(const float *xr, int C, const float *w, const float *b
 #endif
 }
 
-void ca_layernorm(const float *x, int ldx, int rows, int C, const float *w, const float *b,
+void ca_ln_rows(const float *x, int ldx, int rows, int C, const float *w, const float *b,
                   float *y, int ldy, int threads) {
     int th = nthreads(threads);
     if ((long)rows * C < 32768) th = 1;
@@ -252,7 +272,7 @@ void ca_conv_free(ca_conv *c) {
 }
 
 ca_status ca_conv2d_nhwc(const ca_conv *c, const float *in, int N, int H, int W, const float *bias,
-                         ca_act act, float beta, float *out, int threads) {
+                         ca_epi act, float beta, float *out, int threads) {
     ca_conv_geom g = {N, H, W, c->Cin, c->KH, c->KW, c->stride, c->pad, 0, 0};
     g.Ho = (H + 2 * c->pad - c->KH) / c->stride + 1;
     g.Wo = (W + 2 * c->pad - c->KW) / c->stride + 1;
@@ -263,7 +283,7 @@ ca_status ca_conv2d_nhwc(const ca_conv *c, const float *in, int N, int H, int W,
 }
 
 void ca_conv2d_nhwc_ref(const float *in, int N, int H, int W, int Cin, const float *w, int Cout,
-                        int KH, int KW, int stride, int pad, const float *bias, ca_act act,
+                        int KH, int KW, int stride, int pad, const float *bias, ca_epi act,
                         float beta, float *out) {
     int Ho = (H + 2 * pad - KH) / stride + 1, Wo = (W + 2 * pad - KW) / stride + 1;
     for (int n = 0; n < N; n++)
@@ -281,7 +301,7 @@ void ca_conv2d_nhwc_ref(const float *in, int N, int H, int W, int Cin, const flo
                         }
                     float *y = out + (((size_t)n * Ho + oy) * Wo + ox) * Cout + o;
                     if (beta != 0.0f) acc += (double)beta * *y;
-                    *y = ca_act_ref(act, (float)acc);
+                    *y = ca_epi_ref(act, (float)acc);
                 }
 }
 

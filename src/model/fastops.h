@@ -13,15 +13,19 @@
  * out: (B, T, C) heads concatenated, ready for the output projection. C = heads * hd.
  * causal != 0: query i sees keys 0..i only (the text tower's mask).
  * Scores exist only one query block at a time (never T x T per head). */
-ca_status ca_attention(const float *qkv, int B, int T, int heads, int hd, int causal, float *out,
+ca_status ca_mha_packed(const float *qkv, int B, int T, int heads, int hd, int causal, float *out,
                        int threads);
-void ca_attention_ref(const float *qkv, int B, int T, int heads, int hd, int causal, float *out);
+/* The same over nseq packed sequences of different lengths: sequence b is rows
+ * offs[b] .. offs[b+1]-1 of qkv (3C wide) and of out (C wide). */
+ca_status ca_mha_varlen(const float *qkv, int nseq, const int *offs, int heads, int hd, int causal,
+                        float *out, int threads);
+void ca_mha_packed_ref(const float *qkv, int B, int T, int heads, int hd, int causal, float *out);
 
 /* y = LayerNorm(x) over the last dim C with weight w and bias b, eps 1e-5; rows = number of
  * rows, x and y row strides ldx/ldy (in place allowed when equal). */
-void ca_layernorm(const float *x, int ldx, int rows, int C, const float *w, const float *b,
+void ca_ln_rows(const float *x, int ldx, int rows, int C, const float *w, const float *b,
                   float *y, int ldy, int threads);
-void ca_layernorm_ref(const float *x, int ldx, int rows, int C, const float *w, const float *b,
+void ca_ln_rows_ref(const float *x, int ldx, int rows, int C, const float *w, const float *b,
                       float *y, int ldy);
 
 /* NHWC convolution as an implicit GEMM (the A-operand packing gathers the receptive field;
@@ -38,10 +42,10 @@ ca_status ca_conv_pack_weights(ca_conv *c, const void *w, ca_dtype dt, int Cout,
                                int KW, int stride, int pad, const float *scale);
 void ca_conv_free(ca_conv *c);
 ca_status ca_conv2d_nhwc(const ca_conv *c, const float *in, int N, int H, int W, const float *bias,
-                         ca_act act, float beta, float *out, int threads);
+                         ca_epi act, float beta, float *out, int threads);
 /* Oracle: plain 7-loop convolution on NHWC with F32 weights (Cout, Cin, KH, KW). */
 void ca_conv2d_nhwc_ref(const float *in, int N, int H, int W, int Cin, const float *w, int Cout,
-                        int KH, int KW, int stride, int pad, const float *bias, ca_act act,
+                        int KH, int KW, int stride, int pad, const float *bias, ca_epi act,
                         float beta, float *out);
 
 /* k x k average pooling with stride k on NHWC (H, W divisible by k is not required: floor). */

@@ -12,7 +12,7 @@ void ca_sgemm(int transA, int transB, int M, int N, int K, float alpha, const fl
     /* OpenBLAS runs its AVX2 kernels on this CPU; ours reaches about 1.7x their throughput. Small
      * products stay on BLAS (packing would dominate); an allocation failure falls back too. */
     if (ca_fastgemm_avx512() && (double)M * N * K >= 65536.0 &&
-        ca_gemm_ex(transA, transB, M, N, K, alpha, A, lda, B, ldb, NULL, CA_ACT_NONE, beta, C, ldc, 0) == CA_OK)
+        ca_gemm_ex(transA, transB, M, N, K, alpha, A, lda, B, ldb, NULL, CA_EPI_NONE, beta, C, ldc, 0) == CA_OK)
         return;
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
