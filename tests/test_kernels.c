@@ -245,6 +245,25 @@ static void test_fast_vs_reference_model(void) {
     }
 }
 
+static void test_f16_tensor_conversion(void) {
+    /* every half bit pattern through ca_tensor_to_f32 (SIMD path) equals the scalar conversion */
+    uint16_t *h = malloc(2 * 65536);
+    float *f = malloc(4 * 65536);
+    for (int i = 0; i < 65536; i++) h[i] = (uint16_t)i;
+    ca_tensor_info t;
+    memset(&t, 0, sizeof t);
+    t.name = "all-halves"; t.dtype = CA_DT_F16; t.ndim = 1; t.shape[0] = 65536; t.numel = 65536;
+    t.data = h; t.nbytes = 2 * 65536;
+    CHECK(ca_tensor_to_f32(&t, f, 65536) == CA_OK);
+    int bad = 0;
+    for (int i = 0; i < 65536; i++) {
+        float r = ca_f16_to_f32(h[i]);
+        if (isnan(r) ? !isnan(f[i]) : memcmp(&r, &f[i], 4) != 0) bad++;
+    }
+    CHECK_EQ_INT(bad, 0);
+    free(h); free(f);
+}
+
 int main(void) {
     fprintf(stderr, "fast kernels: %s\n", ca_fastgemm_avx512() ? "AVX-512" : "scalar fallback");
     RUN(test_gemm_ex_shapes);
@@ -255,5 +274,6 @@ int main(void) {
     RUN(test_layernorm);
     RUN(test_conv);
     RUN(test_fast_vs_reference_model);
+    RUN(test_f16_tensor_conversion);
     TEST_END();
 }

@@ -21,7 +21,17 @@
 #define CA_HAVE_AVX512 0
 #endif
 
-enum { MR = 12, NR = 32, KC = 256, MC = 12 * MR };
+/* Blocking for this machine (48 KiB L1d, 1 MiB L2 per core): the MR x KC micro-panel of A stays
+ * in L1 while KC x NR panels of B stream from L2. KC = 768 covers the encoders' K = 768 in one
+ * pass, so C is written once with its epilogue; measured best of KC 256..1024, MC 96..192 on
+ * the encoders' GEMM shapes (CPU time, 1 thread). Overridable at build time for tuning runs. */
+#ifndef CA_GEMM_KC
+#define CA_GEMM_KC 768
+#endif
+#ifndef CA_GEMM_MC
+#define CA_GEMM_MC 144
+#endif
+enum { MR = 12, NR = 32, KC = CA_GEMM_KC, MC = CA_GEMM_MC };
 
 int ca_fastgemm_avx512(void) { return CA_HAVE_AVX512; }
 
