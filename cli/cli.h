@@ -34,5 +34,7 @@ typedef struct {
 } cli_command;
 
 int cmd_fewshot(int argc, char **argv);
+int cmd_encode(int argc, char **argv);
+int cmd_info(int argc, char **argv);
 
 #endif

@@ -5,6 +5,8 @@
 #include <string.h>
 
 static const cli_command COMMANDS[] = {
+    {"encode", cmd_encode, "encode preprocessed images and/or tokens with a CLIP checkpoint"},
+    {"info", cmd_info, "print the architecture inferred from a CLIP checkpoint"},
     {"fewshot", cmd_fewshot, "run few-shot methods on a feature set; print accuracy table, JSON, SVG plot"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])

@@ -25,6 +25,8 @@ static void check_close(const char *what, const float *ours, const float *ref, s
             fprintf(stderr, "  %s[%zu]: ours %.7g ref %.7g\n", what, i, ours[i], ref[i]);
     }
     CHECK_MSG(maxdiff <= tol, "%s: max diff %.3g > tol %.3g (max|ref| %.3g)", what, maxdiff, tol, maxref);
+    if (getenv("CA_TEST_VERBOSE"))
+        fprintf(stderr, "  %-40s max|diff| %.3g  tol %.3g  (%.1f%% of tol)\n", what, maxdiff, tol, 100 * maxdiff / tol);
 }
 
 static float *golden(ca_st_file *g, const char *name, size_t *n) {
@@ -323,6 +325,73 @@ static void test_malformed(void) {
     CHECK(strstr(ca_last_error(), "hidden_size") != NULL);
 }
 
+/* ---- weight dtypes -------------------------------------------------------------------------- */
+
+/* Copy src with every float tensor stored as dt; when round_bf16, values are first rounded to
+ * BF16 (so an F32 file and a BF16 file hold the same numbers). */
+static const char *convert_file(const char *src_rel, const char *out, ca_dtype dt, int round_bf16) {
+    static char path[2][1024];
+    static int k;
+    k ^= 1;
+    snprintf(path[k], sizeof path[k], "%s/%s", th_tmpdir(), out);
+    ca_st_file *f = ca_st_open(th_shared(src_rel), NULL);
+    ca_st_writer *w = ca_st_writer_new();
+    for (int i = 0; f && i < ca_st_count(f); i++) {
+        const ca_tensor_info *t = ca_st_at(f, i);
+        float *x = malloc((size_t)t->numel * sizeof *x + 4);
+        uint16_t *h = malloc((size_t)t->numel * sizeof *h + 4);
+        ca_tensor_to_f32(t, x, t->numel);
+        for (int64_t j = 0; j < t->numel; j++) {
+            if (round_bf16) x[j] = ca_bf16_to_f32(ca_f32_to_bf16(x[j]));
+            h[j] = dt == CA_DT_BF16 ? ca_f32_to_bf16(x[j]) : ca_f32_to_f16(x[j]);
+        }
+        CHECK(ca_st_writer_add(w, t->name, dt, t->ndim, t->shape, dt == CA_DT_F32 ? (void *)x : (void *)h) == CA_OK);
+        free(x); free(h);
+    }
+    CHECK(ca_st_writer_save(w, path[k]) == CA_OK);
+    ca_st_writer_free(w);
+    ca_st_close(f);
+    return path[k];
+}
+
+static void encode_golden_images(const char *model_path, const char *golden_rel, float *out) {
+    ca_model *m = ca_model_load(model_path, NULL, NULL);
+    CHECK_MSG(m, "%s", ca_last_error());
+    ca_st_file *g = ca_st_open(th_shared(golden_rel), NULL);
+    float *img = golden(g, "input.images", NULL);
+    if (m && img) CHECK(ca_model_encode_images(m, img, 3, out) == CA_OK);
+    free(img);
+    ca_st_close(g);
+    ca_model_free(m);
+}
+
+static void test_dtypes(void) {
+    /* F16 vit-tiny widened to F32 holds the same numbers: the goldens still pass */
+    const char *gv = "testdata/models/vit-tiny-golden.safetensors", *gr = "testdata/models/rn-tiny-golden.safetensors";
+    const char *f32 = convert_file("testdata/models/vit-tiny.safetensors", "vit-f32.safetensors", CA_DT_F32, 0);
+    float a[3 * 64], b[3 * 64];
+    encode_golden_images(f32, gv, a);
+    ca_st_file *g = ca_st_open(th_shared(gv), NULL);
+    size_t n;
+    float *ref = golden(g, "output.image_features", &n);
+    if (ref) check_close("vit-tiny as F32", a, ref, n);
+    free(ref);
+    ca_st_close(g);
+    ca_model *m = ca_model_load(f32, NULL, NULL);
+    ca_model_info in;
+    if (m && ca_model_get_info(m, &in) == CA_OK) CHECK_EQ_INT(in.dtype, CA_DT_F32);
+    ca_model_free(m);
+    /* BF16 rn-tiny equals the same BF16-rounded numbers stored as F32, exactly */
+    const char *bf = convert_file("testdata/models/rn-tiny.safetensors", "rn-bf16.safetensors", CA_DT_BF16, 1);
+    const char *fr = convert_file("testdata/models/rn-tiny.safetensors", "rn-f32r.safetensors", CA_DT_F32, 1);
+    encode_golden_images(bf, gr, a);
+    encode_golden_images(fr, gr, b);
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    m = ca_model_load(bf, NULL, NULL);
+    if (m && ca_model_get_info(m, &in) == CA_OK) CHECK_EQ_INT(in.dtype, CA_DT_BF16);
+    ca_model_free(m);
+}
+
 /* ---- the CLI: clipadapt encode ---------------------------------------------------------- */
 
 static void test_cli_encode(void) {
@@ -364,6 +433,7 @@ int main(void) {
     RUN(test_info);
     RUN(test_one_tower);
     RUN(test_malformed);
+    RUN(test_dtypes);
     RUN(test_cli_encode);
     TEST_END();
 }

@@ -1,0 +1,143 @@
+/* cmd_encode.c — `clipadapt encode`: images and/or token rows in a safetensors file through a
+ * CLIP checkpoint, projected features (not normalised) out. Only the towers the input needs are
+ * loaded. Not here: preprocessing and tokenisation (other commands produce the inputs).
+ */
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *HELP =
+    "usage: clipadapt encode --model WEIGHTS --input IN.safetensors --output OUT.safetensors\n"
+    "                        [--config CONFIG.json] [--batch N] [--threads N]\n\n"
+    "Encode preprocessed images and/or token rows with a CLIP checkpoint (safetensors; OpenAI,\n"
+    "OpenCLIP or Hugging Face names; F32/F16/BF16). The architecture is inferred from shapes.\n\n"
+    "  --model WEIGHTS   CLIP checkpoint (.safetensors)\n"
+    "  --config FILE     Hugging Face config.json (default: <weights>.config.json or config.json\n"
+    "                    beside HF-named weights, when present; else shapes alone)\n"
+    "  --input FILE      safetensors with 'images' [N,3,R,R] float (normalised) and/or\n"
+    "                    'tokens' [N,context] int64; 'input.images'/'input.tokens' also accepted\n"
+    "  --output FILE     safetensors written atomically with 'image_features' [N,E] and/or\n"
+    "                    'text_features' [N,E], float32, not normalised\n"
+    "  --batch N         inputs per forward call (default 64)\n"
+    "  --threads N       OpenMP threads (default: all)\n";
+
+static const ca_tensor_info *find2(ca_st_file *f, const char *a, const char *b) {
+    const ca_tensor_info *t = ca_st_find(f, a);
+    return t ? t : ca_st_find(f, b);
+}
+
+int cmd_encode(int argc, char **argv) {
+    const char *model = NULL, *config = NULL, *input = NULL, *output = NULL, *v;
+    long batch = 64, threads = 0;
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { fputs(HELP, stdout); return CLI_OK; }
+        if ((r = cli_take(argc, argv, &i, "--model", &model)) || (r = cli_take(argc, argv, &i, "--config", &config)) ||
+            (r = cli_take(argc, argv, &i, "--input", &input)) || (r = cli_take(argc, argv, &i, "--output", &output))) {
+            if (r < 0) return cli_usage("encode", "%s needs a value", argv[i]);
+            continue;
+        }
+        if ((r = cli_take(argc, argv, &i, "--batch", &v))) {
+            if (r < 0 || cli_int(v, &batch) || batch < 1 || batch > 1 << 20) return cli_usage("encode", "--batch needs a positive integer");
+            continue;
+        }
+        if ((r = cli_take(argc, argv, &i, "--threads", &v))) {
+            if (r < 0 || cli_int(v, &threads) || threads < 0 || threads > 1024) return cli_usage("encode", "--threads needs an integer >= 0");
+            continue;
+        }
+        return cli_usage("encode", "unknown option '%s'", argv[i]);
+    }
+    if (!model || !input || !output) return cli_usage("encode", "--model, --input and --output are required");
+
+    ca_status st;
+    ca_st_file *in = ca_st_open(input, &st);
+    if (!in) return cli_status(st);
+    const ca_tensor_info *ti = find2(in, "images", "input.images"), *tt = find2(in, "tokens", "input.tokens");
+    int rc = CLI_FAIL;
+    ca_model *m = NULL;
+    float *images = NULL, *fi = NULL, *ft = NULL;
+    int64_t *tokens = NULL;
+    ca_st_writer *w = NULL;
+    if (!ti && !tt) { cli_error("%s: has neither 'images' [N,3,R,R] nor 'tokens' [N,context]", input); goto out; }
+    if (ti && (ti->ndim != 4 || ti->shape[1] != 3 || ti->shape[2] != ti->shape[3] ||
+               !(ti->dtype == CA_DT_F32 || ti->dtype == CA_DT_F16 || ti->dtype == CA_DT_BF16 || ti->dtype == CA_DT_F64))) {
+        cli_error("%s: tensor '%s' must be float [N,3,R,R], found %s with %d dimensions", input, ti->name,
+                  ca_dtype_name(ti->dtype), ti->ndim);
+        goto out;
+    }
+    if (tt && (tt->ndim != 2 || !(tt->dtype == CA_DT_I64 || tt->dtype == CA_DT_I32))) {
+        cli_error("%s: tensor '%s' must be int64 [N,context], found %s with %d dimensions", input, tt->name,
+                  ca_dtype_name(tt->dtype), tt->ndim);
+        goto out;
+    }
+
+    ca_model_params p = ca_model_default_params();
+    p.config_path = config;
+    p.load_vision = ti != NULL;
+    p.load_text = tt != NULL;
+    p.threads = (int)threads;
+    m = ca_model_load(model, &p, &st);
+    if (!m) { cli_status(st); goto out; }
+    ca_model_info info;
+    ca_model_get_info(m, &info);
+    int E = info.embed_dim;
+    w = ca_st_writer_new();
+    if (!w) { cli_error("out of memory"); goto out; }
+
+    if (ti) {
+        int64_t n = ti->shape[0], R = ti->shape[2];
+        if (R != info.image_size) {
+            cli_error("%s: tensor '%s' holds %lldx%lld images but %s takes %dx%d", input, ti->name, (long long)R,
+                      (long long)R, model, info.image_size, info.image_size);
+            goto out;
+        }
+        if (n > 1 << 30) { cli_error("%s: too many images (%lld)", input, (long long)n); goto out; }
+        images = malloc((size_t)ti->numel * sizeof *images + 1);
+        fi = malloc((size_t)n * E * sizeof *fi + 1);
+        if (!images || !fi) { cli_error("out of memory for %lld images", (long long)n); goto out; }
+        if ((st = ca_tensor_to_f32(ti, images, ti->numel))) { cli_status(st); goto out; }
+        size_t img = (size_t)3 * R * R;
+        for (int64_t i = 0; i < n; i += batch) {
+            int c = (int)(n - i < batch ? n - i : batch);
+            cli_progress("images", i, n, NULL);
+            if ((st = ca_model_encode_images(m, images + (size_t)i * img, c, fi + (size_t)i * E))) { cli_status(st); goto out; }
+        }
+        cli_progress("images", n, n, NULL);
+        if ((st = ca_st_writer_add(w, "image_features", CA_DT_F32, 2, (int64_t[]){n, E}, fi))) { cli_status(st); goto out; }
+    }
+    if (tt) {
+        int64_t n = tt->shape[0], T = tt->shape[1];
+        if (T != info.context_length) {
+            cli_error("%s: tensor '%s' has rows of %lld tokens but %s takes %d", input, tt->name, (long long)T, model,
+                      info.context_length);
+            goto out;
+        }
+        if (n > 1 << 30) { cli_error("%s: too many token rows (%lld)", input, (long long)n); goto out; }
+        tokens = malloc((size_t)tt->numel * sizeof *tokens + 1);
+        ft = malloc((size_t)n * E * sizeof *ft + 1);
+        if (!tokens || !ft) { cli_error("out of memory for %lld token rows", (long long)n); goto out; }
+        if ((st = ca_tensor_to_i64(tt, tokens, tt->numel))) { cli_status(st); goto out; }
+        for (int64_t i = 0; i < n; i += batch) {
+            int c = (int)(n - i < batch ? n - i : batch);
+            cli_progress("texts", i, n, NULL);
+            st = ca_model_encode_text(m, tokens + (size_t)i * T, c, ft + (size_t)i * E);
+            if (st) {
+                /* name the input file: the library knows only the batch-relative row */
+                cli_error("%s: rows %lld..: %s", input, (long long)i, ca_last_error());
+                goto out;
+            }
+        }
+        cli_progress("texts", n, n, NULL);
+        if ((st = ca_st_writer_add(w, "text_features", CA_DT_F32, 2, (int64_t[]){n, E}, ft))) { cli_status(st); goto out; }
+    }
+    if ((st = ca_st_writer_save(w, output))) { cli_status(st); goto out; }
+    rc = CLI_OK;
+out:
+    ca_st_writer_free(w);
+    free(images); free(fi); free(tokens); free(ft);
+    ca_model_free(m);
+    ca_st_close(in);
+    return rc;
+}
