@@ -263,13 +263,45 @@ int main(int argc, char **argv) {
                threads[t], ms, tfl / (ms * 1e-3) / 1e9, tok_eff);
         if (threads[t] == 2) ms_text_t2 = ms;
     }
+    /* optional BF16 compute: speed, and its accuracy loss against the float32 features */
+    double ms_bf16 = 0;
+    if (ca_model_set_compute(m, CA_COMPUTE_BF16) == CA_OK) {
+        int nb32 = bmax < 32 ? bmax : 32;
+        float *ref = malloc(sizeof(float) * (size_t)nb32 * E), *bf = malloc(sizeof(float) * (size_t)nb32 * E);
+        ca_model_set_compute(m, CA_COMPUTE_FAST);
+        ca_model_encode_images(m, img, nb32, ref);
+        ca_model_set_compute(m, CA_COMPUTE_BF16);
+        for (int t = 0; t < nth; t++) {
+            m->threads = threads[t];
+            double ms = time_images(m, img, nb32, bf, reps);
+            double gf = fl / (ms * 1e-3) / 1e9;
+            printf("  BF16   batch %-3d threads %d: %8.2f ms/image  %7.1f GFLOP/s  (%4.1f%% of F32 FMA peak)\n", nb32, threads[t], ms, gf,
+                   100 * gf / peak[t]);
+            if (threads[t] == 2) ms_bf16 = ms;
+        }
+        double mincos = 1, ma, re = rel_err(bf, ref, (long)nb32 * E, &ma);
+        for (int i = 0; i < nb32; i++) {
+            double ab = 0, aa = 0, bb = 0;
+            for (int j = 0; j < E; j++) {
+                double x = ref[(size_t)i * E + j], y = bf[(size_t)i * E + j];
+                ab += x * y; aa += x * x; bb += y * y;
+            }
+            if (ab / sqrt(aa * bb) < mincos) mincos = ab / sqrt(aa * bb);
+        }
+        double tms = time_text(m, tok, text_batch, out, reps);
+        printf("  BF16   text batch %d threads %d: %.2f ms/prompt\n", text_batch, threads[nth - 1], tms);
+        printf("  BF16 vs F32 image features (%d images): min cosine %.6f, max|d| %.3g (max rel %.3g)\n", nb32, mincos, ma, re);
+        ca_model_set_compute(m, CA_COMPUTE_FAST);
+        free(ref); free(bf);
+    }
     printf("  peak RSS %.0f MiB\n", peak_rss_mib());
     if (torch_img > 0 && ms_b32_t2 > 0)
         printf("  PyTorch image %.1f ms/image (2 threads): ours is %.1fx faster\n", torch_img, torch_img / ms_b32_t2);
     if (torch_text > 0 && ms_text_t2 > 0)
         printf("  PyTorch text  %.2f ms/prompt (2 threads): ours is %.1fx faster\n", torch_text, torch_text / ms_text_t2);
-    printf("ROW | %s | %.2f | %.1f | %.1f | %.2f | %.2f |\n", name, fl / 1e9, ms_b32_t2,
-           ms_b32_t2 > 0 ? fl / (ms_b32_t2 * 1e-3) / 1e9 : 0, ms_text_t2, torch_img > 0 && ms_b32_t2 > 0 ? torch_img / ms_b32_t2 : 0);
+    printf("ROW | %s | %.2f GFLOP | %.1f ms | %.0f GFLOP/s | %.1f ms | %.1fx | %.1f ms | %.2f ms |\n", name, fl / 1e9, ms_b32_t2,
+           ms_b32_t2 > 0 ? fl / (ms_b32_t2 * 1e-3) / 1e9 : 0, torch_img, torch_img > 0 && ms_b32_t2 > 0 ? torch_img / ms_b32_t2 : 0,
+           ms_bf16, ms_text_t2);
     free(img); free(out); free(tok);
     ca_model_free(m);
     return bad;

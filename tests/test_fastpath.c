@@ -113,6 +113,31 @@ static void test_packed_half_weights(void) {
     free(A); free(W); free(bias); free(h); free(bf); free(wh); free(wb);
 }
 
+/* BF16 compute: with A and W already rounded to BF16, the products are exact in float32, so the
+ * oracle on the rounded inputs must agree to float32 accumulation error (odd K: zero partner). */
+static void test_bf16_gemm(void) {
+    if (!ca_fastgemm_bf16()) { fprintf(stderr, "  (no AVX512-BF16 in this build: skipped)\n"); return; }
+    static const int shapes[][3] = {{1, 1, 1}, {13, 33, 7}, {50, 96, 768}, {145, 70, 1025}, {30, 64, 770}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        float *A = rnd((long)M * K, 500 + s), *W = rnd((long)N * K, 600 + s), *bias = rnd(N, 700 + s);
+        for (long i = 0; i < (long)M * K; i++) A[i] = ca_bf16_to_f32(ca_f32_to_bf16(A[i]));
+        for (long i = 0; i < (long)N * K; i++) W[i] = ca_bf16_to_f32(ca_f32_to_bf16(W[i]));
+        ca_packed P;
+        CHECK(ca_pack_weights_bf16(&P, W, CA_DT_F32, N, K, K) == CA_OK);
+        CHECK(P.pb != NULL && P.p == NULL);
+        float *C = rnd((long)M * N, 800 + s), *R = malloc(sizeof(float) * (size_t)M * N);
+        memcpy(R, C, sizeof(float) * (size_t)M * N);
+        ca_epi act = (ca_epi)(s % 3);
+        CHECK(ca_gemm_packed(M, A, K, &P, 1.0f, bias, act, 1.0f, C, N, 2) == CA_OK);
+        oracle(0, 1, M, N, K, 1.0f, A, K, W, K, bias, act, 1.0f, R, N);
+        double tol = 1e-6 + 5e-8 * K, e = cmp("bf16 gemm", C, R, (long)M * N, tol);
+        CHECK_MSG(e <= tol, "M=%d N=%d K=%d: rel err %.3g", M, N, K, e);
+        ca_packed_free(&P);
+        free(A); free(W); free(bias); free(C); free(R);
+    }
+}
+
 static void test_exp_quickgelu(void) {
     long n = 20011;
     float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
@@ -245,6 +270,108 @@ static void test_fast_vs_reference_model(void) {
     }
 }
 
+/* BF16 compute on the tiny models: features close to float32 (cosine), never identical-by-accident
+ * (a BF16 path silently running float32 would be a bug too). */
+static void test_bf16_model(void) {
+    if (!ca_fastgemm_bf16()) { fprintf(stderr, "  (no AVX512-BF16 in this build: skipped)\n"); return; }
+    const char *names[2] = {"vit-tiny", "rn-tiny"};
+    for (int k = 0; k < 2; k++) {
+        char mp[128], gp[128];
+        snprintf(mp, sizeof mp, "testdata/models/%s.safetensors", names[k]);
+        snprintf(gp, sizeof gp, "testdata/models/%s-golden.safetensors", names[k]);
+        ca_status st;
+        ca_model *m = ca_model_load(th_shared(mp), NULL, &st);
+        ca_st_file *g = ca_st_open(th_shared(gp), &st);
+        CHECK(m && g);
+        if (!m || !g) { ca_model_free(m); ca_st_close(g); continue; }
+        int64_t ish[4];
+        float *img = ca_st_load_f32(g, "input.images", 4, NULL, ish, &st);
+        const ca_tensor_info *ti = ca_st_find(g, "input.tokens");
+        int64_t *tok = malloc(sizeof(int64_t) * (size_t)ti->numel);
+        ca_tensor_to_i64(ti, tok, ti->numel);
+        ca_model_info in;
+        ca_model_get_info(m, &in);
+        int n = (int)ish[0], nt = (int)ti->shape[0], E = in.embed_dim;
+        float *f[2], *t[2];
+        for (int mode = 0; mode < 2; mode++) {
+            f[mode] = malloc(sizeof(float) * n * E);
+            t[mode] = malloc(sizeof(float) * nt * E);
+            CHECK(ca_model_set_compute(m, mode ? CA_COMPUTE_BF16 : CA_COMPUTE_FAST) == CA_OK);
+            CHECK(ca_model_encode_images(m, img, n, f[mode]) == CA_OK);
+            CHECK(ca_model_encode_text(m, tok, nt, t[mode]) == CA_OK);
+        }
+        double worst = 1, diff = 0;
+        for (int which = 0; which < 2; which++) {
+            float **x = which ? t : f;
+            int rows = which ? nt : n;
+            for (int i = 0; i < rows; i++) {
+                double ab = 0, aa = 0, bb = 0;
+                for (int j = 0; j < E; j++) {
+                    double a = x[0][(size_t)i * E + j], b = x[1][(size_t)i * E + j];
+                    ab += a * b; aa += a * a; bb += b * b;
+                    diff = fmax(diff, fabs(a - b));
+                }
+                worst = fmin(worst, ab / sqrt(aa * bb));
+            }
+        }
+        fprintf(stderr, "  %s: BF16 vs F32 features: min cosine %.6f, max |diff| %.3g\n", names[k], worst, diff);
+        CHECK_MSG(worst > 0.999, "%s: cosine %.6f", names[k], worst);
+        CHECK(diff > 0); /* it really ran in BF16 */
+        for (int mode = 0; mode < 2; mode++) { free(f[mode]); free(t[mode]); }
+        free(img); free(tok);
+        ca_model_free(m);
+        ca_st_close(g);
+    }
+}
+
+/* Threads over the batch (each thread whole forward passes on its share) must give the same
+ * features as one thread doing everything: batches big enough to take that path. */
+static void test_batch_split(void) {
+    const char *names[2] = {"vit-tiny", "rn-tiny"};
+    for (int k = 0; k < 2; k++) {
+        char mp[128], gp[128];
+        snprintf(mp, sizeof mp, "testdata/models/%s.safetensors", names[k]);
+        snprintf(gp, sizeof gp, "testdata/models/%s-golden.safetensors", names[k]);
+        ca_status st;
+        ca_model_params p1 = ca_model_default_params(), p2 = p1;
+        p1.threads = 1;
+        p2.threads = 2;
+        ca_model *m1 = ca_model_load(th_shared(mp), &p1, &st), *m2 = ca_model_load(th_shared(mp), &p2, &st);
+        ca_st_file *g = ca_st_open(th_shared(gp), &st);
+        CHECK(m1 && m2 && g);
+        if (!m1 || !m2 || !g) { ca_model_free(m1); ca_model_free(m2); ca_st_close(g); continue; }
+        int64_t ish[4];
+        float *img = ca_st_load_f32(g, "input.images", 4, NULL, ish, &st);
+        const ca_tensor_info *ti = ca_st_find(g, "input.tokens");
+        ca_model_info in;
+        ca_model_get_info(m1, &in);
+        int n0 = (int)ish[0], nt0 = (int)ti->shape[0], T = (int)ti->shape[1], E = in.embed_dim, rep = 12;
+        size_t isz = (size_t)3 * ish[2] * ish[3];
+        int n = n0 * rep, nt = nt0 * rep;
+        float *imgs = malloc(sizeof(float) * isz * n);
+        int64_t *tok0 = malloc(sizeof(int64_t) * (size_t)ti->numel), *tok = malloc(sizeof(int64_t) * (size_t)nt * T);
+        ca_tensor_to_i64(ti, tok0, ti->numel);
+        for (int r = 0; r < rep; r++) {
+            memcpy(imgs + (size_t)r * n0 * isz, img, sizeof(float) * isz * n0);
+            memcpy(tok + (size_t)r * nt0 * T, tok0, sizeof(int64_t) * (size_t)nt0 * T);
+        }
+        float *a = malloc(sizeof(float) * (size_t)(n > nt ? n : nt) * E), *b = malloc(sizeof(float) * (size_t)(n > nt ? n : nt) * E);
+        CHECK(ca_model_encode_images(m1, imgs, n, a) == CA_OK);
+        CHECK(ca_model_encode_images(m2, imgs, n, b) == CA_OK);
+        CHECK_MSG(cmp("split images", b, a, (long)n * E, 1e-6) <= 1e-6, "%s", names[k]);
+        CHECK(ca_model_encode_text(m1, tok, nt, a) == CA_OK);
+        CHECK(ca_model_encode_text(m2, tok, nt, b) == CA_OK);
+        CHECK_MSG(cmp("split text", b, a, (long)nt * E, 1e-6) <= 1e-6, "%s", names[k]);
+        /* an error inside a worker thread reaches the caller */
+        tok[(size_t)(nt - 1) * T + 3] = 1 << 20;
+        CHECK(ca_model_encode_text(m2, tok, nt, b) == CA_E_RANGE);
+        free(img); free(imgs); free(tok0); free(tok); free(a); free(b);
+        ca_model_free(m1);
+        ca_model_free(m2);
+        ca_st_close(g);
+    }
+}
+
 static void test_f16_tensor_conversion(void) {
     /* every half bit pattern through ca_tensor_to_f32 (SIMD path) equals the scalar conversion */
     uint16_t *h = malloc(2 * 65536);
@@ -269,11 +396,14 @@ int main(void) {
     RUN(test_gemm_ex_shapes);
     RUN(test_sgemm_dispatch);
     RUN(test_packed_half_weights);
+    RUN(test_bf16_gemm);
     RUN(test_exp_quickgelu);
     RUN(test_attention);
     RUN(test_layernorm);
     RUN(test_conv);
     RUN(test_fast_vs_reference_model);
     RUN(test_f16_tensor_conversion);
+    RUN(test_bf16_model);
+    RUN(test_batch_split);
     TEST_END();
 }

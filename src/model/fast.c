@@ -11,6 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Most threads that split a batch between them (each runs whole forward passes on its share). */
+#define CA_FAST_WORKERS 16
 
 typedef struct {
     ca_packed qkv, out, fc, proj;
@@ -35,9 +41,10 @@ struct ca_fast {
     fast_block *tblocks;
     int ntblocks;
     ca_packed tproj;            /* (E, W) */
-    /* activations, grown on demand */
-    float *scratch;
-    size_t scratch_cap;
+    int bf16;                   /* weights packed as BF16 (CA_COMPUTE_BF16) */
+    /* activations, grown on demand: one block per worker of the batch split */
+    float *scratch[CA_FAST_WORKERS];
+    size_t scratch_cap[CA_FAST_WORKERS];
 };
 
 /* ---- building ---- */
@@ -103,8 +110,39 @@ static ca_status build_resnet(ca_fast *f, const ca_vision *v) {
     return CA_OK;
 }
 
+static ca_status blocks_to_bf16(fast_block *fb, int n) {
+    ca_status st = CA_OK;
+    for (int l = 0; l < n && !st; l++)
+        if ((st = ca_packed_to_bf16(&fb[l].qkv)) || (st = ca_packed_to_bf16(&fb[l].out)) ||
+            (st = ca_packed_to_bf16(&fb[l].fc)) || (st = ca_packed_to_bf16(&fb[l].proj)))
+            break;
+    return st;
+}
+
+static ca_status opt_bf16(ca_packed *p) { return p->p ? ca_packed_to_bf16(p) : CA_OK; }
+
+/* Every packed matrix to BF16: the GEMMs then run on AVX512-BF16 dot products. */
+static ca_status to_bf16(ca_fast *f) {
+    ca_status st;
+    if ((st = blocks_to_bf16(f->vblocks, f->nvblocks)) || (st = blocks_to_bf16(f->tblocks, f->ntblocks)) ||
+        (st = opt_bf16(&f->patch)) || (st = opt_bf16(&f->vproj)) || (st = opt_bf16(&f->tproj)) ||
+        (st = opt_bf16(&f->ap_q)) || (st = opt_bf16(&f->ap_kv)) || (st = opt_bf16(&f->ap_c)))
+        return st;
+    for (int i = 0; i < 3; i++)
+        if ((st = opt_bf16(&f->stem[i].W))) return st;
+    for (int i = 0; i < f->nrblocks; i++)
+        if ((st = opt_bf16(&f->rblocks[i].c1.W)) || (st = opt_bf16(&f->rblocks[i].c2.W)) ||
+            (st = opt_bf16(&f->rblocks[i].c3.W)) || (st = opt_bf16(&f->rblocks[i].down.W)))
+            return st;
+    f->bf16 = 1;
+    return CA_OK;
+}
+
 ca_status ca_fast_build(ca_model *m) {
-    if (m->fast) return CA_OK;
+    int want_bf16 = m->compute == CA_COMPUTE_BF16;
+    if (m->fast && m->fast->bf16 == want_bf16) return CA_OK;
+    ca_fast_free(m->fast); /* the compute mode changed: repack */
+    m->fast = NULL;
     ca_fast *f = calloc(1, sizeof *f);
     if (!f) return ca_fail(CA_E_NOMEM, "out of memory packing weights");
     m->fast = f;
@@ -125,6 +163,7 @@ ca_status ca_fast_build(ca_model *m) {
             (st = ca_pack_weights(&f->tproj, t->proj, CA_DT_F32, t->embed_dim, t->width, t->width)))
             goto fail;
     }
+    if (want_bf16 && (st = to_bf16(f))) goto fail;
     return CA_OK;
 fail:
     ca_fast_free(f);
@@ -132,7 +171,7 @@ fail:
     return st;
 }
 
-static size_t packed_bytes(const ca_packed *p) { return p->p ? (size_t)((p->N + 31) / 32) * 32 * p->K * 4 : 0; }
+static size_t packed_bytes(const ca_packed *p) { return ca_packed_bytes(p); }
 
 static size_t blocks_bytes(const fast_block *fb, int n) {
     size_t s = 0;
@@ -143,9 +182,10 @@ static size_t blocks_bytes(const fast_block *fb, int n) {
 
 size_t ca_fast_bytes(const ca_fast *f) {
     if (!f) return 0;
-    size_t s = f->scratch_cap * sizeof(float) + packed_bytes(&f->patch) + packed_bytes(&f->vproj) +
+    size_t s = packed_bytes(&f->patch) + packed_bytes(&f->vproj) +
                packed_bytes(&f->tproj) + packed_bytes(&f->ap_q) + packed_bytes(&f->ap_kv) + packed_bytes(&f->ap_c) +
                blocks_bytes(f->vblocks, f->nvblocks) + blocks_bytes(f->tblocks, f->ntblocks);
+    for (int i = 0; i < CA_FAST_WORKERS; i++) s += f->scratch_cap[i] * sizeof(float);
     for (int i = 0; i < 3; i++) s += packed_bytes(&f->stem[i].W);
     for (int i = 0; i < f->nrblocks; i++)
         s += packed_bytes(&f->rblocks[i].c1.W) + packed_bytes(&f->rblocks[i].c2.W) + packed_bytes(&f->rblocks[i].c3.W) +
@@ -171,19 +211,74 @@ void ca_fast_free(ca_fast *f) {
     ca_packed_free(&f->ap_q);
     ca_packed_free(&f->ap_kv);
     ca_packed_free(&f->ap_c);
-    free(f->scratch);
+    for (int i = 0; i < CA_FAST_WORKERS; i++) free(f->scratch[i]);
     free(f);
 }
 
+static int worker_id(void) {
+#ifdef _OPENMP
+    int id = omp_in_parallel() ? omp_get_thread_num() : 0;
+    return id < CA_FAST_WORKERS ? id : 0;
+#else
+    return 0;
+#endif
+}
+
+/* this worker's activation block, at least n floats */
 static float *scratch(ca_fast *f, size_t n) {
-    if (n > f->scratch_cap) {
+    int w = worker_id();
+    if (n > f->scratch_cap[w]) {
         float *p = ca_malloc2(n, sizeof(float));
         if (!p) return NULL;
-        free(f->scratch);
-        f->scratch = p;
-        f->scratch_cap = n;
+        free(f->scratch[w]);
+        f->scratch[w] = p;
+        f->scratch_cap[w] = n;
     }
-    return f->scratch;
+    return f->scratch[w];
+}
+
+/* Threads over the batch: with T threads and enough inputs, each thread runs whole forward
+ * passes on its contiguous share, single-threaded inside (kernels see omp_in_parallel). No
+ * synchronisation until the end, so a thread preempted by another process delays only its own
+ * share, and per-thread GEMMs still have hundreds of rows. Below min_per inputs per thread, or
+ * with a debug tap (which wants ordered calls), the threads split rows inside each kernel. */
+typedef ca_status (*chunk_fn)(ca_model *m, const void *in, int n, float *out, int64_t first);
+
+static ca_status split_batch(ca_model *m, chunk_fn fn, const void *in, size_t in_stride, int n, float *out,
+                             int E, int chunk, int min_per) {
+    int T = 1;
+#ifdef _OPENMP
+    T = omp_in_parallel() ? 1 : omp_get_max_threads();
+#endif
+    if (T > CA_FAST_WORKERS) T = CA_FAST_WORKERS;
+    if (m->tap || T < 2 || n < T * min_per) {
+        for (int i = 0; i < n; i += chunk) {
+            int c = n - i < chunk ? n - i : chunk;
+            ca_status st = fn(m, (const char *)in + (size_t)i * in_stride, c, out + (size_t)i * E, i);
+            if (st) return st;
+        }
+        return CA_OK;
+    }
+    ca_status sts[CA_FAST_WORKERS] = {CA_OK};
+    char errs[CA_FAST_WORKERS][256];
+#pragma omp parallel num_threads(T)
+    {
+#ifdef _OPENMP
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+        int t = 0, nt = 1;
+#endif
+        int lo = (int)((long)n * t / nt), hi = (int)((long)n * (t + 1) / nt);
+        for (int i = lo; i < hi && !sts[t]; i += chunk) {
+            int c = hi - i < chunk ? hi - i : chunk;
+            sts[t] = fn(m, (const char *)in + (size_t)i * in_stride, c, out + (size_t)i * E, i);
+        }
+        /* errors are recorded per thread: carry the first one back to the caller's thread */
+        if (sts[t]) snprintf(errs[t], sizeof errs[t], "%s", ca_last_error());
+    }
+    for (int t = 0; t < T; t++)
+        if (sts[t]) return ca_fail(sts[t], "%s", errs[t]);
+    return CA_OK;
 }
 
 /* ---- transformer stack ---- */
@@ -377,20 +472,22 @@ static ca_status rn_chunk(ca_model *m, const float *images, int n, float *out, i
     return CA_OK;
 }
 
+static ca_status vit_fn(ca_model *m, const void *in, int n, float *out, int64_t first) {
+    return vit_chunk(m, in, n, out, first);
+}
+
+static ca_status rn_fn(ca_model *m, const void *in, int n, float *out, int64_t first) {
+    return rn_chunk(m, in, n, out, first);
+}
+
 ca_status ca_fast_encode_images(ca_model *m, const float *images, int n, float *out) {
     ca_status st = ca_fast_build(m);
     if (st) return st;
     int vit = m->info.is_vit, R = m->vis.image_size;
     int chunk = vit ? 32 : 16; /* enough rows for full GEMM tiles; activations stay bounded */
     if (chunk > m->max_chunk) chunk = m->max_chunk;
-    for (int i = 0; i < n; i += chunk) {
-        int c = n - i < chunk ? n - i : chunk;
-        const float *im = images + (size_t)i * 3 * R * R;
-        float *o = out + (size_t)i * m->vis.embed_dim;
-        st = vit ? vit_chunk(m, im, c, o, i) : rn_chunk(m, im, c, o, i);
-        if (st) return st;
-    }
-    return CA_OK;
+    return split_batch(m, vit ? vit_fn : rn_fn, images, sizeof(float) * 3 * R * R, n, out, m->vis.embed_dim,
+                       chunk, vit ? 8 : 4);
 }
 
 /* ---- text ---- */
@@ -434,14 +531,13 @@ static ca_status text_chunk(ca_model *m, const int64_t *tokens, int n, float *ou
     return st;
 }
 
+static ca_status text_fn(ca_model *m, const void *in, int n, float *out, int64_t first) {
+    return text_chunk(m, in, n, out, first);
+}
+
 ca_status ca_fast_encode_text(ca_model *m, const int64_t *tokens, int n, float *out) {
     ca_status st = ca_fast_build(m);
     if (st) return st;
     int chunk = 256 < m->max_chunk ? 256 : m->max_chunk;
-    for (int i = 0; i < n; i += chunk) {
-        int c = n - i < chunk ? n - i : chunk;
-        st = text_chunk(m, tokens + (size_t)i * m->txt.context, c, out + (size_t)i * m->txt.embed_dim, i);
-        if (st) return st;
-    }
-    return CA_OK;
+    return split_batch(m, text_fn, tokens, sizeof(int64_t) * m->txt.context, n, out, m->txt.embed_dim, chunk, 16);
 }

@@ -20,6 +20,11 @@
 #else
 #define CA_HAVE_AVX512 0
 #endif
+#if defined(__AVX512BF16__) && defined(__AVX512F__)
+#define CA_HAVE_BF16 1
+#else
+#define CA_HAVE_BF16 0
+#endif
 
 /* Blocking for this machine (48 KiB L1d, 1 MiB L2 per core): the MR x KC micro-panel of A stays
  * in L1 while KC x NR panels of B stream from L2. KC = 768 covers the encoders' K = 768 in one
@@ -34,6 +39,7 @@
 enum { MR = 12, NR = 32, KC = CA_GEMM_KC, MC = CA_GEMM_MC };
 
 int ca_fastgemm_avx512(void) { return CA_HAVE_AVX512; }
+int ca_fastgemm_bf16(void) { return CA_HAVE_BF16; }
 
 float ca_epi_ref(ca_epi act, float x) {
     switch (act) {
@@ -180,7 +186,9 @@ ca_status ca_pack_weights(ca_packed *out, const void *W, ca_dtype dt, int N, int
 void ca_packed_free(ca_packed *p) {
     if (!p) return;
     free(p->p);
+    free(p->pb);
     p->p = NULL;
+    p->pb = NULL;
     p->N = p->K = 0;
 }
 
@@ -211,6 +219,47 @@ static void gather_conv_row(float *d, const ca_conv_geom *g, const float *in, in
         ci = 0;
         if (++kx == g->KW) { kx = 0; ky++; }
     }
+}
+
+size_t ca_packed_bytes(const ca_packed *p) {
+    size_t panels = (size_t)(p->N + NR - 1) / NR;
+    if (p->p) return panels * NR * (size_t)p->K * sizeof(float);
+    if (p->pb) return panels * NR * (size_t)((p->K + 1) / 2) * 2 * sizeof(uint16_t);
+    return 0;
+}
+
+ca_status ca_packed_to_bf16(ca_packed *w) {
+    if (!CA_HAVE_BF16) return ca_fail(CA_E_UNSUPPORTED, "this build has no AVX512-BF16 kernels");
+    if (!w->p) return w->pb ? CA_OK : ca_fail(CA_E_ARG, "unpacked weights");
+    int N = w->N, K = w->K, np = (N + NR - 1) / NR, K2 = (K + 1) / 2;
+    size_t n;
+    if (!ca_mul3_size((size_t)np, (size_t)K2, NR * 2 * sizeof(uint16_t), &n)) return ca_fail(CA_E_NOMEM, "packed weights size overflows");
+    uint16_t *pb = aligned_alloc(64, (n + 63) & ~(size_t)63);
+    if (!pb) return ca_fail(CA_E_NOMEM, "out of memory packing %d x %d weights", N, K);
+    /* [panel][k][32] f32 -> [panel][k/2][32][2] bf16, the odd last k paired with zero */
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < np; j++) {
+        const float *src = w->p + (size_t)j * K * NR;
+        uint16_t *d = pb + (size_t)j * K2 * NR * 2;
+        for (int p2 = 0; p2 < K2; p2++)
+            for (int c = 0; c < NR; c++) {
+                d[((size_t)p2 * NR + c) * 2] = ca_f32_to_bf16(src[(size_t)2 * p2 * NR + c]);
+                d[((size_t)p2 * NR + c) * 2 + 1] = 2 * p2 + 1 < K ? ca_f32_to_bf16(src[(size_t)(2 * p2 + 1) * NR + c]) : 0;
+            }
+    }
+    free(w->p);
+    w->p = NULL;
+    w->pb = pb;
+    return CA_OK;
+}
+
+ca_status ca_pack_weights_bf16(ca_packed *out, const void *W, ca_dtype dt, int N, int K, int ldw) {
+    memset(out, 0, sizeof *out);
+    if (!CA_HAVE_BF16) return ca_fail(CA_E_UNSUPPORTED, "this build has no AVX512-BF16 kernels");
+    ca_status st = ca_pack_weights(out, W, dt, N, K, ldw);
+    if (!st) st = ca_packed_to_bf16(out);
+    if (st) ca_packed_free(out);
+    return st;
 }
 
 /* rows [i0, i0+mc) × k [k0, k0+kc) of op(A) into dst [mc/MR][kc][MR], zero padded */
@@ -285,6 +334,45 @@ static void kernel(int kc, const float *restrict a, const float *restrict b, flo
         if (m1) store_row(c + 16, c1[r], m1, e, bias ? bias + 16 : NULL);
     }
 }
+
+#if CA_HAVE_BF16
+/* F32 A pack [kc][MR] -> BF16 pairs [kc/2][MR] (uint32: k even in the low half); kc even */
+static void a_to_bf16(uint32_t *d, const float *a, int kc) {
+    const __mmask16 m12 = 0x0fff;
+    for (int p = 0; p < kc / 2; p++) {
+        __m512 x = _mm512_maskz_loadu_ps(m12, a + (size_t)2 * p * MR), y = _mm512_maskz_loadu_ps(m12, a + (size_t)(2 * p + 1) * MR);
+        __m512i xi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x));
+        __m512i yi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(y));
+        _mm512_mask_storeu_epi32(d + (size_t)p * MR, m12, _mm512_or_si512(xi, _mm512_slli_epi32(yi, 16)));
+    }
+}
+
+static void kernel_bf16(int kc2, const uint32_t *restrict a, const uint16_t *restrict b, float *C, int ldc,
+                        int mr, int nr, const tile_epi *e) {
+    __m512 c0[MR], c1[MR];
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm512_setzero_ps();
+    for (int k = 0; k < kc2; k++) {
+        __m512bh b0 = (__m512bh)_mm512_load_si512((const void *)b), b1 = (__m512bh)_mm512_load_si512((const void *)(b + 32));
+#pragma GCC unroll 12
+        for (int r = 0; r < MR; r++) {
+            __m512bh ar = (__m512bh)_mm512_set1_epi32((int)a[r]);
+            c0[r] = _mm512_dpbf16_ps(c0[r], ar, b0);
+            c1[r] = _mm512_dpbf16_ps(c1[r], ar, b1);
+        }
+        a += MR;
+        b += 2 * NR;
+    }
+    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    const float *bias = e->bias;
+    for (int r = 0; r < mr; r++) {
+        float *c = C + (size_t)r * ldc;
+        store_row(c, c0[r], m0, e, bias);
+        if (m1) store_row(c + 16, c1[r], m1, e, bias ? bias + 16 : NULL);
+    }
+}
+#endif
 #else
 static void kernel(int kc, const float *a, const float *b, float *C, int ldc, int mr, int nr,
                    const tile_epi *e) {
@@ -305,7 +393,7 @@ static void kernel(int kc, const float *a, const float *b, float *C, int ldc, in
 
 /* ---- driver ---- */
 
-static ca_status run(const a_src *asrc, int M, int N, int K, const float *Bp,
+static ca_status run(const a_src *asrc, int M, int N, int K, const float *Bp, const uint16_t *Bb,
                      float alpha, const float *bias, ca_epi act, float beta, float *C, int ldc,
                      int threads) {
     int nmb = (M + MC - 1) / MC, np = (N + NR - 1) / NR;
@@ -318,7 +406,9 @@ static ca_status run(const a_src *asrc, int M, int N, int K, const float *Bp,
     int ntask = nmb * groups;
     if (threads > ntask) threads = ntask;
     int nkb = K > 0 ? (K + KC - 1) / KC : 1;
-    size_t abuf = (size_t)MC * KC;
+    /* per thread: the F32 A block, then (BF16 path) its pair-packed copy */
+    size_t abuf = (size_t)MC * KC + (Bb ? (size_t)MC * (KC / 2 + 1) : 0);
+    abuf = (abuf + 15) & ~(size_t)15;
     float *apack = aligned_alloc(64, sizeof(float) * abuf * (size_t)threads);
     if (!apack) return ca_fail(CA_E_NOMEM, "out of memory for a GEMM buffer");
 
@@ -339,6 +429,30 @@ static ca_status run(const a_src *asrc, int M, int N, int K, const float *Bp,
                 if (kc < 0) kc = 0;
                 pack_a(ap, asrc, i0, mc, M, k0, kc);
                 tile_epi e = {alpha, beta, NULL, act, kb == 0, kb == nkb - 1};
+#if CA_HAVE_BF16
+                if (Bb) {
+                    /* K blocks start at even k (KC is even); an odd tail pairs with a zero */
+                    int kc2 = (kc + 1) / 2, K2 = (K + 1) / 2;
+                    uint32_t *ap2 = (uint32_t *)(ap + (size_t)MC * KC);
+                    for (int ip = 0; ip < mc; ip += MR) {
+                        float *src = ap + (size_t)ip * kc;
+                        uint32_t *dst = ap2 + (size_t)ip * kc2;
+                        a_to_bf16(dst, src, kc & ~1);
+                        if (kc & 1) /* last k alone: its pair partner is zero */
+                            for (int r = 0; r < MR; r++) dst[(size_t)(kc2 - 1) * MR + r] = ca_f32_to_bf16(src[(size_t)(kc - 1) * MR + r]);
+                    }
+                    for (int jp = p0; jp < p1; jp++) {
+                        int j0 = jp * NR, nr = N - j0 < NR ? N - j0 : NR;
+                        const uint16_t *bp = Bb + ((size_t)jp * K2 + (size_t)k0 / 2) * NR * 2;
+                        e.bias = bias ? bias + j0 : NULL;
+                        for (int ip = 0; ip < mc; ip += MR) {
+                            int mr = mc - ip < MR ? mc - ip : MR;
+                            kernel_bf16(kc2, ap2 + (size_t)ip * kc2, bp, C + (size_t)(i0 + ip) * ldc + j0, ldc, mr, nr, &e);
+                        }
+                    }
+                    continue;
+                }
+#endif
                 for (int jp = p0; jp < p1; jp++) {
                     int j0 = jp * NR, nr = N - j0 < NR ? N - j0 : NR;
                     const float *bp = Bp + (size_t)jp * K * NR + (size_t)k0 * NR;
@@ -358,9 +472,9 @@ static ca_status run(const a_src *asrc, int M, int N, int K, const float *Bp,
 ca_status ca_gemm_packed(int M, const float *A, int lda, const ca_packed *W, float alpha,
                          const float *bias, ca_epi act, float beta, float *C, int ldc, int threads) {
     if (M <= 0) return CA_OK;
-    if (!W || !W->p) return ca_fail(CA_E_ARG, "unpacked weights");
+    if (!W || (!W->p && !W->pb)) return ca_fail(CA_E_ARG, "unpacked weights");
     a_src as = {A, lda, 0, NULL};
-    return run(&as, M, W->N, W->K, W->p, alpha, bias, act, beta, C, ldc, pick_threads(threads));
+    return run(&as, M, W->N, W->K, W->p, W->pb, alpha, bias, act, beta, C, ldc, pick_threads(threads));
 }
 
 ca_status ca_gemm_ex(int transA, int transB, int M, int N, int K, float alpha, const float *A,
@@ -371,16 +485,16 @@ ca_status ca_gemm_ex(int transA, int transB, int M, int N, int K, float alpha, c
     float *bp = pack_b(B, CA_DT_F32, transB, ldb, N, K > 0 ? K : 0, threads);
     if (!bp) return CA_E_NOMEM;
     a_src as = {A, lda, transA, NULL};
-    ca_status st = run(&as, M, N, K, bp, alpha, bias, act, beta, C, ldc, threads);
+    ca_status st = run(&as, M, N, K, bp, NULL, alpha, bias, act, beta, C, ldc, threads);
     free(bp);
     return st;
 }
 
 ca_status ca_gemm_conv_nhwc(const ca_conv_geom *g, const float *in, const ca_packed *W,
                             const float *bias, ca_epi act, float beta, float *out, int threads) {
-    if (!W || !W->p || W->K != g->KH * g->KW * g->Cin) return ca_fail(CA_E_ARG, "conv weights do not match the geometry");
+    if (!W || (!W->p && !W->pb) || W->K != g->KH * g->KW * g->Cin) return ca_fail(CA_E_ARG, "conv weights do not match the geometry");
     int M = g->N * g->Ho * g->Wo;
     if (M <= 0) return CA_OK;
     a_src as = {in, 0, 0, g};
-    return run(&as, M, W->N, W->K, W->p, 1.0f, bias, act, beta, out, W->N, pick_threads(threads));
+    return run(&as, M, W->N, W->K, W->p, W->pb, 1.0f, bias, act, beta, out, W->N, pick_threads(threads));
 }

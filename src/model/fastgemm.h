@@ -20,13 +20,24 @@ typedef enum {
  * after packing, so one packed matrix may be used by many threads at once. */
 typedef struct {
     int N, K;
-    float *p;            /* panel-major, 64-byte aligned; owned */
+    float *p;            /* F32 panels [N/32][K][32], 64-byte aligned; owned (NULL when bf16) */
+    uint16_t *pb;        /* BF16 panels [N/32][K/2][32][2] (k pairs interleaved), or NULL */
 } ca_packed;
 
 /* Pack W (N, K) of dtype F32/F16/BF16, row stride ldw elements. Returns CA_E_NOMEM or
  * CA_E_UNSUPPORTED (other dtypes). Free with ca_packed_free (NULL-safe on zeroed structs). */
 ca_status ca_pack_weights(ca_packed *out, const void *W, ca_dtype dt, int N, int K, int ldw);
 void ca_packed_free(ca_packed *p);
+/* The same packed as BF16 (round to nearest even): ca_gemm_packed then rounds A to BF16 too and
+ * multiplies with AVX512-BF16 dot products (float32 accumulation) — twice the FMA throughput,
+ * about 3 significant digits per product. CA_E_UNSUPPORTED without AVX512-BF16. */
+ca_status ca_pack_weights_bf16(ca_packed *out, const void *W, ca_dtype dt, int N, int K, int ldw);
+/* Convert F32-packed weights to BF16 in place (frees the F32 panels). */
+ca_status ca_packed_to_bf16(ca_packed *w);
+/* 1 when the AVX512-BF16 kernels are compiled in. */
+int ca_fastgemm_bf16(void);
+/* Bytes held by a packed matrix. */
+size_t ca_packed_bytes(const ca_packed *p);
 
 /* C(M,N) = act(alpha · A(M,K) · Wᵀ + bias + beta · C). A row stride lda, C row stride ldc;
  * bias (N) or NULL. Uses up to `threads` OpenMP threads (0 = default; 1 when called inside a

@@ -5,6 +5,7 @@
 #include "model/model.h"
 
 #include "model/fast.h"
+#include "model/fastgemm.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -50,8 +51,10 @@ void ca_model_set_tap(ca_model *m, ca_model_tap_fn fn, void *user) {
 void ca_model_set_max_chunk(ca_model *m, int n) { m->max_chunk = n > 0 ? n : 1; }
 
 ca_status ca_model_set_compute(ca_model *m, int mode) {
-    if (!m || (mode != CA_COMPUTE_FAST && mode != CA_COMPUTE_REFERENCE))
+    if (!m || (mode != CA_COMPUTE_FAST && mode != CA_COMPUTE_REFERENCE && mode != CA_COMPUTE_BF16))
         return ca_fail(CA_E_ARG, "ca_model_set_compute: unknown mode %d", mode);
+    if (mode == CA_COMPUTE_BF16 && !ca_fastgemm_bf16())
+        return ca_fail(CA_E_UNSUPPORTED, "BF16 compute needs AVX512-BF16 (this build has none)");
     m->compute = mode;
     return CA_OK;
 }
@@ -97,7 +100,7 @@ ca_status ca_model_encode_images(ca_model *m, const float *images, int n, float 
     if (!m->info.has_vision) return ca_fail(CA_E_ARG, "model: the vision tower was not loaded");
     if (n == 0) return CA_OK;
     set_threads(m);
-    if (m->compute == CA_COMPUTE_FAST) return ca_fast_encode_images(m, images, n, out);
+    if (m->compute != CA_COMPUTE_REFERENCE) return ca_fast_encode_images(m, images, n, out);
     int R = m->vis.image_size;
     size_t img = (size_t)3 * R * R, need;
     int vit = m->info.is_vit;
@@ -127,7 +130,7 @@ ca_status ca_model_encode_text(ca_model *m, const int64_t *tokens, int n, float 
         }
     if (n == 0) return CA_OK;
     set_threads(m);
-    if (m->compute == CA_COMPUTE_FAST) return ca_fast_encode_text(m, tokens, n, out);
+    if (m->compute != CA_COMPUTE_REFERENCE) return ca_fast_encode_text(m, tokens, n, out);
     size_t need;
     int chunk = pick_chunk(m, n, need_text, &need);
     ca_status st = ca_model_scratch(m, need);
