@@ -335,6 +335,80 @@ static void kernel(int kc, const float *restrict a, const float *restrict b, flo
     }
 }
 
+/* The same tile reading A in place (row-major, stride lda): no packing for plain matrices. Rows
+ * are broadcast straight from memory; twelve sequential streams suit the prefetchers. */
+static void kernel_direct(int kc, const float *restrict a, int lda, const float *restrict b, float *C, int ldc,
+                          int mr, int nr, const tile_epi *e) {
+    __m512 c0[MR], c1[MR];
+    const float *ar[MR];
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; r++) { c0[r] = c1[r] = _mm512_setzero_ps(); ar[r] = a + (size_t)(r < mr ? r : 0) * lda; }
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 12
+        for (int r = 0; r < MR; r++) {
+            __m512 av = _mm512_set1_ps(ar[r][k]);
+            c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
+            c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+        }
+        b += NR;
+    }
+    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    const float *bias = e->bias;
+    for (int r = 0; r < mr; r++) {
+        float *c = C + (size_t)r * ldc;
+        store_row(c, c0[r], m0, e, bias);
+        if (m1) store_row(c + 16, c1[r], m1, e, bias ? bias + 16 : NULL);
+    }
+}
+
+/* Implicit-GEMM convolution tile: row r of tap t reads Cin contiguous NHWC values at rp[t][r]
+ * (a zero row for padding), so the receptive field is never copied; all taps accumulate in
+ * registers and C is written once. b: the panel's full K = ntap·cin rows. */
+static void kernel_conv(int ntap, int cin, const float *const *rp, const float *restrict b, float *C, int ldc,
+                        int mr, int nr, const tile_epi *e) {
+    __m512 c0[MR], c1[MR];
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm512_setzero_ps();
+    for (int t = 0; t < ntap; t++) {
+        const float *const *ar = rp + (size_t)t * MR;
+        for (int k = 0; k < cin; k++) {
+            __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 12
+            for (int r = 0; r < MR; r++) {
+                __m512 av = _mm512_set1_ps(ar[r][k]);
+                c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
+                c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+            }
+            b += NR;
+        }
+    }
+    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    const float *bias = e->bias;
+    for (int r = 0; r < mr; r++) {
+        float *c = C + (size_t)r * ldc;
+        store_row(c, c0[r], m0, e, bias);
+        if (m1) store_row(c + 16, c1[r], m1, e, bias ? bias + 16 : NULL);
+    }
+}
+
+/* row pointers [tap][MR] of output pixels i0 .. i0+MR-1 (rows past M repeat a valid one) */
+static void conv_row_ptrs(const float **rp, const ca_conv_geom *g, const float *in, const float *zero, int i0, int M) {
+    int hw = g->Ho * g->Wo;
+    for (int r = 0; r < MR; r++) {
+        int i = i0 + r < M ? i0 + r : M - 1;
+        int n = i / hw, rem = i % hw, oy = rem / g->Wo, ox = rem % g->Wo;
+        for (int ky = 0; ky < g->KH; ky++)
+            for (int kx = 0; kx < g->KW; kx++) {
+                int iy = oy * g->stride - g->pad + ky, ix = ox * g->stride - g->pad + kx;
+                rp[(size_t)(ky * g->KW + kx) * MR + r] =
+                    (iy < 0 || iy >= g->H || ix < 0 || ix >= g->W) ? zero : in + (((size_t)n * g->H + iy) * g->W + ix) * g->Cin;
+            }
+    }
+}
+
 #if CA_HAVE_BF16
 /* F32 A pack [kc][MR] -> BF16 pairs [kc/2][MR] (uint32: k even in the low half); kc even */
 static void a_to_bf16(uint32_t *d, const float *a, int kc) {
@@ -409,8 +483,15 @@ static ca_status run(const a_src *asrc, int M, int N, int K, const float *Bp, co
     /* per thread: the F32 A block, then (BF16 path) its pair-packed copy */
     size_t abuf = (size_t)MC * KC + (Bb ? (size_t)MC * (KC / 2 + 1) : 0);
     abuf = (abuf + 15) & ~(size_t)15;
+    float *zero = NULL;
+    if (asrc->conv) { /* room for the row-pointer tables, and a zero row for padding taps */
+        size_t ptrs = (size_t)(MC / MR) * asrc->conv->KH * asrc->conv->KW * MR * sizeof(void *) / sizeof(float);
+        if (ptrs > abuf) abuf = (ptrs + 15) & ~(size_t)15;
+        zero = calloc((size_t)asrc->conv->Cin, sizeof(float));
+        if (!zero) return ca_fail(CA_E_NOMEM, "out of memory for a GEMM buffer");
+    }
     float *apack = aligned_alloc(64, sizeof(float) * abuf * (size_t)threads);
-    if (!apack) return ca_fail(CA_E_NOMEM, "out of memory for a GEMM buffer");
+    if (!apack) { free(zero); return ca_fail(CA_E_NOMEM, "out of memory for a GEMM buffer"); }
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
@@ -424,11 +505,47 @@ static ca_status run(const a_src *asrc, int M, int N, int K, const float *Bp, co
             int ib = t / groups, g = t % groups;
             int i0 = ib * MC, mc = M - i0 < MC ? M - i0 : MC;
             int p0 = g * per, p1 = p0 + per < np ? p0 + per : np;
+#if CA_HAVE_AVX512
+            if (asrc->conv && !Bb && zero) {
+                const ca_conv_geom *cg = asrc->conv;
+                int ntap = cg->KH * cg->KW;
+                const float **rp = (const float **)ap; /* the A buffer holds the pointer table */
+                tile_epi e = {alpha, beta, NULL, act, 1, 1};
+                for (int ip = 0; ip < mc; ip += MR) {
+                    conv_row_ptrs(rp + (size_t)(ip / MR) * ntap * MR, cg, asrc->A, zero, i0 + ip, M);
+                }
+                for (int jp = p0; jp < p1; jp++) {
+                    int j0 = jp * NR, nr = N - j0 < NR ? N - j0 : NR;
+                    e.bias = bias ? bias + j0 : NULL;
+                    for (int ip = 0; ip < mc; ip += MR) {
+                        int mr = mc - ip < MR ? mc - ip : MR;
+                        kernel_conv(ntap, cg->Cin, rp + (size_t)(ip / MR) * ntap * MR, Bp + (size_t)jp * K * NR,
+                                    C + (size_t)(i0 + ip) * ldc + j0, ldc, mr, nr, &e);
+                    }
+                }
+                continue;
+            }
+#endif
             for (int kb = 0; kb < nkb; kb++) {
                 int k0 = kb * KC, kc = K - k0 < KC ? K - k0 : KC;
                 if (kc < 0) kc = 0;
-                pack_a(ap, asrc, i0, mc, M, k0, kc);
                 tile_epi e = {alpha, beta, NULL, act, kb == 0, kb == nkb - 1};
+#if CA_HAVE_AVX512
+                if (!Bb && !asrc->conv && !asrc->trans) {
+                    for (int jp = p0; jp < p1; jp++) {
+                        int j0 = jp * NR, nr = N - j0 < NR ? N - j0 : NR;
+                        const float *bp = Bp + (size_t)jp * K * NR + (size_t)k0 * NR;
+                        e.bias = bias ? bias + j0 : NULL;
+                        for (int ip = 0; ip < mc; ip += MR) {
+                            int mr = mc - ip < MR ? mc - ip : MR;
+                            kernel_direct(kc, asrc->A + (size_t)(i0 + ip) * asrc->lda + k0, asrc->lda, bp,
+                                          C + (size_t)(i0 + ip) * ldc + j0, ldc, mr, nr, &e);
+                        }
+                    }
+                    continue;
+                }
+#endif
+                pack_a(ap, asrc, i0, mc, M, k0, kc);
 #if CA_HAVE_BF16
                 if (Bb) {
                     /* K blocks start at even k (KC is even); an odd tail pairs with a zero */
@@ -466,6 +583,7 @@ static ca_status run(const a_src *asrc, int M, int N, int K, const float *Bp, co
         }
     }
     free(apack);
+    free(zero);
     return CA_OK;
 }
 
