@@ -7,6 +7,7 @@
 
 #include "core/core.h"
 #include "model/gemm.h"
+#include "model/simd.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -61,26 +62,8 @@ static int pick_threads(int threads) {
 
 /* ---- vector exp and QuickGELU ---- */
 #if CA_HAVE_AVX512
-/* exp(x) = 2^n · p(r), n = round(x·log2 e), r = x − n·ln 2 (two-part ln 2), p the degree-6
- * Taylor polynomial: |r| <= ln2/2 bounds its relative error by ~1.2e-7. */
-static inline __m512 exp512(__m512 x) {
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.7f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 720);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
-}
-
 static inline __m512 quickgelu512(__m512 x) {
-    __m512 e = exp512(_mm512_mul_ps(x, _mm512_set1_ps(-1.702f)));
+    __m512 e = ca_exp512(_mm512_mul_ps(x, _mm512_set1_ps(-1.702f)));
     return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
 }
 
@@ -94,10 +77,10 @@ static inline __m512 epi512(ca_epi act, __m512 x) {
 void ca_exp_fast(const float *x, float *y, long n) {
     long i = 0;
 #if CA_HAVE_AVX512
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, exp512(_mm512_loadu_ps(x + i)));
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, ca_exp512(_mm512_loadu_ps(x + i)));
     if (i < n) {
         __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        _mm512_mask_storeu_ps(y + i, m, exp512(_mm512_maskz_loadu_ps(m, x + i)));
+        _mm512_mask_storeu_ps(y + i, m, ca_exp512(_mm512_maskz_loadu_ps(m, x + i)));
     }
 #else
     for (; i < n; i++) y[i] = expf(x[i]);

@@ -3,6 +3,7 @@
 #include "model/fastops.h"
 
 #include "core/core.h"
+#include "model/simd.h"
 
 #include <float.h>
 #include <math.h>
@@ -61,9 +62,9 @@ void ca_mha_packed_ref(const float *qkv, int B, int T, int heads, int hd, int ca
 }
 
 #if CA_HAVE_AVX512
-enum { QB = 4 }; /* query rows per block: 4 rows x 4 vectors of V = 16 accumulators */
+enum { QB = 8 }; /* query rows per block: 8 score accumulators in QKᵀ; PV runs 4 rows at a time */
 
-/* One (batch, head): kt is scratch (hd, Tp), s scratch (QB, Tp). */
+/* One (sequence, head): kt is scratch (hd, Tp), s scratch (QB, Tp). hd is a multiple of 16. */
 static void attn_head(const float *qkv, int T, int C, int hd, int h, int causal, float *out,
                       float *kt, float *s, int Tp) {
     const float scale = 1.0f / sqrtf((float)hd);
@@ -83,48 +84,79 @@ static void attn_head(const float *qkv, int T, int C, int hd, int h, int causal,
         for (int r = 0; r < QB; r++) q[r] = qkv + (size_t)(i0 + (r < qb ? r : 0)) * 3 * C + (size_t)h * hd;
         for (int c = 0; c < nchunk; c++) {
             __m512 acc[QB];
+#pragma GCC unroll 8
             for (int r = 0; r < QB; r++) acc[r] = _mm512_setzero_ps();
             const float *kc = kt + 16 * c;
             for (int e = 0; e < hd; e++) {
                 __m512 kv = _mm512_loadu_ps(kc + (size_t)e * Tp);
+#pragma GCC unroll 8
                 for (int r = 0; r < QB; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r][e]), kv, acc[r]);
             }
+#pragma GCC unroll 8
             for (int r = 0; r < QB; r++) _mm512_storeu_ps(s + (size_t)r * Tp + 16 * c, _mm512_mul_ps(acc[r], _mm512_set1_ps(scale)));
         }
-        /* softmax per row over its visible keys */
-        int lim[QB];
+        /* softmax per row over its visible keys; masked and padding keys get weight 0 */
         float inv[QB];
-        for (int r = 0; r < qb; r++) {
+        int nkp = nchunk * 16;
+        for (int r = 0; r < QB; r++) {
             float *sr = s + (size_t)r * Tp;
-            int n = causal ? i0 + r + 1 : T;
-            lim[r] = n;
-            float mx = -FLT_MAX;
-            for (int j = 0; j < n; j++) mx = sr[j] > mx ? sr[j] : mx;
-            for (int j = 0; j < n; j++) sr[j] -= mx;
-            ca_exp_fast(sr, sr, n);
-            float sum = 0;
-            for (int j = 0; j < n; j++) sum += sr[j];
-            inv[r] = 1.0f / sum;
-        }
-        /* O = P V, V rows read straight from the projection */
-        for (int v0 = 0; v0 < nv; v0 += 4) {
-            int vn = nv - v0 < 4 ? nv - v0 : 4;
-            __m512 o[QB][4];
-            for (int r = 0; r < QB; r++)
-                for (int v = 0; v < 4; v++) o[r][v] = _mm512_setzero_ps();
-            for (int j = 0; j < nk; j++) {
-                const float *vr = qkv + (size_t)j * 3 * C + 2 * C + (size_t)h * hd + 16 * v0;
-                __m512 vv[4];
-                for (int v = 0; v < vn; v++) vv[v] = _mm512_loadu_ps(vr + 16 * v);
-                for (int r = 0; r < qb; r++) {
-                    if (j >= lim[r]) continue;
-                    __m512 p = _mm512_set1_ps(s[(size_t)r * Tp + j]);
-                    for (int v = 0; v < vn; v++) o[r][v] = _mm512_fmadd_ps(p, vv[v], o[r][v]);
-                }
+            int n = r < qb ? (causal ? i0 + r + 1 : T) : 0;
+            if (n == 0) { memset(sr, 0, sizeof(float) * nkp); inv[r] = 0; continue; }
+            __m512 mv = _mm512_set1_ps(-FLT_MAX);
+            int j = 0;
+            for (; j + 16 <= n; j += 16) mv = _mm512_max_ps(mv, _mm512_loadu_ps(sr + j));
+            float mx = _mm512_reduce_max_ps(mv);
+            for (; j < n; j++) mx = sr[j] > mx ? sr[j] : mx;
+            __m512 sum = _mm512_setzero_ps(), mxv = _mm512_set1_ps(mx);
+            for (j = 0; j < nkp; j += 16) {
+                __mmask16 m = j + 16 <= n ? 0xffff : j >= n ? 0 : (__mmask16)((1u << (n - j)) - 1);
+                __m512 x = _mm512_sub_ps(_mm512_loadu_ps(sr + j), mxv);
+                __m512 e = _mm512_maskz_mov_ps(m, ca_exp512(x));
+                _mm512_storeu_ps(sr + j, e);
+                sum = _mm512_add_ps(sum, e);
             }
-            for (int r = 0; r < qb; r++) {
-                float *dst = out + (size_t)(i0 + r) * C + (size_t)h * hd + 16 * v0;
-                for (int v = 0; v < vn; v++) _mm512_storeu_ps(dst + 16 * v, _mm512_mul_ps(o[r][v], _mm512_set1_ps(inv[r])));
+            inv[r] = 1.0f / _mm512_reduce_add_ps(sum);
+        }
+        /* O = P V, V rows read straight from the projection, 4 query rows x 64 values at a time */
+        for (int r0 = 0; r0 < qb; r0 += 4) {
+            int rn = qb - r0 < 4 ? qb - r0 : 4;
+            int jmax = causal ? i0 + r0 + rn : T;
+            for (int v0 = 0; v0 < nv; v0 += 4) {
+                int vn = nv - v0 < 4 ? nv - v0 : 4;
+                __m512 o[4][4];
+#pragma GCC unroll 4
+                for (int r = 0; r < 4; r++)
+#pragma GCC unroll 4
+                    for (int v = 0; v < 4; v++) o[r][v] = _mm512_setzero_ps();
+                const float *vb = qkv + 2 * C + (size_t)h * hd + 16 * v0;
+                const float *p0 = s + (size_t)r0 * Tp;
+                if (vn == 4) {
+                    for (int j = 0; j < jmax; j++) {
+                        const float *vr = vb + (size_t)j * 3 * C;
+                        __m512 v0v = _mm512_loadu_ps(vr), v1v = _mm512_loadu_ps(vr + 16), v2v = _mm512_loadu_ps(vr + 32),
+                               v3v = _mm512_loadu_ps(vr + 48);
+#pragma GCC unroll 4
+                        for (int r = 0; r < 4; r++) {
+                            __m512 p = _mm512_set1_ps(p0[(size_t)r * Tp + j]);
+                            o[r][0] = _mm512_fmadd_ps(p, v0v, o[r][0]);
+                            o[r][1] = _mm512_fmadd_ps(p, v1v, o[r][1]);
+                            o[r][2] = _mm512_fmadd_ps(p, v2v, o[r][2]);
+                            o[r][3] = _mm512_fmadd_ps(p, v3v, o[r][3]);
+                        }
+                    }
+                } else {
+                    for (int j = 0; j < jmax; j++) {
+                        const float *vr = vb + (size_t)j * 3 * C;
+                        for (int r = 0; r < 4; r++) {
+                            __m512 p = _mm512_set1_ps(p0[(size_t)r * Tp + j]);
+                            for (int v = 0; v < vn; v++) o[r][v] = _mm512_fmadd_ps(p, _mm512_loadu_ps(vr + 16 * v), o[r][v]);
+                        }
+                    }
+                }
+                for (int r = 0; r < rn; r++) {
+                    float *dst = out + (size_t)(i0 + r0 + r) * C + (size_t)h * hd + 16 * v0;
+                    for (int v = 0; v < vn; v++) _mm512_storeu_ps(dst + 16 * v, _mm512_mul_ps(o[r][v], _mm512_set1_ps(inv[r0 + r])));
+                }
             }
         }
     }
