@@ -138,6 +138,31 @@ static void test_bf16_gemm(void) {
     }
 }
 
+/* BF16 convolutions (pointer-table kernel for even Cin, gather for odd) on BF16-exact data */
+static void test_bf16_conv(void) {
+    if (!ca_fastgemm_bf16()) { fprintf(stderr, "  (no AVX512-BF16 in this build: skipped)\n"); return; }
+    static const int cfg[][8] = {{2, 9, 9, 6, 33, 3, 1, 1}, {1, 11, 10, 3, 8, 3, 2, 1}, {1, 7, 7, 64, 40, 3, 1, 1}, {1, 6, 6, 20, 12, 1, 1, 0}};
+    for (size_t c = 0; c < sizeof cfg / sizeof *cfg; c++) {
+        int N = cfg[c][0], H = cfg[c][1], W = cfg[c][2], Ci = cfg[c][3], Co = cfg[c][4], K = cfg[c][5], s = cfg[c][6], p = cfg[c][7];
+        int Ho = (H + 2 * p - K) / s + 1, Wo = (W + 2 * p - K) / s + 1;
+        long ni = (long)N * H * W * Ci, nw = (long)Co * Ci * K * K, no = (long)N * Ho * Wo * Co;
+        float *in = rnd(ni, 900 + c), *w = rnd(nw, 910 + c), *bias = rnd(Co, 920 + c);
+        for (long i = 0; i < ni; i++) in[i] = ca_bf16_to_f32(ca_f32_to_bf16(in[i]));
+        for (long i = 0; i < nw; i++) w[i] = ca_bf16_to_f32(ca_f32_to_bf16(w[i]));
+        float *o = rnd(no, 4), *r = malloc(sizeof(float) * (size_t)no);
+        memcpy(r, o, sizeof(float) * (size_t)no);
+        ca_conv cv;
+        CHECK(ca_conv_pack_weights(&cv, w, CA_DT_F32, Co, Ci, K, K, s, p, NULL) == CA_OK);
+        CHECK(ca_packed_to_bf16(&cv.W) == CA_OK);
+        CHECK(ca_conv2d_nhwc(&cv, in, N, H, W, bias, CA_EPI_RELU, 1.0f, o, 2) == CA_OK);
+        ca_conv2d_nhwc_ref(in, N, H, W, Ci, w, Co, K, K, s, p, bias, CA_EPI_RELU, 1.0f, r);
+        double tol = 1e-6 + 5e-8 * Ci * K * K, e = cmp("bf16 conv", o, r, no, tol);
+        CHECK_MSG(e <= tol, "bf16 conv cfg %zu: rel err %.3g", c, e);
+        ca_conv_free(&cv);
+        free(in); free(w); free(bias); free(o); free(r);
+    }
+}
+
 static void test_exp_quickgelu(void) {
     long n = 20011;
     float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
@@ -397,6 +422,7 @@ int main(void) {
     RUN(test_sgemm_dispatch);
     RUN(test_packed_half_weights);
     RUN(test_bf16_gemm);
+    RUN(test_bf16_conv);
     RUN(test_exp_quickgelu);
     RUN(test_attention);
     RUN(test_layernorm);

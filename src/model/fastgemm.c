@@ -181,6 +181,7 @@ typedef struct {
     const float *A;
     int lda, trans;
     const ca_conv_geom *conv;   /* NULL for a matrix */
+    const uint16_t *Abf;        /* conv with BF16 weights: the input rounded to BF16 (Cin even) */
 } a_src;
 
 /* row i of the conv's A (receptive field of output pixel i), columns [k0, k0+kc), into d
@@ -377,8 +378,10 @@ static void kernel_conv(int ntap, int cin, const float *const *rp, const float *
     }
 }
 
-/* row pointers [tap][MR] of output pixels i0 .. i0+MR-1 (rows past M repeat a valid one) */
-static void conv_row_ptrs(const float **rp, const ca_conv_geom *g, const float *in, const float *zero, int i0, int M) {
+/* row pointers [tap][MR] of output pixels i0 .. i0+MR-1 (rows past M repeat a valid one);
+ * in has elements of esize bytes */
+static void conv_row_ptrs(const void **rp, const ca_conv_geom *g, const void *in, size_t esize, const void *zero,
+                          int i0, int M) {
     int hw = g->Ho * g->Wo;
     for (int r = 0; r < MR; r++) {
         int i = i0 + r < M ? i0 + r : M - 1;
@@ -387,7 +390,9 @@ static void conv_row_ptrs(const float **rp, const ca_conv_geom *g, const float *
             for (int kx = 0; kx < g->KW; kx++) {
                 int iy = oy * g->stride - g->pad + ky, ix = ox * g->stride - g->pad + kx;
                 rp[(size_t)(ky * g->KW + kx) * MR + r] =
-                    (iy < 0 || iy >= g->H || ix < 0 || ix >= g->W) ? zero : in + (((size_t)n * g->H + iy) * g->W + ix) * g->Cin;
+                    (iy < 0 || iy >= g->H || ix < 0 || ix >= g->W)
+                        ? zero
+                        : (const char *)in + (((size_t)n * g->H + iy) * g->W + ix) * g->Cin * esize;
             }
     }
 }
@@ -401,6 +406,35 @@ static void a_to_bf16(uint32_t *d, const float *a, int kc) {
         __m512i xi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x));
         __m512i yi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(y));
         _mm512_mask_storeu_epi32(d + (size_t)p * MR, m12, _mm512_or_si512(xi, _mm512_slli_epi32(yi, 16)));
+    }
+}
+
+/* kernel_conv on BF16: rows are uint32 pairs of the BF16 input, b the BF16 panel [K/2][32][2] */
+static void kernel_conv_bf16(int ntap, int cin2, const uint32_t *const *rp, const uint16_t *restrict b, float *C,
+                             int ldc, int mr, int nr, const tile_epi *e) {
+    __m512 c0[MR], c1[MR];
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm512_setzero_ps();
+    for (int t = 0; t < ntap; t++) {
+        const uint32_t *const *ar = rp + (size_t)t * MR;
+        for (int k = 0; k < cin2; k++) {
+            __m512bh b0 = (__m512bh)_mm512_load_si512((const void *)b), b1 = (__m512bh)_mm512_load_si512((const void *)(b + 32));
+#pragma GCC unroll 12
+            for (int r = 0; r < MR; r++) {
+                __m512bh av = (__m512bh)_mm512_set1_epi32((int)ar[r][k]);
+                c0[r] = _mm512_dpbf16_ps(c0[r], av, b0);
+                c1[r] = _mm512_dpbf16_ps(c1[r], av, b1);
+            }
+            b += 2 * NR;
+        }
+    }
+    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    const float *bias = e->bias;
+    for (int r = 0; r < mr; r++) {
+        float *c = C + (size_t)r * ldc;
+        store_row(c, c0[r], m0, e, bias);
+        if (m1) store_row(c + 16, c1[r], m1, e, bias ? bias + 16 : NULL);
     }
 }
 
@@ -489,21 +523,29 @@ static ca_status run(const a_src *asrc, int M, int N, int K, const float *Bp, co
             int i0 = ib * MC, mc = M - i0 < MC ? M - i0 : MC;
             int p0 = g * per, p1 = p0 + per < np ? p0 + per : np;
 #if CA_HAVE_AVX512
-            if (asrc->conv && !Bb && zero) {
+            if (asrc->conv && zero && (!Bb || asrc->Abf)) {
                 const ca_conv_geom *cg = asrc->conv;
-                int ntap = cg->KH * cg->KW;
-                const float **rp = (const float **)ap; /* the A buffer holds the pointer table */
+                int ntap = cg->KH * cg->KW, bf = Bb != NULL;
+                const void **rp = (const void **)ap; /* the A buffer holds the pointer table */
                 tile_epi e = {alpha, beta, NULL, act, 1, 1};
-                for (int ip = 0; ip < mc; ip += MR) {
-                    conv_row_ptrs(rp + (size_t)(ip / MR) * ntap * MR, cg, asrc->A, zero, i0 + ip, M);
-                }
+                for (int ip = 0; ip < mc; ip += MR)
+                    conv_row_ptrs(rp + (size_t)(ip / MR) * ntap * MR, cg, bf ? (const void *)asrc->Abf : (const void *)asrc->A,
+                                  bf ? sizeof(uint16_t) : sizeof(float), zero, i0 + ip, M);
                 for (int jp = p0; jp < p1; jp++) {
                     int j0 = jp * NR, nr = N - j0 < NR ? N - j0 : NR;
                     e.bias = bias ? bias + j0 : NULL;
                     for (int ip = 0; ip < mc; ip += MR) {
                         int mr = mc - ip < MR ? mc - ip : MR;
-                        kernel_conv(ntap, cg->Cin, rp + (size_t)(ip / MR) * ntap * MR, Bp + (size_t)jp * K * NR,
-                                    C + (size_t)(i0 + ip) * ldc + j0, ldc, mr, nr, &e);
+                        const void *const *rpi = rp + (size_t)(ip / MR) * ntap * MR;
+                        float *Ct = C + (size_t)(i0 + ip) * ldc + j0;
+#if CA_HAVE_BF16
+                        if (bf) {
+                            kernel_conv_bf16(ntap, cg->Cin / 2, (const uint32_t *const *)rpi, Bb + (size_t)jp * (K / 2) * NR * 2,
+                                             Ct, ldc, mr, nr, &e);
+                            continue;
+                        }
+#endif
+                        kernel_conv(ntap, cg->Cin, (const float *const *)rpi, Bp + (size_t)jp * K * NR, Ct, ldc, mr, nr, &e);
                     }
                 }
                 continue;
@@ -574,7 +616,7 @@ ca_status ca_gemm_packed(int M, const float *A, int lda, const ca_packed *W, flo
                          const float *bias, ca_epi act, float beta, float *C, int ldc, int threads) {
     if (M <= 0) return CA_OK;
     if (!W || (!W->p && !W->pb)) return ca_fail(CA_E_ARG, "unpacked weights");
-    a_src as = {A, lda, 0, NULL};
+    a_src as = {A, lda, 0, NULL, NULL};
     return run(&as, M, W->N, W->K, W->p, W->pb, alpha, bias, act, beta, C, ldc, pick_threads(threads));
 }
 
@@ -585,7 +627,7 @@ ca_status ca_gemm_ex(int transA, int transB, int M, int N, int K, float alpha, c
     threads = pick_threads(threads);
     float *bp = pack_b(B, CA_DT_F32, transB, ldb, N, K > 0 ? K : 0, threads);
     if (!bp) return CA_E_NOMEM;
-    a_src as = {A, lda, transA, NULL};
+    a_src as = {A, lda, transA, NULL, NULL};
     ca_status st = run(&as, M, N, K, bp, NULL, alpha, bias, act, beta, C, ldc, threads);
     free(bp);
     return st;
@@ -596,6 +638,20 @@ ca_status ca_gemm_conv_nhwc(const ca_conv_geom *g, const float *in, const ca_pac
     if (!W || (!W->p && !W->pb) || W->K != g->KH * g->KW * g->Cin) return ca_fail(CA_E_ARG, "conv weights do not match the geometry");
     int M = g->N * g->Ho * g->Wo;
     if (M <= 0) return CA_OK;
-    a_src as = {in, 0, 0, g};
-    return run(&as, M, W->N, W->K, W->p, W->pb, 1.0f, bias, act, beta, out, W->N, pick_threads(threads));
+    a_src as = {in, 0, 0, g, NULL};
+    uint16_t *inb = NULL;
+#if CA_HAVE_BF16
+    if (W->pb && g->Cin % 2 == 0) {
+        /* round the input to BF16 once, so the taps read pairs in place like the F32 kernel */
+        size_t n = (size_t)g->N * g->H * g->W * g->Cin, i = 0;
+        inb = aligned_alloc(64, (n * sizeof(uint16_t) + 63) & ~(size_t)63);
+        if (!inb) return ca_fail(CA_E_NOMEM, "out of memory for a convolution input");
+        for (; i + 16 <= n; i += 16) _mm256_storeu_si256((__m256i *)(inb + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(in + i)));
+        for (; i < n; i++) inb[i] = ca_f32_to_bf16(in[i]);
+        as.Abf = inb;
+    }
+#endif
+    ca_status st = run(&as, M, W->N, W->K, W->p, W->pb, 1.0f, bias, act, beta, out, W->N, pick_threads(threads));
+    free(inb);
+    return st;
 }
