@@ -99,6 +99,8 @@ static ca_status parse_header(ca_st_file *f, const char *json, size_t json_len, 
         const char *name = it->string;
         if (strcmp(name, "__metadata__") == 0) {
             if (!cJSON_IsObject(it)) { st = ca_fail(CA_E_FORMAT, "%s: __metadata__ is not an object", P); goto out; }
+            /* cJSON keeps duplicate keys: a second __metadata__ would leak the first tables */
+            if (f->meta_keys) { st = ca_fail(CA_E_FORMAT, "%s: __metadata__ appears twice", P); goto out; }
             int m = cJSON_GetArraySize(it);
             f->meta_keys = calloc((size_t)m + 1, sizeof(char *));
             f->meta_vals = calloc((size_t)m + 1, sizeof(char *));
