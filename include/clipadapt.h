@@ -480,6 +480,18 @@ CA_API void ca_top_k(const float *v, int n, int k, int *idx);
  * the classifier keeps the set's class names. Caller frees with ca_classifier_free. */
 CA_API ca_classifier *ca_fit_features(const char *method, const ca_featureset *fs, int shots,
                                       const ca_fit_params *p, ca_status *st);
+/* Compute path of the encoders (issue 8). CA_COMPUTE_FAST (the default): packed weights (built
+ * on the first encode call, about one more float32 copy of the weights), AVX-512 GEMMs with
+ * fused epilogues, fused attention, NHWC ResNet, text cut at the end token. Same float32
+ * numerics up to summation order. CA_COMPUTE_REFERENCE: the plain kernels, for checking.
+ * CA_COMPUTE_BF16: the fast path with weights and GEMM inputs rounded to bfloat16 (float32
+ * accumulation; about 1.9x the GEMM throughput; features within about 1% — see docs/perf.md);
+ * CA_E_UNSUPPORTED on CPUs without AVX512-BF16. Switching repacks on the next encode call.
+ * Not thread-safe with a concurrent encode on the same handle. */
+#define CA_COMPUTE_FAST 0
+#define CA_COMPUTE_REFERENCE 1
+#define CA_COMPUTE_BF16 2
+CA_API ca_status ca_model_set_compute(ca_model *m, int mode);
 
 #ifdef __cplusplus
 }

@@ -4,6 +4,9 @@
  */
 #include "model/model.h"
 
+#include "model/fast.h"
+#include "model/fastgemm.h"
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -23,6 +26,7 @@ ca_model_params ca_model_default_params(void) {
 
 void ca_model_free(ca_model *m) {
     if (!m) return;
+    ca_fast_free(m->fast);
     free(m->vis.tf.blocks);
     free(m->vis.blocks);
     free(m->txt.tf.blocks);
@@ -45,6 +49,15 @@ void ca_model_set_tap(ca_model *m, ca_model_tap_fn fn, void *user) {
 }
 
 void ca_model_set_max_chunk(ca_model *m, int n) { m->max_chunk = n > 0 ? n : 1; }
+
+ca_status ca_model_set_compute(ca_model *m, int mode) {
+    if (!m || (mode != CA_COMPUTE_FAST && mode != CA_COMPUTE_REFERENCE && mode != CA_COMPUTE_BF16))
+        return ca_fail(CA_E_ARG, "ca_model_set_compute: unknown mode %d", mode);
+    if (mode == CA_COMPUTE_BF16 && !ca_fastgemm_bf16())
+        return ca_fail(CA_E_UNSUPPORTED, "BF16 compute needs AVX512-BF16 (this build has none)");
+    m->compute = mode;
+    return CA_OK;
+}
 
 void ca_model_emit(const ca_model *m, const char *name, int64_t first, const float *data, int ndim,
                    const int64_t *shape) {
@@ -87,6 +100,7 @@ ca_status ca_model_encode_images(ca_model *m, const float *images, int n, float 
     if (!m->info.has_vision) return ca_fail(CA_E_ARG, "model: the vision tower was not loaded");
     if (n == 0) return CA_OK;
     set_threads(m);
+    if (m->compute != CA_COMPUTE_REFERENCE) return ca_fast_encode_images(m, images, n, out);
     int R = m->vis.image_size;
     size_t img = (size_t)3 * R * R, need;
     int vit = m->info.is_vit;
@@ -116,6 +130,7 @@ ca_status ca_model_encode_text(ca_model *m, const int64_t *tokens, int n, float 
         }
     if (n == 0) return CA_OK;
     set_threads(m);
+    if (m->compute != CA_COMPUTE_REFERENCE) return ca_fast_encode_text(m, tokens, n, out);
     size_t need;
     int chunk = pick_chunk(m, n, need_text, &need);
     ca_status st = ca_model_scratch(m, need);

@@ -89,6 +89,8 @@ struct ca_model {
     int max_chunk;                    /* images/texts per forward chunk (tests may lower it) */
     ca_model_tap_fn tap;
     void *tap_user;
+    struct ca_fast *fast;             /* packed weights of the fast path (fast.c), built on first use */
+    int compute;                      /* CA_COMPUTE_*: 0 fast (default), 1 the plain reference path */
 };
 
 /* Install (or clear with NULL) the intermediate-activation tap of a model. */

@@ -1,0 +1,657 @@
+/* fastgemm.c — blocked AVX-512 SGEMM (12x32 register tile, A packed per block, B packed once)
+ * with the epilogue (alpha, beta·C, bias, activation) fused into the tile store.
+ * Why our own: OpenBLAS 0.3.21 runs its Haswell (AVX2) kernels on this CPU, i.e. at most half
+ * of the machine's FMA peak; a 512-bit kernel doubles the ceiling. Not a general BLAS: no
+ * column-major, no complex, no tuning beyond this machine's caches. */
+#include "model/fastgemm.h"
+
+#include "core/core.h"
+#include "model/gemm.h"
+#include "model/simd.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define CA_HAVE_AVX512 1
+#else
+#define CA_HAVE_AVX512 0
+#endif
+#if defined(__AVX512BF16__) && defined(__AVX512F__)
+#define CA_HAVE_BF16 1
+#else
+#define CA_HAVE_BF16 0
+#endif
+
+/* Blocking for this machine (48 KiB L1d, 1 MiB L2 per core): the MR x KC micro-panel of A stays
+ * in L1 while KC x NR panels of B stream from L2. KC = 768 covers the encoders' K = 768 in one
+ * pass, so C is written once with its epilogue; measured best of KC 256..1024, MC 96..192 on
+ * the encoders' GEMM shapes (CPU time, 1 thread). Overridable at build time for tuning runs. */
+#ifndef CA_GEMM_KC
+#define CA_GEMM_KC 768
+#endif
+#ifndef CA_GEMM_MC
+#define CA_GEMM_MC 144
+#endif
+enum { MR = 12, NR = 32, KC = CA_GEMM_KC, MC = CA_GEMM_MC };
+
+int ca_fastgemm_avx512(void) { return CA_HAVE_AVX512; }
+int ca_fastgemm_bf16(void) { return CA_HAVE_BF16; }
+
+float ca_epi_ref(ca_epi act, float x) {
+    switch (act) {
+    case CA_EPI_QUICKGELU: return (float)((double)x / (1.0 + exp(-1.702 * (double)x)));
+    case CA_EPI_RELU: return x > 0 ? x : 0;
+    default: return x;
+    }
+}
+
+static int pick_threads(int threads) {
+#ifdef _OPENMP
+    if (omp_in_parallel()) return 1;
+    if (threads <= 0) threads = omp_get_max_threads();
+#else
+    threads = 1;
+#endif
+    return threads > 0 ? threads : 1;
+}
+
+/* ---- vector exp and QuickGELU ---- */
+#if CA_HAVE_AVX512
+static inline __m512 quickgelu512(__m512 x) {
+    __m512 e = ca_exp512(_mm512_mul_ps(x, _mm512_set1_ps(-1.702f)));
+    return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+static inline __m512 epi512(ca_epi act, __m512 x) {
+    if (act == CA_EPI_QUICKGELU) return quickgelu512(x);
+    if (act == CA_EPI_RELU) return _mm512_max_ps(x, _mm512_setzero_ps());
+    return x;
+}
+#endif
+
+void ca_exp_fast(const float *x, float *y, long n) {
+    long i = 0;
+#if CA_HAVE_AVX512
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, ca_exp512(_mm512_loadu_ps(x + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, ca_exp512(_mm512_maskz_loadu_ps(m, x + i)));
+    }
+#else
+    for (; i < n; i++) y[i] = expf(x[i]);
+#endif
+}
+
+void ca_quickgelu_fast(const float *x, float *y, long n) {
+    long i = 0;
+#if CA_HAVE_AVX512
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, quickgelu512(_mm512_loadu_ps(x + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, quickgelu512(_mm512_maskz_loadu_ps(m, x + i)));
+    }
+#else
+    for (; i < n; i++) y[i] = x[i] / (1.0f + expf(-1.702f * x[i]));
+#endif
+}
+
+/* ---- packing ---- */
+
+static float load_elem(const void *W, ca_dtype dt, size_t idx) {
+    switch (dt) {
+    case CA_DT_F16: return ca_f16_to_f32(((const uint16_t *)W)[idx]);
+    case CA_DT_BF16: return ca_bf16_to_f32(((const uint16_t *)W)[idx]);
+    default: return ((const float *)W)[idx];
+    }
+}
+
+/* Panel j of op(B) (K, N) into dst [K][NR]: B element (k, n) = trans ? W[n*ld + k] : W[k*ld + n]. */
+static void pack_panel(float *dst, const void *W, ca_dtype dt, int trans, int ld, int j0, int N, int K) {
+    int nr = N - j0 < NR ? N - j0 : NR;
+    if (trans) {
+        /* rows of W are output columns: walk each row once (contiguous reads) */
+        if (nr < NR)
+            for (int k = 0; k < K; k++) memset(dst + (size_t)k * NR + nr, 0, sizeof(float) * (NR - nr));
+        for (int c = 0; c < nr; c++) {
+            size_t base = (size_t)(j0 + c) * (size_t)ld;
+            if (dt == CA_DT_F32) {
+                const float *w = (const float *)W + base;
+                for (int k = 0; k < K; k++) dst[(size_t)k * NR + c] = w[k];
+            } else {
+                for (int k = 0; k < K; k++) dst[(size_t)k * NR + c] = load_elem(W, dt, base + k);
+            }
+        }
+    } else {
+        for (int k = 0; k < K; k++) {
+            float *d = dst + (size_t)k * NR;
+            size_t base = (size_t)k * (size_t)ld + (size_t)j0;
+            for (int c = 0; c < nr; c++) d[c] = load_elem(W, dt, base + c);
+            for (int c = nr; c < NR; c++) d[c] = 0;
+        }
+    }
+}
+
+static float *pack_b(const void *W, ca_dtype dt, int trans, int ld, int N, int K, int threads) {
+    int np = (N + NR - 1) / NR;
+    size_t n;
+    if (!ca_mul3_size((size_t)np, (size_t)(K > 0 ? K : 1), NR * sizeof(float), &n)) {
+        ca_fail(CA_E_NOMEM, "packed weights size overflows (%d x %d)", N, K);
+        return NULL;
+    }
+    n = (n + 63) & ~(size_t)63;
+    float *p = aligned_alloc(64, n);
+    if (!p) {
+        ca_fail(CA_E_NOMEM, "out of memory packing %d x %d weights", N, K);
+        return NULL;
+    }
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (int j = 0; j < np; j++) pack_panel(p + (size_t)j * K * NR, W, dt, trans, ld, j * NR, N, K);
+    return p;
+}
+
+ca_status ca_pack_weights(ca_packed *out, const void *W, ca_dtype dt, int N, int K, int ldw) {
+    memset(out, 0, sizeof *out);
+    if (dt != CA_DT_F32 && dt != CA_DT_F16 && dt != CA_DT_BF16)
+        return ca_fail(CA_E_UNSUPPORTED, "cannot pack %s weights", ca_dtype_name(dt));
+    if (N <= 0 || K <= 0 || ldw < K) return ca_fail(CA_E_ARG, "bad weight shape %d x %d", N, K);
+    out->p = pack_b(W, dt, 1, ldw, N, K, pick_threads(0));
+    if (!out->p) return CA_E_NOMEM;
+    out->N = N;
+    out->K = K;
+    return CA_OK;
+}
+
+void ca_packed_free(ca_packed *p) {
+    if (!p) return;
+    free(p->p);
+    free(p->pb);
+    p->p = NULL;
+    p->pb = NULL;
+    p->N = p->K = 0;
+}
+
+/* Where the A operand comes from: a matrix (op(A), row stride lda) or, for the implicit-GEMM
+ * convolution, an NHWC image whose receptive fields are the rows (k = (ky, kx, ci), ci fastest). */
+typedef struct {
+    const float *A;
+    int lda, trans;
+    const ca_conv_geom *conv;   /* NULL for a matrix */
+    const uint16_t *Abf;        /* conv with BF16 weights: the input rounded to BF16 (Cin even) */
+} a_src;
+
+/* row i of the conv's A (receptive field of output pixel i), columns [k0, k0+kc), into d
+ * with stride MR */
+static void gather_conv_row(float *d, const ca_conv_geom *g, const float *in, int i, int k0, int kc) {
+    int hw = g->Ho * g->Wo, n = i / hw, rem = i % hw, oy = rem / g->Wo, ox = rem % g->Wo;
+    int ci = k0 % g->Cin, t = k0 / g->Cin, kx = t % g->KW, ky = t / g->KW;
+    int k = 0;
+    while (k < kc) {
+        int run = g->Cin - ci < kc - k ? g->Cin - ci : kc - k;
+        int iy = oy * g->stride - g->pad + ky, ix = ox * g->stride - g->pad + kx;
+        if (iy < 0 || iy >= g->H || ix < 0 || ix >= g->W) {
+            for (int c = 0; c < run; c++) d[(size_t)(k + c) * MR] = 0;
+        } else {
+            const float *src = in + (((size_t)n * g->H + iy) * g->W + ix) * g->Cin + ci;
+            for (int c = 0; c < run; c++) d[(size_t)(k + c) * MR] = src[c];
+        }
+        k += run;
+        ci = 0;
+        if (++kx == g->KW) { kx = 0; ky++; }
+    }
+}
+
+size_t ca_packed_bytes(const ca_packed *p) {
+    size_t panels = (size_t)(p->N + NR - 1) / NR;
+    if (p->p) return panels * NR * (size_t)p->K * sizeof(float);
+    if (p->pb) return panels * NR * (size_t)((p->K + 1) / 2) * 2 * sizeof(uint16_t);
+    return 0;
+}
+
+ca_status ca_packed_to_bf16(ca_packed *w) {
+    if (!CA_HAVE_BF16) return ca_fail(CA_E_UNSUPPORTED, "this build has no AVX512-BF16 kernels");
+    if (!w->p) return w->pb ? CA_OK : ca_fail(CA_E_ARG, "unpacked weights");
+    int N = w->N, K = w->K, np = (N + NR - 1) / NR, K2 = (K + 1) / 2;
+    size_t n;
+    if (!ca_mul3_size((size_t)np, (size_t)K2, NR * 2 * sizeof(uint16_t), &n)) return ca_fail(CA_E_NOMEM, "packed weights size overflows");
+    uint16_t *pb = aligned_alloc(64, (n + 63) & ~(size_t)63);
+    if (!pb) return ca_fail(CA_E_NOMEM, "out of memory packing %d x %d weights", N, K);
+    /* [panel][k][32] f32 -> [panel][k/2][32][2] bf16, the odd last k paired with zero */
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < np; j++) {
+        const float *src = w->p + (size_t)j * K * NR;
+        uint16_t *d = pb + (size_t)j * K2 * NR * 2;
+        for (int p2 = 0; p2 < K2; p2++)
+            for (int c = 0; c < NR; c++) {
+                d[((size_t)p2 * NR + c) * 2] = ca_f32_to_bf16(src[(size_t)2 * p2 * NR + c]);
+                d[((size_t)p2 * NR + c) * 2 + 1] = 2 * p2 + 1 < K ? ca_f32_to_bf16(src[(size_t)(2 * p2 + 1) * NR + c]) : 0;
+            }
+    }
+    free(w->p);
+    w->p = NULL;
+    w->pb = pb;
+    return CA_OK;
+}
+
+ca_status ca_pack_weights_bf16(ca_packed *out, const void *W, ca_dtype dt, int N, int K, int ldw) {
+    memset(out, 0, sizeof *out);
+    if (!CA_HAVE_BF16) return ca_fail(CA_E_UNSUPPORTED, "this build has no AVX512-BF16 kernels");
+    ca_status st = ca_pack_weights(out, W, dt, N, K, ldw);
+    if (!st) st = ca_packed_to_bf16(out);
+    if (st) ca_packed_free(out);
+    return st;
+}
+
+/* rows [i0, i0+mc) × k [k0, k0+kc) of op(A) into dst [mc/MR][kc][MR], zero padded */
+static void pack_a(float *dst, const a_src *src, int i0, int mc, int M, int k0, int kc) {
+    const float *A = src->A;
+    int lda = src->lda, trans = src->trans;
+    for (int ip = 0; ip < mc; ip += MR) {
+        float *d = dst + (size_t)ip * kc;
+        int mr = M - (i0 + ip) < MR ? M - (i0 + ip) : MR;
+        if (src->conv) {
+            for (int r = 0; r < mr; r++) gather_conv_row(d + r, src->conv, A, i0 + ip + r, k0, kc);
+        } else if (!trans) {
+            for (int r = 0; r < mr; r++) {
+                const float *a = A + (size_t)(i0 + ip + r) * lda + k0;
+                for (int k = 0; k < kc; k++) d[(size_t)k * MR + r] = a[k];
+            }
+        } else {
+            for (int k = 0; k < kc; k++) {
+                const float *a = A + (size_t)(k0 + k) * lda + i0 + ip;
+                for (int r = 0; r < mr; r++) d[(size_t)k * MR + r] = a[r];
+            }
+        }
+        if (mr < MR)
+            for (int k = 0; k < kc; k++)
+                for (int r = mr; r < MR; r++) d[(size_t)k * MR + r] = 0;
+    }
+}
+
+/* ---- micro-kernel: C tile (mr <= 12, nr <= 32) ---- */
+
+typedef struct {
+    float alpha, beta;     /* beta: applied when first */
+    const float *bias;     /* at column j0, or NULL */
+    ca_epi act;
+    int first, last;
+} tile_epi;
+
+#if CA_HAVE_AVX512
+static inline void store_row(float *c, __m512 acc, __mmask16 m, const tile_epi *e, const float *bias) {
+    __m512 x = _mm512_mul_ps(acc, _mm512_set1_ps(e->alpha));
+    if (!e->first) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, c));
+    else if (e->beta != 0.0f) x = _mm512_fmadd_ps(_mm512_set1_ps(e->beta), _mm512_maskz_loadu_ps(m, c), x);
+    if (e->last) {
+        if (bias) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, bias));
+        x = epi512(e->act, x);
+    }
+    _mm512_mask_storeu_ps(c, m, x);
+}
+
+static void kernel(int kc, const float *restrict a, const float *restrict b, float *C, int ldc, int mr,
+                   int nr, const tile_epi *e) {
+    __m512 c0[MR], c1[MR];
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm512_setzero_ps();
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 12
+        for (int r = 0; r < MR; r++) {
+            __m512 ar = _mm512_set1_ps(a[r]);
+            c0[r] = _mm512_fmadd_ps(ar, b0, c0[r]);
+            c1[r] = _mm512_fmadd_ps(ar, b1, c1[r]);
+        }
+        a += MR;
+        b += NR;
+    }
+    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    const float *bias = e->bias;
+    for (int r = 0; r < mr; r++) {
+        float *c = C + (size_t)r * ldc;
+        store_row(c, c0[r], m0, e, bias);
+        if (m1) store_row(c + 16, c1[r], m1, e, bias ? bias + 16 : NULL);
+    }
+}
+
+/* The same tile reading A in place (row-major, stride lda): no packing for plain matrices. Rows
+ * are broadcast straight from memory; twelve sequential streams suit the prefetchers. */
+static void kernel_direct(int kc, const float *restrict a, int lda, const float *restrict b, float *C, int ldc,
+                          int mr, int nr, const tile_epi *e) {
+    __m512 c0[MR], c1[MR];
+    const float *ar[MR];
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; r++) { c0[r] = c1[r] = _mm512_setzero_ps(); ar[r] = a + (size_t)(r < mr ? r : 0) * lda; }
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 12
+        for (int r = 0; r < MR; r++) {
+            __m512 av = _mm512_set1_ps(ar[r][k]);
+            c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
+            c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+        }
+        b += NR;
+    }
+    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    const float *bias = e->bias;
+    for (int r = 0; r < mr; r++) {
+        float *c = C + (size_t)r * ldc;
+        store_row(c, c0[r], m0, e, bias);
+        if (m1) store_row(c + 16, c1[r], m1, e, bias ? bias + 16 : NULL);
+    }
+}
+
+/* Implicit-GEMM convolution tile: row r of tap t reads Cin contiguous NHWC values at rp[t][r]
+ * (a zero row for padding), so the receptive field is never copied; all taps accumulate in
+ * registers and C is written once. b: the panel's full K = ntap·cin rows. */
+static void kernel_conv(int ntap, int cin, const float *const *rp, const float *restrict b, float *C, int ldc,
+                        int mr, int nr, const tile_epi *e) {
+    __m512 c0[MR], c1[MR];
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm512_setzero_ps();
+    for (int t = 0; t < ntap; t++) {
+        const float *const *ar = rp + (size_t)t * MR;
+        for (int k = 0; k < cin; k++) {
+            __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 12
+            for (int r = 0; r < MR; r++) {
+                __m512 av = _mm512_set1_ps(ar[r][k]);
+                c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
+                c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+            }
+            b += NR;
+        }
+    }
+    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    const float *bias = e->bias;
+    for (int r = 0; r < mr; r++) {
+        float *c = C + (size_t)r * ldc;
+        store_row(c, c0[r], m0, e, bias);
+        if (m1) store_row(c + 16, c1[r], m1, e, bias ? bias + 16 : NULL);
+    }
+}
+
+/* row pointers [tap][MR] of output pixels i0 .. i0+MR-1 (rows past M repeat a valid one);
+ * in has elements of esize bytes */
+static void conv_row_ptrs(const void **rp, const ca_conv_geom *g, const void *in, size_t esize, const void *zero,
+                          int i0, int M) {
+    int hw = g->Ho * g->Wo;
+    for (int r = 0; r < MR; r++) {
+        int i = i0 + r < M ? i0 + r : M - 1;
+        int n = i / hw, rem = i % hw, oy = rem / g->Wo, ox = rem % g->Wo;
+        for (int ky = 0; ky < g->KH; ky++)
+            for (int kx = 0; kx < g->KW; kx++) {
+                int iy = oy * g->stride - g->pad + ky, ix = ox * g->stride - g->pad + kx;
+                rp[(size_t)(ky * g->KW + kx) * MR + r] =
+                    (iy < 0 || iy >= g->H || ix < 0 || ix >= g->W)
+                        ? zero
+                        : (const char *)in + (((size_t)n * g->H + iy) * g->W + ix) * g->Cin * esize;
+            }
+    }
+}
+
+#if CA_HAVE_BF16
+/* F32 A pack [kc][MR] -> BF16 pairs [kc/2][MR] (uint32: k even in the low half); kc even */
+static void a_to_bf16(uint32_t *d, const float *a, int kc) {
+    const __mmask16 m12 = 0x0fff;
+    for (int p = 0; p < kc / 2; p++) {
+        __m512 x = _mm512_maskz_loadu_ps(m12, a + (size_t)2 * p * MR), y = _mm512_maskz_loadu_ps(m12, a + (size_t)(2 * p + 1) * MR);
+        __m512i xi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x));
+        __m512i yi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(y));
+        _mm512_mask_storeu_epi32(d + (size_t)p * MR, m12, _mm512_or_si512(xi, _mm512_slli_epi32(yi, 16)));
+    }
+}
+
+/* kernel_conv on BF16: rows are uint32 pairs of the BF16 input, b the BF16 panel [K/2][32][2] */
+static void kernel_conv_bf16(int ntap, int cin2, const uint32_t *const *rp, const uint16_t *restrict b, float *C,
+                             int ldc, int mr, int nr, const tile_epi *e) {
+    __m512 c0[MR], c1[MR];
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm512_setzero_ps();
+    for (int t = 0; t < ntap; t++) {
+        const uint32_t *const *ar = rp + (size_t)t * MR;
+        for (int k = 0; k < cin2; k++) {
+            __m512bh b0 = (__m512bh)_mm512_load_si512((const void *)b), b1 = (__m512bh)_mm512_load_si512((const void *)(b + 32));
+#pragma GCC unroll 12
+            for (int r = 0; r < MR; r++) {
+                __m512bh av = (__m512bh)_mm512_set1_epi32((int)ar[r][k]);
+                c0[r] = _mm512_dpbf16_ps(c0[r], av, b0);
+                c1[r] = _mm512_dpbf16_ps(c1[r], av, b1);
+            }
+            b += 2 * NR;
+        }
+    }
+    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    const float *bias = e->bias;
+    for (int r = 0; r < mr; r++) {
+        float *c = C + (size_t)r * ldc;
+        store_row(c, c0[r], m0, e, bias);
+        if (m1) store_row(c + 16, c1[r], m1, e, bias ? bias + 16 : NULL);
+    }
+}
+
+static void kernel_bf16(int kc2, const uint32_t *restrict a, const uint16_t *restrict b, float *C, int ldc,
+                        int mr, int nr, const tile_epi *e) {
+    __m512 c0[MR], c1[MR];
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm512_setzero_ps();
+    for (int k = 0; k < kc2; k++) {
+        __m512bh b0 = (__m512bh)_mm512_load_si512((const void *)b), b1 = (__m512bh)_mm512_load_si512((const void *)(b + 32));
+#pragma GCC unroll 12
+        for (int r = 0; r < MR; r++) {
+            __m512bh ar = (__m512bh)_mm512_set1_epi32((int)a[r]);
+            c0[r] = _mm512_dpbf16_ps(c0[r], ar, b0);
+            c1[r] = _mm512_dpbf16_ps(c1[r], ar, b1);
+        }
+        a += MR;
+        b += 2 * NR;
+    }
+    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    const float *bias = e->bias;
+    for (int r = 0; r < mr; r++) {
+        float *c = C + (size_t)r * ldc;
+        store_row(c, c0[r], m0, e, bias);
+        if (m1) store_row(c + 16, c1[r], m1, e, bias ? bias + 16 : NULL);
+    }
+}
+#endif
+#else
+static void kernel(int kc, const float *a, const float *b, float *C, int ldc, int mr, int nr,
+                   const tile_epi *e) {
+    float acc[MR][NR] = {{0}};
+    for (int k = 0; k < kc; k++)
+        for (int r = 0; r < MR; r++)
+            for (int j = 0; j < NR; j++) acc[r][j] += a[k * MR + r] * b[k * NR + j];
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < nr; j++) {
+            float *c = C + (size_t)r * ldc + j, x = e->alpha * acc[r][j];
+            if (!e->first) x += *c;
+            else if (e->beta != 0.0f) x += e->beta * *c;
+            if (e->last) x = ca_epi_ref(e->act, x + (e->bias ? e->bias[j] : 0.0f));
+            *c = x;
+        }
+}
+#endif
+
+/* ---- driver ---- */
+
+static ca_status run(const a_src *asrc, int M, int N, int K, const float *Bp, const uint16_t *Bb,
+                     float alpha, const float *bias, ca_epi act, float beta, float *C, int ldc,
+                     int threads) {
+    int nmb = (M + MC - 1) / MC, np = (N + NR - 1) / NR;
+    /* enough tasks for the threads to balance, while keeping whole column ranges per task so a
+     * B panel stays in L1 while the task's A block streams past it */
+    int groups = 1;
+    while (nmb * groups < 3 * threads && groups < np) groups++;
+    int per = (np + groups - 1) / groups;
+    groups = (np + per - 1) / per;
+    int ntask = nmb * groups;
+    if (threads > ntask) threads = ntask;
+    int nkb = K > 0 ? (K + KC - 1) / KC : 1;
+    /* per thread: the F32 A block, then (BF16 path) its pair-packed copy */
+    size_t abuf = (size_t)MC * KC + (Bb ? (size_t)MC * (KC / 2 + 1) : 0);
+    abuf = (abuf + 15) & ~(size_t)15;
+    float *zero = NULL;
+    if (asrc->conv) { /* room for the row-pointer tables, and a zero row for padding taps */
+        size_t ptrs = (size_t)(MC / MR) * asrc->conv->KH * asrc->conv->KW * MR * sizeof(void *) / sizeof(float);
+        if (ptrs > abuf) abuf = (ptrs + 15) & ~(size_t)15;
+        zero = calloc((size_t)asrc->conv->Cin, sizeof(float));
+        if (!zero) return ca_fail(CA_E_NOMEM, "out of memory for a GEMM buffer");
+    }
+    float *apack = aligned_alloc(64, sizeof(float) * abuf * (size_t)threads);
+    if (!apack) { free(zero); return ca_fail(CA_E_NOMEM, "out of memory for a GEMM buffer"); }
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+#ifdef _OPENMP
+        float *ap = apack + abuf * (size_t)omp_get_thread_num();
+#else
+        float *ap = apack;
+#endif
+#pragma omp for schedule(dynamic, 1)
+        for (int t = 0; t < ntask; t++) {
+            int ib = t / groups, g = t % groups;
+            int i0 = ib * MC, mc = M - i0 < MC ? M - i0 : MC;
+            int p0 = g * per, p1 = p0 + per < np ? p0 + per : np;
+#if CA_HAVE_AVX512
+            if (asrc->conv && zero && (!Bb || asrc->Abf)) {
+                const ca_conv_geom *cg = asrc->conv;
+                int ntap = cg->KH * cg->KW, bf = Bb != NULL;
+                const void **rp = (const void **)ap; /* the A buffer holds the pointer table */
+                tile_epi e = {alpha, beta, NULL, act, 1, 1};
+                for (int ip = 0; ip < mc; ip += MR)
+                    conv_row_ptrs(rp + (size_t)(ip / MR) * ntap * MR, cg, bf ? (const void *)asrc->Abf : (const void *)asrc->A,
+                                  bf ? sizeof(uint16_t) : sizeof(float), zero, i0 + ip, M);
+                for (int jp = p0; jp < p1; jp++) {
+                    int j0 = jp * NR, nr = N - j0 < NR ? N - j0 : NR;
+                    e.bias = bias ? bias + j0 : NULL;
+                    for (int ip = 0; ip < mc; ip += MR) {
+                        int mr = mc - ip < MR ? mc - ip : MR;
+                        const void *const *rpi = rp + (size_t)(ip / MR) * ntap * MR;
+                        float *Ct = C + (size_t)(i0 + ip) * ldc + j0;
+#if CA_HAVE_BF16
+                        if (bf) {
+                            kernel_conv_bf16(ntap, cg->Cin / 2, (const uint32_t *const *)rpi, Bb + (size_t)jp * (K / 2) * NR * 2,
+                                             Ct, ldc, mr, nr, &e);
+                            continue;
+                        }
+#endif
+                        kernel_conv(ntap, cg->Cin, (const float *const *)rpi, Bp + (size_t)jp * K * NR, Ct, ldc, mr, nr, &e);
+                    }
+                }
+                continue;
+            }
+#endif
+            for (int kb = 0; kb < nkb; kb++) {
+                int k0 = kb * KC, kc = K - k0 < KC ? K - k0 : KC;
+                if (kc < 0) kc = 0;
+                tile_epi e = {alpha, beta, NULL, act, kb == 0, kb == nkb - 1};
+#if CA_HAVE_AVX512
+                if (!Bb && !asrc->conv && !asrc->trans) {
+                    for (int jp = p0; jp < p1; jp++) {
+                        int j0 = jp * NR, nr = N - j0 < NR ? N - j0 : NR;
+                        const float *bp = Bp + (size_t)jp * K * NR + (size_t)k0 * NR;
+                        e.bias = bias ? bias + j0 : NULL;
+                        for (int ip = 0; ip < mc; ip += MR) {
+                            int mr = mc - ip < MR ? mc - ip : MR;
+                            kernel_direct(kc, asrc->A + (size_t)(i0 + ip) * asrc->lda + k0, asrc->lda, bp,
+                                          C + (size_t)(i0 + ip) * ldc + j0, ldc, mr, nr, &e);
+                        }
+                    }
+                    continue;
+                }
+#endif
+                pack_a(ap, asrc, i0, mc, M, k0, kc);
+#if CA_HAVE_BF16
+                if (Bb) {
+                    /* K blocks start at even k (KC is even); an odd tail pairs with a zero */
+                    int kc2 = (kc + 1) / 2, K2 = (K + 1) / 2;
+                    uint32_t *ap2 = (uint32_t *)(ap + (size_t)MC * KC);
+                    for (int ip = 0; ip < mc; ip += MR) {
+                        float *src = ap + (size_t)ip * kc;
+                        uint32_t *dst = ap2 + (size_t)ip * kc2;
+                        a_to_bf16(dst, src, kc & ~1);
+                        if (kc & 1) /* last k alone: its pair partner is zero */
+                            for (int r = 0; r < MR; r++) dst[(size_t)(kc2 - 1) * MR + r] = ca_f32_to_bf16(src[(size_t)(kc - 1) * MR + r]);
+                    }
+                    for (int jp = p0; jp < p1; jp++) {
+                        int j0 = jp * NR, nr = N - j0 < NR ? N - j0 : NR;
+                        const uint16_t *bp = Bb + ((size_t)jp * K2 + (size_t)k0 / 2) * NR * 2;
+                        e.bias = bias ? bias + j0 : NULL;
+                        for (int ip = 0; ip < mc; ip += MR) {
+                            int mr = mc - ip < MR ? mc - ip : MR;
+                            kernel_bf16(kc2, ap2 + (size_t)ip * kc2, bp, C + (size_t)(i0 + ip) * ldc + j0, ldc, mr, nr, &e);
+                        }
+                    }
+                    continue;
+                }
+#endif
+                for (int jp = p0; jp < p1; jp++) {
+                    int j0 = jp * NR, nr = N - j0 < NR ? N - j0 : NR;
+                    const float *bp = Bp + (size_t)jp * K * NR + (size_t)k0 * NR;
+                    e.bias = bias ? bias + j0 : NULL;
+                    for (int ip = 0; ip < mc; ip += MR) {
+                        int mr = mc - ip < MR ? mc - ip : MR;
+                        kernel(kc, ap + (size_t)ip * kc, bp, C + (size_t)(i0 + ip) * ldc + j0, ldc, mr, nr, &e);
+                    }
+                }
+            }
+        }
+    }
+    free(apack);
+    free(zero);
+    return CA_OK;
+}
+
+ca_status ca_gemm_packed(int M, const float *A, int lda, const ca_packed *W, float alpha,
+                         const float *bias, ca_epi act, float beta, float *C, int ldc, int threads) {
+    if (M <= 0) return CA_OK;
+    if (!W || (!W->p && !W->pb)) return ca_fail(CA_E_ARG, "unpacked weights");
+    a_src as = {A, lda, 0, NULL, NULL};
+    return run(&as, M, W->N, W->K, W->p, W->pb, alpha, bias, act, beta, C, ldc, pick_threads(threads));
+}
+
+ca_status ca_gemm_ex(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                     int lda, const float *B, int ldb, const float *bias, ca_epi act, float beta,
+                     float *C, int ldc, int threads) {
+    if (M <= 0 || N <= 0) return CA_OK;
+    threads = pick_threads(threads);
+    float *bp = pack_b(B, CA_DT_F32, transB, ldb, N, K > 0 ? K : 0, threads);
+    if (!bp) return CA_E_NOMEM;
+    a_src as = {A, lda, transA, NULL, NULL};
+    ca_status st = run(&as, M, N, K, bp, NULL, alpha, bias, act, beta, C, ldc, threads);
+    free(bp);
+    return st;
+}
+
+ca_status ca_gemm_conv_nhwc(const ca_conv_geom *g, const float *in, const ca_packed *W,
+                            const float *bias, ca_epi act, float beta, float *out, int threads) {
+    if (!W || (!W->p && !W->pb) || W->K != g->KH * g->KW * g->Cin) return ca_fail(CA_E_ARG, "conv weights do not match the geometry");
+    int M = g->N * g->Ho * g->Wo;
+    if (M <= 0) return CA_OK;
+    a_src as = {in, 0, 0, g, NULL};
+    uint16_t *inb = NULL;
+#if CA_HAVE_BF16
+    if (W->pb && g->Cin % 2 == 0) {
+        /* round the input to BF16 once, so the taps read pairs in place like the F32 kernel */
+        size_t n = (size_t)g->N * g->H * g->W * g->Cin, i = 0;
+        inb = aligned_alloc(64, (n * sizeof(uint16_t) + 63) & ~(size_t)63);
+        if (!inb) return ca_fail(CA_E_NOMEM, "out of memory for a convolution input");
+        for (; i + 16 <= n; i += 16) _mm256_storeu_si256((__m256i *)(inb + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(in + i)));
+        for (; i < n; i++) inb[i] = ca_f32_to_bf16(in[i]);
+        as.Abf = inb;
+    }
+#endif
+    ca_status st = run(&as, M, W->N, W->K, W->p, W->pb, 1.0f, bias, act, beta, out, W->N, pick_threads(threads));
+    free(inb);
+    return st;
+}

@@ -1,0 +1,72 @@
+/* fastgemm.h — the CPU fast path for the encoders' matrix products: an AVX-512 blocked SGEMM
+ * with fused epilogues (bias, QuickGELU, ReLU, residual via beta), weights pre-packed once at
+ * load time (from F32, F16 or BF16, widened to F32 in the packing), threads over tiles.
+ * Not a BLAS: row-major only, and every entry point has a naive oracle (gemm.h ca_sgemm_ref plus
+ * ca_epilogue_ref) that tests/test_kernels.c compares against. Without AVX-512 it falls back to
+ * OpenBLAS + a scalar epilogue, so results match the oracle either way. */
+#ifndef CA_FASTGEMM_H
+#define CA_FASTGEMM_H
+
+#include "clipadapt.h"
+
+typedef enum {
+    CA_EPI_NONE = 0,
+    CA_EPI_QUICKGELU,   /* x * sigmoid(1.702 x), CLIP's MLP activation */
+    CA_EPI_RELU         /* max(x, 0), the ResNet's */
+} ca_epi;
+
+/* Packed right-hand side of y = x Wᵀ: W (N, K) row-major as stored in PyTorch Linear/Conv
+ * weights, re-laid out as panels of 32 output columns ([N/32][K][32], zero padded). Immutable
+ * after packing, so one packed matrix may be used by many threads at once. */
+typedef struct {
+    int N, K;
+    float *p;            /* F32 panels [N/32][K][32], 64-byte aligned; owned (NULL when bf16) */
+    uint16_t *pb;        /* BF16 panels [N/32][K/2][32][2] (k pairs interleaved), or NULL */
+} ca_packed;
+
+/* Pack W (N, K) of dtype F32/F16/BF16, row stride ldw elements. Returns CA_E_NOMEM or
+ * CA_E_UNSUPPORTED (other dtypes). Free with ca_packed_free (NULL-safe on zeroed structs). */
+ca_status ca_pack_weights(ca_packed *out, const void *W, ca_dtype dt, int N, int K, int ldw);
+void ca_packed_free(ca_packed *p);
+/* The same packed as BF16 (round to nearest even): ca_gemm_packed then rounds A to BF16 too and
+ * multiplies with AVX512-BF16 dot products (float32 accumulation) — twice the FMA throughput,
+ * about 3 significant digits per product. CA_E_UNSUPPORTED without AVX512-BF16. */
+ca_status ca_pack_weights_bf16(ca_packed *out, const void *W, ca_dtype dt, int N, int K, int ldw);
+/* Convert F32-packed weights to BF16 in place (frees the F32 panels). */
+ca_status ca_packed_to_bf16(ca_packed *w);
+/* 1 when the AVX512-BF16 kernels are compiled in. */
+int ca_fastgemm_bf16(void);
+/* Bytes held by a packed matrix. */
+size_t ca_packed_bytes(const ca_packed *p);
+
+/* C(M,N) = act(alpha · A(M,K) · Wᵀ + bias + beta · C). A row stride lda, C row stride ldc;
+ * bias (N) or NULL. Uses up to `threads` OpenMP threads (0 = default; 1 when called inside a
+ * parallel region). A and C must not alias. */
+ca_status ca_gemm_packed(int M, const float *A, int lda, const ca_packed *W, float alpha,
+                         const float *bias, ca_epi act, float beta, float *C, int ldc, int threads);
+
+/* General row-major SGEMM on the same kernel (packs op(B) per call):
+ * C(M,N) = act(alpha · op(A) · op(B) + bias + beta · C). */
+ca_status ca_gemm_ex(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                     int lda, const float *B, int ldb, const float *bias, ca_epi act, float beta,
+                     float *C, int ldc, int threads);
+
+/* Implicit-GEMM NHWC convolution (used by fastops.h ca_conv2d_nhwc): rows are output pixels,
+ * K = KH·KW·Cin ordered (ky, kx, ci); W packed (Cout, K); out (N, Ho, Wo, Cout). */
+typedef struct { int N, H, W, Cin, KH, KW, stride, pad, Ho, Wo; } ca_conv_geom;
+ca_status ca_gemm_conv_nhwc(const ca_conv_geom *g, const float *in, const ca_packed *W,
+                            const float *bias, ca_epi act, float beta, float *out, int threads);
+
+/* The activation on one value, scalar: the oracle for the fused epilogues. */
+float ca_epi_ref(ca_epi act, float x);
+
+/* Vectorised helpers used by the model code (each with a scalar oracle in tests). */
+/* y[i] = x[i] * sigmoid(1.702 x[i]) for n elements, in place allowed. */
+void ca_quickgelu_fast(const float *x, float *y, long n);
+/* exp(x) for n elements (relative error < 2e-7 on [-87, 88]). */
+void ca_exp_fast(const float *x, float *y, long n);
+
+/* 1 when the AVX-512 kernels are compiled in. */
+int ca_fastgemm_avx512(void);
+
+#endif
