@@ -233,7 +233,7 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
     layout_make(&L, sides, mode == 2, C, D, h);
     L.ratio_v = L.ratio_t = ratio;
     int cap = B > EVAL_ROWS ? B : EVAL_ROWS;
-    int blas_saved = ca_train_blas_threads(p->threads > 0 ? p->threads : 1);
+    int blas_saved = ca_train_blas_threads(p->threads > 0 ? p->threads : ca_default_threads());
     float *blk = ca_calloc2(L.n * 5 + (size_t)C * D * 4 + (size_t)cap * C + (size_t)B * D * 2, sizeof(float));
     int *perm = ca_malloc2((size_t)N, sizeof(int));
     int32_t *yb = ca_malloc2((size_t)B, sizeof(int32_t));

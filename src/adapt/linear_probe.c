@@ -116,7 +116,7 @@ static ca_status lp_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_par
     float *X = blk, *Xv = X + (size_t)N * D, *scr = Xv + (size_t)Nv * D, *theta = scr + (size_t)rows * C;
     float *best = theta + n, *work = best + n, *mu = work + n * (4 + 2 * LBFGS_M);
     double t0 = ca_now();
-    int blas_saved = ca_train_blas_threads(p->threads > 0 ? p->threads : 1);
+    int blas_saved = ca_train_blas_threads(p->threads > 0 ? p->threads : ca_default_threads());
     /* Centre on the train mean, scale so that the mean squared row norm is D. */
     for (int k = 0; k < D; k++) mu[k] = 0;
     for (int i = 0; i < N; i++) for (int k = 0; k < D; k++) mu[k] += d->train.x[(size_t)i * D + k] / N;

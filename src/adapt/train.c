@@ -1,6 +1,7 @@
 /* train.c — optimisers, schedule, cross-entropy, L2-norm and ReLU kernels for trained methods.
  * Everything is sequential and allocation-free so that a training loop is deterministic. */
 #include "adapt/train.h"
+#include "model/gemm.h"
 
 #include <math.h>
 
@@ -119,6 +120,9 @@ extern int openblas_get_num_threads(void);
 
 int ca_train_blas_threads(int n) {
     int old = openblas_get_num_threads();
-    if (n > 0) openblas_set_num_threads(n);
+    if (n > 0) {
+        openblas_set_num_threads(n);
+        ca_sgemm_set_threads(n); /* ca_sgemm's own AVX-512 path follows the same budget */
+    }
     return old;
 }

@@ -46,8 +46,8 @@ void ca_epoch_order(ca_rng *r, int *perm, int n);
 void ca_init_uniform(ca_rng *r, float *w, size_t n, int fan_in);
 
 /* Set the BLAS thread count for a training loop and return the previous one (restore it after).
- * Training GEMMs are small (batch 32): a second BLAS thread gains ~20% on an idle 2-core machine
- * and loses ~3x when the cores are shared, so trained methods run BLAS on one thread unless
+ * Training GEMMs are small (batch 32): a second BLAS thread gains ~25% on an idle 2-core machine
+ * and loses ~3x when the cores are shared with other work; trained methods use all cores unless
  * ca_fit_params.threads asks otherwise. Process-wide: not thread-safe against concurrent fits. */
 int ca_train_blas_threads(int n);
 
