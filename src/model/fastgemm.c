@@ -293,6 +293,21 @@ static inline void store_row(float *c, __m512 acc, __mmask16 m, const tile_epi *
     _mm512_mask_storeu_ps(c, m, x);
 }
 
+/* The epilogue of every micro-kernel: the mr × nr tile held in c0 (columns 0-15) and c1 (16-31)
+ * goes to C through store_row, masked at the right edge. Always inlined, so the accumulators
+ * stay in registers. */
+static inline __attribute__((always_inline)) void store_tile(float *C, int ldc, const __m512 *c0, const __m512 *c1,
+                                                             int mr, int nr, const tile_epi *e) {
+    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    const float *bias = e->bias;
+    for (int r = 0; r < mr; r++) {
+        float *c = C + (size_t)r * ldc;
+        store_row(c, c0[r], m0, e, bias);
+        if (m1) store_row(c + 16, c1[r], m1, e, bias ? bias + 16 : NULL);
+    }
+}
+
 static void kernel(int kc, const float *restrict a, const float *restrict b, float *C, int ldc, int mr,
                    int nr, const tile_epi *e) {
     __m512 c0[MR], c1[MR];
@@ -309,14 +324,7 @@ static void kernel(int kc, const float *restrict a, const float *restrict b, flo
         a += MR;
         b += NR;
     }
-    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
-    __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
-    const float *bias = e->bias;
-    for (int r = 0; r < mr; r++) {
-        float *c = C + (size_t)r * ldc;
-        store_row(c, c0[r], m0, e, bias);
-        if (m1) store_row(c + 16, c1[r], m1, e, bias ? bias + 16 : NULL);
-    }
+    store_tile(C, ldc, c0, c1, mr, nr, e);
 }
 
 /* The same tile reading A in place (row-major, stride lda): no packing for plain matrices. Rows
@@ -337,14 +345,7 @@ static void kernel_direct(int kc, const float *restrict a, int lda, const float 
         }
         b += NR;
     }
-    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
-    __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
-    const float *bias = e->bias;
-    for (int r = 0; r < mr; r++) {
-        float *c = C + (size_t)r * ldc;
-        store_row(c, c0[r], m0, e, bias);
-        if (m1) store_row(c + 16, c1[r], m1, e, bias ? bias + 16 : NULL);
-    }
+    store_tile(C, ldc, c0, c1, mr, nr, e);
 }
 
 /* Implicit-GEMM convolution tile: row r of tap t reads Cin contiguous NHWC values at rp[t][r]
@@ -368,14 +369,7 @@ static void kernel_conv(int ntap, int cin, const float *const *rp, const float *
             b += NR;
         }
     }
-    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
-    __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
-    const float *bias = e->bias;
-    for (int r = 0; r < mr; r++) {
-        float *c = C + (size_t)r * ldc;
-        store_row(c, c0[r], m0, e, bias);
-        if (m1) store_row(c + 16, c1[r], m1, e, bias ? bias + 16 : NULL);
-    }
+    store_tile(C, ldc, c0, c1, mr, nr, e);
 }
 
 /* row pointers [tap][MR] of output pixels i0 .. i0+MR-1 (rows past M repeat a valid one);
@@ -428,14 +422,7 @@ static void kernel_conv_bf16(int ntap, int cin2, const uint32_t *const *rp, cons
             b += 2 * NR;
         }
     }
-    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
-    __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
-    const float *bias = e->bias;
-    for (int r = 0; r < mr; r++) {
-        float *c = C + (size_t)r * ldc;
-        store_row(c, c0[r], m0, e, bias);
-        if (m1) store_row(c + 16, c1[r], m1, e, bias ? bias + 16 : NULL);
-    }
+    store_tile(C, ldc, c0, c1, mr, nr, e);
 }
 
 static void kernel_bf16(int kc2, const uint32_t *restrict a, const uint16_t *restrict b, float *C, int ldc,
@@ -454,14 +441,7 @@ static void kernel_bf16(int kc2, const uint32_t *restrict a, const uint16_t *res
         a += MR;
         b += 2 * NR;
     }
-    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
-    __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
-    const float *bias = e->bias;
-    for (int r = 0; r < mr; r++) {
-        float *c = C + (size_t)r * ldc;
-        store_row(c, c0[r], m0, e, bias);
-        if (m1) store_row(c + 16, c1[r], m1, e, bias ? bias + 16 : NULL);
-    }
+    store_tile(C, ldc, c0, c1, mr, nr, e);
 }
 #endif
 #else
