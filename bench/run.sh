@@ -33,6 +33,7 @@ echo "== GEMM: OpenBLAS vs our AVX-512 kernel on the encoders' shapes (bench/gem
 W="$BUILD/bench-weights"
 echo "== full-size checkpoints (bench/gen_weights.c, written once under $W)"
 "$BUILD"/bench/gen_weights "$W"
+sync  # let the weights' writeback finish before anything is timed
 PY=/usr/bin/python3
 have_torch=0; "$PY" -c "import torch" 2>/dev/null && have_torch=1
 torch_ms() { # model batch [text]: median ms per item of the PyTorch reference on 2 threads
