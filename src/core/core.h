@@ -70,6 +70,9 @@ const char *ca_basename(const char *path);
 
 /* Number of threads the library uses by default (OpenMP max threads, >= 1). */
 int ca_default_threads(void);
+/* Threads a kernel may start: 1 inside an OpenMP parallel region (no nesting), else the
+ * request, or ca_default_threads() when the request is <= 0. */
+int ca_kernel_threads(int requested);
 
 /* Monotonic clock in seconds. */
 double ca_now(void);

@@ -242,6 +242,13 @@ int ca_default_threads(void) {
 #endif
 }
 
+int ca_kernel_threads(int requested) {
+#ifdef _OPENMP
+    if (omp_in_parallel()) return 1;
+#endif
+    return requested > 0 ? requested : ca_default_threads();
+}
+
 double ca_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

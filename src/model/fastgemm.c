@@ -15,12 +15,6 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#define CA_HAVE_AVX512 1
-#else
-#define CA_HAVE_AVX512 0
-#endif
 #if defined(__AVX512BF16__) && defined(__AVX512F__)
 #define CA_HAVE_BF16 1
 #else
@@ -48,16 +42,6 @@ float ca_epi_ref(ca_epi act, float x) {
     case CA_EPI_RELU: return x > 0 ? x : 0;
     default: return x;
     }
-}
-
-static int pick_threads(int threads) {
-#ifdef _OPENMP
-    if (omp_in_parallel()) return 1;
-    if (threads <= 0) threads = omp_get_max_threads();
-#else
-    threads = 1;
-#endif
-    return threads > 0 ? threads : 1;
 }
 
 /* ---- vector exp and QuickGELU ---- */
@@ -159,7 +143,7 @@ ca_status ca_pack_weights(ca_packed *out, const void *W, ca_dtype dt, int N, int
     if (dt != CA_DT_F32 && dt != CA_DT_F16 && dt != CA_DT_BF16)
         return ca_fail(CA_E_UNSUPPORTED, "cannot pack %s weights", ca_dtype_name(dt));
     if (N <= 0 || K <= 0 || ldw < K) return ca_fail(CA_E_ARG, "bad weight shape %d x %d", N, K);
-    out->p = pack_b(W, dt, 1, ldw, N, K, pick_threads(0));
+    out->p = pack_b(W, dt, 1, ldw, N, K, ca_kernel_threads(0));
     if (!out->p) return CA_E_NOMEM;
     out->N = N;
     out->K = K;
@@ -597,14 +581,14 @@ ca_status ca_gemm_packed(int M, const float *A, int lda, const ca_packed *W, flo
     if (M <= 0) return CA_OK;
     if (!W || (!W->p && !W->pb)) return ca_fail(CA_E_ARG, "unpacked weights");
     a_src as = {A, lda, 0, NULL, NULL};
-    return run(&as, M, W->N, W->K, W->p, W->pb, alpha, bias, act, beta, C, ldc, pick_threads(threads));
+    return run(&as, M, W->N, W->K, W->p, W->pb, alpha, bias, act, beta, C, ldc, ca_kernel_threads(threads));
 }
 
 ca_status ca_gemm_ex(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                      int lda, const float *B, int ldb, const float *bias, ca_epi act, float beta,
                      float *C, int ldc, int threads) {
     if (M <= 0 || N <= 0) return CA_OK;
-    threads = pick_threads(threads);
+    threads = ca_kernel_threads(threads);
     float *bp = pack_b(B, CA_DT_F32, transB, ldb, N, K > 0 ? K : 0, threads);
     if (!bp) return CA_E_NOMEM;
     a_src as = {A, lda, transA, NULL, NULL};
@@ -631,7 +615,7 @@ ca_status ca_gemm_conv_nhwc(const ca_conv_geom *g, const float *in, const ca_pac
         as.Abf = inb;
     }
 #endif
-    ca_status st = run(&as, M, W->N, W->K, W->p, W->pb, 1.0f, bias, act, beta, out, W->N, pick_threads(threads));
+    ca_status st = run(&as, M, W->N, W->K, W->p, W->pb, 1.0f, bias, act, beta, out, W->N, ca_kernel_threads(threads));
     free(inb);
     return st;
 }

@@ -12,23 +12,6 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#define CA_HAVE_AVX512 1
-#else
-#define CA_HAVE_AVX512 0
-#endif
-
-static int nthreads(int threads) {
-#ifdef _OPENMP
-    if (omp_in_parallel()) return 1;
-    if (threads <= 0) threads = omp_get_max_threads();
-    return threads > 0 ? threads : 1;
-#else
-    (void)threads;
-    return 1;
-#endif
-}
 
 /* ---- attention ---- */
 
@@ -174,7 +157,7 @@ ca_status ca_mha_varlen(const float *qkv, int nseq, const int *offs, int heads, 
     }
 #if CA_HAVE_AVX512
     if (hd % 16 == 0) {
-        int Tp = (Tmax + 15) & ~15, th = nthreads(threads);
+        int Tp = (Tmax + 15) & ~15, th = ca_kernel_threads(threads);
         size_t per = (size_t)hd * Tp + (size_t)QB * Tp;
         float *scratch = ca_malloc2(sizeof(float) * (per ? per : 1), (size_t)th);
         if (!scratch) return CA_E_NOMEM;
@@ -263,7 +246,7 @@ static void layernorm_row(const float *xr, int C, const float *w, const float *b
 
 void ca_ln_rows(const float *x, int ldx, int rows, int C, const float *w, const float *b,
                   float *y, int ldy, int threads) {
-    int th = nthreads(threads);
+    int th = ca_kernel_threads(threads);
     if ((long)rows * C < 32768) th = 1;
 #pragma omp parallel for num_threads(th) schedule(static) if (th > 1)
     for (int r = 0; r < rows; r++) layernorm_row(x + (size_t)r * ldx, C, w, b, y + (size_t)r * ldy);
@@ -338,7 +321,7 @@ void ca_conv2d_nhwc_ref(const float *in, int N, int H, int W, int Cin, const flo
 }
 
 void ca_avgpool_nhwc(const float *in, int N, int H, int W, int C, int k, float *out, int threads) {
-    int Ho = H / k, Wo = W / k, th = nthreads(threads);
+    int Ho = H / k, Wo = W / k, th = ca_kernel_threads(threads);
     float inv = 1.0f / (float)(k * k);
     long rows = (long)N * Ho;
 #pragma omp parallel for num_threads(th) schedule(static) if (th > 1 && rows * Wo * C > 65536)

@@ -3,7 +3,9 @@
 #ifndef CA_SIMD_H
 #define CA_SIMD_H
 
+/* CA_HAVE_AVX512: whether this build compiles the AVX-512 paths (else the scalar fallbacks). */
 #if defined(__AVX512F__)
+#define CA_HAVE_AVX512 1
 #include <immintrin.h>
 
 /* exp(x) = 2^n · p(r), n = round(x·log2 e), r = x − n·ln 2 (two-part ln 2), p the degree-6
@@ -24,5 +26,7 @@ static inline __m512 ca_exp512(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
+#else
+#define CA_HAVE_AVX512 0
 #endif
 #endif
