@@ -233,7 +233,7 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
     layout_make(&L, sides, mode == 2, C, D, h);
     L.ratio_v = L.ratio_t = ratio;
     int cap = B > EVAL_ROWS ? B : EVAL_ROWS;
-    int blas_saved = ca_train_blas_threads(p->threads > 0 ? p->threads : ca_default_threads());
+    ca_gemm_threads blas_saved = ca_train_threads_set(p->threads);
     float *blk = ca_calloc2(L.n * 5 + (size_t)C * D * 4 + (size_t)cap * C + (size_t)B * D * 2, sizeof(float));
     int *perm = ca_malloc2((size_t)N, sizeof(int));
     int32_t *yb = ca_malloc2((size_t)B, sizeof(int32_t));
@@ -357,7 +357,7 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
     if ((st = ca_clf_set_param(c, "val_acc", best_acc < 0 ? 0 : best_acc))) goto done;
     st = ca_clf_set_param(c, "train_seconds", ca_now() - t0);
 done:
-    ca_train_blas_threads(blas_saved);
+    ca_train_threads_restore(blas_saved);
     side_buf_free(&vb); side_buf_free(&tb);
     free(blk); free(perm); free(yb);
     return st;

@@ -116,7 +116,7 @@ static ca_status lp_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_par
     float *X = blk, *Xv = X + (size_t)N * D, *scr = Xv + (size_t)Nv * D, *theta = scr + (size_t)rows * C;
     float *best = theta + n, *work = best + n, *mu = work + n * (4 + 2 * LBFGS_M);
     double t0 = ca_now();
-    int blas_saved = ca_train_blas_threads(p->threads > 0 ? p->threads : ca_default_threads());
+    ca_gemm_threads blas_saved = ca_train_threads_set(p->threads);
     /* Centre on the train mean, scale so that the mean squared row norm is D. */
     for (int k = 0; k < D; k++) mu[k] = 0;
     for (int i = 0; i < N; i++) for (int k = 0; k < D; k++) mu[k] += d->train.x[(size_t)i * D + k] / N;
@@ -147,10 +147,10 @@ static ca_status lp_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_par
         if (acc > best_acc) { best_acc = acc; best_lambda = lambda; memcpy(best, theta, n * sizeof(float)); since = 0; }
         else if (++since >= PATIENCE) break;
         if (p->progress && p->progress("linear-probe", kk + 1, N_LAMBDA, p->progress_user)) {
-            ca_train_blas_threads(blas_saved); free(blk); return ca_fail(CA_E_ARG, "cancelled");
+            ca_train_threads_restore(blas_saved); free(blk); return ca_fail(CA_E_ARG, "cancelled");
         }
     }
-    ca_train_blas_threads(blas_saved);
+    ca_train_threads_restore(blas_saved);
     float *w = ca_clf_add_tensor(c, "lp_w", 2, (int64_t[]){C, D});
     float *b = ca_clf_add_tensor(c, "lp_b", 1, (int64_t[]){C});
     if (!w || !b) { free(blk); return CA_E_NOMEM; }

@@ -118,11 +118,14 @@ void ca_init_uniform(ca_rng *r, float *w, size_t n, int fan_in) {
 extern void openblas_set_num_threads(int n);
 extern int openblas_get_num_threads(void);
 
-int ca_train_blas_threads(int n) {
-    int old = openblas_get_num_threads();
-    if (n > 0) {
-        openblas_set_num_threads(n);
-        ca_sgemm_set_threads(n); /* ca_sgemm's own AVX-512 path follows the same budget */
-    }
+ca_gemm_threads ca_train_threads_set(int n) {
+    if (n <= 0) n = ca_default_threads();
+    ca_gemm_threads old = {openblas_get_num_threads(), ca_sgemm_set_threads(n)};
+    openblas_set_num_threads(n);
     return old;
+}
+
+void ca_train_threads_restore(ca_gemm_threads saved) {
+    openblas_set_num_threads(saved.blas);
+    ca_sgemm_set_threads(saved.sgemm);
 }

@@ -45,10 +45,14 @@ void ca_epoch_order(ca_rng *r, int *perm, int n);
 /* PyTorch's default nn.Linear init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for n values. */
 void ca_init_uniform(ca_rng *r, float *w, size_t n, int fan_in);
 
-/* Set the BLAS thread count for a training loop and return the previous one (restore it after).
+/* Thread budget of the GEMMs in a training loop: OpenBLAS's thread count and ca_sgemm's own
+ * kernel budget, saved so that they can be restored exactly after the fit.
  * Training GEMMs are small (batch 32): a second BLAS thread gains ~25% on an idle 2-core machine
  * and loses ~3x when the cores are shared with other work; trained methods use all cores unless
  * ca_fit_params.threads asks otherwise. Process-wide: not thread-safe against concurrent fits. */
-int ca_train_blas_threads(int n);
+typedef struct { int blas, sgemm; } ca_gemm_threads;
+/* Set both budgets to n (n <= 0: all cores) and return the previous ones. */
+ca_gemm_threads ca_train_threads_set(int n);
+void ca_train_threads_restore(ca_gemm_threads saved);
 
 #endif

@@ -7,7 +7,7 @@
 void ca_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc);
 /* Threads ca_sgemm may use on its own kernel (0 = all OpenMP threads); returns the previous
- * value. Process-wide: training loops of small products set 1 (see ca_train_blas_threads). */
+ * value. Process-wide: training loops set it with OpenBLAS's count (ca_train_threads_set). */
 int ca_sgemm_set_threads(int n);
 /* Same contract, plain triple loop with double accumulation: the oracle for ca_sgemm. */
 void ca_sgemm_ref(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
