@@ -74,6 +74,11 @@ int ca_default_threads(void);
  * request, or ca_default_threads() when the request is <= 0. */
 int ca_kernel_threads(int requested);
 
+/* 1/||x|| of a D-vector (squares summed in double), 0 for a zero vector. */
+float ca_inv_norm(const float *x, int D);
+/* x (D) scaled to unit L2 norm in place (left at zero when it is zero). */
+void ca_l2_normalize(float *x, int D);
+
 /* Monotonic clock in seconds. */
 double ca_now(void);
 

@@ -242,6 +242,17 @@ int ca_default_threads(void) {
 #endif
 }
 
+float ca_inv_norm(const float *x, int D) {
+    double ss = 0;
+    for (int d = 0; d < D; d++) ss += (double)x[d] * x[d];
+    return ss > 0 ? (float)(1.0 / sqrt(ss)) : 0.f;
+}
+
+void ca_l2_normalize(float *x, int D) {
+    float inv = ca_inv_norm(x, D);
+    for (int d = 0; d < D; d++) x[d] *= inv;
+}
+
 int ca_kernel_threads(int requested) {
 #ifdef _OPENMP
     if (omp_in_parallel()) return 1;

@@ -42,13 +42,6 @@ static uint64_t chunk_key(const char *const *paths, const uint64_t *ids, int i0,
     return h;
 }
 
-static void normalize_row(float *x, int D) {
-    double ss = 0;
-    for (int d = 0; d < D; d++) ss += (double)x[d] * x[d];
-    float inv = ss > 0 ? (float)(1.0 / sqrt(ss)) : 0.f;
-    for (int d = 0; d < D; d++) x[d] *= inv;
-}
-
 /* Load chunk file into feats/views rows [i0, i1); 1 when it was valid and used. */
 static int load_chunk(const char *file, int m, int V, int n, int i0, int D, float *feats, float *views) {
     ca_status st;
@@ -171,7 +164,7 @@ ca_status ca_encode_images(ca_model *m, const char *const *paths, const uint64_t
                 float *f = feats + (size_t)(b0 + j) * D;
                 if (V == 0) {
                     memcpy(f, out + (size_t)j * D, sizeof(float) * (size_t)D);
-                    normalize_row(f, D);
+                    ca_l2_normalize(f, D);
                     continue;
                 }
                 /* The cache key is Tip-Adapter's build_cache_model: the mean of the *raw* view
@@ -181,10 +174,10 @@ ca_status ca_encode_images(ca_model *m, const char *const *paths, const uint64_t
                 for (int v = 0; v < V; v++) {
                     float *o = out + ((size_t)j * V + v) * D;
                     for (int d = 0; d < D; d++) f[d] += o[d];
-                    normalize_row(o, D);
+                    ca_l2_normalize(o, D);
                     memcpy(views + ((size_t)v * n + b0 + j) * D, o, sizeof(float) * (size_t)D);
                 }
-                normalize_row(f, D);
+                ca_l2_normalize(f, D);
             }
             if (p->progress && p->progress(stage, p->progress_base + b0 + bm, total, p->progress_user)) { st = ca_fail(CA_E_ARG, "cancelled"); goto done; }
         }

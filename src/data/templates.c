@@ -137,13 +137,9 @@ void ca_text_class_vector(const float *emb, int T, int D, float *out) {
     for (int d = 0; d < D; d++) out[d] = 0;
     for (int t = 0; t < T; t++) {
         const float *e = emb + (size_t)t * D;
-        double ss = 0;
-        for (int d = 0; d < D; d++) ss += (double)e[d] * e[d];
-        float inv = ss > 0 ? (float)(1.0 / sqrt(ss)) : 0.f;
+        float inv = ca_inv_norm(e, D);
         for (int d = 0; d < D; d++) out[d] += e[d] * inv;
     }
-    double ss = 0;
-    for (int d = 0; d < D; d++) { out[d] /= (float)T; ss += (double)out[d] * out[d]; }
-    float inv = ss > 0 ? (float)(1.0 / sqrt(ss)) : 0.f;
-    for (int d = 0; d < D; d++) out[d] *= inv;
+    for (int d = 0; d < D; d++) out[d] /= (float)T;
+    ca_l2_normalize(out, D);
 }

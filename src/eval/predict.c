@@ -20,10 +20,7 @@ ca_status ca_image_features(ca_model *m, const ca_image *img, float *out) {
     if (st == CA_OK) st = ca_model_encode_images(m, in, 1, out);
     free(in);
     if (st != CA_OK) return st;
-    double ss = 0;
-    for (int d = 0; d < D; d++) ss += (double)out[d] * out[d];
-    float inv = ss > 0 ? (float)(1.0 / sqrt(ss)) : 0.f;
-    for (int d = 0; d < D; d++) out[d] *= inv;
+    ca_l2_normalize(out, D); /* the same normalisation as extraction, so predict == eval */
     return CA_OK;
 }
 
