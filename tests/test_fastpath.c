@@ -6,6 +6,7 @@
 #include "model/fastgemm.h"
 #include "model/fastops.h"
 #include "model/gemm.h"
+#include "model/model.h"
 
 #include <stdint.h>
 
@@ -111,6 +112,34 @@ static void test_packed_half_weights(void) {
     ca_packed_free(&P);
     ca_packed_free(NULL);
     free(A); free(W); free(bias); free(h); free(bf); free(wh); free(wb);
+}
+
+/* A column view of packed weights multiplies like the matching rows of W alone (F32 and BF16
+ * panels); views that do not start on a panel boundary or overrun are refused. */
+static void test_packed_cols(void) {
+    int M = 29, N = 96, K = 77;
+    float *A = rnd((long)M * K, 21), *W = rnd((long)N * K, 22), *bias = rnd(N, 23);
+    for (int bf = 0; bf < 2; bf++) {
+        if (bf && !ca_fastgemm_bf16()) continue;
+        ca_packed P, V, S;
+        CHECK(ca_pack_weights(&P, W, CA_DT_F32, N, K, K) == CA_OK);
+        if (bf) CHECK(ca_packed_to_bf16(&P) == CA_OK);
+        CHECK(ca_packed_cols(&P, 32, 64, &V) == CA_OK);
+        CHECK(ca_pack_weights(&S, W + (size_t)32 * K, CA_DT_F32, 64, K, K) == CA_OK); /* rows 32..95 alone */
+        if (bf) CHECK(ca_packed_to_bf16(&S) == CA_OK);
+        float *C = calloc((size_t)M * 64, sizeof(float)), *R = calloc((size_t)M * 64, sizeof(float));
+        CHECK(ca_gemm_packed(M, A, K, &V, 1.0f, bias + 32, CA_EPI_NONE, 0.0f, C, 64, 1) == CA_OK);
+        CHECK(ca_gemm_packed(M, A, K, &S, 1.0f, bias + 32, CA_EPI_NONE, 0.0f, R, 64, 1) == CA_OK);
+        CHECK_MSG(memcmp(C, R, sizeof(float) * M * 64) == 0, "%s view differs from packing the rows alone",
+                  bf ? "BF16" : "F32");
+        CHECK(ca_packed_cols(&P, 16, 32, &V) == CA_E_ARG);  /* not on a panel boundary */
+        CHECK(ca_packed_cols(&P, 64, 64, &V) == CA_E_ARG);  /* past N */
+        CHECK(ca_packed_cols(&P, 0, 0, &V) == CA_E_ARG);
+        ca_packed_free(&P);
+        ca_packed_free(&S);
+        free(C); free(R);
+    }
+    free(A); free(W); free(bias);
 }
 
 /* BF16 compute: with A and W already rounded to BF16, the products are exact in float32, so the
@@ -274,21 +303,26 @@ static void test_fast_vs_reference_model(void) {
         ca_model_info in;
         ca_model_get_info(m, &in);
         int n = (int)ish[0], nt = (int)tsh[0], E = in.embed_dim;
-        float *fi[2], *ft[2];
-        for (int mode = 0; mode < 2; mode++) {
+        /* mode 2: the fast path again, with the pruned last block's whole-QKV fallback */
+        float *fi[3], *ft[3];
+        for (int mode = 0; mode < 3; mode++) {
             fi[mode] = malloc(sizeof(float) * n * E);
             ft[mode] = malloc(sizeof(float) * nt * E);
-            CHECK(ca_model_set_compute(m, mode) == CA_OK);
+            m->no_col_views = mode == 2;
+            CHECK(ca_model_set_compute(m, mode == 2 ? CA_COMPUTE_FAST : mode) == CA_OK);
             CHECK(ca_model_encode_images(m, img, n, fi[mode]) == CA_OK);
             CHECK(ca_model_encode_text(m, tok, nt, ft[mode]) == CA_OK);
         }
+        m->no_col_views = 0;
+        CHECK_MSG(cmp("fast (fallback) images vs plain", fi[2], fi[1], (long)n * E, 1e-4) <= 1e-4, "%s", names[k]);
+        CHECK_MSG(cmp("fast (fallback) text vs plain", ft[2], ft[1], (long)nt * E, 1e-4) <= 1e-4, "%s", names[k]);
         /* golden tolerance of test_model.c: 1e-4 relative to (1 + |ref|) */
         CHECK_MSG(cmp("fast images vs plain", fi[0], fi[1], (long)n * E, 1e-4) <= 1e-4, "%s", names[k]);
         CHECK_MSG(cmp("fast text vs plain", ft[0], ft[1], (long)nt * E, 1e-4) <= 1e-4, "%s", names[k]);
         CHECK_MSG(cmp("fast images vs golden", fi[0], gi, (long)n * E, 1e-4) <= 1e-4, "%s", names[k]);
         CHECK_MSG(cmp("fast text vs golden", ft[0], gt, (long)nt * E, 1e-4) <= 1e-4, "%s", names[k]);
         CHECK(ca_model_set_compute(m, 7) == CA_E_ARG);
-        for (int mode = 0; mode < 2; mode++) { free(fi[mode]); free(ft[mode]); }
+        for (int mode = 0; mode < 3; mode++) { free(fi[mode]); free(ft[mode]); }
         free(img); free(gi); free(gt); free(tok);
         ca_model_free(m);
         ca_st_close(g);
@@ -421,6 +455,7 @@ int main(void) {
     RUN(test_gemm_ex_shapes);
     RUN(test_sgemm_dispatch);
     RUN(test_packed_half_weights);
+    RUN(test_packed_cols);
     RUN(test_bf16_gemm);
     RUN(test_bf16_conv);
     RUN(test_exp_quickgelu);

@@ -285,14 +285,72 @@ static ca_status split_batch(ca_model *m, chunk_fn fn, const void *in, size_t in
 
 /* x (rows, C) in place over nseq sequences given by offs; scratch h, att (rows, C), qkv
  * (rows, 3C), mlp (rows, H). The tap sees "<prefix>.block<i>.out" as (B, T, C) when uniform. */
-static ca_status xformer(const ca_model *m, const ca_xformer *tf, const fast_block *fb, float *x, int rows,
-                         int nseq, const int *offs, int causal, float *h, float *qkv, float *att, float *mlp,
-                         const char *prefix, int64_t first) {
+/* The MLP half of a block on `rows` rows of x (in place): x += proj(act(fc(LN2(x)))). */
+static ca_status mlp_half(const ca_xformer *tf, const ca_block *bk, const fast_block *f, float *x, int rows,
+                          float *h, float *mlp) {
     int C = tf->width, H = tf->hidden;
     /* the fused epilogue knows QuickGELU; HF's GELU variants run as a separate pass */
     ca_epi fc_epi = tf->act == CA_ACT_QUICKGELU ? CA_EPI_QUICKGELU : CA_EPI_NONE;
     ca_status st;
-    for (int l = 0; l < tf->layers; l++) {
+    ca_ln_rows(x, C, rows, C, bk->ln2_w, bk->ln2_b, h, C, 0);
+    if ((st = ca_gemm_packed(rows, h, C, &f->fc, 1.0f, bk->fc_b, fc_epi, 0.0f, mlp, H, 0))) return st;
+    if (tf->act == CA_ACT_GELU) ca_gelu_erf(mlp, (size_t)rows * H);
+    else if (tf->act == CA_ACT_GELU_TANH) ca_gelu_tanh(mlp, (size_t)rows * H);
+    return ca_gemm_packed(rows, mlp, H, &f->proj, 1.0f, bk->proj_b, CA_EPI_NONE, 1.0f, x, C, 0);
+}
+
+/* The last block when only one row per sequence is read afterwards (ViT's class token, the
+ * text's end token): keys and values still come from every row, but the query, attention
+ * output, residual and MLP run on the kept rows only — the same arithmetic on those rows, about
+ * 10·C² multiply-adds less per dropped row. keep[b] indexes into sequence b; on return row b of
+ * x (b < nseq, stride C) holds sequence b's kept row. */
+static ca_status last_block_kept(const ca_model *m, const ca_xformer *tf, const ca_block *bk, const fast_block *f, float *x, int rows,
+                                 int nseq, const int *offs, const int *keep, int causal, float *h, float *qkv,
+                                 float *att, float *mlp) {
+    int C = tf->width;
+    ca_status st;
+    ca_ln_rows(x, C, rows, C, bk->ln1_w, bk->ln1_b, h, C, 0);
+    /* keys and values of every row: the K|V columns of the packed QKV weight, or (when the panels
+     * do not split there) the whole projection */
+    ca_packed kvw, qw;
+    const float *q, *k, *v;
+    int ldq, ldkv;
+    float *hq = att, *qk = mlp, *scores = mlp + (size_t)nseq * C;
+    for (int b = 0; b < nseq; b++) memcpy(hq + (size_t)b * C, h + (size_t)(offs[b] + keep[b]) * C, sizeof(float) * C);
+    if (!m->no_col_views && ca_packed_cols(&f->qkv, C, 2 * C, &kvw) == CA_OK &&
+        ca_packed_cols(&f->qkv, 0, C, &qw) == CA_OK) {
+        if ((st = ca_gemm_packed(rows, h, C, &kvw, 1.0f, bk->qkv_b + C, CA_EPI_NONE, 0.0f, qkv, 2 * C, 0)) ||
+            (st = ca_gemm_packed(nseq, hq, C, &qw, 1.0f, bk->qkv_b, CA_EPI_NONE, 0.0f, qk, C, 0)))
+            return st;
+        q = qk, ldq = C, k = qkv, v = qkv + C, ldkv = 2 * C;
+    } else {
+        if ((st = ca_gemm_packed(rows, h, C, &f->qkv, 1.0f, bk->qkv_b, CA_EPI_NONE, 0.0f, qkv, 3 * C, 0))) return st;
+        for (int b = 0; b < nseq; b++)
+            memcpy(qk + (size_t)b * C, qkv + (size_t)(offs[b] + keep[b]) * 3 * C, sizeof(float) * C);
+        q = qk, ldq = C, k = qkv + C, v = qkv + 2 * C, ldkv = 3 * C;
+    }
+    /* one query per sequence; under the causal mask it sees keys 0..keep[b] */
+    for (int b = 0; b < nseq; b++) {
+        int nk = causal ? keep[b] + 1 : offs[b + 1] - offs[b];
+        ca_attention(att + (size_t)b * C, C, q + (size_t)b * ldq, ldq, k + (size_t)offs[b] * ldkv, ldkv,
+                     v + (size_t)offs[b] * ldkv, ldkv, 1, 1, nk, C, tf->heads, 0, scores);
+    }
+    /* the kept rows move to the front of x (row b <= its source row, so in order is safe) */
+    for (int b = 0; b < nseq; b++)
+        memmove(x + (size_t)b * C, x + (size_t)(offs[b] + keep[b]) * C, sizeof(float) * C);
+    if ((st = ca_gemm_packed(nseq, att, C, &f->out, 1.0f, bk->out_b, CA_EPI_NONE, 1.0f, x, C, 0))) return st;
+    return mlp_half(tf, bk, f, x, nseq, h, mlp);
+}
+
+/* keep: NULL, or one row index per sequence that is all the caller reads afterwards; then (no
+ * tap) the last block runs on those rows only and returns them compacted at x's front. */
+static ca_status xformer(const ca_model *m, const ca_xformer *tf, const fast_block *fb, float *x, int rows,
+                         int nseq, const int *offs, const int *keep, int causal, float *h, float *qkv, float *att,
+                         float *mlp, const char *prefix, int64_t first) {
+    int C = tf->width;
+    ca_status st;
+    int full = keep && !m->tap && tf->layers > 0 ? tf->layers - 1 : tf->layers;
+    for (int l = 0; l < full; l++) {
         const ca_block *bk = &tf->blocks[l];
         const fast_block *f = &fb[l];
         ca_ln_rows(x, C, rows, C, bk->ln1_w, bk->ln1_b, h, C, 0);
@@ -300,11 +358,7 @@ static ca_status xformer(const ca_model *m, const ca_xformer *tf, const fast_blo
         if ((st = ca_mha_varlen(qkv, nseq, offs, tf->heads, C / tf->heads, causal, att, 0))) return st;
         /* x += att·Woutᵀ + b: the residual rides on beta = 1 */
         if ((st = ca_gemm_packed(rows, att, C, &f->out, 1.0f, bk->out_b, CA_EPI_NONE, 1.0f, x, C, 0))) return st;
-        ca_ln_rows(x, C, rows, C, bk->ln2_w, bk->ln2_b, h, C, 0);
-        if ((st = ca_gemm_packed(rows, h, C, &f->fc, 1.0f, bk->fc_b, fc_epi, 0.0f, mlp, H, 0))) return st;
-        if (tf->act == CA_ACT_GELU) ca_gelu_erf(mlp, (size_t)rows * H);
-        else if (tf->act == CA_ACT_GELU_TANH) ca_gelu_tanh(mlp, (size_t)rows * H);
-        if ((st = ca_gemm_packed(rows, mlp, H, &f->proj, 1.0f, bk->proj_b, CA_EPI_NONE, 1.0f, x, C, 0))) return st;
+        if ((st = mlp_half(tf, bk, f, x, rows, h, mlp))) return st;
         if (m->tap) {
             char name[64];
             snprintf(name, sizeof name, "%s.block%d.out", prefix, l);
@@ -312,6 +366,10 @@ static ca_status xformer(const ca_model *m, const ca_xformer *tf, const fast_blo
             ca_model_emit(m, name, first, x, 3, (int64_t[]){nseq, T, C});
         }
     }
+    if (keep && !m->tap && tf->layers == 0) /* nothing to prune, but callers expect the rows compacted */
+        for (int b = 0; b < nseq; b++) memmove(x + (size_t)b * C, x + (size_t)(offs[b] + keep[b]) * C, sizeof(float) * C);
+    if (full < tf->layers)
+        return last_block_kept(m, tf, &tf->blocks[full], &fb[full], x, rows, nseq, offs, keep, causal, h, qkv, att, mlp);
     return CA_OK;
 }
 
@@ -324,11 +382,13 @@ static ca_status vit_chunk(ca_model *m, const float *images, int n, float *out, 
     int KP = 3 * P * P;
     size_t rows = (size_t)n * T;
     size_t mlp_sz = rows * (size_t)H, patch_sz = (size_t)n * G2 * KP + (size_t)n * G2 * W;
-    float *x = scratch(f, rows * W * 6 + (mlp_sz > patch_sz ? mlp_sz : patch_sz) + (size_t)n + 1);
+    float *x = scratch(f, rows * W * 6 + (mlp_sz > patch_sz ? mlp_sz : patch_sz) + 2 * (size_t)n + 1);
     if (!x) return CA_E_NOMEM;
     float *h = x + rows * W, *att = h + rows * W, *qkv = att + rows * W, *mlp = qkv + rows * 3 * W;
     int *offs = (int *)(mlp + (mlp_sz > patch_sz ? mlp_sz : patch_sz));
+    int *keep = offs + n + 1; /* the class token is all that is read after the last block */
     for (int b = 0; b <= n; b++) offs[b] = b * T;
+    for (int b = 0; b < n; b++) keep[b] = 0;
 
     /* patch embedding: gather each patch as a row ordered (c, ky, kx) like conv1's weight */
     float *patches = mlp, *emb = mlp + (size_t)n * G2 * KP;
@@ -354,9 +414,11 @@ static ca_status vit_chunk(ca_model *m, const float *images, int n, float *out, 
     }
     ca_ln_rows(x, W, (int)rows, W, v->ln_pre_w, v->ln_pre_b, x, W, 0);
     ca_model_emit(m, "visual.ln_pre.out", first, x, 3, (int64_t[]){n, T, W});
-    if ((st = xformer(m, &v->tf, f->vblocks, x, (int)rows, n, offs, 0, h, qkv, att, mlp, "visual", first))) return st;
-    /* ln_post on the class tokens (row stride T·W), then the projection */
-    ca_ln_rows(x, T * W, n, W, v->ln_post_w, v->ln_post_b, h, W, 0);
+    if ((st = xformer(m, &v->tf, f->vblocks, x, (int)rows, n, offs, keep, 0, h, qkv, att, mlp, "visual", first)))
+        return st;
+    /* ln_post on the class tokens (compacted to the front, or with a tap at row stride T·W), then
+     * the projection */
+    ca_ln_rows(x, m->tap ? T * W : W, n, W, v->ln_post_w, v->ln_post_b, h, W, 0);
     return ca_gemm_packed(n, h, W, &f->vproj, 1.0f, NULL, CA_EPI_NONE, 0.0f, out, v->embed_dim, 0);
 }
 
@@ -521,9 +583,11 @@ static ca_status text_chunk(ca_model *m, const int64_t *tokens, int n, float *ou
             float *d = x + ((size_t)offs[b] + i) * W;
             for (int c = 0; c < W; c++) d[c] = e[c] + p[c];
         }
-    st = xformer(m, &t->tf, f->tblocks, x, rows, n, offs, 1, h, qkv, att, mlp, "text", first);
+    st = xformer(m, &t->tf, f->tblocks, x, rows, n, offs, eot, 1, h, qkv, att, mlp, "text", first);
     if (!st) {
-        for (int b = 0; b < n; b++) memcpy(h + (size_t)b * W, x + ((size_t)offs[b] + eot[b]) * W, sizeof(float) * W);
+        /* the end tokens: compacted to x's front by the last block, or (tap) in place */
+        for (int b = 0; b < n; b++)
+            memcpy(h + (size_t)b * W, x + (m->tap ? (size_t)offs[b] + eot[b] : (size_t)b) * W, sizeof(float) * W);
         ca_ln_rows(h, W, n, W, t->ln_final_w, t->ln_final_b, h, W, 0);
         st = ca_gemm_packed(n, h, W, &f->tproj, 1.0f, NULL, CA_EPI_NONE, 0.0f, out, t->embed_dim, 0);
     }

@@ -196,6 +196,18 @@ size_t ca_packed_bytes(const ca_packed *p) {
     return 0;
 }
 
+ca_status ca_packed_cols(const ca_packed *w, int n0, int n, ca_packed *view) {
+    memset(view, 0, sizeof *view);
+    if ((!w->p && !w->pb) || n0 < 0 || n <= 0 || n0 % NR || n0 > w->N - n)
+        return CA_E_ARG; /* quiet: callers fall back to the whole matrix */
+    size_t panel = (size_t)(n0 / NR);
+    view->N = n;
+    view->K = w->K;
+    if (w->p) view->p = w->p + panel * (size_t)w->K * NR;
+    if (w->pb) view->pb = w->pb + panel * (size_t)((w->K + 1) / 2) * NR * 2;
+    return CA_OK;
+}
+
 ca_status ca_packed_to_bf16(ca_packed *w) {
     if (!CA_HAVE_BF16) return ca_fail(CA_E_UNSUPPORTED, "this build has no AVX512-BF16 kernels");
     if (!w->p) return w->pb ? CA_OK : ca_fail(CA_E_ARG, "unpacked weights");

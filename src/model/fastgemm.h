@@ -36,6 +36,10 @@ ca_status ca_pack_weights_bf16(ca_packed *out, const void *W, ca_dtype dt, int N
 ca_status ca_packed_to_bf16(ca_packed *w);
 /* 1 when the AVX512-BF16 kernels are compiled in. */
 int ca_fastgemm_bf16(void);
+/* A view of output columns [n0, n0+n) of a packed matrix, sharing its panels (do not free it;
+ * valid while *w lives). CA_E_ARG unless n0 is a multiple of the 32-column panel width and the
+ * range lies inside w. */
+ca_status ca_packed_cols(const ca_packed *w, int n0, int n, ca_packed *view);
 /* Bytes held by a packed matrix. */
 size_t ca_packed_bytes(const ca_packed *p);
 

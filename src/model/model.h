@@ -91,6 +91,7 @@ struct ca_model {
     void *tap_user;
     struct ca_fast *fast;             /* packed weights of the fast path (fast.c), built on first use */
     int compute;                      /* CA_COMPUTE_*: 0 fast (default), 1 the plain reference path */
+    int no_col_views;                 /* tests: make fast.c's pruned last block take its fallback */
 };
 
 /* Install (or clear with NULL) the intermediate-activation tap of a model. */
