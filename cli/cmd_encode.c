@@ -10,7 +10,7 @@
 
 static const char *HELP =
     "usage: clipadapt encode --model WEIGHTS --input IN.safetensors --output OUT.safetensors\n"
-    "                        [--config CONFIG.json] [--batch N] [--threads N]\n\n"
+    "                        [--config CONFIG.json] [--batch N] [--threads N] [--bf16]\n\n"
     "Encode preprocessed images and/or token rows with a CLIP checkpoint (safetensors; OpenAI,\n"
     "OpenCLIP or Hugging Face names; F32/F16/BF16). The architecture is inferred from shapes.\n\n"
     "  --model WEIGHTS   CLIP checkpoint (.safetensors)\n"
@@ -21,7 +21,9 @@ static const char *HELP =
     "  --output FILE     safetensors written atomically with 'image_features' [N,E] and/or\n"
     "                    'text_features' [N,E], float32, not normalised\n"
     "  --batch N         inputs per forward call (default 64)\n"
-    "  --threads N       OpenMP threads (default: all)\n";
+    "  --threads N       OpenMP threads (default: all)\n"
+    "  --bf16            BF16 compute (AVX512-BF16): about 1.8x faster, features within about 1%\n"
+    "                    of float32 (cosine > 0.9999 on the benchmark models); default float32\n";
 
 static const ca_tensor_info *find2(ca_st_file *f, const char *a, const char *b) {
     const ca_tensor_info *t = ca_st_find(f, a);
@@ -31,6 +33,7 @@ static const ca_tensor_info *find2(ca_st_file *f, const char *a, const char *b) 
 int cmd_encode(int argc, char **argv) {
     const char *model = NULL, *config = NULL, *input = NULL, *output = NULL, *v;
     long batch = 64, threads = 0;
+    int bf16 = 0;
     for (int i = 1; i < argc; i++) {
         int r;
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { fputs(HELP, stdout); return CLI_OK; }
@@ -39,6 +42,7 @@ int cmd_encode(int argc, char **argv) {
             if (r < 0) return cli_usage("encode", "%s needs a value", argv[i]);
             continue;
         }
+        if (!strcmp(argv[i], "--bf16")) { bf16 = 1; continue; }
         if ((r = cli_take(argc, argv, &i, "--batch", &v))) {
             if (r < 0 || cli_int(v, &batch) || batch < 1 || batch > 1 << 20) return cli_usage("encode", "--batch needs a positive integer");
             continue;
@@ -80,6 +84,7 @@ int cmd_encode(int argc, char **argv) {
     p.threads = (int)threads;
     m = ca_model_load(model, &p, &st);
     if (!m) { cli_status(st); goto out; }
+    if (bf16 && cli_use_bf16(m)) goto out;
     ca_model_info info;
     ca_model_get_info(m, &info);
     int E = info.embed_dim;

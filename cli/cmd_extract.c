@@ -40,6 +40,8 @@ static const char *HELP =
     "  --config C            Hugging Face config.json (optional)\n"
     "  --bpe VOCAB           CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz)\n"
     "  --batch N             encoder inputs per model call (default 64; larger is faster, uses more memory)\n"
+    "  --bf16                BF16 compute (AVX512-BF16): about 1.8x faster encoders, features within\n"
+    "                        about 1% of float32; recorded in the output's metadata (compute)\n"
     "  --chunk N             images per resumable chunk (default 64)\n"
     "output:\n"
     "  --output F            feature set, written atomically; finished chunks are kept in F.parts/\n"
@@ -52,7 +54,7 @@ static const char *HELP =
 typedef struct {
     const char *model, *config, *bpe, *images, *val_images, *test_images, *split_file, *image_root, *templates, *output;
     double val_split, test_split;
-    int shots[16], nshots, val_shots, views, batch, chunk, f16, no_text, verbose;
+    int shots[16], nshots, val_shots, views, batch, chunk, f16, no_text, verbose, bf16;
     long seed;
 } opts;
 
@@ -167,6 +169,7 @@ int cmd_extract(int argc, char **argv) {
             continue;
         }
         if (!strcmp(a, "--f16")) { o.f16 = 1; continue; }
+        if (!strcmp(a, "--bf16")) { o.bf16 = 1; continue; }
         if (!strcmp(a, "--no-text")) { o.no_text = 1; continue; }
         if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) { o.verbose = 1; continue; }
 #undef STR
@@ -245,6 +248,7 @@ int cmd_extract(int argc, char **argv) {
     mp.config_path = o.config;
     mp.load_text = !o.no_text;
     if (!(model = ca_model_load(o.model, &mp, &st))) { rc = cli_status(st); goto out; }
+    if (o.bf16 && (rc = cli_use_bf16(model))) goto out;
     ca_model_info info;
     if ((st = ca_model_get_info(model, &info)) != CA_OK) { rc = cli_status(st); goto out; }
     int D = info.embed_dim;
@@ -269,7 +273,7 @@ int cmd_extract(int argc, char **argv) {
     ep.seed = (uint64_t)o.seed;
     ep.batch = o.batch; ep.chunk = o.chunk;
     ep.cache_dir = parts;
-    ep.cache_salt = model_salt(o.model, o.config);
+    ep.cache_salt = model_salt(o.model, o.config) ^ (o.bf16 ? 0x6266313600000000ull : 0); /* BF16 chunks differ */
     ep.stage = "extract";
     ep.progress = cli_progress;
     ep.progress_total = (int64_t)nuni + nval + n_test;
@@ -360,6 +364,7 @@ int cmd_extract(int argc, char **argv) {
     snprintf(buf, sizeof buf, "%ld", o.seed);
     if (st == CA_OK) st = ca_st_writer_metadata(w, "seed", buf);
     if (st == CA_OK) st = ca_st_writer_metadata(w, "model", ca_basename(o.model));
+    if (st == CA_OK) st = ca_st_writer_metadata(w, "compute", o.bf16 ? "bf16" : "f32");
     free(s_cn); free(s_tj); free(s_paths);
     if (st == CA_OK) st = ca_st_writer_save(w, o.output);
     if (st != CA_OK) { rc = cli_status(st); goto out; }

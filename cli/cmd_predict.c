@@ -8,7 +8,7 @@
 #include <string.h>
 
 static void help(void) {
-    printf("usage: clipadapt predict --model W --classifier CLF [--top-k 5] [--json] IMAGE...\n"
+    printf("usage: clipadapt predict --model W --classifier CLF [--top-k 5] [--json] [--bf16] IMAGE...\n"
            "\n"
            "Classify images: CLIP preprocessing (bicubic resize, centre crop), image encoder, L2\n"
            "normalisation, the classifier's logits, softmax. The model must be the one the features\n"
@@ -19,6 +19,7 @@ static void help(void) {
            "  --classifier F    classifier from `clipadapt fit`\n"
            "  --top-k K         classes shown per image (default 5)\n"
            "  --json            one JSON array: [{\"image\", \"top\": [{\"class\", \"index\", \"prob\"}, ...]}]\n"
+           "  --bf16            BF16 image encoder (AVX512-BF16; faster, features within ~1%% of float32)\n"
            "\n"
            "Table output: one line per image and rank: image, rank, probability, class index, class name\n"
            "(tab-separated). Exit status 1 when any image fails (the others are still printed).\n");
@@ -27,7 +28,7 @@ static void help(void) {
 int cmd_predict(int argc, char **argv) {
     const char *model_path = NULL, *config = NULL, *clf_path = NULL;
     long topk = 5;
-    int json = 0, nimg = 0;
+    int json = 0, nimg = 0, bf16 = 0;
     const char **images = calloc((size_t)argc + 1, sizeof(char *));
     if (!images) return cli_error("out of memory");
     for (int i = 1; i < argc; i++) {
@@ -35,6 +36,7 @@ int cmd_predict(int argc, char **argv) {
         int r;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { free(images); help(); return CLI_OK; }
         if (!strcmp(a, "--json")) { json = 1; continue; }
+        if (!strcmp(a, "--bf16")) { bf16 = 1; continue; }
         if (!strcmp(a, "--")) { while (++i < argc) images[nimg++] = argv[i]; break; }
         if ((r = cli_take(argc, argv, &i, "--model", &v)) != 0) { if (r < 0) goto missing; model_path = v; continue; }
         if ((r = cli_take(argc, argv, &i, "--config", &v)) != 0) { if (r < 0) goto missing; config = v; continue; }
@@ -65,6 +67,7 @@ int cmd_predict(int argc, char **argv) {
     mp.load_text = 0;
     mp.config_path = config;
     if (!(m = ca_model_load(model_path, &mp, &st))) { rc = cli_status(st); goto done; }
+    if (bf16 && (rc = cli_use_bf16(m))) goto done;
     int C = ca_classifier_num_classes(c), k = topk < C ? (int)topk : C;
     probs = malloc(sizeof(float) * (size_t)C);
     idx = malloc(sizeof(int) * (size_t)k);

@@ -35,6 +35,12 @@ int cli_status(ca_status st) {
     return cli_error("%s", d && *d ? d : ca_strerror(st));
 }
 
+int cli_use_bf16(ca_model *m) {
+    ca_status st = ca_model_set_compute(m, CA_COMPUTE_BF16);
+    if (st == CA_E_UNSUPPORTED) return cli_error("--bf16: this CPU or build has no AVX512-BF16 kernels; run without --bf16");
+    return st ? cli_status(st) : CLI_OK;
+}
+
 int cli_take(int argc, char **argv, int *i, const char *name, const char **val) {
     const char *a = argv[*i];
     size_t n = strlen(name);

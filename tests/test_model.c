@@ -424,6 +424,51 @@ static void test_cli_encode(void) {
     }
 }
 
+/* `encode --bf16`: the BF16 path through the CLI — close to the goldens (cosine), yet not the
+ * float32 numbers (a flag that silently did nothing would pass a closeness test alone). */
+static void test_cli_encode_bf16(void) {
+    const char *ca = getenv("CA");
+    if (!ca || access(ca, X_OK) != 0) { fprintf(stderr, "  (no $CA binary: CLI check skipped)\n"); return; }
+    char cmd[4096], out[1024], model[1024], gold[1024];
+    snprintf(model, sizeof model, "%s", th_shared("testdata/models/vit-tiny.safetensors"));
+    snprintf(gold, sizeof gold, "%s", th_shared("testdata/models/vit-tiny-golden.safetensors"));
+    snprintf(out, sizeof out, "%s/enc-bf16.safetensors", th_tmpdir());
+    snprintf(cmd, sizeof cmd, "'%s' encode --bf16 --model '%s' --input '%s' --output '%s' 2>&1", ca, model, gold, out);
+    int rc = system(cmd);
+    ca_model *m = ca_model_load(model, NULL, NULL);
+    int has_bf16 = m && ca_model_set_compute(m, CA_COMPUTE_BF16) == CA_OK;
+    ca_model_free(m);
+    if (!has_bf16) { CHECK_MSG(rc != 0, "--bf16 without AVX512-BF16 must fail"); return; }
+    CHECK_MSG(rc == 0, "failed: %s", cmd);
+    ca_st_file *o = ca_st_open(out, NULL), *g = ca_st_open(gold, NULL);
+    CHECK(o && g);
+    if (o && g) {
+        const ca_tensor_info *a = ca_st_find(o, "image_features");
+        size_t n;
+        float *r = golden(g, "output.image_features", &n);
+        CHECK(a && r && (size_t)a->numel == n);
+        if (a && r && (size_t)a->numel == n) {
+            const float *x = a->data;
+            int E = (int)a->shape[1], rows = (int)a->shape[0], same = 1;
+            double mincos = 1;
+            for (int i = 0; i < rows; i++) {
+                double xy = 0, xx = 0, yy = 0;
+                for (int j = 0; j < E; j++) {
+                    double p = x[(size_t)i * E + j], q = r[(size_t)i * E + j];
+                    xy += p * q, xx += p * p, yy += q * q;
+                    if (p != q) same = 0;
+                }
+                if (xy / sqrt(xx * yy) < mincos) mincos = xy / sqrt(xx * yy);
+            }
+            CHECK_MSG(mincos > 0.999, "BF16 features: min cosine %.6f vs the goldens", mincos);
+            CHECK_MSG(!same, "--bf16 gave the float32 features bit for bit: the flag did nothing");
+        }
+        free(r);
+    }
+    ca_st_close(o);
+    ca_st_close(g);
+}
+
 int main(void) {
     RUN(test_vit_golden);
     RUN(test_vit_golden_chunked);
@@ -435,5 +480,6 @@ int main(void) {
     RUN(test_malformed);
     RUN(test_dtypes);
     RUN(test_cli_encode);
+    RUN(test_cli_encode_bf16);
     TEST_END();
 }

@@ -60,6 +60,16 @@ if [ -e "$T/pred-zero-shot.tsv" ]; then
   grep -q '"prob"' "$T/out" && grep -q '"class"' "$T/out" && ok "json has class and prob" || bad "json: $(cat "$T/out")"
 fi
 
+# --bf16 on predict: the prototype classifier still separates the shapes, one line per image
+if [ -e "$T/clf-prototype.safetensors" ] && [ -n "${imgs[0]:-}" ]; then
+  if $CA predict --model "$MODEL" --classifier "$T/clf-prototype.safetensors" --top-k 1 --bf16 "${imgs[@]}" >"$T/pbf.txt" 2>"$T/err"; then
+    n_bf=$(wc -l < "$T/pbf.txt"); same=$(paste <(cut -f5 "$T/pbf.txt") "$T/predict-classes-prototype.txt" | awk -F'\t' '$1 == $2' | wc -l)
+    [ "$n_bf" -eq ${#imgs[@]} ] && [ $((100 * same / n_bf)) -ge 88 ] && ok "predict --bf16 ($same/$n_bf as float32)" \
+      || bad "predict --bf16: $n_bf lines, $same agree with float32"
+  elif grep -q 'AVX512-BF16' "$T/err"; then ok "predict --bf16 refused on a CPU without AVX512-BF16"
+  else bad "predict --bf16: $(head -c 300 "$T/err")"; fi
+fi
+
 # resume: kill an extraction after its first chunk, re-run: the result is byte-identical to the
 # uninterrupted run and the finished chunks are reused
 rm -rf "$T/r.safetensors" "$T/r.safetensors.parts"
