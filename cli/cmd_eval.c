@@ -60,6 +60,11 @@ int cmd_eval(int argc, char **argv) {
     if ((st = ca_features_split(fs, split, &sp)) != CA_OK) { rc = cli_status(st); goto out; }
     int C = ca_classifier_num_classes(c);
     if (ca_classifier_dim(c) != sp.dim) { rc = cli_error("%s: %d-d features, but %s expects %d-d", features, sp.dim, clf, ca_classifier_dim(c)); goto out; }
+    if (ca_classifier_model_signature(c) && ca_features_model_signature(fs) &&
+        !ca_model_signature_match(ca_classifier_model_signature(c), ca_features_model_signature(fs))) {
+        rc = cli_error("%s: features of another model than the one %s was fit on (metadata model_signature differs)", features, clf);
+        goto out;
+    }
     if (ca_features_num_classes(fs) != C) { rc = cli_error("%s: %d classes, but %s has %d", features, ca_features_num_classes(fs), clf, C); goto out; }
     lg = malloc(sizeof(float) * (size_t)sp.n * C + 1);
     if (!lg) { rc = cli_error("out of memory"); goto out; }

@@ -365,6 +365,8 @@ int cmd_extract(int argc, char **argv) {
     if (st == CA_OK) st = ca_st_writer_metadata(w, "seed", buf);
     if (st == CA_OK) st = ca_st_writer_metadata(w, "model", ca_basename(o.model));
     if (st == CA_OK) st = ca_st_writer_metadata(w, "compute", o.bf16 ? "bf16" : "f32");
+    char sig[512];
+    if (st == CA_OK && ca_model_signature(model, sig, sizeof sig) == CA_OK) st = ca_st_writer_metadata(w, "model_signature", sig);
     free(s_cn); free(s_tj); free(s_paths);
     if (st == CA_OK) st = ca_st_writer_save(w, o.output);
     if (st != CA_OK) { rc = cli_status(st); goto out; }

@@ -152,6 +152,9 @@ CA_API ca_status ca_features_split(const ca_featureset *fs, const char *name, ca
 CA_API const float *ca_features_text(const ca_featureset *fs);
 /* Class name i from metadata ("class_names" JSON array), or NULL when unknown. */
 CA_API const char *ca_features_class_name(const ca_featureset *fs, int i);
+/* The signature of the model that produced the features (metadata "model_signature", written by
+ * `clipadapt extract`; see ca_model_signature), or NULL when the file has none. */
+CA_API const char *ca_features_model_signature(const ca_featureset *fs);
 
 /* ======================================================================================== */
 /* Few-shot methods and fitted classifiers                                                  */
@@ -206,6 +209,10 @@ CA_API void ca_classifier_free(ca_classifier *c);
 CA_API const char *ca_classifier_method(const ca_classifier *c);
 CA_API int ca_classifier_num_classes(const ca_classifier *c);
 CA_API int ca_classifier_dim(const ca_classifier *c);
+/* Signature of the model whose features the classifier was fit on (carried over from the feature
+ * set by ca_fit_features, saved and loaded with it), or NULL when unknown. ca_classify_image
+ * refuses a model with a different signature. */
+CA_API const char *ca_classifier_model_signature(const ca_classifier *c);
 /* Logits for n L2-normalised features x (n, dim) into out (n, num_classes). Thread-safe. */
 CA_API ca_status ca_classifier_logits(const ca_classifier *c, const float *x, int n, float *out);
 /* Chosen hyper-parameters and fit statistics (e.g. "alpha", "beta", "val_acc"), by index. */
@@ -367,6 +374,15 @@ typedef struct {
 CA_API ca_model *ca_model_load(const char *path, const ca_model_params *p, ca_status *st);
 CA_API void ca_model_free(ca_model *m);
 CA_API ca_status ca_model_get_info(const ca_model *m, ca_model_info *out);
+/* A short text identifying the image tower's weights: "clip-image:E:W:" and the first 16 values of
+ * its output projection. Two checkpoints of the same architecture but different training differ
+ * here; the same weights stored as F32, F16 or BF16, or under OpenAI or HF names, agree within
+ * ca_model_signature_match. Writes at most n bytes (NUL-terminated; 512 is always enough).
+ * CA_E_ARG when the image tower is not loaded. */
+CA_API ca_status ca_model_signature(const ca_model *m, char *buf, size_t n);
+/* 1 when two signatures name the same weights (equal header, values within 1% — storage rounding
+ * of F16/BF16 copies), else 0. */
+CA_API int ca_model_signature_match(const char *a, const char *b);
 /* images (n, 3, R, R) preprocessed -> out (n, embed_dim), projected, NOT normalised.
  * One handle is used by one thread at a time (it owns scratch buffers). */
 CA_API ca_status ca_model_encode_images(ca_model *m, const float *images, int n, float *out);

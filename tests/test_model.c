@@ -469,6 +469,43 @@ static void test_cli_encode_bf16(void) {
     ca_st_close(g);
 }
 
+/* The model signature: equal for the same weights under OpenAI and HF names (vit-tiny and its HF
+ * conversion), different for another model of the same embedding size (rn-tiny, 64-d too); the
+ * matcher tolerates storage rounding and nothing more. */
+static void test_signature(void) {
+    const char *names[3] = {"testdata/models/vit-tiny.safetensors", "testdata/models/vit-tiny-hf.safetensors",
+                            "testdata/models/rn-tiny.safetensors"};
+    char sig[3][512];
+    for (int k = 0; k < 3; k++) {
+        ca_status st;
+        ca_model *m = ca_model_load(th_shared(names[k]), NULL, &st);
+        CHECK_MSG(m, "%s", ca_last_error());
+        sig[k][0] = 0;
+        if (m) CHECK(ca_model_signature(m, sig[k], sizeof sig[k]) == CA_OK);
+        char tiny[8];
+        if (m) CHECK(ca_model_signature(m, tiny, sizeof tiny) == CA_E_ARG);
+        ca_model_free(m);
+    }
+    CHECK_MSG(strncmp(sig[0], "clip-image:64:128:", 18) == 0, "%s", sig[0]);
+    CHECK_MSG(ca_model_signature_match(sig[0], sig[1]), "openai %s vs hf %s", sig[0], sig[1]);
+    CHECK(!ca_model_signature_match(sig[0], sig[2]));
+    CHECK(ca_model_signature_match(sig[2], sig[2]));
+    /* text-only load: no image tower, no signature */
+    ca_model_params p = ca_model_default_params();
+    p.load_vision = 0;
+    ca_model *t = ca_model_load(th_shared(names[0]), &p, NULL);
+    char s2[512];
+    CHECK(t && ca_model_signature(t, s2, sizeof s2) == CA_E_ARG);
+    ca_model_free(t);
+    const char *a = "clip-image:2:4:0.5,-0.25", *b = "clip-image:2:4:0.501,-0.2501";
+    CHECK(ca_model_signature_match(a, b));                                  /* F16-size rounding */
+    CHECK(!ca_model_signature_match(a, "clip-image:2:4:0.5,-0.3"));          /* a different value */
+    CHECK(!ca_model_signature_match(a, "clip-image:2:8:0.5,-0.25"));         /* another width */
+    CHECK(!ca_model_signature_match(a, "clip-image:2:4:0.5"));               /* fewer values */
+    CHECK(!ca_model_signature_match(a, "clip-image:2:4:0.5,x"));
+    CHECK(!ca_model_signature_match(a, NULL));
+}
+
 int main(void) {
     RUN(test_vit_golden);
     RUN(test_vit_golden_chunked);
@@ -476,6 +513,7 @@ int main(void) {
     RUN(test_rn_golden);
     RUN(test_rn_golden_chunked);
     RUN(test_info);
+    RUN(test_signature);
     RUN(test_one_tower);
     RUN(test_malformed);
     RUN(test_dtypes);

@@ -29,6 +29,7 @@ struct ca_classifier {
     int nt;
     ca_clf_tensor t[CA_CLF_MAX_TENSORS];
     char **class_names;     /* C entries or NULL */
+    char *model_sig;        /* ca_model_signature of the features' model, or NULL */
 };
 
 struct ca_method {

@@ -20,6 +20,11 @@ ca_classifier *ca_fit_features(const char *method, const ca_featureset *fs, int 
     if (ca_features_split(fs, "val", &d.val) != CA_OK) memset(&d.val, 0, sizeof d.val);
     ca_clear_error();
     ca_classifier *c = ca_fit(method, &d, p, st);
+    if (c && ca_features_model_signature(fs) && !(c->model_sig = strdup(ca_features_model_signature(fs)))) {
+        ca_classifier_free(c);
+        *st = ca_fail(CA_E_NOMEM, "out of memory");
+        return NULL;
+    }
     if (!c || !ca_features_class_name(fs, 0)) return c;
     c->class_names = calloc((size_t)c->C, sizeof(char *));
     for (int i = 0; c->class_names && i < c->C; i++) {

@@ -67,6 +67,7 @@ void ca_classifier_free(ca_classifier *c) {
     if (c->class_names)
         for (int i = 0; i < c->C; i++) free(c->class_names[i]);
     free(c->class_names);
+    free(c->model_sig);
     free(c);
 }
 
@@ -170,6 +171,8 @@ const char *ca_classifier_class_name(const ca_classifier *c, int i) {
     return (c && c->class_names && i >= 0 && i < c->C) ? c->class_names[i] : NULL;
 }
 
+const char *ca_classifier_model_signature(const ca_classifier *c) { return c ? c->model_sig : NULL; }
+
 ca_status ca_classifier_logits(const ca_classifier *c, const float *x, int n, float *out) {
     if (!c || (n > 0 && (!x || !out)) || n < 0) return ca_fail(CA_E_ARG, "ca_classifier_logits: bad argument");
     if (n == 0) return CA_OK;
@@ -193,6 +196,7 @@ ca_status ca_classifier_save(const ca_classifier *c, const char *path, const cha
         snprintf(buf, sizeof buf, "%.17g", c->pval[i]);
         st = ca_st_writer_metadata(w, key, buf);
     }
+    if (st == CA_OK && c->model_sig) st = ca_st_writer_metadata(w, "model_signature", c->model_sig);
     if (!class_names && c->class_names) class_names = (const char *const *)c->class_names;
     if (st == CA_OK && class_names) {
         cJSON *a = cJSON_CreateArray();
@@ -244,6 +248,8 @@ ca_classifier *ca_classifier_load(const char *path, ca_status *st) {
         for (int64_t j = 0; j < t->numel; j++)
             if (!isfinite(d[j])) { *st = ca_fail(CA_E_FORMAT, "%s: tensor '%s' has a non-finite value", path, t->name); goto fail; }
     }
+    const char *ms = ca_st_metadata(f, "model_signature");
+    if (ms && !(c->model_sig = strdup(ms))) { *st = ca_fail(CA_E_NOMEM, "out of memory"); goto fail; }
     const char *cn = ca_st_metadata(f, "class_names");
     if (cn) {
         cJSON *a = cJSON_Parse(cn);

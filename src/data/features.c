@@ -25,6 +25,7 @@ struct ca_featureset {
     int nsp;
     float *text;
     char **class_names;     /* num_classes entries or NULL */
+    char *model_sig;        /* metadata "model_signature" or NULL */
 };
 
 void ca_features_free(ca_featureset *fs) {
@@ -32,7 +33,7 @@ void ca_features_free(ca_featureset *fs) {
     for (int i = 0; i < fs->nsp; i++) { free(fs->sp[i].x); free(fs->sp[i].xv); free(fs->sp[i].y); }
     if (fs->class_names)
         for (int i = 0; i < fs->num_classes; i++) free(fs->class_names[i]);
-    free(fs->class_names); free(fs->text); free(fs->path); free(fs);
+    free(fs->class_names); free(fs->text); free(fs->path); free(fs->model_sig); free(fs);
 }
 
 static ca_status check_finite(const char *path, const char *name, const float *x, size_t n) {
@@ -171,6 +172,9 @@ ca_featureset *ca_features_load(const char *path, ca_status *st) {
         }
     }
     if (*st == CA_OK) *st = load_class_names(fs, f);
+    if (*st == CA_OK && ca_st_metadata(f, "model_signature") &&
+        !(fs->model_sig = strdup(ca_st_metadata(f, "model_signature"))))
+        *st = ca_fail(CA_E_NOMEM, "out of memory");
     ca_st_close(f);
     if (*st != CA_OK) { ca_features_free(fs); return NULL; }
     return fs;
@@ -183,6 +187,8 @@ const float *ca_features_text(const ca_featureset *fs) { return fs ? fs->text : 
 const char *ca_features_class_name(const ca_featureset *fs, int i) {
     return (fs && fs->class_names && i >= 0 && i < fs->num_classes) ? fs->class_names[i] : NULL;
 }
+
+const char *ca_features_model_signature(const ca_featureset *fs) { return fs ? fs->model_sig : NULL; }
 
 int ca_features_shots(const ca_featureset *fs, int *shots, int max) {
     int n = 0;

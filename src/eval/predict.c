@@ -40,6 +40,11 @@ ca_status ca_classify_image(ca_model *m, const ca_classifier *c, const ca_image 
     int D = ca_classifier_dim(c), C = ca_classifier_num_classes(c);
     if (info.embed_dim != D)
         return ca_fail(CA_E_SHAPE, "classifier expects %d-d features but the model gives %d-d: fitted with another model?", D, info.embed_dim);
+    char sig[512];
+    const char *want = ca_classifier_model_signature(c);
+    if (want && ca_model_signature(m, sig, sizeof sig) == CA_OK && !ca_model_signature_match(want, sig))
+        return ca_fail(CA_E_ARG, "classifier was fit on features of another model (its image projection differs; "
+                                 "extract with this model, or predict with the one used for extract)");
     float *f = ca_malloc2((size_t)D, sizeof(float)), *lg = ca_malloc2((size_t)C, sizeof(float));
     st = (f && lg) ? ca_image_features(m, img, f) : CA_E_NOMEM;
     if (st == CA_OK) st = ca_classifier_logits(c, f, 1, lg);

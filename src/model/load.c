@@ -578,6 +578,12 @@ ca_model *ca_model_load(const char *path, const ca_model_params *p, ca_status *s
             in->vision_heads = v->ap_heads;
         }
         in->embed_dim = v->embed_dim;
+        /* the image tower's output projection identifies the weights (ca_model_signature) */
+        const float *pw = in->is_vit ? v->proj : v->ap_c_w;
+        int W = in->is_vit ? v->width : v->ap_dim;
+        int len = snprintf(m->signature, sizeof m->signature, "clip-image:%d:%d:", v->embed_dim, W);
+        for (int i = 0; i < 16 && len > 0 && (size_t)len < sizeof m->signature; i++)
+            len += snprintf(m->signature + len, sizeof m->signature - (size_t)len, "%s%.5g", i ? "," : "", pw[i]);
     }
     if (in->has_text) {
         in->text_width = m->txt.width;

@@ -11,6 +11,7 @@
 #include <omp.h>
 #endif
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Activation budget per forward chunk: chunks shrink until their scratch fits (at least 1 input). */
@@ -39,6 +40,34 @@ ca_status ca_model_get_info(const ca_model *m, ca_model_info *out) {
     if (!m || !out) return ca_fail(CA_E_ARG, "ca_model_get_info: NULL argument");
     *out = m->info;
     return CA_OK;
+}
+
+ca_status ca_model_signature(const ca_model *m, char *buf, size_t n) {
+    if (!m || !buf || n == 0) return ca_fail(CA_E_ARG, "ca_model_signature: NULL argument");
+    buf[0] = 0;
+    if (!m->signature[0]) return ca_fail(CA_E_ARG, "ca_model_signature: the image tower is not loaded");
+    if (strlen(m->signature) >= n) return ca_fail(CA_E_ARG, "ca_model_signature: buffer of %zu bytes is too small", n);
+    memcpy(buf, m->signature, strlen(m->signature) + 1);
+    return CA_OK;
+}
+
+/* header "clip-image:E:W:" equal, then 16 comma-separated numbers each within 1% */
+int ca_model_signature_match(const char *a, const char *b) {
+    if (!a || !b) return 0;
+    const char *ca = strrchr(a, ':'), *cb = strrchr(b, ':');
+    if (!ca || !cb || ca - a != cb - b || strncmp(a, b, (size_t)(ca - a)) != 0) return 0;
+    ca++, cb++;
+    int n = 0;
+    while (*ca && *cb) {
+        char *ea, *eb;
+        double x = strtod(ca, &ea), y = strtod(cb, &eb);
+        if (ea == ca || eb == cb) return 0;
+        if (!(fabs(x - y) <= 1e-2 * fmax(fabs(x), fabs(y)) + 1e-7)) return 0;
+        n++;
+        ca = *ea == ',' ? ea + 1 : ea;
+        cb = *eb == ',' ? eb + 1 : eb;
+    }
+    return !*ca && !*cb && n > 0;
 }
 
 float ca_model_logit_scale(const ca_model *m) { return m ? m->logit_scale : 100.0f; }

@@ -91,6 +91,7 @@ struct ca_model {
     void *tap_user;
     struct ca_fast *fast;             /* packed weights of the fast path (fast.c), built on first use */
     int compute;                      /* CA_COMPUTE_*: 0 fast (default), 1 the plain reference path */
+    char signature[512];              /* ca_model_signature, made at load (weights may be released later) */
     int no_col_views;                 /* tests: make fast.c's pruned last block take its fallback */
 };
 

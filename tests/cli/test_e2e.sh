@@ -139,4 +139,15 @@ expect_fail "extract: usage" "--images" $CA extract --model "$MODEL" --no-text -
 expect_fail "predict: bad image" "bad image or not found|cannot|$T/missing.png" $CA predict --model "$MODEL" --classifier "$T/split-clf.safetensors" "$T/missing.png"
 $CA fit --features "$SHARED/features/stanford_cars.safetensors" --method zero-shot --shots 1 --output "$T/zs-cars.safetensors" >/dev/null
 expect_fail "predict: classifier of another model" "512-d features but the model gives 64-d" $CA predict --model "$MODEL" --classifier "$T/zs-cars.safetensors" "$T/bad.png"
+# same 64-d features, another model: the classifier carries the extracting model's signature
+if [ -e "$T/clf-prototype.safetensors" ] && [ -n "${imgs[0]:-}" ]; then
+  expect_fail "predict: classifier of another model, same dimension" "fit on features of another model" \
+    $CA predict --model "$SHARED/testdata/models/rn-tiny.safetensors" --classifier "$T/clf-prototype.safetensors" "${imgs[0]}"
+  expect_ok "predict: same weights under HF names" $CA predict --model "$SHARED/testdata/models/vit-tiny-hf.safetensors" \
+    --config "$SHARED/testdata/models/vit-tiny-hf.config.json" --classifier "$T/clf-prototype.safetensors" "${imgs[0]}"
+  $CA extract --model "$SHARED/testdata/models/rn-tiny.safetensors" --no-text --images "$T/img" --val-split 0.25 \
+    --test-split 0.25 --shots 1,2 --views 0 --output "$T/feats-rn.safetensors" >/dev/null 2>&1 || bad "extract with rn-tiny"
+  expect_fail "eval: features of another model" "features of another model" \
+    $CA eval --classifier "$T/clf-prototype.safetensors" --features "$T/feats-rn.safetensors"
+fi
 finish
