@@ -226,7 +226,7 @@ static void test_bad_inputs(void) {
     CHECK_EQ_INT(decode_bytes(jpg, 0, NULL), CA_E_FORMAT);
     CHECK(strstr(ca_last_error(), "empty") != NULL);
     CHECK_EQ_INT(decode_bytes("hello, world", 12, NULL), CA_E_FORMAT);
-    CHECK(strstr(ca_last_error(), "not a JPEG or PNG") != NULL);
+    CHECK(strstr(ca_last_error(), "not a JPEG, PNG, GIF, WebP or BMP") != NULL);
     ca_image_params p = ca_image_default_params();
     p.max_pixels = 1000;
     CHECK_EQ_INT(decode_bytes(jpg, len, &p), CA_E_RANGE);

@@ -37,6 +37,13 @@ ca_image *ca_decode_jpeg(const uint8_t *data, size_t len, const char *name,
 ca_image *ca_decode_png(const uint8_t *data, size_t len, const char *name,
                         const ca_image_params *p, int *orientation, ca_status *st);
 
+ca_image *ca_decode_webp(const uint8_t *data, size_t len, const char *name,
+                         const ca_image_params *p, int *orientation, ca_status *st);
+ca_image *ca_decode_gif(const uint8_t *data, size_t len, const char *name,
+                        const ca_image_params *p, int *orientation, ca_status *st);
+ca_image *ca_decode_bmp(const uint8_t *data, size_t len, const char *name,
+                        const ca_image_params *p, int *orientation, ca_status *st);
+
 /* EXIF orientation from a TIFF-structured block (starting at "II*\0" or "MM\0*"); 1 if absent. */
 int ca_exif_orientation(const uint8_t *tiff, size_t len);
 
