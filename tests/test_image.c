@@ -68,12 +68,13 @@ static void test_goldens(void) {
 }
 
 /* Project fixtures (tests/data/images, made by scripts/make_image_fixtures.py with Pillow 9.4):
- * modes the shared goldens lack. Compared in uint8 RGB, where Pillow's output must match exactly. */
-static void test_fixture_modes(void) {
+ * modes the shared goldens lack, and the GIF/WebP/BMP files. Compared in uint8 RGB, where
+ * Pillow's output must match exactly. Returns the number of comparisons. */
+static int compare_fixtures(const char *expected) {
     ca_status st;
-    ca_st_file *g = ca_st_open("tests/data/images/expected.safetensors", &st);
+    ca_st_file *g = ca_st_open(expected, &st);
     CHECK_MSG(g != NULL, "fixtures: %s", ca_last_error());
-    if (!g) return;
+    if (!g) return 0;
     int total = 0;
     for (int t = 0; t < ca_st_count(g); t++) {
         const ca_tensor_info *ti = ca_st_at(g, t);
@@ -114,15 +115,36 @@ static void test_fixture_modes(void) {
         free(got);
         ca_image_free(img);
     }
-    CHECK(total >= 40);
     ca_st_close(g);
+    return total;
+}
+
+static void test_fixture_modes(void) { CHECK(compare_fixtures("tests/data/images/expected.safetensors") >= 40); }
+
+/* 31 GIF, WebP and BMP files x (@16, @24, @box16, @box20, and @rot16 for the EXIF one). */
+static void test_fixture_formats(void) {
+    int n = compare_fixtures("tests/data/images/expected-formats.safetensors");
+    fprintf(stderr, "  GIF/WebP/BMP fixtures: %d comparisons with Pillow 9.4\n", n);
+    CHECK_EQ_INT(n, 31 * 4 + 1);
 }
 
 static void test_modes(void) {
     static const struct { const char *file, *mode; int w, h; } cases[] = {
         {"palette.png", "P", 41, 29}, {"palette4.png", "P", 41, 29}, {"bilevel.png", "1", 37, 31},
         {"gray16.png", "I", 33, 27}, {"gray-alpha.png", "LA", 30, 44}, {"rgba-holes.png", "RGBA", 45, 35},
-        {"cmyk.jpg", "CMYK", 39, 30}, {"gray.jpg", "L", 50, 34}, {"exif6.jpg", "RGB", 40, 26}};
+        {"cmyk.jpg", "CMYK", 39, 30}, {"gray.jpg", "L", 50, 34}, {"exif6.jpg", "RGB", 40, 26},
+        /* the modes Pillow 9.4 opens these in (printed by the fixture script) */
+        {"lossy.webp", "RGB", 41, 29}, {"lossless.webp", "RGB", 33, 27}, {"lossless-alpha.webp", "RGBA", 35, 30},
+        {"lossy-alpha.webp", "RGBA", 38, 26}, {"anim.webp", "RGBA", 30, 34}, {"exif6.webp", "RGB", 40, 26},
+        {"palette.gif", "P", 41, 29}, {"trns.gif", "P", 36, 27}, {"anim.gif", "P", 32, 28},
+        {"gray.gif", "P", 34, 26}, {"offset.gif", "P", 36, 30}, {"grow.gif", "P", 34, 29},
+        {"nopal.gif", "L", 28, 25}, {"rgb24.bmp", "RGB", 37, 29}, {"pal8.bmp", "P", 41, 29},
+        {"gray8.bmp", "L", 34, 27}, {"bw1.bmp", "1", 45, 30}, {"rgb24-topdown.bmp", "RGB", 31, 27},
+        {"rgb32.bmp", "RGB", 30, 25}, {"bgra32-v4.bmp", "RGBA", 33, 28}, {"rgba32-v5-topdown.bmp", "RGBA", 29, 31},
+        {"xbgr32-bf.bmp", "RGB", 26, 30}, {"rgb555.bmp", "RGB", 35, 26}, {"rgb565-bf.bmp", "RGB", 27, 33},
+        {"pal8-short.bmp", "P", 30, 26}, {"pal4.bmp", "P", 37, 25}, {"pal1.bmp", "P", 39, 26},
+        {"os2-pal8.bmp", "P", 32, 25}, {"rle8.bmp", "P", 36, 28}, {"rle4.bmp", "P", 33, 26},
+        {"rle8-delta.bmp", "P", 30, 27}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char path[256];
         snprintf(path, sizeof path, "tests/data/images/%s", cases[i].file);
@@ -140,6 +162,9 @@ static void test_modes(void) {
     p.exif_rotate = 1;
     ca_status st;
     ca_image *img = ca_image_load("tests/data/images/exif6.jpg", &p, &st);
+    CHECK(img && ca_image_width(img) == 26 && ca_image_height(img) == 40);
+    ca_image_free(img);
+    img = ca_image_load("tests/data/images/exif6.webp", &p, &st); /* WebP's EXIF chunk */
     CHECK(img && ca_image_width(img) == 26 && ca_image_height(img) == 40);
     ca_image_free(img);
 }
@@ -312,6 +337,7 @@ static void test_augment(void) {
 int main(void) {
     RUN(test_goldens);
     RUN(test_fixture_modes);
+    RUN(test_fixture_formats);
     RUN(test_modes);
     RUN(test_resize_oracle);
     RUN(test_resize_basics);
