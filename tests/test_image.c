@@ -274,6 +274,112 @@ static void test_bad_inputs(void) {
     ca_image_free(NULL);
 }
 
+/* Decode a patched copy of a fixture: the status, and the message must name the buffer and
+ * contain want (when given). */
+static void put32(uint8_t *p, uint32_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24); }
+static void expect_bad(const uint8_t *data, size_t len, ca_status want_st, const char *want, int line) {
+    ca_status st = decode_bytes(data, len, NULL);
+    if (st != want_st || !strstr(ca_last_error(), "buf") || (want && !strstr(ca_last_error(), want)))
+        fprintf(stderr, "  line %d: status %d (want %d), message \"%s\" (want \"%s\")\n", line, st, want_st,
+                ca_last_error(), want ? want : "");
+    CHECK_MSG(st == want_st && (!want || strstr(ca_last_error(), want)), "malformed case at line %d", line);
+}
+#define BAD(buf, len, st, msg) expect_bad(buf, len, st, msg, __LINE__)
+
+static uint8_t *fixture(const char *name, size_t *len) {
+    char path[256];
+    ca_status st;
+    snprintf(path, sizeof path, "tests/data/images/%s", name);
+    uint8_t *b = (uint8_t *)ca_read_file(path, len, &st);
+    CHECK_MSG(b != NULL, "%s: %s", path, ca_last_error());
+    return b;
+}
+
+/* Malformed GIF, WebP and BMP files: each refused with a status and a message, no crash (the
+ * SAN build and the fuzz target watch the reads). */
+static void test_bad_formats(void) {
+    size_t len;
+    uint8_t *b, *c;
+    /* BMP: header fields of pal8.bmp (40-byte header, 8-bit, 256 colours) and rgb24.bmp */
+    if ((b = fixture("pal8.bmp", &len)) && (c = malloc(len))) {
+        CHECK_EQ_INT(decode_bytes(b, len, NULL), CA_OK);
+        BAD(b, 10, CA_E_FORMAT, "truncated BMP (file header)");
+        BAD(b, 30, CA_E_FORMAT, "truncated BMP (info header)");
+        BAD(b, len - 100, CA_E_FORMAT, "truncated BMP pixel data");
+        BAD(b, 54 + 500, CA_E_FORMAT, "past the end"); /* cut inside the palette */
+#define PATCHED(off, v, st, msg) do { memcpy(c, b, len); put32(c + (off), (v)); BAD(c, len, st, msg); } while (0)
+        PATCHED(18, 7000000, CA_E_RANGE, "over the limit");          /* 7e6 x 29 ... */
+        PATCHED(22, 5000000, CA_E_RANGE, "over the limit");          /* ... and 41 x 5e6   */
+        PATCHED(18, 0xFFFFFFF0u, CA_E_FORMAT, "invalid BMP size");    /* negative width */
+        PATCHED(18, 0, CA_E_FORMAT, "invalid BMP size");
+        PATCHED(22, 0x80000000u, CA_E_FORMAT, "invalid BMP size");    /* top-down, 2^31 rows */
+        PATCHED(18, 3000, CA_E_FORMAT, "truncated BMP pixel data");   /* fits the limit, not the file */
+        PATCHED(10, 0xFFFFFF00u, CA_E_FORMAT, "past the end");
+        PATCHED(10, (uint32_t)len - 10, CA_E_FORMAT, "truncated BMP pixel data");
+        PATCHED(14, 52, CA_E_FORMAT, "unsupported BMP header size 52");
+        PATCHED(14, 0xFFFFFFFFu, CA_E_FORMAT, "unsupported BMP header size");
+        PATCHED(28, 7, CA_E_FORMAT, "unsupported BMP bit depth 7"); /* bits (16-bit field) + planes */
+        PATCHED(30, 4, CA_E_FORMAT, "embedded JPEG");
+        PATCHED(30, 3, CA_E_FORMAT, "bitfields");                    /* bitfields on 8-bit pixels */
+        PATCHED(30, 99, CA_E_FORMAT, "unsupported BMP compression 99");
+        PATCHED(46, 1000, CA_E_FORMAT, "palette of 1000 colours");
+        memcpy(c, b, len); c[28] = 16; put32(c + 30, 3); /* 16-bit bitfields 4-4-4-4: Pillow refuses too */
+        put32(c + 54, 0xF00); put32(c + 58, 0xF0); put32(c + 62, 0xF);
+        BAD(c, len, CA_E_FORMAT, "unsupported BMP bitfields layout");
+        free(c);
+    }
+    free(b);
+    if ((b = fixture("rle8.bmp", &len))) {
+        BAD(b, len - 40, CA_E_FORMAT, "truncated BMP RLE data");
+        BAD(b, 1078, CA_E_FORMAT, "truncated BMP RLE data"); /* no pixel data at all */
+        memcpy(b + 1078, "\0\2\5\0\7", 5);                  /* a delta escape at the very end */
+        BAD(b, 1083, CA_E_FORMAT, "delta at end of file");
+        b[28] = 24;                                          /* RLE with 24-bit pixels */
+        BAD(b, len, CA_E_FORMAT, "RLE compression with 24-bit");
+        free(b);
+    }
+    /* Out-of-palette indices are not an error: Pillow reads its default grey ramp (pal8-short.bmp
+     * and offset.gif are among the goldens). */
+    /* GIF */
+    if ((b = fixture("palette.gif", &len))) {
+        CHECK_EQ_INT(decode_bytes(b, len, NULL), CA_OK);
+        BAD(b, 6, CA_E_FORMAT, NULL);
+        BAD(b, 13, CA_E_FORMAT, NULL);
+        BAD(b, len / 2, CA_E_FORMAT, "GIF");
+        BAD(b, len - 3, CA_E_FORMAT, "GIF");
+        uint8_t sw[4] = {b[6], b[7], b[8], b[9]};
+        b[6] = b[7] = b[8] = b[9] = 0xFF;                  /* 65535 x 65535 screen */
+        BAD(b, len, CA_E_RANGE, "over the limit");
+        memcpy(b + 6, sw, 4);
+        for (size_t i = len / 3; i < len; i += 37) b[i] ^= 0x55; /* corrupt LZW data: no crash */
+        decode_bytes(b, len, NULL);
+        free(b);
+    }
+    static const uint8_t noimg[] = "GIF89a\x01\0\x01\0\0\0\0;";
+    BAD(noimg, sizeof noimg - 1, CA_E_FORMAT, "GIF has no image");
+    static const uint8_t empty_frame[] = "GIF89a\x04\0\x04\0\0\0\0,\0\0\0\0\0\0\x04\0\0\x02\x02\x44\x01\0;";
+    BAD(empty_frame, sizeof empty_frame - 1, CA_E_FORMAT, "GIF frame has no pixels");
+    static const uint8_t big_codes[] = "GIF89a\x02\0\x02\0\0\0\0,\0\0\0\0\x02\0\x02\0\0\x0c\x02\x44\x01\0;";
+    BAD(big_codes, sizeof big_codes - 1, CA_E_FORMAT, "GIF"); /* LZW code size 12 > 8 */
+    /* WebP */
+    if ((b = fixture("anim.webp", &len))) {
+        CHECK_EQ_INT(decode_bytes(b, len, NULL), CA_OK);
+        BAD(b, 16, CA_E_FORMAT, "WebP");
+        BAD(b, 40, CA_E_FORMAT, "WebP");
+        BAD(b, len / 2, CA_E_FORMAT, "WebP");
+        BAD(b, len - 1, CA_E_FORMAT, "WebP");
+        b[24] = b[27] = 0x5F; b[25] = b[28] = 0xEA; b[26] = b[29] = 0; /* VP8X canvas 60000 x 60000 */
+        BAD(b, len, CA_E_RANGE, "over the limit");
+        free(b);
+    }
+    if ((b = fixture("lossy.webp", &len))) {
+        for (size_t i = 40; i < len; i += 29) b[i] ^= 0xA5; /* corrupt VP8 data: no crash */
+        decode_bytes(b, len, NULL);
+        BAD(b, 30, CA_E_FORMAT, "WebP");
+        free(b);
+    }
+}
+
 static int64_t count_diff(const float *a, const float *b, size_t n) {
     int64_t d = 0;
     for (size_t i = 0; i < n; i++) d += a[i] != b[i];
@@ -342,6 +448,7 @@ int main(void) {
     RUN(test_resize_oracle);
     RUN(test_resize_basics);
     RUN(test_bad_inputs);
+    RUN(test_bad_formats);
     RUN(test_augment);
     TEST_END();
 }

@@ -41,17 +41,17 @@ size_t ca_image_row_bytes(const ca_image *img) {
     return (size_t)img->w * (size_t)img->c * (img->mode == CA_PX_I32 ? 4u : 1u);
 }
 
+ca_status ca_image_check_size(int w, int h, int64_t max_pixels, const char *name) {
+    if (w <= 0 || h <= 0) return ca_fail(CA_E_FORMAT, "%s: invalid image size %dx%d", name, w, h);
+    if (max_pixels > 0 && (int64_t)w * (int64_t)h > max_pixels)
+        return ca_fail(CA_E_RANGE, "%s: image is %dx%d = %lld pixels, over the limit of %lld", name, w, h,
+                       (long long)w * h, (long long)max_pixels);
+    return CA_OK;
+}
+
 ca_image *ca_image_alloc(int w, int h, ca_pxmode mode, int64_t max_pixels, const char *name,
                          ca_status *st) {
-    if (w <= 0 || h <= 0) {
-        *st = ca_fail(CA_E_FORMAT, "%s: invalid image size %dx%d", name, w, h);
-        return NULL;
-    }
-    if (max_pixels > 0 && (int64_t)w * (int64_t)h > max_pixels) {
-        *st = ca_fail(CA_E_RANGE, "%s: image is %dx%d = %lld pixels, over the limit of %lld", name, w, h,
-                (long long)w * h, (long long)max_pixels);
-        return NULL;
-    }
+    if ((*st = ca_image_check_size(w, h, max_pixels, name)) != CA_OK) return NULL;
     ca_image *img = calloc(1, sizeof *img);
     if (!img) { *st = ca_fail(CA_E_NOMEM, "%s: out of memory", name); return NULL; }
     img->w = w; img->h = h; img->mode = mode; img->c = mode_channels(mode);

@@ -199,9 +199,9 @@ ca_image *ca_decode_bmp(const uint8_t *b, size_t len, const char *name,
     }
     ca_pxmode mode = bi.bits <= 8 ? (grey ? CA_PX_L : CA_PX_RGB)
                      : bi.comp == BI_BITFIELDS && bi.bits == 32 && LAYOUTS32[l32].pa >= 0 ? CA_PX_RGBA : CA_PX_RGB;
-    ca_image *img = ca_image_alloc((int)bi.w, (int)bi.h, mode, p->max_pixels, name, st);
-    if (!img) return NULL;
-    if (bi.bits <= 8 && (!grey || colors == 2)) { img->nearest = 1; img->name = grey ? "1" : "P"; }
+    /* The limit first, then whether the file holds the rows, then memory. */
+    if ((*st = ca_image_check_size((int)bi.w, (int)bi.h, p->max_pixels, name)) != CA_OK) return NULL;
+    ca_image *img = NULL;
     size_t w = bi.w, hh = bi.h, n = w * hh;
     uint8_t *idx = NULL;
     const uint8_t *data = b + off;
@@ -219,6 +219,8 @@ ca_image *ca_decode_bmp(const uint8_t *b, size_t len, const char *name,
         }
         stride = (size_t)s;
     }
+    if (!(img = ca_image_alloc((int)bi.w, (int)bi.h, mode, p->max_pixels, name, st))) return NULL;
+    if (bi.bits <= 8 && (!grey || colors == 2)) { img->nearest = 1; img->name = grey ? "1" : "P"; }
     if (bi.bits <= 8) {
         if (!(idx = calloc(n, 1))) { *st = ca_fail(CA_E_NOMEM, "%s: out of memory", name); goto fail; }
         if (rle) {
