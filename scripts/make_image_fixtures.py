@@ -24,10 +24,10 @@ def pattern(w, h, bands, rng=None):
     return bytes(data)
 
 
-def raw_png(w, h, color_type, depth, samples):
+def raw_png(w, h, color_type, depth, samples, plte=b""):
     """A PNG written by hand (Pillow cannot write these): samples are big-endian values."""
     import zlib
-    chan = {0: 1, 2: 3, 4: 2, 6: 4}[color_type]
+    chan = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[color_type]
     rows = b""
     for y in range(h):
         row = samples[y * w * chan:(y + 1) * w * chan]
@@ -49,7 +49,8 @@ def raw_png(w, h, color_type, depth, samples):
     def chunk(t, d):
         return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
     ihdr = struct.pack(">IIBBBBB", w, h, depth, color_type, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    pl = chunk(b"PLTE", plte) if plte else b""
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + pl + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
 def clip_pipeline(im, n):
@@ -95,6 +96,10 @@ def main():
         "rgb16.png": raw_png(31, 27, 2, 16, [rnd.randint(0, 65535) for _ in range(31 * 27 * 3)]),
         "gray-alpha16.png": raw_png(25, 31, 4, 16, [rnd.randint(0, 65535) for _ in range(25 * 31 * 2)]),
         "gray2.png": raw_png(29, 27, 0, 2, [rnd.randint(0, 3) for _ in range(29 * 27)]),
+        # indices past a 5-entry PLTE: Pillow shows its default grey ramp (i, i, i) there
+        "pal-short.png": raw_png(26, 25, 3, 8, [(x * 9 + y * 7) % 256 if (x + y) % 3 else (x + y) % 5
+                                                for y in range(25) for x in range(26)],
+                                 plte=bytes([220, 30, 40, 30, 200, 60, 20, 40, 210, 250, 240, 90, 90, 60, 30])),
     }
     for name, data in raw.items():
         files[name] = (None, data)

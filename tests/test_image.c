@@ -133,6 +133,7 @@ static void test_modes(void) {
         {"palette.png", "P", 41, 29}, {"palette4.png", "P", 41, 29}, {"bilevel.png", "1", 37, 31},
         {"gray16.png", "I", 33, 27}, {"gray-alpha.png", "LA", 30, 44}, {"rgba-holes.png", "RGBA", 45, 35},
         {"cmyk.jpg", "CMYK", 39, 30}, {"gray.jpg", "L", 50, 34}, {"exif6.jpg", "RGB", 40, 26},
+        {"pal-short.png", "P", 26, 25},
         /* the modes Pillow 9.4 opens these in (printed by the fixture script) */
         {"lossy.webp", "RGB", 41, 29}, {"lossless.webp", "RGB", 33, 27}, {"lossless-alpha.webp", "RGBA", 35, 30},
         {"lossy-alpha.webp", "RGBA", 38, 26}, {"anim.webp", "RGBA", 30, 34}, {"exif6.webp", "RGB", 40, 26},
