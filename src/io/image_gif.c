@@ -13,14 +13,24 @@
 typedef struct {
     const uint8_t *data;
     size_t len, pos;
+    int pad, padded; /* past the end of the pixel data, read zeros (see gif_read) */
 } gif_src;
 
+/* A short read is giflib's "read failed". Inside the image data, though, the end of the file
+ * reads as zeros: a file cut off right after its last LZW block (no block terminator, no
+ * trailer) then decodes, as in Pillow, while data cut off earlier meets an empty block before
+ * the end code, which giflib rejects. */
 static int gif_read(GifFileType *g, GifByteType *out, int n) {
     gif_src *s = g->UserData;
-    size_t k = n > 0 ? (size_t)n : 0;
-    if (k > s->len - s->pos) k = s->len - s->pos; /* a short read is giflib's "read failed" */
+    size_t want = n > 0 ? (size_t)n : 0, k = want;
+    if (k > s->len - s->pos) k = s->len - s->pos;
     memcpy(out, s->data + s->pos, k);
     s->pos += k;
+    if (k < want && s->pad) {
+        memset(out + k, 0, want - k);
+        s->padded = 1;
+        return (int)want;
+    }
     return (int)k;
 }
 
@@ -31,6 +41,8 @@ static const char *gif_err(int code) {
     case D_GIF_ERR_IMAGE_DEFECT: return "corrupt GIF (bad LZW code)";
     case D_GIF_ERR_NOT_ENOUGH_MEM: return "out of memory (giflib)";
     case D_GIF_ERR_WRONG_RECORD: return "corrupt GIF (unknown block type)";
+    case D_GIF_ERR_NO_SCRN_DSCR: return "truncated or corrupt GIF (screen descriptor or global palette)";
+    case D_GIF_ERR_NO_IMAG_DSCR: return "truncated or corrupt GIF (image descriptor or local palette)";
     default: {
         const char *m = GifErrorString(code);
         return m ? m : "corrupt GIF";
@@ -48,7 +60,7 @@ static int palette_needed(const ColorMapObject *m) {
 ca_image *ca_decode_gif(const uint8_t *data, size_t len, const char *name,
                         const ca_image_params *p, int *orientation, ca_status *st) {
     *orientation = 1;
-    gif_src src = {data, len, 0};
+    gif_src src = {data, len, 0, 0, 0};
     int err = 0;
     GifFileType *g = DGifOpen(&src, gif_read, &err);
     if (!g) {
@@ -77,6 +89,7 @@ ca_image *ca_decode_gif(const uint8_t *data, size_t len, const char *name,
         }
         if (rt != IMAGE_DESC_RECORD_TYPE) continue;
         if (DGifGetImageDesc(g) == GIF_ERROR) goto gif_error;
+        src.pad = 1;
         break;
     }
     const GifImageDesc *d = &g->Image;
@@ -125,7 +138,8 @@ ca_image *ca_decode_gif(const uint8_t *data, size_t len, const char *name,
     *st = CA_OK;
     return img;
 gif_error:
-    *st = ca_fail(g->Error == D_GIF_ERR_NOT_ENOUGH_MEM ? CA_E_NOMEM : CA_E_FORMAT, "%s: %s", name, gif_err(g->Error));
+    *st = ca_fail(g->Error == D_GIF_ERR_NOT_ENOUGH_MEM ? CA_E_NOMEM : CA_E_FORMAT, "%s: %s", name,
+                  src.padded ? "truncated GIF (image data cut off)" : gif_err(g->Error));
 fail:
     free(idx); free(line);
     ca_image_free(img);
