@@ -16,18 +16,18 @@ typedef struct {
     int pad, padded; /* past the end of the pixel data, read zeros (see gif_read) */
 } gif_src;
 
-/* A short read is giflib's "read failed". Inside the image data, though, the end of the file
- * reads as zeros: a file cut off right after its last LZW block (no block terminator, no
- * trailer) then decodes, as in Pillow, while data cut off earlier meets an empty block before
- * the end code, which giflib rejects. */
+/* A short read is giflib's "read failed". Inside the image data, though, a block length read
+ * at the very end of the file reads as 0: a file cut off right after its last LZW block (no
+ * block terminator, no trailer) then decodes, as in Pillow, while data cut off earlier fails —
+ * inside a block as a short read, between blocks as an empty block before the end code. */
 static int gif_read(GifFileType *g, GifByteType *out, int n) {
     gif_src *s = g->UserData;
     size_t want = n > 0 ? (size_t)n : 0, k = want;
     if (k > s->len - s->pos) k = s->len - s->pos;
     memcpy(out, s->data + s->pos, k);
     s->pos += k;
-    if (k < want && s->pad) {
-        memset(out + k, 0, want - k);
+    if (k == 0 && want == 1 && s->pad) {
+        out[0] = 0;
         s->padded = 1;
         return (int)want;
     }
