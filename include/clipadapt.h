@@ -307,9 +307,9 @@ typedef struct {
 } ca_image_params;
 CA_API ca_image_params ca_image_default_params(void);
 
-/* Decode a file / memory buffer (JPEG, PNG) into the file's own Pillow mode, as Pillow 9.4
- * opens it (no gamma, tRNS ignored, 16-bit RGB(A) reduced to the high byte, 16-bit grey kept as
- * "I"). Corrupt, truncated, empty or unrecognised data fails with CA_E_FORMAT and a message
+/* Decode a file / memory buffer (JPEG, PNG, GIF, WebP, BMP, recognised by content) into the
+ * file's own Pillow mode, as Pillow 9.4 opens it (no gamma, tRNS ignored, 16-bit RGB(A) reduced
+ * to the high byte, 16-bit grey kept as "I"; GIF and animated WebP: the first frame). Corrupt, truncated, empty or unrecognised data fails with CA_E_FORMAT and a message
  * naming `name` (the path for ca_image_load); more than max_pixels fails with CA_E_RANGE before
  * any pixel buffer is allocated. p may be NULL (defaults). The caller frees the result with
  * ca_image_free. Thread-safe (no shared state); the buffer is only read during the call. */

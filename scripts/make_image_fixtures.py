@@ -11,22 +11,23 @@ OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "data", "images")
 rnd = random.Random(6)
 
 
-def pattern(w, h, bands):
+def pattern(w, h, bands, rng=None):
     """Smooth gradients plus noise and a hard edge, so resampling has something to get wrong."""
+    rng = rng or rnd
     data = bytearray()
     for y in range(h):
         for x in range(w):
             for b in range(bands):
                 v = (x * 255 // max(w - 1, 1) * (b % 2) + y * 255 // max(h - 1, 1) * (1 - b % 2)) // 2
-                v += rnd.randint(0, 90) + (100 if (x > w // 3) ^ (y > h // 2) else 0)
+                v += rng.randint(0, 90) + (100 if (x > w // 3) ^ (y > h // 2) else 0)
                 data.append(max(0, min(255, v)))
     return bytes(data)
 
 
-def raw_png(w, h, color_type, depth, samples):
+def raw_png(w, h, color_type, depth, samples, plte=b""):
     """A PNG written by hand (Pillow cannot write these): samples are big-endian values."""
     import zlib
-    chan = {0: 1, 2: 3, 4: 2, 6: 4}[color_type]
+    chan = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[color_type]
     rows = b""
     for y in range(h):
         row = samples[y * w * chan:(y + 1) * w * chan]
@@ -48,7 +49,8 @@ def raw_png(w, h, color_type, depth, samples):
     def chunk(t, d):
         return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
     ihdr = struct.pack(">IIBBBBB", w, h, depth, color_type, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    pl = chunk(b"PLTE", plte) if plte else b""
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + pl + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
 def clip_pipeline(im, n):
@@ -94,6 +96,10 @@ def main():
         "rgb16.png": raw_png(31, 27, 2, 16, [rnd.randint(0, 65535) for _ in range(31 * 27 * 3)]),
         "gray-alpha16.png": raw_png(25, 31, 4, 16, [rnd.randint(0, 65535) for _ in range(25 * 31 * 2)]),
         "gray2.png": raw_png(29, 27, 0, 2, [rnd.randint(0, 3) for _ in range(29 * 27)]),
+        # indices past a 5-entry PLTE: Pillow shows its default grey ramp (i, i, i) there
+        "pal-short.png": raw_png(26, 25, 3, 8, [(x * 9 + y * 7) % 256 if (x + y) % 3 else (x + y) % 5
+                                                for y in range(25) for x in range(26)],
+                                 plte=bytes([220, 30, 40, 30, 200, 60, 20, 40, 210, 250, 240, 90, 90, 60, 30])),
     }
     for name, data in raw.items():
         files[name] = (None, data)
@@ -111,6 +117,10 @@ def main():
         tensors[f"{name}@rot16"] = clip_pipeline(ImageOps.exif_transpose(Image.open(path)), 16)
         tensors[f"{name}@box16"] = crop_resize(Image.open(path), (3, 2, 21, 17), 16)
         tensors[f"{name}@box20"] = crop_resize(Image.open(path), (5, 0, 17, 25), 20)
+    write_expected(os.path.join(OUT, "expected.safetensors"), tensors)
+
+
+def write_expected(path, tensors):
     header, blob = {}, b""
     for k in sorted(tensors):
         v = tensors[k]
@@ -123,9 +133,259 @@ def main():
                                       "with box x,y,w,h 3,2,21,17 (N=16) / 5,0,17,25 (N=20)"}
     hj = json.dumps(header).encode()
     hj += b" " * (-len(hj) % 8)
-    with open(os.path.join(OUT, "expected.safetensors"), "wb") as f:
+    with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(hj)) + hj + blob)
+
+
+# ---- GIF, WebP and BMP (tests/data/images/expected-formats.safetensors) ----
+
+def lzw_stream(indices, code_size):
+    """GIF LZW data that never compresses: literal codes only, a clear code often enough that
+    the code width stays code_size + 1. Enough to write any index layout by hand."""
+    clear, width = 1 << code_size, code_size + 1
+    per_clear = (1 << code_size) - 3
+    codes = []
+    for i, v in enumerate(indices):
+        if i % per_clear == 0:
+            codes.append(clear)
+        codes.append(v)
+    codes.append(clear + 1)
+    acc = nbits = 0
+    out = bytearray()
+    for c in codes:
+        acc |= c << nbits
+        nbits += width
+        while nbits >= 8:
+            out.append(acc & 255); acc >>= 8; nbits -= 8
+    if nbits:
+        out.append(acc & 255)
+    blocks = b"".join(bytes([len(out[i:i + 255])]) + out[i:i + 255] for i in range(0, len(out), 255))
+    return bytes([code_size]) + blocks + b"\0"
+
+
+def gif_file(screen, gpal, frame, fpal=None, trns=None, interlace=False, code_size=8):
+    """A one-frame GIF: screen (w, h); gpal/fpal lists of (r, g, b) (length a power of 2) or None;
+    frame (x, y, w, h, indices)."""
+    def ctab(pal):
+        return (len(pal).bit_length() - 2), b"".join(bytes(c) for c in pal)
+    flags, gtab = 0, b""
+    if gpal:
+        bits, gtab = ctab(gpal)
+        flags = 0x80 | 0x70 | bits
+    out = b"GIF89a" + struct.pack("<HHBBB", screen[0], screen[1], flags, 0, 0) + gtab
+    if trns is not None:
+        out += b"\x21\xf9\x04" + bytes([1]) + b"\0\0" + bytes([trns]) + b"\0"
+    x, y, w, h, idx = frame
+    lflags, ltab = (0x40 if interlace else 0), b""
+    if fpal:
+        bits, ltab = ctab(fpal)
+        lflags |= 0x80 | bits
+    rows = list(range(h))
+    if interlace:
+        rows = list(range(0, h, 8)) + list(range(4, h, 8)) + list(range(2, h, 4)) + list(range(1, h, 2))
+    data = [v for r in rows for v in idx[r * w:(r + 1) * w]]
+    out += b"," + struct.pack("<HHHHB", x, y, w, h, lflags) + ltab + lzw_stream(data, code_size)
+    return out + b";"
+
+
+def bmp_file(w, h, bits, rows, hsize=40, comp=0, masks=None, palette=None, topdown=False, colors=0, pal_pad=4):
+    """A BMP written by hand: rows are the already packed pixel rows (top row first) or, for RLE,
+    the whole compressed stream; masks (r, g, b[, a]) go in the header (hsize >= 56) or after it."""
+    if comp in (1, 2):
+        data = rows
+    else:
+        stride = ((w * bits + 31) >> 3) & ~3
+        order = rows if topdown else rows[::-1]
+        data = b"".join(r + b"\0" * (stride - len(r)) for r in order)
+    pal = b"".join(bytes([c[2], c[1], c[0]]) + b"\0" * (pal_pad - 3) for c in palette or [])
+    if hsize == 12:
+        info = struct.pack("<IHHHH", 12, w, h, 1, bits)
+    else:
+        info = struct.pack("<IiiHHIIiiII", hsize, w, -h if topdown else h, 1, bits, comp, len(data), 2835, 2835, colors, 0)
+        m = list(masks or []) + [0] * (4 - len(masks or []))
+        if hsize >= 56:
+            info += struct.pack("<IIII", *m)
+        elif masks:
+            pal = struct.pack("<III", *m[:3]) + pal
+        info += b"\0" * (hsize - len(info))
+    off = 14 + len(info) + len(pal)
+    return b"BM" + struct.pack("<IHHI", off + len(data), 0, 0, off) + info + pal + data
+
+
+def pack_bits(vals, bits):
+    out, acc, n = bytearray(), 0, 0
+    for v in vals:
+        acc = acc << bits | v; n += bits
+        if n == 8:
+            out.append(acc); acc = n = 0
+    if n:
+        out.append(acc << (8 - n))
+    return bytes(out)
+
+
+def rle_encode(rows, rle4, delta=False):
+    """RLE8/RLE4 stream, bottom row first: runs of equal pixels as encoded runs, other stretches as
+    absolute runs (RLE4: odd lengths too — Pillow 9.4 drops their last pixel, which the
+    reference then shows), 00 00 after each row, 00 01 at the end. delta puts one 00 02 escape
+    in the middle (Pillow reads its right/up from the two bytes after the ones the spec uses)."""
+    out = bytearray()
+    for ri, row in enumerate(rows[::-1]):
+        i = 0
+        while i < len(row):
+            j = i
+            while j < len(row) and row[j] == row[i] and j - i < 255:
+                j += 1
+            if j - i >= 3 or j == len(row):
+                out += bytes([j - i, (row[i] << 4 | row[i]) if rle4 else row[i]])
+                i = j
+                continue
+            j = i
+            while j < len(row) and j - i < 40 and not (j + 2 < len(row) and row[j] == row[j + 1] == row[j + 2]):
+                j += 1
+            if j - i < 3:
+                out += bytes([1, (row[i] << 4 | row[i]) if rle4 else row[i]])
+                i += 1
+                continue
+            seg = row[i:j]
+            out += bytes([0, len(seg)])
+            body = pack_bits(seg, 4) if rle4 else bytes(seg)
+            out += body + (b"\0" if len(body) % 2 else b"")
+            i = j
+        if delta and ri == len(rows) // 2:
+            out += bytes([0, 2, 4, 0, 3, 1])
+        out += bytes([0, 1]) if ri == len(rows) - 1 else bytes([0, 0])
+    return bytes(out)
+
+
+def formats():
+    rng = random.Random(7)
+    files = {}  # name -> bytes (hand-written) or (image, save kwargs)
+
+    def rgb_im(w, h):
+        return Image.frombytes("RGB", (w, h), pattern(w, h, 3, rng))
+
+    def rgba_im(w, h, holes=7):
+        px = bytearray(pattern(w, h, 4, rng))
+        for i in range(3, len(px), 4):
+            if (i // 4) % holes == 0:
+                px[i] = 0
+        return Image.frombytes("RGBA", (w, h), bytes(px))
+
+    # WebP: what Pillow writes, lossy and lossless, with and without alpha, animated, EXIF.
+    files["lossy.webp"] = (rgb_im(41, 29), {"quality": 80})
+    files["lossless.webp"] = (rgb_im(33, 27), {"lossless": True})
+    files["lossless-alpha.webp"] = (rgba_im(35, 30), {"lossless": True})
+    files["lossy-alpha.webp"] = (rgba_im(38, 26), {"quality": 75})
+    frames = [rgba_im(30, 34, holes=5 + k) for k in range(3)]
+    files["anim.webp"] = (frames[0], {"save_all": True, "append_images": frames[1:], "duration": 80, "lossless": False})
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    files["exif6.webp"] = (rgb_im(40, 26), {"quality": 85, "exif": exif.tobytes()})
+
+    # GIF: Pillow's own (interlaced by default from 16 px), transparency, animation, grey.
+    files["palette.gif"] = (rgb_im(41, 29).quantize(200), {})
+    t = rgb_im(36, 27).quantize(64)
+    files["trns.gif"] = (t, {"transparency": 5, "interlace": False})
+    gframes = [rgb_im(32, 28).quantize(32) for _ in range(3)]
+    files["anim.gif"] = (gframes[0], {"save_all": True, "append_images": gframes[1:], "duration": 50, "transparency": 2, "loop": 0})
+    files["gray.gif"] = (Image.frombytes("L", (34, 26), pattern(34, 26, 1, rng)), {})
+    pal16 = [(rng.randint(0, 255), rng.randint(0, 255), rng.randint(0, 255)) for _ in range(16)]
+    # a frame inside a larger screen, indices past its 16-entry local palette, transparent index 3
+    files["offset.gif"] = gif_file((36, 30), None, (7, 5, 20, 18, [rng.randint(0, 40) for _ in range(20 * 18)]),
+                                   fpal=pal16, trns=3)
+    # a frame sticking out of the screen (the image grows), 4-entry global palette, 6-bit codes
+    pal4 = [(200, 30, 40), (20, 180, 60), (10, 20, 220), (250, 250, 120)]
+    files["grow.gif"] = gif_file((20, 16), pal4, (4, 3, 30, 26, [rng.randint(0, 63) if rng.random() < 0.2 else rng.randint(0, 3)
+                                                                  for _ in range(30 * 26)]), interlace=True, code_size=6)
+    # no palette at all: mode L, the indices are grey levels (resized bicubic, not nearest)
+    files["nopal.gif"] = gif_file((28, 25), None, (0, 0, 28, 25, list(pattern(28, 25, 1, rng))))
+
+    # BMP: Pillow writes 1/8/24/32-bit; the rest by hand.
+    files["rgb24.bmp"] = (rgb_im(37, 29), {})
+    files["pal8.bmp"] = (rgb_im(41, 29).quantize(200), {})
+    files["gray8.bmp"] = (Image.frombytes("L", (34, 27), pattern(34, 27, 1, rng)), {})
+    files["bw1.bmp"] = (Image.frombytes("L", (45, 30), pattern(45, 30, 1, rng)).convert("1"), {})
+
+    def rows_of(im, fn):
+        w, h = im.size
+        b = im.tobytes()
+        n = len(b) // (w * h)
+        return [fn(b[y * w * n:(y + 1) * w * n]) for y in range(h)]
+
+    def bgr(r):
+        return b"".join(bytes([r[i + 2], r[i + 1], r[i]]) for i in range(0, len(r), 3))
+    im = rgb_im(31, 27)
+    files["rgb24-topdown.bmp"] = bmp_file(31, 27, 24, rows_of(im, bgr), topdown=True)
+    im = rgb_im(30, 25)
+    files["rgb32.bmp"] = bmp_file(30, 25, 32, rows_of(im, lambda r: b"".join(
+        bytes([r[i + 2], r[i + 1], r[i], rng.randint(0, 255)]) for i in range(0, len(r), 3))))
+    im = rgba_im(33, 28)
+    files["bgra32-v4.bmp"] = bmp_file(33, 28, 32, rows_of(im, lambda r: b"".join(
+        bytes([r[i + 2], r[i + 1], r[i], r[i + 3]]) for i in range(0, len(r), 4))), hsize=108, comp=3,
+        masks=(0xFF0000, 0xFF00, 0xFF, 0xFF000000))
+    im = rgba_im(29, 31, holes=4)
+    files["rgba32-v5-topdown.bmp"] = bmp_file(29, 31, 32, rows_of(im, bytes), hsize=124, comp=3,
+                                              masks=(0xFF, 0xFF00, 0xFF0000, 0xFF000000), topdown=True)
+    im = rgb_im(26, 30)
+    files["xbgr32-bf.bmp"] = bmp_file(26, 30, 32, rows_of(im, lambda r: b"".join(
+        bytes([rng.randint(0, 255), r[i + 2], r[i + 1], r[i]]) for i in range(0, len(r), 3))), comp=3,
+        masks=(0xFF000000, 0xFF0000, 0xFF00))
+    files["rgb555.bmp"] = bmp_file(35, 26, 16, [b"".join(struct.pack("<H", rng.randint(0, 0xFFFF)) for _ in range(35))
+                                                for _ in range(26)])
+    smooth = rgb_im(27, 33).tobytes()
+    files["rgb565-bf.bmp"] = bmp_file(27, 33, 16, [b"".join(struct.pack("<H", (smooth[3 * (y * 27 + x)] >> 3) << 11 |
+                                                                         (smooth[3 * (y * 27 + x) + 1] >> 2) << 5 |
+                                                                         smooth[3 * (y * 27 + x) + 2] >> 3) for x in range(27))
+                                                   for y in range(33)], comp=3, masks=(0xF800, 0x7E0, 0x1F))
+    pal20 = [(rng.randint(0, 255), rng.randint(0, 255), rng.randint(0, 255)) for _ in range(20)]
+    files["pal8-short.bmp"] = bmp_file(30, 26, 8, [bytes(rng.randint(0, 19) if rng.random() < 0.7 else rng.randint(0, 255)
+                                                         for _ in range(30)) for _ in range(26)], palette=pal20, colors=20)
+    q16 = rgb_im(37, 25).quantize(16)
+    idx = q16.tobytes()
+    p16 = q16.getpalette()[:48]
+    p16 = [tuple(p16[3 * i:3 * i + 3]) for i in range(16)]
+    files["pal4.bmp"] = bmp_file(37, 25, 4, [pack_bits(idx[y * 37:(y + 1) * 37], 4) for y in range(25)], palette=p16)
+    files["pal1.bmp"] = bmp_file(39, 26, 1, [pack_bits([1 if rng.random() < 0.5 + 0.4 * ((x > 19) - 0.5) else 0
+                                                       for x in range(39)], 1) for _ in range(26)],
+                                 palette=[(30, 80, 200), (250, 200, 20)])
+    q = rgb_im(32, 25).quantize(256)
+    pq = q.getpalette()[:768] + [0] * (768 - len(q.getpalette()[:768]))
+    files["os2-pal8.bmp"] = bmp_file(32, 25, 8, [q.tobytes()[y * 32:(y + 1) * 32] for y in range(25)], hsize=12,
+                                     palette=[tuple(pq[3 * i:3 * i + 3]) for i in range(256)], pal_pad=3)
+
+    def blocky(w, h, ncol):  # runs for RLE: blocks of colour with some noise
+        return [[((x // 5 + y // 4) % ncol) if rng.random() < 0.75 else rng.randint(0, ncol - 1) for x in range(w)]
+                for y in range(h)]
+    pal8 = [(rng.randint(0, 255), rng.randint(0, 255), rng.randint(0, 255)) for _ in range(256)]
+    rows = blocky(36, 28, 12)
+    files["rle8.bmp"] = bmp_file(36, 28, 8, rle_encode(rows, False), comp=1, palette=pal8)
+    rows = blocky(33, 26, 16)
+    files["rle4.bmp"] = bmp_file(33, 26, 4, rle_encode(rows, True), comp=2, palette=pal16)
+    rows = blocky(30, 27, 9)
+    files["rle8-delta.bmp"] = bmp_file(30, 27, 8, rle_encode(rows, False, delta=True), comp=1, palette=pal8)
+
+    tensors, table = {}, []
+    for name, v in files.items():
+        path = os.path.join(OUT, name)
+        if isinstance(v, bytes):
+            with open(path, "wb") as f:
+                f.write(v)
+        else:
+            im, kw = v
+            im.save(path, **kw)
+        ref = Image.open(path)
+        table.append((name, ref.mode, ref.size[0], ref.size[1]))
+        for n in (16, 24):
+            tensors[f"{name}@{n}"] = clip_pipeline(Image.open(path), n)
+        if "exif" in name:  # elsewhere exif_transpose changes nothing
+            tensors[f"{name}@rot16"] = clip_pipeline(ImageOps.exif_transpose(Image.open(path)), 16)
+        tensors[f"{name}@box16"] = crop_resize(Image.open(path), (3, 2, 21, 17), 16)
+        tensors[f"{name}@box20"] = crop_resize(Image.open(path), (5, 0, 17, 25), 20)
+    write_expected(os.path.join(OUT, "expected-formats.safetensors"), tensors)
+    for name, mode, w, h in table:  # for test_modes in tests/test_image.c
+        print(f'{{"{name}", "{mode}", {w}, {h}}},')
 
 
 if __name__ == "__main__":
     main()
+    formats()

@@ -68,12 +68,13 @@ static void test_goldens(void) {
 }
 
 /* Project fixtures (tests/data/images, made by scripts/make_image_fixtures.py with Pillow 9.4):
- * modes the shared goldens lack. Compared in uint8 RGB, where Pillow's output must match exactly. */
-static void test_fixture_modes(void) {
+ * modes the shared goldens lack, and the GIF/WebP/BMP files. Compared in uint8 RGB, where
+ * Pillow's output must match exactly. Returns the number of comparisons. */
+static int compare_fixtures(const char *expected) {
     ca_status st;
-    ca_st_file *g = ca_st_open("tests/data/images/expected.safetensors", &st);
+    ca_st_file *g = ca_st_open(expected, &st);
     CHECK_MSG(g != NULL, "fixtures: %s", ca_last_error());
-    if (!g) return;
+    if (!g) return 0;
     int total = 0;
     for (int t = 0; t < ca_st_count(g); t++) {
         const ca_tensor_info *ti = ca_st_at(g, t);
@@ -114,15 +115,37 @@ static void test_fixture_modes(void) {
         free(got);
         ca_image_free(img);
     }
-    CHECK(total >= 40);
     ca_st_close(g);
+    return total;
+}
+
+static void test_fixture_modes(void) { CHECK(compare_fixtures("tests/data/images/expected.safetensors") >= 40); }
+
+/* 31 GIF, WebP and BMP files x (@16, @24, @box16, @box20, and @rot16 for the EXIF one). */
+static void test_fixture_formats(void) {
+    int n = compare_fixtures("tests/data/images/expected-formats.safetensors");
+    fprintf(stderr, "  GIF/WebP/BMP fixtures: %d comparisons with Pillow 9.4\n", n);
+    CHECK_EQ_INT(n, 31 * 4 + 1);
 }
 
 static void test_modes(void) {
     static const struct { const char *file, *mode; int w, h; } cases[] = {
         {"palette.png", "P", 41, 29}, {"palette4.png", "P", 41, 29}, {"bilevel.png", "1", 37, 31},
         {"gray16.png", "I", 33, 27}, {"gray-alpha.png", "LA", 30, 44}, {"rgba-holes.png", "RGBA", 45, 35},
-        {"cmyk.jpg", "CMYK", 39, 30}, {"gray.jpg", "L", 50, 34}, {"exif6.jpg", "RGB", 40, 26}};
+        {"cmyk.jpg", "CMYK", 39, 30}, {"gray.jpg", "L", 50, 34}, {"exif6.jpg", "RGB", 40, 26},
+        {"pal-short.png", "P", 26, 25},
+        /* the modes Pillow 9.4 opens these in (printed by the fixture script) */
+        {"lossy.webp", "RGB", 41, 29}, {"lossless.webp", "RGB", 33, 27}, {"lossless-alpha.webp", "RGBA", 35, 30},
+        {"lossy-alpha.webp", "RGBA", 38, 26}, {"anim.webp", "RGBA", 30, 34}, {"exif6.webp", "RGB", 40, 26},
+        {"palette.gif", "P", 41, 29}, {"trns.gif", "P", 36, 27}, {"anim.gif", "P", 32, 28},
+        {"gray.gif", "P", 34, 26}, {"offset.gif", "P", 36, 30}, {"grow.gif", "P", 34, 29},
+        {"nopal.gif", "L", 28, 25}, {"rgb24.bmp", "RGB", 37, 29}, {"pal8.bmp", "P", 41, 29},
+        {"gray8.bmp", "L", 34, 27}, {"bw1.bmp", "1", 45, 30}, {"rgb24-topdown.bmp", "RGB", 31, 27},
+        {"rgb32.bmp", "RGB", 30, 25}, {"bgra32-v4.bmp", "RGBA", 33, 28}, {"rgba32-v5-topdown.bmp", "RGBA", 29, 31},
+        {"xbgr32-bf.bmp", "RGB", 26, 30}, {"rgb555.bmp", "RGB", 35, 26}, {"rgb565-bf.bmp", "RGB", 27, 33},
+        {"pal8-short.bmp", "P", 30, 26}, {"pal4.bmp", "P", 37, 25}, {"pal1.bmp", "P", 39, 26},
+        {"os2-pal8.bmp", "P", 32, 25}, {"rle8.bmp", "P", 36, 28}, {"rle4.bmp", "P", 33, 26},
+        {"rle8-delta.bmp", "P", 30, 27}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char path[256];
         snprintf(path, sizeof path, "tests/data/images/%s", cases[i].file);
@@ -140,6 +163,9 @@ static void test_modes(void) {
     p.exif_rotate = 1;
     ca_status st;
     ca_image *img = ca_image_load("tests/data/images/exif6.jpg", &p, &st);
+    CHECK(img && ca_image_width(img) == 26 && ca_image_height(img) == 40);
+    ca_image_free(img);
+    img = ca_image_load("tests/data/images/exif6.webp", &p, &st); /* WebP's EXIF chunk */
     CHECK(img && ca_image_width(img) == 26 && ca_image_height(img) == 40);
     ca_image_free(img);
 }
@@ -226,7 +252,7 @@ static void test_bad_inputs(void) {
     CHECK_EQ_INT(decode_bytes(jpg, 0, NULL), CA_E_FORMAT);
     CHECK(strstr(ca_last_error(), "empty") != NULL);
     CHECK_EQ_INT(decode_bytes("hello, world", 12, NULL), CA_E_FORMAT);
-    CHECK(strstr(ca_last_error(), "not a JPEG or PNG") != NULL);
+    CHECK(strstr(ca_last_error(), "not a JPEG, PNG, GIF, WebP or BMP") != NULL);
     ca_image_params p = ca_image_default_params();
     p.max_pixels = 1000;
     CHECK_EQ_INT(decode_bytes(jpg, len, &p), CA_E_RANGE);
@@ -247,6 +273,114 @@ static void test_bad_inputs(void) {
     CHECK(ca_image_load("/nonexistent/x.png", NULL, &st) == NULL && st == CA_E_IO);
     CHECK(ca_image_from_pixels(NULL, 2, 2, 3, 6, &st) == NULL && st == CA_E_ARG);
     ca_image_free(NULL);
+}
+
+/* Decode a patched copy of a fixture: the status, and the message must name the buffer and
+ * contain want (when given). */
+static void put32(uint8_t *p, uint32_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24); }
+static void expect_bad(const uint8_t *data, size_t len, ca_status want_st, const char *want, int line) {
+    ca_status st = decode_bytes(data, len, NULL);
+    if (st != want_st || !strstr(ca_last_error(), "buf") || (want && !strstr(ca_last_error(), want)))
+        fprintf(stderr, "  line %d: status %d (want %d), message \"%s\" (want \"%s\")\n", line, st, want_st,
+                ca_last_error(), want ? want : "");
+    CHECK_MSG(st == want_st && (!want || strstr(ca_last_error(), want)), "malformed case at line %d", line);
+}
+#define BAD(buf, len, st, msg) expect_bad(buf, len, st, msg, __LINE__)
+
+static uint8_t *fixture(const char *name, size_t *len) {
+    char path[256];
+    ca_status st;
+    snprintf(path, sizeof path, "tests/data/images/%s", name);
+    uint8_t *b = (uint8_t *)ca_read_file(path, len, &st);
+    CHECK_MSG(b != NULL, "%s: %s", path, ca_last_error());
+    return b;
+}
+
+/* Malformed GIF, WebP and BMP files: each refused with a status and a message, no crash (the
+ * SAN build and the fuzz target watch the reads). */
+static void test_bad_formats(void) {
+    size_t len;
+    uint8_t *b, *c;
+    /* BMP: header fields of pal8.bmp (40-byte header, 8-bit, 256 colours) and rgb24.bmp */
+    if ((b = fixture("pal8.bmp", &len)) && (c = malloc(len))) {
+        CHECK_EQ_INT(decode_bytes(b, len, NULL), CA_OK);
+        BAD(b, 10, CA_E_FORMAT, "truncated BMP (file header)");
+        BAD(b, 30, CA_E_FORMAT, "truncated BMP (info header)");
+        BAD(b, len - 100, CA_E_FORMAT, "truncated BMP pixel data");
+        BAD(b, 54 + 500, CA_E_FORMAT, "past the end"); /* cut inside the palette */
+#define PATCHED(off, v, st, msg) do { memcpy(c, b, len); put32(c + (off), (v)); BAD(c, len, st, msg); } while (0)
+        PATCHED(18, 7000000, CA_E_RANGE, "over the limit");          /* 7e6 x 29 ... */
+        PATCHED(22, 5000000, CA_E_RANGE, "over the limit");          /* ... and 41 x 5e6   */
+        PATCHED(18, 0xFFFFFFF0u, CA_E_FORMAT, "invalid BMP size");    /* negative width */
+        PATCHED(18, 0, CA_E_FORMAT, "invalid BMP size");
+        PATCHED(22, 0x80000000u, CA_E_FORMAT, "invalid BMP size");    /* top-down, 2^31 rows */
+        PATCHED(18, 3000, CA_E_FORMAT, "truncated BMP pixel data");   /* fits the limit, not the file */
+        PATCHED(10, 0xFFFFFF00u, CA_E_FORMAT, "past the end");
+        PATCHED(10, (uint32_t)len - 10, CA_E_FORMAT, "truncated BMP pixel data");
+        PATCHED(14, 52, CA_E_FORMAT, "unsupported BMP header size 52");
+        PATCHED(14, 0xFFFFFFFFu, CA_E_FORMAT, "unsupported BMP header size");
+        PATCHED(28, 7, CA_E_FORMAT, "unsupported BMP bit depth 7"); /* bits (16-bit field) + planes */
+        PATCHED(30, 4, CA_E_FORMAT, "embedded JPEG");
+        PATCHED(30, 3, CA_E_FORMAT, "bitfields");                    /* bitfields on 8-bit pixels */
+        PATCHED(30, 99, CA_E_FORMAT, "unsupported BMP compression 99");
+        PATCHED(46, 1000, CA_E_FORMAT, "palette of 1000 colours");
+        memcpy(c, b, len); c[28] = 16; put32(c + 30, 3); /* 16-bit bitfields 4-4-4-4: Pillow refuses too */
+        put32(c + 54, 0xF00); put32(c + 58, 0xF0); put32(c + 62, 0xF);
+        BAD(c, len, CA_E_FORMAT, "unsupported BMP bitfields layout");
+        free(c);
+    }
+    free(b);
+    if ((b = fixture("rle8.bmp", &len))) {
+        BAD(b, len - 40, CA_E_FORMAT, "truncated BMP RLE data");
+        BAD(b, 1078, CA_E_FORMAT, "truncated BMP RLE data"); /* no pixel data at all */
+        memcpy(b + 1078, "\0\2\5\0\7", 5);                  /* a delta escape at the very end */
+        BAD(b, 1083, CA_E_FORMAT, "delta at end of file");
+        b[28] = 24;                                          /* RLE with 24-bit pixels */
+        BAD(b, len, CA_E_FORMAT, "RLE compression with 24-bit");
+        free(b);
+    }
+    /* Out-of-palette indices are not an error: Pillow reads its default grey ramp (pal8-short.bmp
+     * and offset.gif are among the goldens). */
+    /* GIF */
+    if ((b = fixture("palette.gif", &len))) {
+        CHECK_EQ_INT(decode_bytes(b, len, NULL), CA_OK);
+        BAD(b, 6, CA_E_FORMAT, NULL);
+        BAD(b, 13, CA_E_FORMAT, NULL);
+        BAD(b, len / 2, CA_E_FORMAT, "GIF");
+        BAD(b, len - 30, CA_E_FORMAT, "truncated");
+        CHECK_EQ_INT(decode_bytes(b, len - 2, NULL), CA_OK); /* no terminator, no trailer: Pillow reads it too */
+        BAD(b, len - 3, CA_E_FORMAT, "GIF");                  /* cut inside the last block */
+        uint8_t sw[4] = {b[6], b[7], b[8], b[9]};
+        b[6] = b[7] = b[8] = b[9] = 0xFF;                  /* 65535 x 65535 screen */
+        BAD(b, len, CA_E_RANGE, "over the limit");
+        memcpy(b + 6, sw, 4);
+        for (size_t i = len / 3; i < len; i += 37) b[i] ^= 0x55; /* corrupt LZW data: no crash */
+        decode_bytes(b, len, NULL);
+        free(b);
+    }
+    static const uint8_t noimg[] = "GIF89a\x01\0\x01\0\0\0\0;";
+    BAD(noimg, sizeof noimg - 1, CA_E_FORMAT, "GIF has no image");
+    static const uint8_t empty_frame[] = "GIF89a\x04\0\x04\0\0\0\0,\0\0\0\0\0\0\x04\0\0\x02\x02\x44\x01\0;";
+    BAD(empty_frame, sizeof empty_frame - 1, CA_E_FORMAT, "GIF frame has no pixels");
+    static const uint8_t big_codes[] = "GIF89a\x02\0\x02\0\0\0\0,\0\0\0\0\x02\0\x02\0\0\x0c\x02\x44\x01\0;";
+    BAD(big_codes, sizeof big_codes - 1, CA_E_FORMAT, "GIF"); /* LZW code size 12 > 8 */
+    /* WebP */
+    if ((b = fixture("anim.webp", &len))) {
+        CHECK_EQ_INT(decode_bytes(b, len, NULL), CA_OK);
+        BAD(b, 16, CA_E_FORMAT, "WebP");
+        BAD(b, 40, CA_E_FORMAT, "WebP");
+        BAD(b, len / 2, CA_E_FORMAT, "WebP");
+        BAD(b, len - 1, CA_E_FORMAT, "WebP");
+        b[24] = b[27] = 0x5F; b[25] = b[28] = 0xEA; b[26] = b[29] = 0; /* VP8X canvas 60000 x 60000 */
+        BAD(b, len, CA_E_RANGE, "over the limit");
+        free(b);
+    }
+    if ((b = fixture("lossy.webp", &len))) {
+        for (size_t i = 40; i < len; i += 29) b[i] ^= 0xA5; /* corrupt VP8 data: no crash */
+        decode_bytes(b, len, NULL);
+        BAD(b, 30, CA_E_FORMAT, "WebP");
+        free(b);
+    }
 }
 
 static int64_t count_diff(const float *a, const float *b, size_t n) {
@@ -312,10 +446,12 @@ static void test_augment(void) {
 int main(void) {
     RUN(test_goldens);
     RUN(test_fixture_modes);
+    RUN(test_fixture_formats);
     RUN(test_modes);
     RUN(test_resize_oracle);
     RUN(test_resize_basics);
     RUN(test_bad_inputs);
+    RUN(test_bad_formats);
     RUN(test_augment);
     TEST_END();
 }

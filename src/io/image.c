@@ -1,5 +1,6 @@
 /* image.c — the public image handle: format sniffing, size limits, pixel wrapping and the
- * optional EXIF orientation. Decoding itself lives in image_jpeg.c / image_png.c; resampling
+ * optional EXIF orientation. Decoding itself lives in image_jpeg.c, image_png.c, image_gif.c,
+ * image_webp.c and image_bmp.c (signatures as Pillow's plugins accept them); resampling
  * lives in src/data/preprocess.c. */
 #include "io/image.h"
 
@@ -40,17 +41,17 @@ size_t ca_image_row_bytes(const ca_image *img) {
     return (size_t)img->w * (size_t)img->c * (img->mode == CA_PX_I32 ? 4u : 1u);
 }
 
+ca_status ca_image_check_size(int w, int h, int64_t max_pixels, const char *name) {
+    if (w <= 0 || h <= 0) return ca_fail(CA_E_FORMAT, "%s: invalid image size %dx%d", name, w, h);
+    if (max_pixels > 0 && (int64_t)w * (int64_t)h > max_pixels)
+        return ca_fail(CA_E_RANGE, "%s: image is %dx%d = %lld pixels, over the limit of %lld", name, w, h,
+                       (long long)w * h, (long long)max_pixels);
+    return CA_OK;
+}
+
 ca_image *ca_image_alloc(int w, int h, ca_pxmode mode, int64_t max_pixels, const char *name,
                          ca_status *st) {
-    if (w <= 0 || h <= 0) {
-        *st = ca_fail(CA_E_FORMAT, "%s: invalid image size %dx%d", name, w, h);
-        return NULL;
-    }
-    if (max_pixels > 0 && (int64_t)w * (int64_t)h > max_pixels) {
-        *st = ca_fail(CA_E_RANGE, "%s: image is %dx%d = %lld pixels, over the limit of %lld", name, w, h,
-                (long long)w * h, (long long)max_pixels);
-        return NULL;
-    }
+    if ((*st = ca_image_check_size(w, h, max_pixels, name)) != CA_OK) return NULL;
     ca_image *img = calloc(1, sizeof *img);
     if (!img) { *st = ca_fail(CA_E_NOMEM, "%s: out of memory", name); return NULL; }
     img->w = w; img->h = h; img->mode = mode; img->c = mode_channels(mode);
@@ -161,8 +162,15 @@ ca_image *ca_image_decode(const void *data, size_t len, const char *name, const 
         img = ca_decode_jpeg(b, len, name, p, &o, st);
     else if (len >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8))
         img = ca_decode_png(b, len, name, p, &o, st);
+    else if (len >= 6 && (!memcmp(b, "GIF87a", 6) || !memcmp(b, "GIF89a", 6)))
+        img = ca_decode_gif(b, len, name, p, &o, st);
+    else if (len >= 16 && !memcmp(b, "RIFF", 4) && !memcmp(b + 8, "WEBP", 4) &&
+             (!memcmp(b + 12, "VP8 ", 4) || !memcmp(b + 12, "VP8L", 4) || !memcmp(b + 12, "VP8X", 4)))
+        img = ca_decode_webp(b, len, name, p, &o, st);
+    else if (len >= 2 && b[0] == 'B' && b[1] == 'M')
+        img = ca_decode_bmp(b, len, name, p, &o, st);
     else {
-        *st = ca_fail(CA_E_FORMAT, "%s: not a JPEG or PNG image (unrecognised signature)", name);
+        *st = ca_fail(CA_E_FORMAT, "%s: not a JPEG, PNG, GIF, WebP or BMP image (unrecognised signature)", name);
         return NULL;
     }
     if (img && p->exif_rotate && o > 1) {

@@ -28,6 +28,8 @@ struct ca_image {
  * name is the file name used in error messages. */
 ca_image *ca_image_alloc(int w, int h, ca_pxmode mode, int64_t max_pixels, const char *name,
                          ca_status *st);
+/* The size checks of ca_image_alloc alone, for decoders that validate before allocating. */
+ca_status ca_image_check_size(int w, int h, int64_t max_pixels, const char *name);
 size_t ca_image_row_bytes(const ca_image *img);
 
 /* Decoders: buffer in, image out (NULL on failure with *st and ca_last_error set).
@@ -35,6 +37,13 @@ size_t ca_image_row_bytes(const ca_image *img);
 ca_image *ca_decode_jpeg(const uint8_t *data, size_t len, const char *name,
                          const ca_image_params *p, int *orientation, ca_status *st);
 ca_image *ca_decode_png(const uint8_t *data, size_t len, const char *name,
+                        const ca_image_params *p, int *orientation, ca_status *st);
+
+ca_image *ca_decode_webp(const uint8_t *data, size_t len, const char *name,
+                         const ca_image_params *p, int *orientation, ca_status *st);
+ca_image *ca_decode_gif(const uint8_t *data, size_t len, const char *name,
+                        const ca_image_params *p, int *orientation, ca_status *st);
+ca_image *ca_decode_bmp(const uint8_t *data, size_t len, const char *name,
                         const ca_image_params *p, int *orientation, ca_status *st);
 
 /* EXIF orientation from a TIFF-structured block (starting at "II*\0" or "MM\0*"); 1 if absent. */

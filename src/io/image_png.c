@@ -119,7 +119,7 @@ ca_image *ca_decode_png(const uint8_t *data, size_t len, const char *name,
             unsigned k = raw[i];
             uint8_t *o = img->px + 3 * i;
             if ((int)k < npal) { o[0] = pal[k].red; o[1] = pal[k].green; o[2] = pal[k].blue; }
-            else o[0] = o[1] = o[2] = 0;
+            else o[0] = o[1] = o[2] = (uint8_t)k; /* past PLTE: Pillow's palette starts as a grey ramp */
         }
     } else if (mode == CA_PX_I32) {
         int32_t *o = (int32_t *)(void *)img->px;

@@ -62,4 +62,13 @@ expect_fail "too many pixels" "over the limit" "$CA" preprocess --size 32 --max-
 expect_ok "exif default" "$CA" preprocess --size 16 --output "$T/e0.safetensors" tests/data/images/exif6.jpg
 expect_ok "exif rotate" "$CA" preprocess --size 16 --exif-rotate --output "$T/e1.safetensors" tests/data/images/exif6.jpg
 cmp -s <(tensor_bytes "$T/e0.safetensors" exif6.jpg@16) <(tensor_bytes "$T/e1.safetensors" exif6.jpg@16) && bad "exif-rotate changed nothing" || ok "exif-rotate changes output"
+# GIF, WebP and BMP files are read by content (their bytes match Pillow's in test_image)
+D=tests/data/images
+expect_ok "gif webp bmp" "$CA" preprocess --size 16 --output "$T/fmt.safetensors" "$D/anim.gif" "$D/lossy-alpha.webp" "$D/rle4.bmp"
+for n in anim.gif@16 lossy-alpha.webp@16 rle4.bmp@16; do
+  [ "$(tensor_bytes "$T/fmt.safetensors" "$n" | wc -c)" -eq 3072 ] && ok "tensor $n" || bad "tensor $n missing"
+done
+head -c 700 "$D/rgb24.bmp" > "$T/cut.bmp"; cp "$D/rgb24.bmp" "$T/renamed.jpg"
+expect_fail "truncated bmp" "cut\.bmp: truncated BMP pixel data" "$CA" preprocess --size 16 --output "$T/x.safetensors" "$T/cut.bmp"
+expect_ok "extension does not matter" "$CA" preprocess --size 16 --output "$T/r.safetensors" "$T/renamed.jpg"
 finish
