@@ -1,6 +1,6 @@
 /* test_fastpath.c — the fast CPU paths (issue 8) against their naive oracles: the AVX-512 GEMM (every edge
- * shape, transposes, alpha/beta, fused bias + activation, F16/BF16 packed weights, 1 and 2
- * threads), vector exp and QuickGELU. */
+ * shape, transposes, alpha/beta, fused bias + activation, F16/BF16 packed weights, F16 panels,
+ * 1 and 2 threads), vector exp and QuickGELU. */
 #include "core/core.h"
 #include "harness.h"
 #include "model/fastgemm.h"
@@ -152,7 +152,7 @@ static void test_bf16_conv(void) {
         float *o = rnd(no, 4), *r = malloc(sizeof(float) * (size_t)no);
         memcpy(r, o, sizeof(float) * (size_t)no);
         ca_conv cv;
-        CHECK(ca_conv_pack_weights(&cv, w, CA_DT_F32, Co, Ci, K, K, s, p, NULL) == CA_OK);
+        CHECK(ca_conv_pack_weights(&cv, w, CA_DT_F32, Co, Ci, K, K, s, p, NULL, CA_DT_F32) == CA_OK);
         CHECK(ca_packed_to_bf16(&cv.W) == CA_OK);
         CHECK(ca_conv2d_nhwc(&cv, in, N, H, W, bias, CA_EPI_RELU, 1.0f, o, 2) == CA_OK);
         ca_conv2d_nhwc_ref(in, N, H, W, Ci, w, Co, K, K, s, p, bias, CA_EPI_RELU, 1.0f, r);
@@ -160,6 +160,96 @@ static void test_bf16_conv(void) {
         CHECK_MSG(e <= tol, "bf16 conv cfg %zu: rel err %.3g", c, e);
         ca_conv_free(&cv);
         free(in); free(w); free(bias); free(o); free(r);
+    }
+}
+
+static float *f16_rounded(long n, uint64_t seed) {
+    float *x = rnd(n, seed);
+    for (long i = 0; i < n; i++) x[i] = ca_f16_to_f32(ca_f32_to_f16(x[i]));
+    return x;
+}
+
+/* F16 panels on F16-representable weights: bit for bit the F32 panels' results (the kernel
+ * widens exactly and accumulates in the same order), the oracle's within tolerance, half the
+ * bytes; unpacking gives the weights back exactly; BF16 from either is the same. Edge tiles
+ * (M, N off the 12 x 32 tile), odd K, K over one 768 block, alpha/beta/bias/act, 1-2 threads. */
+static void test_f16_panels(void) {
+    static const int shapes[][3] = {{1, 1, 1}, {13, 33, 7}, {12, 32, 256}, {37, 70, 129}, {50, 96, 768}, {145, 40, 1025}, {25, 65, 1537}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int th = 1; th <= 2; th++) {
+            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ldc = N + 3;
+            float *A = rnd((long)M * K, 1000 + s), *W = f16_rounded((long)N * K, 1100 + s), *bias = rnd(N, 1200 + s);
+            float *C32 = rnd((long)M * ldc, 1300 + s), *C16 = malloc(sizeof(float) * (size_t)M * ldc), *R = malloc(sizeof(float) * (size_t)M * ldc);
+            memcpy(C16, C32, sizeof(float) * (size_t)M * ldc);
+            memcpy(R, C32, sizeof(float) * (size_t)M * ldc);
+            ca_packed P32, P16;
+            CHECK(ca_pack_weights_as(&P32, W, CA_DT_F32, N, K, K, CA_DT_F32) == CA_OK);
+            CHECK(ca_pack_weights_as(&P16, W, CA_DT_F32, N, K, K, CA_DT_F16) == CA_OK);
+            if (ca_fastgemm_avx512()) {
+                CHECK(P16.ph && !P16.p && !P16.pb);
+                CHECK_EQ_INT(2 * ca_packed_bytes(&P16), ca_packed_bytes(&P32));
+            }
+            ca_epi act = (ca_epi)(s % 3);
+            float alpha = 0.75f, beta = (s & 1) ? 1.0f : 0.0f;
+            CHECK(ca_gemm_packed(M, A, K, &P32, alpha, bias, act, beta, C32, ldc, th) == CA_OK);
+            CHECK(ca_gemm_packed(M, A, K, &P16, alpha, bias, act, beta, C16, ldc, th) == CA_OK);
+            CHECK_MSG(memcmp(C32, C16, sizeof(float) * (size_t)M * ldc) == 0, "M=%d N=%d K=%d th=%d: F16 panels differ from F32", M, N, K, th);
+            oracle(0, 1, M, N, K, alpha, A, K, W, K, bias, act, beta, R, ldc);
+            double tol = 1e-6 + 5e-8 * K, e = cmp("f16 panels", C16, R, (long)M * ldc, tol);
+            CHECK_MSG(e <= tol, "M=%d N=%d K=%d th=%d: rel err %.3g", M, N, K, th, e);
+            float *U = malloc(sizeof(float) * (size_t)N * (K + 2));
+            for (int d = 0; d < 2; d++) {
+                CHECK(ca_packed_unpack(d ? &P16 : &P32, U, K + 2) == CA_OK);
+                int same = 1;
+                for (int n = 0; n < N; n++) same &= !memcmp(U + (size_t)n * (K + 2), W + (size_t)n * K, sizeof(float) * K);
+                CHECK_MSG(same, "unpack of %s panels, N=%d K=%d", d ? "F16" : "F32", N, K);
+            }
+            if (ca_fastgemm_bf16() && th == 1) {
+                CHECK(ca_packed_to_bf16(&P32) == CA_OK && ca_packed_to_bf16(&P16) == CA_OK);
+                CHECK(P16.pb && !P16.ph && ca_packed_bytes(&P16) == ca_packed_bytes(&P32));
+                CHECK(memcmp(P16.pb, P32.pb, ca_packed_bytes(&P32)) == 0);
+                CHECK(ca_packed_unpack(&P16, U, K) == CA_E_UNSUPPORTED);
+            }
+            ca_packed_free(&P32);
+            ca_packed_free(&P16);
+            free(A); free(W); free(bias); free(C32); free(C16); free(R); free(U);
+        }
+}
+
+/* F16-panel convolutions (pointer-table kernel; 1x1 stride 1 goes through the GEMM) with a
+ * folded BatchNorm scale: equal to the F32 panels bit for bit, to the oracle within tolerance,
+ * and the weights unpack exactly (the scale stays out of the panels). */
+static void test_f16_conv(void) {
+    /* N, H, W, Cin, Cout, K, stride, pad */
+    static const int cfg[][8] = {{2, 9, 9, 5, 33, 3, 1, 1}, {1, 11, 10, 3, 8, 3, 2, 1}, {2, 6, 6, 40, 20, 1, 1, 0},
+                                 {1, 8, 8, 16, 12, 1, 2, 0}, {1, 14, 14, 3, 17, 7, 2, 3}, {1, 5, 7, 300, 31, 3, 1, 1}};
+    for (size_t c = 0; c < sizeof cfg / sizeof *cfg; c++) {
+        int N = cfg[c][0], H = cfg[c][1], W = cfg[c][2], Ci = cfg[c][3], Co = cfg[c][4], K = cfg[c][5], s = cfg[c][6], p = cfg[c][7];
+        int Ho = (H + 2 * p - K) / s + 1, Wo = (W + 2 * p - K) / s + 1;
+        long ni = (long)N * H * W * Ci, nw = (long)Co * Ci * K * K, no = (long)N * Ho * Wo * Co;
+        float *in = rnd(ni, 1400 + c), *w = f16_rounded(nw, 1410 + c), *scale = rnd(Co, 1420 + c), *bias = rnd(Co, 1430 + c);
+        float *o32 = rnd(no, 5), *o16 = malloc(sizeof(float) * (size_t)no), *r = malloc(sizeof(float) * (size_t)no);
+        float *ws = malloc(sizeof(float) * (size_t)nw), *u = malloc(sizeof(float) * (size_t)nw);
+        memcpy(o16, o32, sizeof(float) * (size_t)no);
+        memcpy(r, o32, sizeof(float) * (size_t)no);
+        for (long i = 0; i < nw; i++) ws[i] = w[i] * scale[i / ((long)Ci * K * K)];
+        ca_conv c32, c16;
+        CHECK(ca_conv_pack_weights(&c32, w, CA_DT_F32, Co, Ci, K, K, s, p, scale, CA_DT_F32) == CA_OK);
+        CHECK(ca_conv_pack_weights(&c16, w, CA_DT_F32, Co, Ci, K, K, s, p, scale, CA_DT_F16) == CA_OK);
+        if (ca_fastgemm_avx512()) CHECK(c16.W.ph != NULL);
+        ca_epi act = (ca_epi)(c % 3);
+        float beta = (c & 1) ? 1.0f : 0.0f;
+        CHECK(ca_conv2d_nhwc(&c32, in, N, H, W, bias, act, beta, o32, 2) == CA_OK);
+        CHECK(ca_conv2d_nhwc(&c16, in, N, H, W, bias, act, beta, o16, 2) == CA_OK);
+        CHECK_MSG(memcmp(o32, o16, sizeof(float) * (size_t)no) == 0, "conv cfg %zu: F16 panels differ from F32", c);
+        ca_conv2d_nhwc_ref(in, N, H, W, Ci, ws, Co, K, K, s, p, bias, act, beta, r);
+        double tol = 1e-6 + 5e-8 * Ci * K * K, e = cmp("f16 conv", o16, r, no, tol);
+        CHECK_MSG(e <= tol, "conv cfg %zu: rel err %.3g", c, e);
+        CHECK(ca_conv_unpack_weights(&c16, u) == CA_OK && memcmp(u, w, sizeof(float) * (size_t)nw) == 0);
+        CHECK(ca_conv_unpack_weights(&c32, u) == CA_OK && memcmp(u, w, sizeof(float) * (size_t)nw) == 0);
+        ca_conv_free(&c32);
+        ca_conv_free(&c16);
+        free(in); free(w); free(scale); free(bias); free(o32); free(o16); free(r); free(ws); free(u);
     }
 }
 
@@ -233,7 +323,7 @@ static void test_conv(void) {
         memcpy(r, o, sizeof(float) * (size_t)no);
         for (long i = 0; i < nw; i++) ws[i] = w[i] * scale[i / ((long)Ci * K * K)];
         ca_conv cv;
-        CHECK(ca_conv_pack_weights(&cv, w, CA_DT_F32, Co, Ci, K, K, s, p, scale) == CA_OK);
+        CHECK(ca_conv_pack_weights(&cv, w, CA_DT_F32, Co, Ci, K, K, s, p, scale, CA_DT_F32) == CA_OK);
         ca_epi act = (ca_epi)(c % 3);
         float beta = (c & 1) ? 1.0f : 0.0f;
         CHECK(ca_conv2d_nhwc(&cv, in, N, H, W, bias, act, beta, o, 2) == CA_OK);
@@ -423,6 +513,8 @@ int main(void) {
     RUN(test_packed_half_weights);
     RUN(test_bf16_gemm);
     RUN(test_bf16_conv);
+    RUN(test_f16_panels);
+    RUN(test_f16_conv);
     RUN(test_exp_quickgelu);
     RUN(test_attention);
     RUN(test_layernorm);

@@ -84,7 +84,7 @@ static ca_status build_resnet(ca_fast *f, const ca_vision *v) {
     int cin[3] = {3, W / 2, W / 2}, cout[3] = {W / 2, W / 2, W}, stride[3] = {2, 1, 1};
     for (int i = 0; i < 3; i++)
         if ((st = ca_conv_pack_weights(&f->stem[i], v->stem_conv[i], CA_DT_F32, cout[i], cin[i], 3, 3, stride[i], 1,
-                                       v->stem_bn[i].scale)))
+                                       v->stem_bn[i].scale, CA_DT_F32)))
             return st;
     int nb = v->rn_layers[0] + v->rn_layers[1] + v->rn_layers[2] + v->rn_layers[3];
     f->rblocks = calloc((size_t)nb ? (size_t)nb : 1, sizeof *f->rblocks);
@@ -94,12 +94,12 @@ static ca_status build_resnet(ca_fast *f, const ca_vision *v) {
         const ca_bottleneck *b = &v->blocks[i];
         fast_bottleneck *fb = &f->rblocks[i];
         int P = b->planes;
-        if ((st = ca_conv_pack_weights(&fb->c1, b->conv1, CA_DT_F32, P, b->inplanes, 1, 1, 1, 0, b->bn1.scale)) ||
-            (st = ca_conv_pack_weights(&fb->c2, b->conv2, CA_DT_F32, P, P, 3, 3, 1, 1, b->bn2.scale)) ||
-            (st = ca_conv_pack_weights(&fb->c3, b->conv3, CA_DT_F32, 4 * P, P, 1, 1, 1, 0, b->bn3.scale)))
+        if ((st = ca_conv_pack_weights(&fb->c1, b->conv1, CA_DT_F32, P, b->inplanes, 1, 1, 1, 0, b->bn1.scale, CA_DT_F32)) ||
+            (st = ca_conv_pack_weights(&fb->c2, b->conv2, CA_DT_F32, P, P, 3, 3, 1, 1, b->bn2.scale, CA_DT_F32)) ||
+            (st = ca_conv_pack_weights(&fb->c3, b->conv3, CA_DT_F32, 4 * P, P, 1, 1, 1, 0, b->bn3.scale, CA_DT_F32)))
             return st;
         if (b->down && (st = ca_conv_pack_weights(&fb->down, b->down, CA_DT_F32, 4 * P, b->inplanes, 1, 1, 1, 0,
-                                                  b->down_bn.scale)))
+                                                  b->down_bn.scale, CA_DT_F32)))
             return st;
     }
     int D = v->ap_dim;
