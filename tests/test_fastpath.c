@@ -1,13 +1,18 @@
 /* test_fastpath.c — the fast CPU paths (issue 8) against their naive oracles: the AVX-512 GEMM (every edge
  * shape, transposes, alpha/beta, fused bias + activation, F16/BF16 packed weights, F16 panels,
- * 1 and 2 threads), vector exp and QuickGELU. */
+ * 1 and 2 threads), vector exp and QuickGELU, and the dropping/restoring of the float32 weights
+ * once packed. */
 #include "core/core.h"
 #include "harness.h"
+#include "model/fast.h"
 #include "model/fastgemm.h"
 #include "model/fastops.h"
 #include "model/gemm.h"
+#include "model/model.h"
 
 #include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static float *rnd(long n, uint64_t seed) {
     float *x = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
@@ -250,6 +255,95 @@ static void test_f16_conv(void) {
         ca_conv_free(&c32);
         ca_conv_free(&c16);
         free(in); free(w); free(scale); free(bias); free(o32); free(o16); free(r); free(ws); free(u);
+    }
+}
+
+/* resident pages of w[0..n) (page aligned) */
+static long resident_pages(const float *w, size_t n) {
+    long pg = sysconf(_SC_PAGESIZE);
+    size_t len = n * sizeof(float), np = (len + (size_t)pg - 1) / (size_t)pg;
+    unsigned char *vec = malloc(np ? np : 1);
+    long k = 0;
+    if (mincore((void *)w, len, vec) == 0)
+        for (size_t i = 0; i < np; i++) k += vec[i] & 1;
+    else
+        k = -1;
+    free(vec);
+    return k;
+}
+
+static void encode_both(ca_model *m, const float *img, int n, const int64_t *tok, int nt, float *fi, float *ft) {
+    CHECK_MSG(ca_model_encode_images(m, img, n, fi) == CA_OK, "%s", ca_last_error());
+    CHECK_MSG(ca_model_encode_text(m, tok, nt, ft) == CA_OK, "%s", ca_last_error());
+}
+
+/* Once packed, the float32 copies of the packed matrices leave memory; the reference path gets
+ * them back exactly (bit for bit what a model that never packed computes, and the goldens),
+ * BF16 compute repacks from them, and the fast path drops them again with unchanged results. */
+static void test_release_restore(void) {
+    const char *names[2] = {"vit-tiny", "rn-tiny"};
+    ca_dtype stored[2] = {CA_DT_F16, CA_DT_F32};
+    for (int k = 0; k < 2; k++) {
+        char mp[128], gp[128];
+        snprintf(mp, sizeof mp, "testdata/models/%s.safetensors", names[k]);
+        snprintf(gp, sizeof gp, "testdata/models/%s-golden.safetensors", names[k]);
+        ca_status st;
+        ca_model *m = ca_model_load(th_shared(mp), NULL, &st), *fresh = ca_model_load(th_shared(mp), NULL, &st);
+        ca_st_file *g = ca_st_open(th_shared(gp), &st);
+        CHECK_MSG(m && fresh && g, "%s: %s", names[k], ca_last_error());
+        if (!m || !fresh || !g) { ca_model_free(m); ca_model_free(fresh); ca_st_close(g); continue; }
+        int64_t ish[4];
+        float *img = ca_st_load_f32(g, "input.images", 4, NULL, ish, &st);
+        float *gi = ca_st_load_f32(g, "output.image_features", 2, NULL, NULL, &st);
+        float *gt = ca_st_load_f32(g, "output.text_features", 2, NULL, NULL, &st);
+        const ca_tensor_info *ti = ca_st_find(g, "input.tokens");
+        int64_t *tok = malloc(sizeof(int64_t) * (size_t)ti->numel);
+        ca_tensor_to_i64(ti, tok, ti->numel);
+        ca_model_info in;
+        ca_model_get_info(m, &in);
+        int n = (int)ish[0], nt = (int)ti->shape[0], E = in.embed_dim;
+        size_t si = sizeof(float) * (size_t)n * E, stx = sizeof(float) * (size_t)nt * E;
+        float *fi[4], *ft[4];
+        for (int i = 0; i < 4; i++) { fi[i] = malloc(si); ft[i] = malloc(stx); }
+        CHECK_EQ_INT(m->mat_dtype, stored[k]);
+        const float *fc = m->txt.tf.blocks[0].fc_w; /* (512, 128): page aligned, whole pages */
+        size_t nfc = (size_t)m->txt.tf.hidden * m->txt.width;
+        CHECK(((uintptr_t)fc & 4095) == 0);
+        CHECK(resident_pages(fc, nfc) > 0);
+
+        encode_both(m, img, n, tok, nt, fi[0], ft[0]); /* fast: packs, drops the copies */
+        CHECK(m->released);
+        CHECK_EQ_INT(resident_pages(fc, nfc), 0);
+
+        CHECK(ca_model_set_compute(m, CA_COMPUTE_REFERENCE) == CA_OK);
+        CHECK(ca_model_set_compute(fresh, CA_COMPUTE_REFERENCE) == CA_OK);
+        encode_both(m, img, n, tok, nt, fi[1], ft[1]);
+        encode_both(fresh, img, n, tok, nt, fi[2], ft[2]);
+        CHECK(!m->released);
+        CHECK_MSG(!memcmp(fi[1], fi[2], si) && !memcmp(ft[1], ft[2], stx), "%s: restored weights differ", names[k]);
+        CHECK_MSG(cmp("restored images vs golden", fi[1], gi, (long)n * E, 1e-4) <= 1e-4, "%s", names[k]);
+        CHECK_MSG(cmp("restored text vs golden", ft[1], gt, (long)nt * E, 1e-4) <= 1e-4, "%s", names[k]);
+
+        CHECK(ca_model_set_compute(m, CA_COMPUTE_FAST) == CA_OK);
+        encode_both(m, img, n, tok, nt, fi[3], ft[3]);
+        CHECK(m->released && resident_pages(fc, nfc) == 0);
+        CHECK(!memcmp(fi[0], fi[3], si) && !memcmp(ft[0], ft[3], stx));
+
+        if (ca_fastgemm_bf16()) { /* BF16 repacks from the restored weights, then back to F32/F16 */
+            CHECK(ca_model_set_compute(m, CA_COMPUTE_BF16) == CA_OK);
+            encode_both(m, img, n, tok, nt, fi[3], ft[3]);
+            CHECK(!m->released);
+            CHECK_MSG(cmp("bf16 after release", fi[3], fi[0], (long)n * E, 2e-2) <= 2e-2, "%s", names[k]);
+            CHECK(ca_model_set_compute(m, CA_COMPUTE_FAST) == CA_OK);
+            encode_both(m, img, n, tok, nt, fi[3], ft[3]);
+            CHECK(m->released);
+            CHECK(!memcmp(fi[0], fi[3], si) && !memcmp(ft[0], ft[3], stx));
+        }
+        for (int i = 0; i < 4; i++) { free(fi[i]); free(ft[i]); }
+        free(img); free(gi); free(gt); free(tok);
+        ca_model_free(m);
+        ca_model_free(fresh);
+        ca_st_close(g);
     }
 }
 
@@ -523,5 +617,6 @@ int main(void) {
     RUN(test_f16_tensor_conversion);
     RUN(test_bf16_model);
     RUN(test_batch_split);
+    RUN(test_release_restore);
     TEST_END();
 }
