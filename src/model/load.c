@@ -5,6 +5,7 @@
  * tower must be used: unknown, missing or mis-shaped tensors are refused by name.
  * Not here: the forward passes (vit.c, resnet.c, text.c).
  */
+#include "io/safetensors.h"
 #include "model/kernels.h"
 #include "model/model.h"
 
@@ -153,6 +154,8 @@ static void note_mat(loader *L, const ca_tensor_info *t) {
 static void convert(loader *L, const ca_tensor_info *t, float *dst) {
     ca_status st = ca_tensor_to_f32(t, dst, t->numel);
     if (st) failf(L, st, "tensor '%s': cannot convert to float32", t->name);
+    /* read once: peak memory is then the float32 block, not that plus the mapped file */
+    ca_st_drop_pages(L->f, t);
 }
 
 /* Load a required tensor of the given shape into the weight block. */
