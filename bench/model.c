@@ -3,7 +3,8 @@
  * RSS, the machine's measured FMA peak and our fraction of it, agreement with the PyTorch
  * reference's features, and the speed ratio against PyTorch timings passed in by bench/run.sh.
  * Usage: model CKPT [--reps N] [--torch-golden F] [--torch-img-ms X] [--torch-text-ms Y]
- *        [--batches 1,32] [--threads 1,2] [--text-batch 64] */
+ *        [--batches 1,32] [--threads 1,2] [--text-batch 64] [--panels f32]
+ * --panels f32 packs F16 checkpoints as F32 panels (as before F16 panels), for comparison. */
 #include "core/core.h"
 #include "model/fast.h"
 #include "model/model.h"
@@ -208,7 +209,7 @@ static int parse_list(const char *s, int *v, int max) {
 int main(int argc, char **argv) {
     if (argc < 2) { fprintf(stderr, "usage: model CKPT [--reps N] [--torch-golden F] [--torch-img-ms X] [--torch-text-ms Y]\n"); return 2; }
     const char *path = argv[1], *golden = NULL;
-    int reps = 3, batches[4] = {1, 32}, nb = 2, threads[4] = {1, 2}, nth = 2, text_batch = 64;
+    int reps = 3, batches[4] = {1, 32}, nb = 2, threads[4] = {1, 2}, nth = 2, text_batch = 64, f32_panels = 0;
     double torch_img = 0, torch_text = 0;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
@@ -218,6 +219,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--batches")) nb = parse_list(argv[i + 1], batches, 4);
         else if (!strcmp(argv[i], "--threads")) nth = parse_list(argv[i + 1], threads, 4);
         else if (!strcmp(argv[i], "--text-batch")) text_batch = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--panels") && !strcmp(argv[i + 1], "f32")) f32_panels = 1;
         else { fprintf(stderr, "model: unknown option %s\n", argv[i]); return 2; }
     }
     double peak[4];
@@ -228,6 +230,7 @@ int main(int argc, char **argv) {
     ca_model *m = ca_model_load(path, NULL, &st);
     if (!m) { fprintf(stderr, "model: %s: %s\n", path, ca_last_error()); return 1; }
     double t_load = ca_now() - t0;
+    if (f32_panels) m->mat_dtype = CA_DT_F32; /* the fast path then packs F32 panels */
     t0 = ca_now();
     if (ca_fast_build(m) != CA_OK) { fprintf(stderr, "model: packing failed: %s\n", ca_last_error()); return 1; }
     double t_pack = ca_now() - t0;
@@ -238,7 +241,8 @@ int main(int argc, char **argv) {
     printf("== %s: %s, %.1f M params, %s weights, %.2f GFLOP/image (model), %.2f executed\n", name,
            m->info.is_vit ? "ViT" : "ResNet", m->info.n_params / 1e6, ca_dtype_name(m->info.dtype), fl_model / 1e9,
            fl / 1e9);
-    printf("  load %.2f s + weight packing %.2f s; RSS after load %.0f MiB\n", t_load, t_pack, peak_rss_mib());
+    printf("  load %.2f s + weight packing %.2f s (%s panels, %.0f MiB); peak RSS after packing %.0f MiB\n", t_load, t_pack,
+           m->mat_dtype == CA_DT_F16 ? "F16" : "F32", ca_fast_bytes(m->fast) / 1048576.0, peak_rss_mib());
     int bad = golden ? check_torch(m, golden) : 0;
 
     int R = m->vis.image_size, E = m->info.embed_dim, bmax = 1;

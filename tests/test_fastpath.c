@@ -1,14 +1,18 @@
 /* test_fastpath.c — the fast CPU paths (issue 8) against their naive oracles: the AVX-512 GEMM (every edge
- * shape, transposes, alpha/beta, fused bias + activation, F16/BF16 packed weights, 1 and 2
- * threads), vector exp and QuickGELU. */
+ * shape, transposes, alpha/beta, fused bias + activation, F16/BF16 packed weights, F16 panels,
+ * 1 and 2 threads), vector exp and QuickGELU, and the dropping/restoring of the float32 weights
+ * once packed. */
 #include "core/core.h"
 #include "harness.h"
+#include "model/fast.h"
 #include "model/fastgemm.h"
 #include "model/fastops.h"
 #include "model/gemm.h"
 #include "model/model.h"
 
 #include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static float *rnd(long n, uint64_t seed) {
     float *x = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
@@ -118,20 +122,21 @@ static void test_packed_half_weights(void) {
  * panels); views that do not start on a panel boundary or overrun are refused. */
 static void test_packed_cols(void) {
     int M = 29, N = 96, K = 77;
-    float *A = rnd((long)M * K, 21), *W = rnd((long)N * K, 22), *bias = rnd(N, 23);
-    for (int bf = 0; bf < 2; bf++) {
-        if (bf && !ca_fastgemm_bf16()) continue;
+    float *A = rnd((long)M * K, 21), *W = rnd((long)N * K, 22), *bias = rnd(N, 23), *scale = rnd(N, 24);
+    const char *what[4] = {"F32", "BF16", "F16", "F32 + column scale"};
+    for (int mode = 0; mode < 4; mode++) {
+        if (mode == 1 && !ca_fastgemm_bf16()) continue;
+        ca_dtype panel = mode == 2 ? CA_DT_F16 : CA_DT_F32;
         ca_packed P, V, S;
-        CHECK(ca_pack_weights(&P, W, CA_DT_F32, N, K, K) == CA_OK);
-        if (bf) CHECK(ca_packed_to_bf16(&P) == CA_OK);
+        CHECK(ca_pack_weights_as(&P, W, CA_DT_F32, N, K, K, panel) == CA_OK);
+        CHECK(ca_pack_weights_as(&S, W + (size_t)32 * K, CA_DT_F32, 64, K, K, panel) == CA_OK); /* rows 32..95 alone */
+        if (mode == 1) CHECK(ca_packed_to_bf16(&P) == CA_OK && ca_packed_to_bf16(&S) == CA_OK);
+        if (mode == 3) CHECK(ca_packed_set_scale(&P, scale) == CA_OK && ca_packed_set_scale(&S, scale + 32) == CA_OK);
         CHECK(ca_packed_cols(&P, 32, 64, &V) == CA_OK);
-        CHECK(ca_pack_weights(&S, W + (size_t)32 * K, CA_DT_F32, 64, K, K) == CA_OK); /* rows 32..95 alone */
-        if (bf) CHECK(ca_packed_to_bf16(&S) == CA_OK);
         float *C = calloc((size_t)M * 64, sizeof(float)), *R = calloc((size_t)M * 64, sizeof(float));
         CHECK(ca_gemm_packed(M, A, K, &V, 1.0f, bias + 32, CA_EPI_NONE, 0.0f, C, 64, 1) == CA_OK);
         CHECK(ca_gemm_packed(M, A, K, &S, 1.0f, bias + 32, CA_EPI_NONE, 0.0f, R, 64, 1) == CA_OK);
-        CHECK_MSG(memcmp(C, R, sizeof(float) * M * 64) == 0, "%s view differs from packing the rows alone",
-                  bf ? "BF16" : "F32");
+        CHECK_MSG(memcmp(C, R, sizeof(float) * M * 64) == 0, "%s view differs from packing the rows alone", what[mode]);
         CHECK(ca_packed_cols(&P, 16, 32, &V) == CA_E_ARG);  /* not on a panel boundary */
         CHECK(ca_packed_cols(&P, 64, 64, &V) == CA_E_ARG);  /* past N */
         CHECK(ca_packed_cols(&P, 0, 0, &V) == CA_E_ARG);
@@ -139,7 +144,7 @@ static void test_packed_cols(void) {
         ca_packed_free(&S);
         free(C); free(R);
     }
-    free(A); free(W); free(bias);
+    free(A); free(W); free(bias); free(scale);
 }
 
 /* BF16 compute: with A and W already rounded to BF16, the products are exact in float32, so the
@@ -181,7 +186,7 @@ static void test_bf16_conv(void) {
         float *o = rnd(no, 4), *r = malloc(sizeof(float) * (size_t)no);
         memcpy(r, o, sizeof(float) * (size_t)no);
         ca_conv cv;
-        CHECK(ca_conv_pack_weights(&cv, w, CA_DT_F32, Co, Ci, K, K, s, p, NULL) == CA_OK);
+        CHECK(ca_conv_pack_weights(&cv, w, CA_DT_F32, Co, Ci, K, K, s, p, NULL, CA_DT_F32) == CA_OK);
         CHECK(ca_packed_to_bf16(&cv.W) == CA_OK);
         CHECK(ca_conv2d_nhwc(&cv, in, N, H, W, bias, CA_EPI_RELU, 1.0f, o, 2) == CA_OK);
         ca_conv2d_nhwc_ref(in, N, H, W, Ci, w, Co, K, K, s, p, bias, CA_EPI_RELU, 1.0f, r);
@@ -189,6 +194,185 @@ static void test_bf16_conv(void) {
         CHECK_MSG(e <= tol, "bf16 conv cfg %zu: rel err %.3g", c, e);
         ca_conv_free(&cv);
         free(in); free(w); free(bias); free(o); free(r);
+    }
+}
+
+static float *f16_rounded(long n, uint64_t seed) {
+    float *x = rnd(n, seed);
+    for (long i = 0; i < n; i++) x[i] = ca_f16_to_f32(ca_f32_to_f16(x[i]));
+    return x;
+}
+
+/* F16 panels on F16-representable weights: bit for bit the F32 panels' results (the kernel
+ * widens exactly and accumulates in the same order), the oracle's within tolerance, half the
+ * bytes; unpacking gives the weights back exactly; BF16 from either is the same. Edge tiles
+ * (M, N off the 12 x 32 tile), odd K, K over one 768 block, alpha/beta/bias/act, 1-2 threads. */
+static void test_f16_panels(void) {
+    static const int shapes[][3] = {{1, 1, 1}, {13, 33, 7}, {12, 32, 256}, {37, 70, 129}, {50, 96, 768}, {145, 40, 1025}, {25, 65, 1537}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int th = 1; th <= 2; th++) {
+            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ldc = N + 3;
+            float *A = rnd((long)M * K, 1000 + s), *W = f16_rounded((long)N * K, 1100 + s), *bias = rnd(N, 1200 + s);
+            float *C32 = rnd((long)M * ldc, 1300 + s), *C16 = malloc(sizeof(float) * (size_t)M * ldc), *R = malloc(sizeof(float) * (size_t)M * ldc);
+            memcpy(C16, C32, sizeof(float) * (size_t)M * ldc);
+            memcpy(R, C32, sizeof(float) * (size_t)M * ldc);
+            ca_packed P32, P16;
+            CHECK(ca_pack_weights_as(&P32, W, CA_DT_F32, N, K, K, CA_DT_F32) == CA_OK);
+            CHECK(ca_pack_weights_as(&P16, W, CA_DT_F32, N, K, K, CA_DT_F16) == CA_OK);
+            if (ca_fastgemm_avx512()) {
+                CHECK(P16.ph && !P16.p && !P16.pb);
+                CHECK_EQ_INT(2 * ca_packed_bytes(&P16), ca_packed_bytes(&P32));
+            }
+            ca_epi act = (ca_epi)(s % 3);
+            float alpha = 0.75f, beta = (s & 1) ? 1.0f : 0.0f;
+            CHECK(ca_gemm_packed(M, A, K, &P32, alpha, bias, act, beta, C32, ldc, th) == CA_OK);
+            CHECK(ca_gemm_packed(M, A, K, &P16, alpha, bias, act, beta, C16, ldc, th) == CA_OK);
+            CHECK_MSG(memcmp(C32, C16, sizeof(float) * (size_t)M * ldc) == 0, "M=%d N=%d K=%d th=%d: F16 panels differ from F32", M, N, K, th);
+            oracle(0, 1, M, N, K, alpha, A, K, W, K, bias, act, beta, R, ldc);
+            double tol = 1e-6 + 5e-8 * K, e = cmp("f16 panels", C16, R, (long)M * ldc, tol);
+            CHECK_MSG(e <= tol, "M=%d N=%d K=%d th=%d: rel err %.3g", M, N, K, th, e);
+            float *U = malloc(sizeof(float) * (size_t)N * (K + 2));
+            for (int d = 0; d < 2; d++) {
+                CHECK(ca_packed_unpack(d ? &P16 : &P32, U, K + 2) == CA_OK);
+                int same = 1;
+                for (int n = 0; n < N; n++) same &= !memcmp(U + (size_t)n * (K + 2), W + (size_t)n * K, sizeof(float) * K);
+                CHECK_MSG(same, "unpack of %s panels, N=%d K=%d", d ? "F16" : "F32", N, K);
+            }
+            if (ca_fastgemm_bf16() && th == 1) {
+                CHECK(ca_packed_to_bf16(&P32) == CA_OK && ca_packed_to_bf16(&P16) == CA_OK);
+                CHECK(P16.pb && !P16.ph && ca_packed_bytes(&P16) == ca_packed_bytes(&P32));
+                CHECK(memcmp(P16.pb, P32.pb, ca_packed_bytes(&P32)) == 0);
+                CHECK(ca_packed_unpack(&P16, U, K) == CA_E_UNSUPPORTED);
+            }
+            ca_packed_free(&P32);
+            ca_packed_free(&P16);
+            free(A); free(W); free(bias); free(C32); free(C16); free(R); free(U);
+        }
+}
+
+/* F16-panel convolutions (pointer-table kernel; 1x1 stride 1 goes through the GEMM) with a
+ * folded BatchNorm scale: equal to the F32 panels bit for bit, to the oracle within tolerance,
+ * and the weights unpack exactly (the scale stays out of the panels). */
+static void test_f16_conv(void) {
+    /* N, H, W, Cin, Cout, K, stride, pad */
+    static const int cfg[][8] = {{2, 9, 9, 5, 33, 3, 1, 1}, {1, 11, 10, 3, 8, 3, 2, 1}, {2, 6, 6, 40, 20, 1, 1, 0},
+                                 {1, 8, 8, 16, 12, 1, 2, 0}, {1, 14, 14, 3, 17, 7, 2, 3}, {1, 5, 7, 300, 31, 3, 1, 1}};
+    for (size_t c = 0; c < sizeof cfg / sizeof *cfg; c++) {
+        int N = cfg[c][0], H = cfg[c][1], W = cfg[c][2], Ci = cfg[c][3], Co = cfg[c][4], K = cfg[c][5], s = cfg[c][6], p = cfg[c][7];
+        int Ho = (H + 2 * p - K) / s + 1, Wo = (W + 2 * p - K) / s + 1;
+        long ni = (long)N * H * W * Ci, nw = (long)Co * Ci * K * K, no = (long)N * Ho * Wo * Co;
+        float *in = rnd(ni, 1400 + c), *w = f16_rounded(nw, 1410 + c), *scale = rnd(Co, 1420 + c), *bias = rnd(Co, 1430 + c);
+        float *o32 = rnd(no, 5), *o16 = malloc(sizeof(float) * (size_t)no), *r = malloc(sizeof(float) * (size_t)no);
+        float *ws = malloc(sizeof(float) * (size_t)nw), *u = malloc(sizeof(float) * (size_t)nw);
+        memcpy(o16, o32, sizeof(float) * (size_t)no);
+        memcpy(r, o32, sizeof(float) * (size_t)no);
+        for (long i = 0; i < nw; i++) ws[i] = w[i] * scale[i / ((long)Ci * K * K)];
+        ca_conv c32, c16;
+        CHECK(ca_conv_pack_weights(&c32, w, CA_DT_F32, Co, Ci, K, K, s, p, scale, CA_DT_F32) == CA_OK);
+        CHECK(ca_conv_pack_weights(&c16, w, CA_DT_F32, Co, Ci, K, K, s, p, scale, CA_DT_F16) == CA_OK);
+        if (ca_fastgemm_avx512()) CHECK(c16.W.ph != NULL);
+        ca_epi act = (ca_epi)(c % 3);
+        float beta = (c & 1) ? 1.0f : 0.0f;
+        CHECK(ca_conv2d_nhwc(&c32, in, N, H, W, bias, act, beta, o32, 2) == CA_OK);
+        CHECK(ca_conv2d_nhwc(&c16, in, N, H, W, bias, act, beta, o16, 2) == CA_OK);
+        CHECK_MSG(memcmp(o32, o16, sizeof(float) * (size_t)no) == 0, "conv cfg %zu: F16 panels differ from F32", c);
+        ca_conv2d_nhwc_ref(in, N, H, W, Ci, ws, Co, K, K, s, p, bias, act, beta, r);
+        double tol = 1e-6 + 5e-8 * Ci * K * K, e = cmp("f16 conv", o16, r, no, tol);
+        CHECK_MSG(e <= tol, "conv cfg %zu: rel err %.3g", c, e);
+        CHECK(ca_conv_unpack_weights(&c16, u) == CA_OK && memcmp(u, w, sizeof(float) * (size_t)nw) == 0);
+        CHECK(ca_conv_unpack_weights(&c32, u) == CA_OK && memcmp(u, w, sizeof(float) * (size_t)nw) == 0);
+        ca_conv_free(&c32);
+        ca_conv_free(&c16);
+        free(in); free(w); free(scale); free(bias); free(o32); free(o16); free(r); free(ws); free(u);
+    }
+}
+
+/* resident pages of w[0..n) (page aligned) */
+static long resident_pages(const float *w, size_t n) {
+    long pg = sysconf(_SC_PAGESIZE);
+    size_t len = n * sizeof(float), np = (len + (size_t)pg - 1) / (size_t)pg;
+    unsigned char *vec = malloc(np ? np : 1);
+    long k = 0;
+    if (mincore((void *)w, len, vec) == 0)
+        for (size_t i = 0; i < np; i++) k += vec[i] & 1;
+    else
+        k = -1;
+    free(vec);
+    return k;
+}
+
+static void encode_both(ca_model *m, const float *img, int n, const int64_t *tok, int nt, float *fi, float *ft) {
+    CHECK_MSG(ca_model_encode_images(m, img, n, fi) == CA_OK, "%s", ca_last_error());
+    CHECK_MSG(ca_model_encode_text(m, tok, nt, ft) == CA_OK, "%s", ca_last_error());
+}
+
+/* Once packed, the float32 copies of the packed matrices leave memory; the reference path gets
+ * them back exactly (bit for bit what a model that never packed computes, and the goldens),
+ * BF16 compute repacks from them, and the fast path drops them again with unchanged results. */
+static void test_release_restore(void) {
+    const char *names[2] = {"vit-tiny", "rn-tiny"};
+    ca_dtype stored[2] = {CA_DT_F16, CA_DT_F32};
+    for (int k = 0; k < 2; k++) {
+        char mp[128], gp[128];
+        snprintf(mp, sizeof mp, "testdata/models/%s.safetensors", names[k]);
+        snprintf(gp, sizeof gp, "testdata/models/%s-golden.safetensors", names[k]);
+        ca_status st;
+        ca_model *m = ca_model_load(th_shared(mp), NULL, &st), *fresh = ca_model_load(th_shared(mp), NULL, &st);
+        ca_st_file *g = ca_st_open(th_shared(gp), &st);
+        CHECK_MSG(m && fresh && g, "%s: %s", names[k], ca_last_error());
+        if (!m || !fresh || !g) { ca_model_free(m); ca_model_free(fresh); ca_st_close(g); continue; }
+        int64_t ish[4];
+        float *img = ca_st_load_f32(g, "input.images", 4, NULL, ish, &st);
+        float *gi = ca_st_load_f32(g, "output.image_features", 2, NULL, NULL, &st);
+        float *gt = ca_st_load_f32(g, "output.text_features", 2, NULL, NULL, &st);
+        const ca_tensor_info *ti = ca_st_find(g, "input.tokens");
+        int64_t *tok = malloc(sizeof(int64_t) * (size_t)ti->numel);
+        ca_tensor_to_i64(ti, tok, ti->numel);
+        ca_model_info in;
+        ca_model_get_info(m, &in);
+        int n = (int)ish[0], nt = (int)ti->shape[0], E = in.embed_dim;
+        size_t si = sizeof(float) * (size_t)n * E, stx = sizeof(float) * (size_t)nt * E;
+        float *fi[4], *ft[4];
+        for (int i = 0; i < 4; i++) { fi[i] = malloc(si); ft[i] = malloc(stx); }
+        CHECK_EQ_INT(m->mat_dtype, stored[k]);
+        const float *fc = m->txt.tf.blocks[0].fc_w; /* (512, 128): page aligned, whole pages */
+        size_t nfc = (size_t)m->txt.tf.hidden * m->txt.width;
+        CHECK(((uintptr_t)fc & 4095) == 0);
+        CHECK(resident_pages(fc, nfc) > 0);
+
+        encode_both(m, img, n, tok, nt, fi[0], ft[0]); /* fast: packs, drops the copies */
+        CHECK(m->released);
+        CHECK_EQ_INT(resident_pages(fc, nfc), 0);
+
+        CHECK(ca_model_set_compute(m, CA_COMPUTE_REFERENCE) == CA_OK);
+        CHECK(ca_model_set_compute(fresh, CA_COMPUTE_REFERENCE) == CA_OK);
+        encode_both(m, img, n, tok, nt, fi[1], ft[1]);
+        encode_both(fresh, img, n, tok, nt, fi[2], ft[2]);
+        CHECK(!m->released);
+        CHECK_MSG(!memcmp(fi[1], fi[2], si) && !memcmp(ft[1], ft[2], stx), "%s: restored weights differ", names[k]);
+        CHECK_MSG(cmp("restored images vs golden", fi[1], gi, (long)n * E, 1e-4) <= 1e-4, "%s", names[k]);
+        CHECK_MSG(cmp("restored text vs golden", ft[1], gt, (long)nt * E, 1e-4) <= 1e-4, "%s", names[k]);
+
+        CHECK(ca_model_set_compute(m, CA_COMPUTE_FAST) == CA_OK);
+        encode_both(m, img, n, tok, nt, fi[3], ft[3]);
+        CHECK(m->released && resident_pages(fc, nfc) == 0);
+        CHECK(!memcmp(fi[0], fi[3], si) && !memcmp(ft[0], ft[3], stx));
+
+        if (ca_fastgemm_bf16()) { /* BF16 repacks from the restored weights, then back to F32/F16 */
+            CHECK(ca_model_set_compute(m, CA_COMPUTE_BF16) == CA_OK);
+            encode_both(m, img, n, tok, nt, fi[3], ft[3]);
+            CHECK(!m->released);
+            CHECK_MSG(cmp("bf16 after release", fi[3], fi[0], (long)n * E, 2e-2) <= 2e-2, "%s", names[k]);
+            CHECK(ca_model_set_compute(m, CA_COMPUTE_FAST) == CA_OK);
+            encode_both(m, img, n, tok, nt, fi[3], ft[3]);
+            CHECK(m->released);
+            CHECK(!memcmp(fi[0], fi[3], si) && !memcmp(ft[0], ft[3], stx));
+        }
+        for (int i = 0; i < 4; i++) { free(fi[i]); free(ft[i]); }
+        free(img); free(gi); free(gt); free(tok);
+        ca_model_free(m);
+        ca_model_free(fresh);
+        ca_st_close(g);
     }
 }
 
@@ -262,7 +446,7 @@ static void test_conv(void) {
         memcpy(r, o, sizeof(float) * (size_t)no);
         for (long i = 0; i < nw; i++) ws[i] = w[i] * scale[i / ((long)Ci * K * K)];
         ca_conv cv;
-        CHECK(ca_conv_pack_weights(&cv, w, CA_DT_F32, Co, Ci, K, K, s, p, scale) == CA_OK);
+        CHECK(ca_conv_pack_weights(&cv, w, CA_DT_F32, Co, Ci, K, K, s, p, scale, CA_DT_F32) == CA_OK);
         ca_epi act = (ca_epi)(c % 3);
         float beta = (c & 1) ? 1.0f : 0.0f;
         CHECK(ca_conv2d_nhwc(&cv, in, N, H, W, bias, act, beta, o, 2) == CA_OK);
@@ -458,6 +642,8 @@ int main(void) {
     RUN(test_packed_cols);
     RUN(test_bf16_gemm);
     RUN(test_bf16_conv);
+    RUN(test_f16_panels);
+    RUN(test_f16_conv);
     RUN(test_exp_quickgelu);
     RUN(test_attention);
     RUN(test_layernorm);
@@ -466,5 +652,6 @@ int main(void) {
     RUN(test_f16_tensor_conversion);
     RUN(test_bf16_model);
     RUN(test_batch_split);
+    RUN(test_release_restore);
     TEST_END();
 }

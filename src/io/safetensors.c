@@ -6,6 +6,7 @@
 #include <immintrin.h>
 #endif
 #include "core/core.h"
+#include "io/safetensors.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -69,6 +70,23 @@ void ca_st_close(ca_st_file *f) {
     for (int i = 0; i < f->meta_count; i++) { free(f->meta_keys[i]); free(f->meta_vals[i]); }
     free(f->names); free(f->t); free(f->meta_keys); free(f->meta_vals); free(f->path);
     free(f);
+}
+
+void ca_st_drop_pages(const ca_st_file *f, const ca_tensor_info *t) {
+#ifdef MADV_DONTNEED
+    if (!f || !f->map || !t || !t->data || t->nbytes == 0) return;
+    long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t page = (uintptr_t)(pg > 0 ? pg : 4096), base = (uintptr_t)f->map;
+    /* whole pages around the tensor: the mapping is read-only and private, so dropping a page it
+     * shares with a neighbour only means that neighbour's bytes are read from the file again */
+    uintptr_t lo = (uintptr_t)t->data & ~(page - 1), hi = ((uintptr_t)t->data + t->nbytes + page - 1) & ~(page - 1);
+    uintptr_t end = (base + f->map_len + page - 1) & ~(page - 1);
+    if (lo < base || hi > end || hi <= lo) return;
+    (void)madvise((void *)lo, hi - lo, MADV_DONTNEED); /* a hint: on failure the pages just stay */
+#else
+    (void)f;
+    (void)t;
+#endif
 }
 
 typedef struct { uint64_t begin, end; int idx; } range;

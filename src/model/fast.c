@@ -49,7 +49,28 @@ struct ca_fast {
 
 /* ---- building ---- */
 
-static ca_status pack_blocks(fast_block **out, int *count, const ca_xformer *tf) {
+/* How this build packs: panel dtype, and whether each matrix's float32 copy in the model's
+ * weight block is dropped once packed (not for BF16 panels, which do not hold it exactly). */
+typedef struct {
+    ca_model *m;
+    ca_dtype panel;
+    int release;
+} packer;
+
+static ca_status pack_mat(const packer *pk, ca_packed *out, const float *w, int N, int K) {
+    ca_status st = ca_pack_weights_as(out, w, CA_DT_F32, N, K, K, pk->panel);
+    if (!st && pk->release) ca_model_release_weights(pk->m, w, (size_t)N * K);
+    return st;
+}
+
+static ca_status pack_conv(const packer *pk, ca_conv *c, const float *w, int Cout, int Cin, int KH, int stride,
+                           int pad, const float *scale) {
+    ca_status st = ca_conv_pack_weights(c, w, CA_DT_F32, Cout, Cin, KH, KH, stride, pad, scale, pk->panel);
+    if (!st && pk->release) ca_model_release_weights(pk->m, w, (size_t)Cout * Cin * KH * KH);
+    return st;
+}
+
+static ca_status pack_blocks(const packer *pk, fast_block **out, int *count, const ca_xformer *tf) {
     int C = tf->width, H = tf->hidden;
     fast_block *fb = calloc((size_t)tf->layers ? (size_t)tf->layers : 1, sizeof *fb);
     if (!fb) return ca_fail(CA_E_NOMEM, "out of memory packing weights");
@@ -58,10 +79,8 @@ static ca_status pack_blocks(fast_block **out, int *count, const ca_xformer *tf)
     for (int l = 0; l < tf->layers; l++) {
         const ca_block *b = &tf->blocks[l];
         ca_status st;
-        if ((st = ca_pack_weights(&fb[l].qkv, b->qkv_w, CA_DT_F32, 3 * C, C, C)) ||
-            (st = ca_pack_weights(&fb[l].out, b->out_w, CA_DT_F32, C, C, C)) ||
-            (st = ca_pack_weights(&fb[l].fc, b->fc_w, CA_DT_F32, H, C, C)) ||
-            (st = ca_pack_weights(&fb[l].proj, b->proj_w, CA_DT_F32, C, H, H)))
+        if ((st = pack_mat(pk, &fb[l].qkv, b->qkv_w, 3 * C, C)) || (st = pack_mat(pk, &fb[l].out, b->out_w, C, C)) ||
+            (st = pack_mat(pk, &fb[l].fc, b->fc_w, H, C)) || (st = pack_mat(pk, &fb[l].proj, b->proj_w, C, H)))
             return st;
     }
     return CA_OK;
@@ -78,13 +97,12 @@ static void free_blocks(fast_block *fb, int n) {
     free(fb);
 }
 
-static ca_status build_resnet(ca_fast *f, const ca_vision *v) {
+static ca_status build_resnet(const packer *pk, ca_fast *f, const ca_vision *v) {
     int W = v->width;
     ca_status st;
     int cin[3] = {3, W / 2, W / 2}, cout[3] = {W / 2, W / 2, W}, stride[3] = {2, 1, 1};
     for (int i = 0; i < 3; i++)
-        if ((st = ca_conv_pack_weights(&f->stem[i], v->stem_conv[i], CA_DT_F32, cout[i], cin[i], 3, 3, stride[i], 1,
-                                       v->stem_bn[i].scale)))
+        if ((st = pack_conv(pk, &f->stem[i], v->stem_conv[i], cout[i], cin[i], 3, stride[i], 1, v->stem_bn[i].scale)))
             return st;
     int nb = v->rn_layers[0] + v->rn_layers[1] + v->rn_layers[2] + v->rn_layers[3];
     f->rblocks = calloc((size_t)nb ? (size_t)nb : 1, sizeof *f->rblocks);
@@ -94,78 +112,124 @@ static ca_status build_resnet(ca_fast *f, const ca_vision *v) {
         const ca_bottleneck *b = &v->blocks[i];
         fast_bottleneck *fb = &f->rblocks[i];
         int P = b->planes;
-        if ((st = ca_conv_pack_weights(&fb->c1, b->conv1, CA_DT_F32, P, b->inplanes, 1, 1, 1, 0, b->bn1.scale)) ||
-            (st = ca_conv_pack_weights(&fb->c2, b->conv2, CA_DT_F32, P, P, 3, 3, 1, 1, b->bn2.scale)) ||
-            (st = ca_conv_pack_weights(&fb->c3, b->conv3, CA_DT_F32, 4 * P, P, 1, 1, 1, 0, b->bn3.scale)))
+        if ((st = pack_conv(pk, &fb->c1, b->conv1, P, b->inplanes, 1, 1, 0, b->bn1.scale)) ||
+            (st = pack_conv(pk, &fb->c2, b->conv2, P, P, 3, 1, 1, b->bn2.scale)) ||
+            (st = pack_conv(pk, &fb->c3, b->conv3, 4 * P, P, 1, 1, 0, b->bn3.scale)))
             return st;
-        if (b->down && (st = ca_conv_pack_weights(&fb->down, b->down, CA_DT_F32, 4 * P, b->inplanes, 1, 1, 1, 0,
-                                                  b->down_bn.scale)))
+        if (b->down && (st = pack_conv(pk, &fb->down, b->down, 4 * P, b->inplanes, 1, 1, 0, b->down_bn.scale)))
             return st;
     }
     int D = v->ap_dim;
-    if ((st = ca_pack_weights(&f->ap_q, v->ap_qkv_w, CA_DT_F32, D, D, D)) ||
-        (st = ca_pack_weights(&f->ap_kv, v->ap_qkv_w + (size_t)D * D, CA_DT_F32, 2 * D, D, D)) ||
-        (st = ca_pack_weights(&f->ap_c, v->ap_c_w, CA_DT_F32, v->embed_dim, D, D)))
+    if ((st = pack_mat(pk, &f->ap_q, v->ap_qkv_w, D, D)) ||
+        (st = pack_mat(pk, &f->ap_kv, v->ap_qkv_w + (size_t)D * D, 2 * D, D)) ||
+        (st = pack_mat(pk, &f->ap_c, v->ap_c_w, v->embed_dim, D)))
         return st;
     return CA_OK;
 }
 
-static ca_status blocks_to_bf16(fast_block *fb, int n) {
+/* Every packed matrix with the float32 weights it was packed from (conv: c set, p = &c->W).
+ * Entries a failed build never reached have no panels; fn decides what to do with those. */
+typedef ca_status (*weight_fn)(ca_model *m, ca_packed *p, const ca_conv *c, const float *w);
+
+static ca_status each_weight(ca_fast *f, ca_model *m, weight_fn fn) {
+    ca_vision *v = &m->vis;
     ca_status st = CA_OK;
-    for (int l = 0; l < n && !st; l++)
-        if ((st = ca_packed_to_bf16(&fb[l].qkv)) || (st = ca_packed_to_bf16(&fb[l].out)) ||
-            (st = ca_packed_to_bf16(&fb[l].fc)) || (st = ca_packed_to_bf16(&fb[l].proj)))
-            break;
+#define MAT(pk, w) do { if ((st = fn(m, (pk), NULL, (w)))) return st; } while (0)
+#define CONV(cv, w) do { if ((st = fn(m, &(cv)->W, (cv), (w)))) return st; } while (0)
+    const ca_xformer *tfs[2] = {&v->tf, &m->txt.tf};
+    fast_block *fbs[2] = {f->vblocks, f->tblocks};
+    int nfb[2] = {f->nvblocks, f->ntblocks};
+    for (int t = 0; t < 2; t++)
+        for (int l = 0; fbs[t] && l < nfb[t]; l++) {
+            const ca_block *b = &tfs[t]->blocks[l];
+            MAT(&fbs[t][l].qkv, b->qkv_w);
+            MAT(&fbs[t][l].out, b->out_w);
+            MAT(&fbs[t][l].fc, b->fc_w);
+            MAT(&fbs[t][l].proj, b->proj_w);
+        }
+    MAT(&f->patch, v->conv1);
+    MAT(&f->vproj, v->proj);
+    MAT(&f->tproj, m->txt.proj);
+    for (int i = 0; i < 3; i++) CONV(&f->stem[i], v->stem_conv[i]);
+    for (int i = 0; f->rblocks && i < f->nrblocks; i++) {
+        CONV(&f->rblocks[i].c1, v->blocks[i].conv1);
+        CONV(&f->rblocks[i].c2, v->blocks[i].conv2);
+        CONV(&f->rblocks[i].c3, v->blocks[i].conv3);
+        CONV(&f->rblocks[i].down, v->blocks[i].down);
+    }
+    MAT(&f->ap_q, v->ap_qkv_w);
+    MAT(&f->ap_kv, v->ap_qkv_w ? v->ap_qkv_w + (size_t)v->ap_dim * v->ap_dim : NULL);
+    MAT(&f->ap_c, v->ap_c_w);
+#undef MAT
+#undef CONV
+    return CA_OK;
+}
+
+static int holds_weights(const ca_packed *p) { return p->p || p->ph; }
+
+static ca_status restore_one(ca_model *m, ca_packed *p, const ca_conv *c, const float *w) {
+    if (!holds_weights(p)) return CA_OK;
+    /* the weight block is the model's own: the const on the tower pointers is for the forward passes */
+    return c ? ca_conv_unpack_weights(c, (float *)w) : ca_packed_unpack(p, (float *)w, p->K);
+}
+
+static ca_status release_one(ca_model *m, ca_packed *p, const ca_conv *c, const float *w) {
+    if (holds_weights(p)) ca_model_release_weights(m, w, (size_t)p->N * p->K);
+    return CA_OK;
+}
+
+ca_status ca_fast_restore(ca_model *m) {
+    if (!m->released) return CA_OK;
+    if (!m->fast) return ca_fail(CA_E_INTERNAL, "weights were released without packed copies");
+    ca_status st = each_weight(m->fast, m, restore_one);
+    if (!st) m->released = 0;
     return st;
 }
 
-static ca_status opt_bf16(ca_packed *p) { return p->p ? ca_packed_to_bf16(p) : CA_OK; }
-
-/* Every packed matrix to BF16: the GEMMs then run on AVX512-BF16 dot products. */
-static ca_status to_bf16(ca_fast *f) {
-    ca_status st;
-    if ((st = blocks_to_bf16(f->vblocks, f->nvblocks)) || (st = blocks_to_bf16(f->tblocks, f->ntblocks)) ||
-        (st = opt_bf16(&f->patch)) || (st = opt_bf16(&f->vproj)) || (st = opt_bf16(&f->tproj)) ||
-        (st = opt_bf16(&f->ap_q)) || (st = opt_bf16(&f->ap_kv)) || (st = opt_bf16(&f->ap_c)))
-        return st;
-    for (int i = 0; i < 3; i++)
-        if ((st = opt_bf16(&f->stem[i].W))) return st;
-    for (int i = 0; i < f->nrblocks; i++)
-        if ((st = opt_bf16(&f->rblocks[i].c1.W)) || (st = opt_bf16(&f->rblocks[i].c2.W)) ||
-            (st = opt_bf16(&f->rblocks[i].c3.W)) || (st = opt_bf16(&f->rblocks[i].down.W)))
-            return st;
-    f->bf16 = 1;
-    return CA_OK;
+/* Panels for this model: F16 when every packed matrix was stored as F16 (its float32 copy then
+ * narrows exactly) — half the bytes for the kernels to stream, same results (docs/perf.md);
+ * F32 otherwise (a BF16 or mixed checkpoint: BF16 panels would mean BF16 compute). */
+static ca_dtype panel_dtype(const ca_model *m) {
+    if (m->compute == CA_COMPUTE_BF16) return CA_DT_BF16;
+    return m->mat_dtype == CA_DT_F16 ? CA_DT_F16 : CA_DT_F32;
 }
 
 ca_status ca_fast_build(ca_model *m) {
     int want_bf16 = m->compute == CA_COMPUTE_BF16;
-    if (m->fast && m->fast->bf16 == want_bf16) return CA_OK;
-    ca_fast_free(m->fast); /* the compute mode changed: repack */
+    ca_status st;
+    if (m->fast && m->fast->bf16 == want_bf16) {
+        /* back from the reference path: drop the float32 copies it restored */
+        if (!want_bf16 && !m->released) each_weight(m->fast, m, release_one);
+        return CA_OK;
+    }
+    /* the compute mode changed: repack from the float32 weights, restored first if dropped */
+    if ((st = ca_fast_restore(m))) return st;
+    ca_fast_free(m->fast);
     m->fast = NULL;
     ca_fast *f = calloc(1, sizeof *f);
     if (!f) return ca_fail(CA_E_NOMEM, "out of memory packing weights");
     m->fast = f;
-    ca_status st = CA_OK;
+    f->bf16 = want_bf16;
+    packer pk = {m, panel_dtype(m), !want_bf16};
     const ca_vision *v = &m->vis;
     if (m->info.has_vision && m->info.is_vit) {
-        if ((st = ca_pack_weights(&f->patch, v->conv1, CA_DT_F32, v->width, 3 * v->patch * v->patch,
-                                  3 * v->patch * v->patch)) ||
-            (st = pack_blocks(&f->vblocks, &f->nvblocks, &v->tf)) ||
-            (st = ca_pack_weights(&f->vproj, v->proj, CA_DT_F32, v->embed_dim, v->width, v->width)))
+        int KP = 3 * v->patch * v->patch;
+        if ((st = pack_mat(&pk, &f->patch, v->conv1, v->width, KP)) || (st = pack_blocks(&pk, &f->vblocks, &f->nvblocks, &v->tf)) ||
+            (st = pack_mat(&pk, &f->vproj, v->proj, v->embed_dim, v->width)))
             goto fail;
     } else if (m->info.has_vision) {
-        if ((st = build_resnet(f, v))) goto fail;
+        if ((st = build_resnet(&pk, f, v))) goto fail;
     }
     if (m->info.has_text) {
         const ca_text *t = &m->txt;
-        if ((st = pack_blocks(&f->tblocks, &f->ntblocks, &t->tf)) ||
-            (st = ca_pack_weights(&f->tproj, t->proj, CA_DT_F32, t->embed_dim, t->width, t->width)))
+        if ((st = pack_blocks(&pk, &f->tblocks, &f->ntblocks, &t->tf)) ||
+            (st = pack_mat(&pk, &f->tproj, t->proj, t->embed_dim, t->width)))
             goto fail;
     }
-    if (want_bf16 && (st = to_bf16(f))) goto fail;
     return CA_OK;
 fail:
+    /* what was packed before the failure may already be dropped from the weight block */
+    if (m->released && !each_weight(f, m, restore_one)) m->released = 0;
     ca_fast_free(f);
     m->fast = NULL;
     return st;

@@ -10,8 +10,13 @@
 
 typedef struct ca_fast ca_fast;
 
-/* Build m->fast from m's float32 weights (idempotent). CA_E_NOMEM on failure. */
+/* Build m->fast from m's float32 weights for m->compute (idempotent). Outside BF16 compute the
+ * float32 copies of the packed matrices are then dropped from memory (ca_model_release_weights):
+ * the panels hold them exactly. CA_E_NOMEM on failure. */
 ca_status ca_fast_build(ca_model *m);
+/* Write the dropped float32 weights back from the panels (no-op when none were dropped), for
+ * the reference path and for repacking. */
+ca_status ca_fast_restore(ca_model *m);
 void ca_fast_free(ca_fast *f);
 /* Bytes of packed weights and scratch currently held. */
 size_t ca_fast_bytes(const ca_fast *f);

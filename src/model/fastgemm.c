@@ -120,43 +120,114 @@ static void pack_panel(float *dst, const void *W, ca_dtype dt, int trans, int ld
     }
 }
 
-static float *pack_b(const void *W, ca_dtype dt, int trans, int ld, int N, int K, int threads) {
+/* Packed panels of op(B): F32 ([N/32][K][32] floats) or, with half != 0, the same layout in F16
+ * (each value rounded to nearest even: exact for weights stored as F16). Returns the aligned
+ * block, or NULL with the error recorded. */
+static void *pack_b(const void *W, ca_dtype dt, int trans, int ld, int N, int K, int threads, int half) {
     int np = (N + NR - 1) / NR;
     size_t n;
-    if (!ca_mul3_size((size_t)np, (size_t)(K > 0 ? K : 1), NR * sizeof(float), &n)) {
+    size_t es = half ? sizeof(uint16_t) : sizeof(float);
+    if (!ca_mul3_size((size_t)np, (size_t)(K > 0 ? K : 1), NR * es, &n)) {
         ca_fail(CA_E_NOMEM, "packed weights size overflows (%d x %d)", N, K);
         return NULL;
     }
     n = (n + 63) & ~(size_t)63;
-    float *p = aligned_alloc(64, n);
+    void *p = aligned_alloc(64, n);
     if (!p) {
         ca_fail(CA_E_NOMEM, "out of memory packing %d x %d weights", N, K);
         return NULL;
     }
+    if (!half) {
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-    for (int j = 0; j < np; j++) pack_panel(p + (size_t)j * K * NR, W, dt, trans, ld, j * NR, N, K);
+        for (int j = 0; j < np; j++) pack_panel((float *)p + (size_t)j * K * NR, W, dt, trans, ld, j * NR, N, K);
+        return p;
+    }
+    /* F16: each panel through a per-thread F32 buffer, so no F32 copy of the whole matrix exists */
+    int bad = 0;
+#pragma omp parallel num_threads(threads) if (threads > 1) reduction(| : bad)
+    {
+        float *tmp = malloc(sizeof(float) * (size_t)(K > 0 ? K : 1) * NR);
+        if (!tmp) bad = 1;
+#pragma omp for schedule(static)
+        for (int j = 0; j < np; j++) {
+            if (!tmp) continue;
+            pack_panel(tmp, W, dt, trans, ld, j * NR, N, K);
+            uint16_t *d = (uint16_t *)p + (size_t)j * K * NR;
+            size_t i = 0;
+#if CA_HAVE_AVX512
+            for (; i < (size_t)K * NR; i += 16) /* round to nearest even, as ca_f32_to_f16 */
+                _mm256_storeu_si256((__m256i *)(d + i), _mm512_cvtps_ph(_mm512_loadu_ps(tmp + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+#endif
+            for (; i < (size_t)K * NR; i++) d[i] = ca_f32_to_f16(tmp[i]);
+        }
+        free(tmp);
+    }
+    if (bad) {
+        free(p);
+        ca_fail(CA_E_NOMEM, "out of memory packing %d x %d weights", N, K);
+        return NULL;
+    }
     return p;
 }
 
-ca_status ca_pack_weights(ca_packed *out, const void *W, ca_dtype dt, int N, int K, int ldw) {
+ca_status ca_pack_weights_as(ca_packed *out, const void *W, ca_dtype dt, int N, int K, int ldw, ca_dtype panel) {
     memset(out, 0, sizeof *out);
     if (dt != CA_DT_F32 && dt != CA_DT_F16 && dt != CA_DT_BF16)
         return ca_fail(CA_E_UNSUPPORTED, "cannot pack %s weights", ca_dtype_name(dt));
+    if (panel != CA_DT_F32 && panel != CA_DT_F16 && panel != CA_DT_BF16)
+        return ca_fail(CA_E_UNSUPPORTED, "no %s panels", ca_dtype_name(panel));
     if (N <= 0 || K <= 0 || ldw < K) return ca_fail(CA_E_ARG, "bad weight shape %d x %d", N, K);
-    out->p = pack_b(W, dt, 1, ldw, N, K, ca_kernel_threads(0));
-    if (!out->p) return CA_E_NOMEM;
+    /* F16 panels need the widening kernels; without AVX-512 the same F16-rounded values are
+     * packed as F32, so results do not depend on the build */
+    int half = panel == CA_DT_F16 && CA_HAVE_AVX512;
+    void *p = pack_b(W, dt, 1, ldw, N, K, ca_kernel_threads(0), half);
+    if (!p) return CA_E_NOMEM;
     out->N = N;
     out->K = K;
+    if (half) out->ph = p;
+    else out->p = p;
+    if (panel == CA_DT_F16 && !half)
+        for (size_t i = 0; i < (size_t)((N + NR - 1) / NR) * NR * K; i++) out->p[i] = ca_f16_to_f32(ca_f32_to_f16(out->p[i]));
+    ca_status st = panel == CA_DT_BF16 ? ca_packed_to_bf16(out) : CA_OK;
+    if (st) ca_packed_free(out);
+    return st;
+}
+
+ca_status ca_pack_weights(ca_packed *out, const void *W, ca_dtype dt, int N, int K, int ldw) {
+    return ca_pack_weights_as(out, W, dt, N, K, ldw, CA_DT_F32);
+}
+
+ca_status ca_packed_set_scale(ca_packed *w, const float *scale) {
+    free(w->scale);
+    w->scale = NULL;
+    if (!scale) return CA_OK;
+    w->scale = ca_malloc2((size_t)w->N, sizeof(float));
+    if (!w->scale) return ca_fail(CA_E_NOMEM, "out of memory for a column scale");
+    memcpy(w->scale, scale, sizeof(float) * (size_t)w->N);
+    return CA_OK;
+}
+
+ca_status ca_packed_unpack(const ca_packed *w, float *W, int ldw) {
+    if (!w->p && !w->ph) return ca_fail(CA_E_UNSUPPORTED, "BF16 panels do not hold the weights exactly");
+    if (ldw < w->K) return ca_fail(CA_E_ARG, "bad row stride %d for %d x %d weights", ldw, w->N, w->K);
+    for (int n = 0; n < w->N; n++) {
+        size_t base = (size_t)(n / NR) * w->K * NR + (size_t)(n % NR);
+        float *d = W + (size_t)n * ldw;
+        if (w->p)
+            for (int k = 0; k < w->K; k++) d[k] = w->p[base + (size_t)k * NR];
+        else
+            for (int k = 0; k < w->K; k++) d[k] = ca_f16_to_f32(w->ph[base + (size_t)k * NR]);
+    }
     return CA_OK;
 }
 
 void ca_packed_free(ca_packed *p) {
     if (!p) return;
     free(p->p);
+    free(p->ph);
     free(p->pb);
-    p->p = NULL;
-    p->pb = NULL;
-    p->N = p->K = 0;
+    free(p->scale);
+    memset(p, 0, sizeof *p);
 }
 
 /* Where the A operand comes from: a matrix (op(A), row stride lda) or, for the implicit-GEMM
@@ -191,26 +262,30 @@ static void gather_conv_row(float *d, const ca_conv_geom *g, const float *in, in
 
 size_t ca_packed_bytes(const ca_packed *p) {
     size_t panels = (size_t)(p->N + NR - 1) / NR;
-    if (p->p) return panels * NR * (size_t)p->K * sizeof(float);
-    if (p->pb) return panels * NR * (size_t)((p->K + 1) / 2) * 2 * sizeof(uint16_t);
+    size_t s = p->scale ? (size_t)p->N * sizeof(float) : 0;
+    if (p->p) return s + panels * NR * (size_t)p->K * sizeof(float);
+    if (p->ph) return s + panels * NR * (size_t)p->K * sizeof(uint16_t);
+    if (p->pb) return s + panels * NR * (size_t)((p->K + 1) / 2) * 2 * sizeof(uint16_t);
     return 0;
 }
 
 ca_status ca_packed_cols(const ca_packed *w, int n0, int n, ca_packed *view) {
     memset(view, 0, sizeof *view);
-    if ((!w->p && !w->pb) || n0 < 0 || n <= 0 || n0 % NR || n0 > w->N - n)
+    if ((!w->p && !w->ph && !w->pb) || n0 < 0 || n <= 0 || n0 % NR || n0 > w->N - n)
         return CA_E_ARG; /* quiet: callers fall back to the whole matrix */
     size_t panel = (size_t)(n0 / NR);
     view->N = n;
     view->K = w->K;
     if (w->p) view->p = w->p + panel * (size_t)w->K * NR;
+    if (w->ph) view->ph = w->ph + panel * (size_t)w->K * NR;
     if (w->pb) view->pb = w->pb + panel * (size_t)((w->K + 1) / 2) * NR * 2;
+    if (w->scale) view->scale = w->scale + n0;
     return CA_OK;
 }
 
 ca_status ca_packed_to_bf16(ca_packed *w) {
     if (!CA_HAVE_BF16) return ca_fail(CA_E_UNSUPPORTED, "this build has no AVX512-BF16 kernels");
-    if (!w->p) return w->pb ? CA_OK : ca_fail(CA_E_ARG, "unpacked weights");
+    if (!w->p && !w->ph) return w->pb ? CA_OK : ca_fail(CA_E_ARG, "unpacked weights");
     int N = w->N, K = w->K, np = (N + NR - 1) / NR, K2 = (K + 1) / 2;
     size_t n;
     if (!ca_mul3_size((size_t)np, (size_t)K2, NR * 2 * sizeof(uint16_t), &n)) return ca_fail(CA_E_NOMEM, "packed weights size overflows");
@@ -219,16 +294,20 @@ ca_status ca_packed_to_bf16(ca_packed *w) {
     /* [panel][k][32] f32 -> [panel][k/2][32][2] bf16, the odd last k paired with zero */
 #pragma omp parallel for schedule(static)
     for (int j = 0; j < np; j++) {
-        const float *src = w->p + (size_t)j * K * NR;
+        size_t o = (size_t)j * K * NR;
         uint16_t *d = pb + (size_t)j * K2 * NR * 2;
         for (int p2 = 0; p2 < K2; p2++)
             for (int c = 0; c < NR; c++) {
-                d[((size_t)p2 * NR + c) * 2] = ca_f32_to_bf16(src[(size_t)2 * p2 * NR + c]);
-                d[((size_t)p2 * NR + c) * 2 + 1] = 2 * p2 + 1 < K ? ca_f32_to_bf16(src[(size_t)(2 * p2 + 1) * NR + c]) : 0;
+                size_t i0 = o + (size_t)2 * p2 * NR + c, i1 = i0 + NR;
+                d[((size_t)p2 * NR + c) * 2] = ca_f32_to_bf16(w->p ? w->p[i0] : ca_f16_to_f32(w->ph[i0]));
+                d[((size_t)p2 * NR + c) * 2 + 1] =
+                    2 * p2 + 1 < K ? ca_f32_to_bf16(w->p ? w->p[i1] : ca_f16_to_f32(w->ph[i1])) : 0;
             }
     }
     free(w->p);
+    free(w->ph);
     w->p = NULL;
+    w->ph = NULL;
     w->pb = pb;
     return CA_OK;
 }
@@ -236,10 +315,7 @@ ca_status ca_packed_to_bf16(ca_packed *w) {
 ca_status ca_pack_weights_bf16(ca_packed *out, const void *W, ca_dtype dt, int N, int K, int ldw) {
     memset(out, 0, sizeof *out);
     if (!CA_HAVE_BF16) return ca_fail(CA_E_UNSUPPORTED, "this build has no AVX512-BF16 kernels");
-    ca_status st = ca_pack_weights(out, W, dt, N, K, ldw);
-    if (!st) st = ca_packed_to_bf16(out);
-    if (st) ca_packed_free(out);
-    return st;
+    return ca_pack_weights_as(out, W, dt, N, K, ldw, CA_DT_BF16);
 }
 
 /* rows [i0, i0+mc) × k [k0, k0+kc) of op(A) into dst [mc/MR][kc][MR], zero padded */
@@ -272,14 +348,16 @@ static void pack_a(float *dst, const a_src *src, int i0, int mc, int M, int k0, 
 
 typedef struct {
     float alpha, beta;     /* beta: applied when first */
+    const float *scale;    /* per-column multiplier at column j0 (replaces alpha), or NULL */
     const float *bias;     /* at column j0, or NULL */
     ca_epi act;
     int first, last;
 } tile_epi;
 
 #if CA_HAVE_AVX512
-static inline void store_row(float *c, __m512 acc, __mmask16 m, const tile_epi *e, const float *bias) {
-    __m512 x = _mm512_mul_ps(acc, _mm512_set1_ps(e->alpha));
+static inline void store_row(float *c, __m512 acc, __mmask16 m, const tile_epi *e, const float *scale, const float *bias) {
+    __m512 x = scale ? _mm512_mul_ps(acc, _mm512_maskz_loadu_ps(m, scale)) : _mm512_mul_ps(acc, _mm512_set1_ps(e->alpha));
+    if (scale && e->alpha != 1.0f) x = _mm512_mul_ps(x, _mm512_set1_ps(e->alpha));
     if (!e->first) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, c));
     else if (e->beta != 0.0f) x = _mm512_fmadd_ps(_mm512_set1_ps(e->beta), _mm512_maskz_loadu_ps(m, c), x);
     if (e->last) {
@@ -296,14 +374,31 @@ static inline __attribute__((always_inline)) void store_tile(float *C, int ldc, 
                                                              int mr, int nr, const tile_epi *e) {
     __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
     __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
-    const float *bias = e->bias;
+    const float *bias = e->bias, *scale = e->scale;
     for (int r = 0; r < mr; r++) {
         float *c = C + (size_t)r * ldc;
-        store_row(c, c0[r], m0, e, bias);
-        if (m1) store_row(c + 16, c1[r], m1, e, bias ? bias + 16 : NULL);
+        store_row(c, c0[r], m0, e, scale, bias);
+        if (m1) store_row(c + 16, c1[r], m1, e, scale ? scale + 16 : NULL, bias ? bias + 16 : NULL);
     }
 }
 
+/* One k row of a B panel (32 columns) as two F32 vectors. half: the panel holds F16, widened
+ * here (exact), so the F16 kernels compute bit for bit what the F32 ones do on the widened
+ * values while reading half the bytes. b: element offset into the panel block. */
+static inline __attribute__((always_inline)) void load_b(const void *b, size_t off, int half, __m512 *b0, __m512 *b1) {
+    if (half) {
+        const uint16_t *h = (const uint16_t *)b + off;
+        *b0 = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)h));
+        *b1 = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(h + 16)));
+    } else {
+        const float *f = (const float *)b + off;
+        *b0 = _mm512_load_ps(f);
+        *b1 = _mm512_load_ps(f + 16);
+    }
+}
+
+/* C tile from a packed A block [kc][MR] and an F32 B panel slice [kc][NR]. Only ca_gemm_ex
+ * (transposed A, B packed per call as F32) comes here, so it has no F16 twin. */
 static void kernel(int kc, const float *restrict a, const float *restrict b, float *C, int ldc, int mr,
                    int nr, const tile_epi *e) {
     __m512 c0[MR], c1[MR];
@@ -323,49 +418,74 @@ static void kernel(int kc, const float *restrict a, const float *restrict b, flo
     store_tile(C, ldc, c0, c1, mr, nr, e);
 }
 
+/* The kernels on packed weights are each one always-inlined body instantiated twice, for F32
+ * panels (half = 0) and F16 panels (half = 1): the same instructions except the B loads. */
+
 /* The same tile reading A in place (row-major, stride lda): no packing for plain matrices. Rows
  * are broadcast straight from memory; twelve sequential streams suit the prefetchers. */
-static void kernel_direct(int kc, const float *restrict a, int lda, const float *restrict b, float *C, int ldc,
-                          int mr, int nr, const tile_epi *e) {
+static inline __attribute__((always_inline)) void kernel_direct_body(int kc, const float *restrict a, int lda,
+                                                                     const void *restrict b, int half, float *C, int ldc,
+                                                                     int mr, int nr, const tile_epi *e) {
     __m512 c0[MR], c1[MR];
     const float *ar[MR];
 #pragma GCC unroll 12
     for (int r = 0; r < MR; r++) { c0[r] = c1[r] = _mm512_setzero_ps(); ar[r] = a + (size_t)(r < mr ? r : 0) * lda; }
     for (int k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        __m512 b0, b1;
+        load_b(b, (size_t)k * NR, half, &b0, &b1);
 #pragma GCC unroll 12
         for (int r = 0; r < MR; r++) {
             __m512 av = _mm512_set1_ps(ar[r][k]);
             c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
             c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
         }
-        b += NR;
     }
     store_tile(C, ldc, c0, c1, mr, nr, e);
+}
+
+static void kernel_direct(int kc, const float *restrict a, int lda, const float *restrict b, float *C, int ldc,
+                          int mr, int nr, const tile_epi *e) {
+    kernel_direct_body(kc, a, lda, b, 0, C, ldc, mr, nr, e);
+}
+static void kernel_direct_h(int kc, const float *restrict a, int lda, const uint16_t *restrict b, float *C, int ldc,
+                            int mr, int nr, const tile_epi *e) {
+    kernel_direct_body(kc, a, lda, b, 1, C, ldc, mr, nr, e);
 }
 
 /* Implicit-GEMM convolution tile: row r of tap t reads Cin contiguous NHWC values at rp[t][r]
  * (a zero row for padding), so the receptive field is never copied; all taps accumulate in
  * registers and C is written once. b: the panel's full K = ntap·cin rows. */
-static void kernel_conv(int ntap, int cin, const float *const *rp, const float *restrict b, float *C, int ldc,
-                        int mr, int nr, const tile_epi *e) {
+static inline __attribute__((always_inline)) void kernel_conv_body(int ntap, int cin, const float *const *rp,
+                                                                   const void *restrict b, int half, float *C, int ldc,
+                                                                   int mr, int nr, const tile_epi *e) {
     __m512 c0[MR], c1[MR];
+    size_t off = 0;
 #pragma GCC unroll 12
     for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm512_setzero_ps();
     for (int t = 0; t < ntap; t++) {
         const float *const *ar = rp + (size_t)t * MR;
         for (int k = 0; k < cin; k++) {
-            __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+            __m512 b0, b1;
+            load_b(b, off, half, &b0, &b1);
 #pragma GCC unroll 12
             for (int r = 0; r < MR; r++) {
                 __m512 av = _mm512_set1_ps(ar[r][k]);
                 c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
                 c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
             }
-            b += NR;
+            off += NR;
         }
     }
     store_tile(C, ldc, c0, c1, mr, nr, e);
+}
+
+static void kernel_conv(int ntap, int cin, const float *const *rp, const float *restrict b, float *C, int ldc,
+                        int mr, int nr, const tile_epi *e) {
+    kernel_conv_body(ntap, cin, rp, b, 0, C, ldc, mr, nr, e);
+}
+static void kernel_conv_h(int ntap, int cin, const float *const *rp, const uint16_t *restrict b, float *C, int ldc,
+                          int mr, int nr, const tile_epi *e) {
+    kernel_conv_body(ntap, cin, rp, b, 1, C, ldc, mr, nr, e);
 }
 
 /* row pointers [tap][MR] of output pixels i0 .. i0+MR-1 (rows past M repeat a valid one);
@@ -449,7 +569,9 @@ static void kernel(int kc, const float *a, const float *b, float *C, int ldc, in
             for (int j = 0; j < NR; j++) acc[r][j] += a[k * MR + r] * b[k * NR + j];
     for (int r = 0; r < mr; r++)
         for (int j = 0; j < nr; j++) {
-            float *c = C + (size_t)r * ldc + j, x = e->alpha * acc[r][j];
+            float *c = C + (size_t)r * ldc + j;
+            float x = e->scale ? acc[r][j] * e->scale[j] : e->alpha * acc[r][j];
+            if (e->scale && e->alpha != 1.0f) x *= e->alpha;
             if (!e->first) x += *c;
             else if (e->beta != 0.0f) x += e->beta * *c;
             if (e->last) x = ca_epi_ref(e->act, x + (e->bias ? e->bias[j] : 0.0f));
@@ -460,9 +582,20 @@ static void kernel(int kc, const float *a, const float *b, float *C, int ldc, in
 
 /* ---- driver ---- */
 
-static ca_status run(const a_src *asrc, int M, int N, int K, const float *Bp, const uint16_t *Bb,
-                     float alpha, const float *bias, ca_epi act, float beta, float *C, int ldc,
-                     int threads) {
+/* The packed right-hand side: exactly one of the panel blocks is set. */
+typedef struct {
+    const float *p;         /* F32 panels */
+    const uint16_t *ph;     /* F16 panels, widened in the kernels */
+    const uint16_t *pb;     /* BF16 panels (BF16 compute) */
+    const float *scale;     /* per-column multiplier (N) or NULL */
+} b_src;
+
+static b_src b_of(const ca_packed *W) { return (b_src){W->p, W->ph, W->pb, W->scale}; }
+
+static ca_status run(const a_src *asrc, int M, int N, int K, const b_src *B, float alpha, const float *bias,
+                     ca_epi act, float beta, float *C, int ldc, int threads) {
+    const float *Bp = B->p;
+    const uint16_t *Bh = B->ph, *Bb = B->pb;
     int nmb = (M + MC - 1) / MC, np = (N + NR - 1) / NR;
     /* enough tasks for the threads to balance, while keeping whole column ranges per task so a
      * B panel stays in L1 while the task's A block streams past it */
@@ -503,13 +636,14 @@ static ca_status run(const a_src *asrc, int M, int N, int K, const float *Bp, co
                 const ca_conv_geom *cg = asrc->conv;
                 int ntap = cg->KH * cg->KW, bf = Bb != NULL;
                 const void **rp = (const void **)ap; /* the A buffer holds the pointer table */
-                tile_epi e = {alpha, beta, NULL, act, 1, 1};
+                tile_epi e = {alpha, beta, NULL, NULL, act, 1, 1};
                 for (int ip = 0; ip < mc; ip += MR)
                     conv_row_ptrs(rp + (size_t)(ip / MR) * ntap * MR, cg, bf ? (const void *)asrc->Abf : (const void *)asrc->A,
                                   bf ? sizeof(uint16_t) : sizeof(float), zero, i0 + ip, M);
                 for (int jp = p0; jp < p1; jp++) {
                     int j0 = jp * NR, nr = N - j0 < NR ? N - j0 : NR;
                     e.bias = bias ? bias + j0 : NULL;
+                    e.scale = B->scale ? B->scale + j0 : NULL;
                     for (int ip = 0; ip < mc; ip += MR) {
                         int mr = mc - ip < MR ? mc - ip : MR;
                         const void *const *rpi = rp + (size_t)(ip / MR) * ntap * MR;
@@ -521,7 +655,10 @@ static ca_status run(const a_src *asrc, int M, int N, int K, const float *Bp, co
                             continue;
                         }
 #endif
-                        kernel_conv(ntap, cg->Cin, (const float *const *)rpi, Bp + (size_t)jp * K * NR, Ct, ldc, mr, nr, &e);
+                        if (Bh)
+                            kernel_conv_h(ntap, cg->Cin, (const float *const *)rpi, Bh + (size_t)jp * K * NR, Ct, ldc, mr, nr, &e);
+                        else
+                            kernel_conv(ntap, cg->Cin, (const float *const *)rpi, Bp + (size_t)jp * K * NR, Ct, ldc, mr, nr, &e);
                     }
                 }
                 continue;
@@ -530,22 +667,27 @@ static ca_status run(const a_src *asrc, int M, int N, int K, const float *Bp, co
             for (int kb = 0; kb < nkb; kb++) {
                 int k0 = kb * KC, kc = K - k0 < KC ? K - k0 : KC;
                 if (kc < 0) kc = 0;
-                tile_epi e = {alpha, beta, NULL, act, kb == 0, kb == nkb - 1};
+                tile_epi e = {alpha, beta, NULL, NULL, act, kb == 0, kb == nkb - 1};
 #if CA_HAVE_AVX512
                 if (!Bb && !asrc->conv && !asrc->trans) {
                     for (int jp = p0; jp < p1; jp++) {
                         int j0 = jp * NR, nr = N - j0 < NR ? N - j0 : NR;
-                        const float *bp = Bp + (size_t)jp * K * NR + (size_t)k0 * NR;
+                        size_t bo = (size_t)jp * K * NR + (size_t)k0 * NR;
                         e.bias = bias ? bias + j0 : NULL;
+                        e.scale = B->scale ? B->scale + j0 : NULL;
                         for (int ip = 0; ip < mc; ip += MR) {
                             int mr = mc - ip < MR ? mc - ip : MR;
-                            kernel_direct(kc, asrc->A + (size_t)(i0 + ip) * asrc->lda + k0, asrc->lda, bp,
-                                          C + (size_t)(i0 + ip) * ldc + j0, ldc, mr, nr, &e);
+                            const float *a = asrc->A + (size_t)(i0 + ip) * asrc->lda + k0;
+                            float *Ct = C + (size_t)(i0 + ip) * ldc + j0;
+                            if (Bh) kernel_direct_h(kc, a, asrc->lda, Bh + bo, Ct, ldc, mr, nr, &e);
+                            else kernel_direct(kc, a, asrc->lda, Bp + bo, Ct, ldc, mr, nr, &e);
                         }
                     }
                     continue;
                 }
 #endif
+                /* packed weights take the direct or conv kernels above; F16 panels never get here */
+                CA_ASSERT(!Bh || !CA_HAVE_AVX512);
                 pack_a(ap, asrc, i0, mc, M, k0, kc);
 #if CA_HAVE_BF16
                 if (Bb) {
@@ -563,6 +705,7 @@ static ca_status run(const a_src *asrc, int M, int N, int K, const float *Bp, co
                         int j0 = jp * NR, nr = N - j0 < NR ? N - j0 : NR;
                         const uint16_t *bp = Bb + ((size_t)jp * K2 + (size_t)k0 / 2) * NR * 2;
                         e.bias = bias ? bias + j0 : NULL;
+                        e.scale = B->scale ? B->scale + j0 : NULL;
                         for (int ip = 0; ip < mc; ip += MR) {
                             int mr = mc - ip < MR ? mc - ip : MR;
                             kernel_bf16(kc2, ap2 + (size_t)ip * kc2, bp, C + (size_t)(i0 + ip) * ldc + j0, ldc, mr, nr, &e);
@@ -573,11 +716,13 @@ static ca_status run(const a_src *asrc, int M, int N, int K, const float *Bp, co
 #endif
                 for (int jp = p0; jp < p1; jp++) {
                     int j0 = jp * NR, nr = N - j0 < NR ? N - j0 : NR;
-                    const float *bp = Bp + (size_t)jp * K * NR + (size_t)k0 * NR;
+                    size_t bo = (size_t)jp * K * NR + (size_t)k0 * NR;
                     e.bias = bias ? bias + j0 : NULL;
+                    e.scale = B->scale ? B->scale + j0 : NULL;
                     for (int ip = 0; ip < mc; ip += MR) {
                         int mr = mc - ip < MR ? mc - ip : MR;
-                        kernel(kc, ap + (size_t)ip * kc, bp, C + (size_t)(i0 + ip) * ldc + j0, ldc, mr, nr, &e);
+                        float *Ct = C + (size_t)(i0 + ip) * ldc + j0;
+                        kernel(kc, ap + (size_t)ip * kc, Bp + bo, Ct, ldc, mr, nr, &e);
                     }
                 }
             }
@@ -591,9 +736,10 @@ static ca_status run(const a_src *asrc, int M, int N, int K, const float *Bp, co
 ca_status ca_gemm_packed(int M, const float *A, int lda, const ca_packed *W, float alpha,
                          const float *bias, ca_epi act, float beta, float *C, int ldc, int threads) {
     if (M <= 0) return CA_OK;
-    if (!W || (!W->p && !W->pb)) return ca_fail(CA_E_ARG, "unpacked weights");
+    if (!W || (!W->p && !W->ph && !W->pb)) return ca_fail(CA_E_ARG, "unpacked weights");
     a_src as = {A, lda, 0, NULL, NULL};
-    return run(&as, M, W->N, W->K, W->p, W->pb, alpha, bias, act, beta, C, ldc, ca_kernel_threads(threads));
+    b_src bs = b_of(W);
+    return run(&as, M, W->N, W->K, &bs, alpha, bias, act, beta, C, ldc, ca_kernel_threads(threads));
 }
 
 ca_status ca_gemm_ex(int transA, int transB, int M, int N, int K, float alpha, const float *A,
@@ -601,17 +747,18 @@ ca_status ca_gemm_ex(int transA, int transB, int M, int N, int K, float alpha, c
                      float *C, int ldc, int threads) {
     if (M <= 0 || N <= 0) return CA_OK;
     threads = ca_kernel_threads(threads);
-    float *bp = pack_b(B, CA_DT_F32, transB, ldb, N, K > 0 ? K : 0, threads);
+    float *bp = pack_b(B, CA_DT_F32, transB, ldb, N, K > 0 ? K : 0, threads, 0);
     if (!bp) return CA_E_NOMEM;
     a_src as = {A, lda, transA, NULL, NULL};
-    ca_status st = run(&as, M, N, K, bp, NULL, alpha, bias, act, beta, C, ldc, threads);
+    b_src bs = {bp, NULL, NULL, NULL};
+    ca_status st = run(&as, M, N, K, &bs, alpha, bias, act, beta, C, ldc, threads);
     free(bp);
     return st;
 }
 
 ca_status ca_gemm_conv_nhwc(const ca_conv_geom *g, const float *in, const ca_packed *W,
                             const float *bias, ca_epi act, float beta, float *out, int threads) {
-    if (!W || (!W->p && !W->pb) || W->K != g->KH * g->KW * g->Cin) return ca_fail(CA_E_ARG, "conv weights do not match the geometry");
+    if (!W || (!W->p && !W->ph && !W->pb) || W->K != g->KH * g->KW * g->Cin) return ca_fail(CA_E_ARG, "conv weights do not match the geometry");
     int M = g->N * g->Ho * g->Wo;
     if (M <= 0) return CA_OK;
     a_src as = {in, 0, 0, g, NULL};
@@ -627,7 +774,8 @@ ca_status ca_gemm_conv_nhwc(const ca_conv_geom *g, const float *in, const ca_pac
         as.Abf = inb;
     }
 #endif
-    ca_status st = run(&as, M, W->N, W->K, W->p, W->pb, 1.0f, bias, act, beta, out, W->N, ca_kernel_threads(threads));
+    b_src bs = b_of(W);
+    ca_status st = run(&as, M, W->N, W->K, &bs, 1.0f, bias, act, beta, out, W->N, ca_kernel_threads(threads));
     free(inb);
     return st;
 }

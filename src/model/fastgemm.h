@@ -1,6 +1,7 @@
 /* fastgemm.h — the CPU fast path for the encoders' matrix products: an AVX-512 blocked SGEMM
  * with fused epilogues (bias, QuickGELU, ReLU, residual via beta), weights pre-packed once at
- * load time (from F32, F16 or BF16, widened to F32 in the packing), threads over tiles.
+ * load time (from F32, F16 or BF16) as F32 panels, or as F16 panels widened to F32 in the
+ * kernel (half the weight bytes, same results), threads over tiles.
  * Not a BLAS: row-major only, and every entry point has a naive oracle (gemm.h ca_sgemm_ref plus
  * ca_epilogue_ref) that tests/test_kernels.c compares against. Without AVX-512 it falls back to
  * OpenBLAS + a scalar epilogue, so results match the oracle either way. */
@@ -20,23 +21,37 @@ typedef enum {
  * after packing, so one packed matrix may be used by many threads at once. */
 typedef struct {
     int N, K;
-    float *p;            /* F32 panels [N/32][K][32], 64-byte aligned; owned (NULL when bf16) */
-    uint16_t *pb;        /* BF16 panels [N/32][K/2][32][2] (k pairs interleaved), or NULL */
+    /* exactly one panel block is set; all owned, 64-byte aligned */
+    float *p;            /* F32 panels [N/32][K][32] */
+    uint16_t *ph;        /* F16 panels, the same layout: widened exactly in the kernel */
+    uint16_t *pb;        /* BF16 panels [N/32][K/2][32][2] (k pairs interleaved) */
+    float *scale;        /* (N) multiplier of each output column (a folded BatchNorm), or NULL */
 } ca_packed;
 
-/* Pack W (N, K) of dtype F32/F16/BF16, row stride ldw elements. Returns CA_E_NOMEM or
- * CA_E_UNSUPPORTED (other dtypes). Free with ca_packed_free (NULL-safe on zeroed structs). */
+/* Pack W (N, K) of dtype F32/F16/BF16, row stride ldw elements, into panels of dtype `panel`:
+ * CA_DT_F32, CA_DT_F16 (values rounded to nearest even: exact when W holds F16 numbers, which
+ * is when to choose it; without AVX-512 they are stored widened, same numbers) or CA_DT_BF16
+ * (as ca_pack_weights_bf16). Returns CA_E_NOMEM, CA_E_ARG or CA_E_UNSUPPORTED (other dtypes).
+ * Free with ca_packed_free (NULL-safe on zeroed structs). */
+ca_status ca_pack_weights_as(ca_packed *out, const void *W, ca_dtype dt, int N, int K, int ldw, ca_dtype panel);
+/* ca_pack_weights_as with F32 panels. */
 ca_status ca_pack_weights(ca_packed *out, const void *W, ca_dtype dt, int N, int K, int ldw);
 void ca_packed_free(ca_packed *p);
+/* Set (copy) or clear (NULL) the per-column scale: outputs become act(alpha·scale ⊙ (A·Wᵀ) + …). */
+ca_status ca_packed_set_scale(ca_packed *w, const float *scale);
+/* The packed weights back as W (N, K), row stride ldw, exactly as they were packed (scale not
+ * applied). CA_E_UNSUPPORTED for BF16 panels, which hold rounded values. */
+ca_status ca_packed_unpack(const ca_packed *w, float *W, int ldw);
 /* The same packed as BF16 (round to nearest even): ca_gemm_packed then rounds A to BF16 too and
  * multiplies with AVX512-BF16 dot products (float32 accumulation) — twice the FMA throughput,
  * about 3 significant digits per product. CA_E_UNSUPPORTED without AVX512-BF16. */
 ca_status ca_pack_weights_bf16(ca_packed *out, const void *W, ca_dtype dt, int N, int K, int ldw);
-/* Convert F32-packed weights to BF16 in place (frees the F32 panels). */
+/* Convert F32- or F16-packed weights to BF16 in place (frees the F32/F16 panels). */
 ca_status ca_packed_to_bf16(ca_packed *w);
 /* 1 when the AVX512-BF16 kernels are compiled in. */
 int ca_fastgemm_bf16(void);
-/* A view of output columns [n0, n0+n) of a packed matrix, sharing its panels (do not free it;
+/* A view of output columns [n0, n0+n) of a packed matrix (any panel dtype, and its column
+ * scale), sharing its panels (do not free it;
  * valid while *w lives). CA_E_ARG unless n0 is a multiple of the 32-column panel width and the
  * range lies inside w. */
 ca_status ca_packed_cols(const ca_packed *w, int n0, int n, ca_packed *view);

@@ -255,14 +255,14 @@ void ca_ln_rows(const float *x, int ldx, int rows, int C, const float *w, const 
 /* ---- convolution ---- */
 
 ca_status ca_conv_pack_weights(ca_conv *c, const void *w, ca_dtype dt, int Cout, int Cin, int KH,
-                               int KW, int stride, int pad, const float *scale) {
+                               int KW, int stride, int pad, const float *scale, ca_dtype panel) {
     memset(c, 0, sizeof *c);
     if (Cout <= 0 || Cin <= 0 || KH <= 0 || KW <= 0 || stride <= 0 || pad < 0)
         return ca_fail(CA_E_ARG, "bad convolution geometry");
     if (dt != CA_DT_F32 && dt != CA_DT_F16 && dt != CA_DT_BF16)
         return ca_fail(CA_E_UNSUPPORTED, "cannot pack %s conv weights", ca_dtype_name(dt));
     int K = KH * KW * Cin;
-    /* reorder (Cout, Cin, KH, KW) -> (Cout, KH, KW, Cin) in F32, folding the BN scale */
+    /* reorder (Cout, Cin, KH, KW) -> (Cout, KH, KW, Cin) in F32 */
     float *r = ca_malloc2(sizeof(float) * (size_t)Cout, (size_t)K);
     if (!r) return CA_E_NOMEM;
     for (int o = 0; o < Cout; o++)
@@ -273,13 +273,28 @@ ca_status ca_conv_pack_weights(ca_conv *c, const void *w, ca_dtype dt, int Cout,
                     float v = dt == CA_DT_F32 ? ((const float *)w)[src]
                             : dt == CA_DT_F16 ? ca_f16_to_f32(((const uint16_t *)w)[src])
                                               : ca_bf16_to_f32(((const uint16_t *)w)[src]);
-                    r[(size_t)o * K + ((size_t)ky * KW + kx) * Cin + ci] = scale ? v * scale[o] : v;
+                    r[(size_t)o * K + ((size_t)ky * KW + kx) * Cin + ci] = v;
                 }
-    ca_status st = ca_pack_weights(&c->W, r, CA_DT_F32, Cout, K, K);
+    ca_status st = ca_pack_weights_as(&c->W, r, CA_DT_F32, Cout, K, K, panel);
     free(r);
-    if (st != CA_OK) return st;
+    if (!st) st = ca_packed_set_scale(&c->W, scale);
+    if (st != CA_OK) { ca_packed_free(&c->W); return st; }
     c->KH = KH; c->KW = KW; c->stride = stride; c->pad = pad; c->Cin = Cin; c->Cout = Cout;
     return CA_OK;
+}
+
+ca_status ca_conv_unpack_weights(const ca_conv *c, float *w) {
+    int K = c->KH * c->KW * c->Cin;
+    float *r = ca_malloc2(sizeof(float) * (size_t)c->Cout, (size_t)K);
+    if (!r) return ca_fail(CA_E_NOMEM, "out of memory unpacking conv weights");
+    ca_status st = ca_packed_unpack(&c->W, r, K);
+    for (int o = 0; !st && o < c->Cout; o++)
+        for (int ci = 0; ci < c->Cin; ci++)
+            for (int ky = 0; ky < c->KH; ky++)
+                for (int kx = 0; kx < c->KW; kx++)
+                    w[(((size_t)o * c->Cin + ci) * c->KH + ky) * c->KW + kx] = r[(size_t)o * K + ((size_t)ky * c->KW + kx) * c->Cin + ci];
+    free(r);
+    return st;
 }
 
 void ca_conv_free(ca_conv *c) {

@@ -36,10 +36,14 @@ typedef struct {
     int KH, KW, stride, pad, Cin, Cout;
     ca_packed W;
 } ca_conv;
-/* w: (Cout, Cin, KH, KW) of dtype F32/F16/BF16; scale/shift (Cout) or NULL fold a following
- * BatchNorm (w·scale per output channel; the shift becomes the caller's bias). */
+/* w: (Cout, Cin, KH, KW) of dtype F32/F16/BF16, packed as `panel` (see ca_pack_weights_as);
+ * scale (Cout) or NULL folds a following BatchNorm: the outputs are multiplied by it per channel
+ * in the GEMM epilogue (the weights stay as stored, so they unpack exactly; the BN shift becomes
+ * the caller's bias). */
 ca_status ca_conv_pack_weights(ca_conv *c, const void *w, ca_dtype dt, int Cout, int Cin, int KH,
-                               int KW, int stride, int pad, const float *scale);
+                               int KW, int stride, int pad, const float *scale, ca_dtype panel);
+/* The weights back as w (Cout, Cin, KH, KW), exactly as packed (CA_E_UNSUPPORTED for BF16). */
+ca_status ca_conv_unpack_weights(const ca_conv *c, float *w);
 void ca_conv_free(ca_conv *c);
 ca_status ca_conv2d_nhwc(const ca_conv *c, const float *in, int N, int H, int W, const float *bias,
                          ca_epi act, float beta, float *out, int threads);

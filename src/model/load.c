@@ -5,6 +5,7 @@
  * tower must be used: unknown, missing or mis-shaped tensors are refused by name.
  * Not here: the forward passes (vit.c, resnet.c, text.c).
  */
+#include "io/safetensors.h"
 #include "model/kernels.h"
 #include "model/model.h"
 
@@ -12,6 +13,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 enum { TOWER_COMMON = 0, TOWER_VISION = 1, TOWER_TEXT = 2 };
@@ -25,6 +27,8 @@ typedef struct {
     unsigned char *used;
     ca_model *m;
     int64_t dt_numel[CA_DT_BOOL + 1];
+    int mat_dt;                      /* stored dtype of the packable matrices so far; -1 none, -2 mixed */
+    size_t page;                     /* in floats */
     ca_status st;                    /* first failure; later calls are no-ops */
     char name[4][256];
     int k;
@@ -129,9 +133,29 @@ static float *arena(loader *L, size_t n) {
     return p;
 }
 
+/* Room for a matrix the fast path packs: page aligned, so that once packed its float32 copy
+ * can be dropped page by page (ca_model_release_weights) without touching its neighbours. */
+static float *arena_mat(loader *L, size_t n) {
+    ca_model *m = L->m;
+    if (L->st) return NULL;
+    size_t aligned = (m->weights_len + L->page - 1) / L->page * L->page;
+    if (aligned > m->weights_cap) { failf(L, CA_E_INTERNAL, "weight block too small"); return NULL; }
+    m->weights_len = aligned;
+    return arena(L, n);
+}
+
+/* Record the stored dtype of a packable matrix: the fast path keeps F16 ones as F16 panels. */
+static void note_mat(loader *L, const ca_tensor_info *t) {
+    if (!t || L->mat_dt == -2) return;
+    if (L->mat_dt == -1) L->mat_dt = (int)t->dtype;
+    else if (L->mat_dt != (int)t->dtype) L->mat_dt = -2;
+}
+
 static void convert(loader *L, const ca_tensor_info *t, float *dst) {
     ca_status st = ca_tensor_to_f32(t, dst, t->numel);
     if (st) failf(L, st, "tensor '%s': cannot convert to float32", t->name);
+    /* read once: peak memory is then the float32 block, not that plus the mapped file */
+    ca_st_drop_pages(L->f, t);
 }
 
 /* Load a required tensor of the given shape into the weight block. */
@@ -141,22 +165,34 @@ static const float *take(loader *L, const char *name, int ndim, const int64_t *s
     if (p) convert(L, t, p);
     return p;
 }
+/* The same for a matrix the fast path packs (see arena_mat). */
+static const float *take_mat(loader *L, const char *name, int ndim, const int64_t *shape) {
+    const ca_tensor_info *t = need(L, name, ndim, shape);
+    note_mat(L, t);
+    float *p = t ? arena_mat(L, (size_t)t->numel) : NULL;
+    if (p) convert(L, t, p);
+    return p;
+}
 #define TAKE1(L, name, a) take(L, name, 1, (int64_t[]){a})
 #define TAKE2(L, name, a, b) take(L, name, 2, (int64_t[]){a, b})
-#define TAKE4(L, name, a, b, c, d) take(L, name, 4, (int64_t[]){a, b, c, d})
+#define MAT2(L, name, a, b) take_mat(L, name, 2, (int64_t[]){a, b})
+#define MAT4(L, name, a, b, c, d) take_mat(L, name, 4, (int64_t[]){a, b, c, d})
 
 /* Load a required tensor into dst (already in the weight block). */
-static void take_into(loader *L, const char *name, int ndim, const int64_t *shape, float *dst) {
+static const ca_tensor_info *take_into(loader *L, const char *name, int ndim, const int64_t *shape, float *dst) {
     const ca_tensor_info *t = need(L, name, ndim, shape);
     if (t && dst) convert(L, t, dst);
+    return t;
 }
 
-/* Load a (rows, cols) tensor used as x @ W and store it transposed, (cols, rows), for ca_linear. */
+/* Load a (rows, cols) tensor used as x @ W and store it transposed, (cols, rows), for ca_linear
+ * (a matrix the fast path packs). */
 static const float *take_t(loader *L, const char *name, int rows, int cols) {
     const ca_tensor_info *t = need(L, name, 2, (int64_t[]){rows, cols});
     if (!t) return NULL;
+    note_mat(L, t);
     float *tmp = ca_malloc2((size_t)rows * cols, sizeof(float));
-    float *p = arena(L, (size_t)rows * cols);
+    float *p = arena_mat(L, (size_t)rows * cols);
     if (!tmp || !p) {
         free(tmp);
         failf(L, CA_E_NOMEM, "tensor '%s': out of memory", name);
@@ -224,34 +260,34 @@ static void load_blocks(loader *L, ca_xformer *tf, const char *prefix, int C) {
         if (!L->hf) {
             b->ln1_w = TAKE1(L, nm(L, "%sln_1.weight", p), C);
             b->ln1_b = TAKE1(L, nm(L, "%sln_1.bias", p), C);
-            b->qkv_w = TAKE2(L, nm(L, "%sattn.in_proj_weight", p), 3 * C, C);
+            b->qkv_w = MAT2(L, nm(L, "%sattn.in_proj_weight", p), 3 * C, C);
             b->qkv_b = TAKE1(L, nm(L, "%sattn.in_proj_bias", p), 3 * C);
-            b->out_w = TAKE2(L, nm(L, "%sattn.out_proj.weight", p), C, C);
+            b->out_w = MAT2(L, nm(L, "%sattn.out_proj.weight", p), C, C);
             b->out_b = TAKE1(L, nm(L, "%sattn.out_proj.bias", p), C);
             b->ln2_w = TAKE1(L, nm(L, "%sln_2.weight", p), C);
             b->ln2_b = TAKE1(L, nm(L, "%sln_2.bias", p), C);
-            b->fc_w = TAKE2(L, nm(L, "%smlp.c_fc.weight", p), H, C);
+            b->fc_w = MAT2(L, nm(L, "%smlp.c_fc.weight", p), H, C);
             b->fc_b = TAKE1(L, nm(L, "%smlp.c_fc.bias", p), H);
-            b->proj_w = TAKE2(L, nm(L, "%smlp.c_proj.weight", p), C, H);
+            b->proj_w = MAT2(L, nm(L, "%smlp.c_proj.weight", p), C, H);
             b->proj_b = TAKE1(L, nm(L, "%smlp.c_proj.bias", p), C);
         } else {
-            float *w = arena(L, (size_t)3 * C * C), *bias = arena(L, (size_t)3 * C);
+            float *w = arena_mat(L, (size_t)3 * C * C), *bias = arena(L, (size_t)3 * C);
             static const char *qkv[3] = {"q", "k", "v"};
             for (int j = 0; j < 3 && w && bias; j++) {
-                take_into(L, nm(L, "%sself_attn.%s_proj.weight", p, qkv[j]), 2, (int64_t[]){C, C}, w + (size_t)j * C * C);
+                note_mat(L, take_into(L, nm(L, "%sself_attn.%s_proj.weight", p, qkv[j]), 2, (int64_t[]){C, C}, w + (size_t)j * C * C));
                 take_into(L, nm(L, "%sself_attn.%s_proj.bias", p, qkv[j]), 1, (int64_t[]){C}, bias + (size_t)j * C);
             }
             b->qkv_w = w;
             b->qkv_b = bias;
             b->ln1_w = TAKE1(L, nm(L, "%slayer_norm1.weight", p), C);
             b->ln1_b = TAKE1(L, nm(L, "%slayer_norm1.bias", p), C);
-            b->out_w = TAKE2(L, nm(L, "%sself_attn.out_proj.weight", p), C, C);
+            b->out_w = MAT2(L, nm(L, "%sself_attn.out_proj.weight", p), C, C);
             b->out_b = TAKE1(L, nm(L, "%sself_attn.out_proj.bias", p), C);
             b->ln2_w = TAKE1(L, nm(L, "%slayer_norm2.weight", p), C);
             b->ln2_b = TAKE1(L, nm(L, "%slayer_norm2.bias", p), C);
-            b->fc_w = TAKE2(L, nm(L, "%smlp.fc1.weight", p), H, C);
+            b->fc_w = MAT2(L, nm(L, "%smlp.fc1.weight", p), H, C);
             b->fc_b = TAKE1(L, nm(L, "%smlp.fc1.bias", p), H);
-            b->proj_w = TAKE2(L, nm(L, "%smlp.fc2.weight", p), C, H);
+            b->proj_w = MAT2(L, nm(L, "%smlp.fc2.weight", p), C, H);
             b->proj_b = TAKE1(L, nm(L, "%smlp.fc2.bias", p), C);
         }
     }
@@ -283,14 +319,14 @@ static void load_vit(loader *L) {
     int E = (int)(L->hf ? tj->shape[0] : tj->shape[1]);
     if (L->st) return;
     v->width = W; v->patch = P; v->grid = G; v->image_size = P * G; v->embed_dim = E;
-    v->conv1 = TAKE4(L, conv, W, 3, P, P);
+    v->conv1 = MAT4(L, conv, W, 3, P, P);
     v->class_emb = TAKE1(L, L->hf ? "vision_model.embeddings.class_embedding" : "visual.class_embedding", W);
     v->pos = TAKE2(L, pos, (int64_t)G * G + 1, W);
     v->ln_pre_w = TAKE1(L, L->hf ? "vision_model.pre_layrnorm.weight" : "visual.ln_pre.weight", W);
     v->ln_pre_b = TAKE1(L, L->hf ? "vision_model.pre_layrnorm.bias" : "visual.ln_pre.bias", W);
     v->ln_post_w = TAKE1(L, L->hf ? "vision_model.post_layernorm.weight" : "visual.ln_post.weight", W);
     v->ln_post_b = TAKE1(L, L->hf ? "vision_model.post_layernorm.bias" : "visual.ln_post.bias", W);
-    v->proj = L->hf ? TAKE2(L, proj, E, W) : take_t(L, proj, W, E);
+    v->proj = L->hf ? MAT2(L, proj, E, W) : take_t(L, proj, W, E);
     load_blocks(L, &v->tf, L->hf ? "vision_model.encoder.layers." : "visual.transformer.resblocks.", W);
 }
 
@@ -328,7 +364,7 @@ static void load_resnet(loader *L) {
     if (L->st) return;
     for (int i = 0; i < 3; i++) {
         int in = i == 0 ? 3 : W / 2, out = i == 2 ? W : W / 2;
-        v->stem_conv[i] = TAKE4(L, nm(L, "visual.conv%d.weight", i + 1), out, in, 3, 3);
+        v->stem_conv[i] = MAT4(L, nm(L, "visual.conv%d.weight", i + 1), out, in, 3, 3);
         load_bn(L, &v->stem_bn[i], nm(L, "visual.bn%d", i + 1), out);
     }
     v->blocks = calloc((size_t)nb, sizeof *v->blocks);
@@ -341,29 +377,29 @@ static void load_resnet(loader *L) {
             char p[64];
             snprintf(p, sizeof p, "visual.layer%d.%d.", s + 1, i);
             bk->inplanes = inpl; bk->planes = P; bk->stride = (s > 0 && i == 0) ? 2 : 1;
-            bk->conv1 = TAKE4(L, nm(L, "%sconv1.weight", p), P, inpl, 1, 1);
+            bk->conv1 = MAT4(L, nm(L, "%sconv1.weight", p), P, inpl, 1, 1);
             load_bn(L, &bk->bn1, nm(L, "%sbn1", p), P);
-            bk->conv2 = TAKE4(L, nm(L, "%sconv2.weight", p), P, P, 3, 3);
+            bk->conv2 = MAT4(L, nm(L, "%sconv2.weight", p), P, P, 3, 3);
             load_bn(L, &bk->bn2, nm(L, "%sbn2", p), P);
-            bk->conv3 = TAKE4(L, nm(L, "%sconv3.weight", p), 4 * P, P, 1, 1);
+            bk->conv3 = MAT4(L, nm(L, "%sconv3.weight", p), 4 * P, P, 1, 1);
             load_bn(L, &bk->bn3, nm(L, "%sbn3", p), 4 * P);
             if (bk->stride > 1 || inpl != 4 * P) {
-                bk->down = TAKE4(L, nm(L, "%sdownsample.0.weight", p), 4 * P, inpl, 1, 1);
+                bk->down = MAT4(L, nm(L, "%sdownsample.0.weight", p), 4 * P, inpl, 1, 1);
                 load_bn(L, &bk->down_bn, nm(L, "%sdownsample.1", p), 4 * P);
             }
             inpl = 4 * P;
         }
     int D = v->ap_dim;
     v->ap_pos = TAKE2(L, "visual.attnpool.positional_embedding", (int64_t)G * G + 1, D);
-    float *w = arena(L, (size_t)3 * D * D), *b = arena(L, (size_t)3 * D);
+    float *w = arena_mat(L, (size_t)3 * D * D), *b = arena(L, (size_t)3 * D);
     static const char *qkv[3] = {"q", "k", "v"};
     for (int j = 0; j < 3 && w && b; j++) {
-        take_into(L, nm(L, "visual.attnpool.%s_proj.weight", qkv[j]), 2, (int64_t[]){D, D}, w + (size_t)j * D * D);
+        note_mat(L, take_into(L, nm(L, "visual.attnpool.%s_proj.weight", qkv[j]), 2, (int64_t[]){D, D}, w + (size_t)j * D * D));
         take_into(L, nm(L, "visual.attnpool.%s_proj.bias", qkv[j]), 1, (int64_t[]){D}, b + (size_t)j * D);
     }
     v->ap_qkv_w = w;
     v->ap_qkv_b = b;
-    v->ap_c_w = TAKE2(L, "visual.attnpool.c_proj.weight", E, D);
+    v->ap_c_w = MAT2(L, "visual.attnpool.c_proj.weight", E, D);
     v->ap_c_b = TAKE1(L, "visual.attnpool.c_proj.bias", E);
 }
 
@@ -383,7 +419,7 @@ static void load_text(loader *L) {
     t->pos = TAKE2(L, pos, T, W);
     t->ln_final_w = TAKE1(L, L->hf ? "text_model.final_layer_norm.weight" : "ln_final.weight", W);
     t->ln_final_b = TAKE1(L, L->hf ? "text_model.final_layer_norm.bias" : "ln_final.bias", W);
-    t->proj = L->hf ? TAKE2(L, proj, E, W) : take_t(L, proj, W, E);
+    t->proj = L->hf ? MAT2(L, proj, E, W) : take_t(L, proj, W, E);
     load_blocks(L, &t->tf, L->hf ? "text_model.encoder.layers." : "transformer.resblocks.", W);
 }
 
@@ -510,15 +546,25 @@ ca_model *ca_model_load(const char *path, const ca_model_params *p, ca_status *s
     m->info.naming = m->naming;
 
     /* One block for every float32 weight: the element count of the requested towers bounds it
-     * (BatchNorm folding only shrinks, q/k/v concatenation and transposes keep sizes). */
-    size_t total = 0;
+     * (BatchNorm folding only shrinks, q/k/v concatenation and transposes keep sizes), plus a
+     * page per tensor for aligning the matrices (arena_mat). Mapped rather than malloc'ed:
+     * pages of packed matrices are handed back with madvise (ca_model_release_weights). */
+    long pg = sysconf(_SC_PAGESIZE);
+    L.page = (size_t)(pg > 0 ? pg : 4096) / sizeof(float);
+    L.mat_dt = -1;
+    size_t total = L.page;
     for (int i = 0; i < L.n; i++) {
         int tw = tower_of(&L, L.t[i]->name);
         if ((tw == TOWER_VISION && !p->load_vision) || (tw == TOWER_TEXT && !p->load_text)) continue;
-        total += (size_t)L.t[i]->numel;
+        size_t add = (size_t)L.t[i]->numel + L.page; /* numel is checked against the file length */
+        total = total > SIZE_MAX - add ? SIZE_MAX : total + add;
     }
-    m->weights = ca_malloc2(total ? total : 1, sizeof(float));
-    if (!m->weights) { L.st = ca_fail(CA_E_NOMEM, "%s: cannot allocate %zu MiB of weights", L.file, total * 4 >> 20); goto done; }
+    size_t bytes;
+    void *blk = ca_mul_size(total, sizeof(float), &bytes)
+                    ? mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) : MAP_FAILED;
+    if (blk == MAP_FAILED) { L.st = ca_fail(CA_E_NOMEM, "%s: cannot allocate %zu MiB of weights", L.file, total >> 18); goto done; }
+    m->weights = blk;
+    m->weights_map = bytes;
     m->weights_cap = total;
 
     if (p->load_vision) {
@@ -596,6 +642,7 @@ ca_model *ca_model_load(const char *path, const ca_model_params *p, ca_status *s
     int best = 0;
     for (int d = 1; d <= CA_DT_BOOL; d++) if (L.dt_numel[d] > L.dt_numel[best]) best = d;
     in->dtype = (ca_dtype)best;
+    m->mat_dtype = L.mat_dt >= 0 ? (ca_dtype)L.mat_dt : CA_DT_F32;
 
 done:
     free(cfg_found);

@@ -13,6 +13,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* Activation budget per forward chunk: chunks shrink until their scratch fits (at least 1 input). */
 #define CA_SCRATCH_BUDGET ((size_t)256 << 20) /* floats: 1 GiB */
@@ -31,7 +33,7 @@ void ca_model_free(ca_model *m) {
     free(m->vis.tf.blocks);
     free(m->vis.blocks);
     free(m->txt.tf.blocks);
-    free(m->weights);
+    if (m->weights) munmap(m->weights, m->weights_map);
     free(m->scratch);
     free(m);
 }
@@ -93,6 +95,18 @@ void ca_model_emit(const ca_model *m, const char *name, int64_t first, const flo
     if (m->tap) m->tap(name, first, data, ndim, shape, m->tap_user);
 }
 
+void ca_model_release_weights(ca_model *m, const float *w, size_t n) {
+    CA_ASSERT(w >= m->weights && n <= m->weights_len && (size_t)(w - m->weights) <= m->weights_len - n);
+    m->released = 1;
+#ifdef MADV_DONTNEED
+    /* only whole pages inside w: a partial page at either end still holds other tensors */
+    long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t page = (uintptr_t)(pg > 0 ? pg : 4096);
+    uintptr_t a = ((uintptr_t)w + page - 1) & ~(page - 1), b = (uintptr_t)(w + n) & ~(page - 1);
+    if (b > a) (void)madvise((void *)a, b - a, MADV_DONTNEED); /* on failure the copy just stays */
+#endif
+}
+
 ca_status ca_model_scratch(ca_model *m, size_t n) {
     if (n <= m->scratch_cap) return CA_OK;
     float *p = ca_malloc2(n, sizeof(float));
@@ -130,11 +144,13 @@ ca_status ca_model_encode_images(ca_model *m, const float *images, int n, float 
     if (n == 0) return CA_OK;
     set_threads(m);
     if (m->compute != CA_COMPUTE_REFERENCE) return ca_fast_encode_images(m, images, n, out);
+    ca_status st = ca_fast_restore(m);
+    if (st) return st;
     int R = m->vis.image_size;
     size_t img = (size_t)3 * R * R, need;
     int vit = m->info.is_vit;
     int chunk = pick_chunk(m, n, vit ? need_vit : need_rn, &need);
-    ca_status st = ca_model_scratch(m, need);
+    st = ca_model_scratch(m, need);
     if (st) return st;
     for (int i = 0; i < n; i += chunk) {
         int c = n - i < chunk ? n - i : chunk;
@@ -160,9 +176,11 @@ ca_status ca_model_encode_text(ca_model *m, const int64_t *tokens, int n, float 
     if (n == 0) return CA_OK;
     set_threads(m);
     if (m->compute != CA_COMPUTE_REFERENCE) return ca_fast_encode_text(m, tokens, n, out);
+    ca_status st = ca_fast_restore(m);
+    if (st) return st;
     size_t need;
     int chunk = pick_chunk(m, n, need_text, &need);
-    ca_status st = ca_model_scratch(m, need);
+    st = ca_model_scratch(m, need);
     if (st) return st;
     for (int i = 0; i < n; i += chunk) {
         int c = n - i < chunk ? n - i : chunk;

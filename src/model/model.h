@@ -80,8 +80,11 @@ struct ca_model {
     char naming[8];
     ca_vision vis;
     ca_text txt;
-    float *weights;                   /* one block holding every float32 weight */
+    float *weights;                   /* one block holding every float32 weight (anonymous mmap) */
     size_t weights_len, weights_cap;  /* in floats */
+    size_t weights_map;               /* bytes mapped */
+    ca_dtype mat_dtype;               /* stored dtype of the matrices the fast path packs (F32 if mixed) */
+    int released;                     /* their float32 copies were dropped once packed (fast.c) */
     float *scratch;                   /* activations, grown once to the largest chunk */
     size_t scratch_cap;               /* in floats */
     float logit_scale;                /* exp(logit_scale) of the checkpoint, 100 when absent */
@@ -99,6 +102,11 @@ struct ca_model {
 void ca_model_set_tap(ca_model *m, ca_model_tap_fn fn, void *user);
 /* Largest number of inputs a forward chunk holds (>= 1); tests lower it to exercise chunking. */
 void ca_model_set_max_chunk(ca_model *m, int n);
+
+/* Drop the float32 copy of a matrix w[0..n) of the weight block (now held packed by the fast
+ * path) from memory: its whole pages go back to the system and read as zeros until written
+ * again (ca_fast_restore writes the packed values back). Sets m->released. */
+void ca_model_release_weights(ca_model *m, const float *w, size_t n);
 
 /* Ensure m->scratch holds at least n floats. */
 ca_status ca_model_scratch(ca_model *m, size_t n);
