@@ -250,15 +250,18 @@ static void test_f16_panels(void) {
         }
 }
 
+/* Convolution shapes of test_f16_conv and test_conv: N, H, W, Cin, Cout, K, stride, pad (odd
+ * channel counts, strides, 1x1 / 3x3 / 7x7, Cin beyond one K block). */
+static const int conv_cfg[][8] = {{2, 9, 9, 5, 33, 3, 1, 1}, {1, 11, 10, 3, 8, 3, 2, 1}, {2, 6, 6, 40, 20, 1, 1, 0},
+                                  {1, 8, 8, 16, 12, 1, 2, 0}, {1, 14, 14, 3, 17, 7, 2, 3}, {1, 5, 7, 300, 31, 3, 1, 1}};
+
 /* F16-panel convolutions (pointer-table kernel; 1x1 stride 1 goes through the GEMM) with a
  * folded BatchNorm scale: equal to the F32 panels bit for bit, to the oracle within tolerance,
  * and the weights unpack exactly (the scale stays out of the panels). */
 static void test_f16_conv(void) {
-    /* N, H, W, Cin, Cout, K, stride, pad */
-    static const int cfg[][8] = {{2, 9, 9, 5, 33, 3, 1, 1}, {1, 11, 10, 3, 8, 3, 2, 1}, {2, 6, 6, 40, 20, 1, 1, 0},
-                                 {1, 8, 8, 16, 12, 1, 2, 0}, {1, 14, 14, 3, 17, 7, 2, 3}, {1, 5, 7, 300, 31, 3, 1, 1}};
-    for (size_t c = 0; c < sizeof cfg / sizeof *cfg; c++) {
-        int N = cfg[c][0], H = cfg[c][1], W = cfg[c][2], Ci = cfg[c][3], Co = cfg[c][4], K = cfg[c][5], s = cfg[c][6], p = cfg[c][7];
+    for (size_t c = 0; c < sizeof conv_cfg / sizeof *conv_cfg; c++) {
+        const int *g = conv_cfg[c];
+        int N = g[0], H = g[1], W = g[2], Ci = g[3], Co = g[4], K = g[5], s = g[6], p = g[7];
         int Ho = (H + 2 * p - K) / s + 1, Wo = (W + 2 * p - K) / s + 1;
         long ni = (long)N * H * W * Ci, nw = (long)Co * Ci * K * K, no = (long)N * Ho * Wo * Co;
         float *in = rnd(ni, 1400 + c), *w = f16_rounded(nw, 1410 + c), *scale = rnd(Co, 1420 + c), *bias = rnd(Co, 1430 + c);
@@ -434,11 +437,9 @@ static void test_layernorm(void) {
 }
 
 static void test_conv(void) {
-    /* N, H, W, Cin, Cout, K, stride, pad */
-    static const int cfg[][8] = {{2, 9, 9, 5, 33, 3, 1, 1}, {1, 11, 10, 3, 8, 3, 2, 1}, {2, 6, 6, 40, 20, 1, 1, 0},
-                                 {1, 8, 8, 16, 12, 1, 2, 0}, {1, 14, 14, 3, 17, 7, 2, 3}, {1, 5, 7, 300, 31, 3, 1, 1}};
-    for (size_t c = 0; c < sizeof cfg / sizeof *cfg; c++) {
-        int N = cfg[c][0], H = cfg[c][1], W = cfg[c][2], Ci = cfg[c][3], Co = cfg[c][4], K = cfg[c][5], s = cfg[c][6], p = cfg[c][7];
+    for (size_t c = 0; c < sizeof conv_cfg / sizeof *conv_cfg; c++) {
+        const int *g = conv_cfg[c];
+        int N = g[0], H = g[1], W = g[2], Ci = g[3], Co = g[4], K = g[5], s = g[6], p = g[7];
         int Ho = (H + 2 * p - K) / s + 1, Wo = (W + 2 * p - K) / s + 1;
         long ni = (long)N * H * W * Ci, nw = (long)Co * Ci * K * K, no = (long)N * Ho * Wo * Co;
         float *in = rnd(ni, 60 + c), *w = rnd(nw, 70 + c), *scale = rnd(Co, 80 + c), *bias = rnd(Co, 90 + c);

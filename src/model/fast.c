@@ -347,8 +347,6 @@ static ca_status split_batch(ca_model *m, chunk_fn fn, const void *in, size_t in
 
 /* ---- transformer stack ---- */
 
-/* x (rows, C) in place over nseq sequences given by offs; scratch h, att (rows, C), qkv
- * (rows, 3C), mlp (rows, H). The tap sees "<prefix>.block<i>.out" as (B, T, C) when uniform. */
 /* The MLP half of a block on `rows` rows of x (in place): x += proj(act(fc(LN2(x)))). */
 static ca_status mlp_half(const ca_xformer *tf, const ca_block *bk, const fast_block *f, float *x, int rows,
                           float *h, float *mlp) {
@@ -361,6 +359,11 @@ static ca_status mlp_half(const ca_xformer *tf, const ca_block *bk, const fast_b
     if (tf->act == CA_ACT_GELU) ca_gelu_erf(mlp, (size_t)rows * H);
     else if (tf->act == CA_ACT_GELU_TANH) ca_gelu_tanh(mlp, (size_t)rows * H);
     return ca_gemm_packed(rows, mlp, H, &f->proj, 1.0f, bk->proj_b, CA_EPI_NONE, 1.0f, x, C, 0);
+}
+
+/* Row keep[b] of each sequence b to row b of x (row b <= its source row, so in order is safe). */
+static void compact_kept(float *x, int C, int nseq, const int *offs, const int *keep) {
+    for (int b = 0; b < nseq; b++) memmove(x + (size_t)b * C, x + (size_t)(offs[b] + keep[b]) * C, sizeof(float) * C);
 }
 
 /* The last block when only one row per sequence is read afterwards (ViT's class token, the
@@ -380,9 +383,9 @@ static ca_status last_block_kept(const ca_model *m, const ca_xformer *tf, const 
     const float *q, *k, *v;
     int ldq, ldkv;
     float *hq = att, *qk = mlp, *scores = mlp + (size_t)nseq * C;
-    for (int b = 0; b < nseq; b++) memcpy(hq + (size_t)b * C, h + (size_t)(offs[b] + keep[b]) * C, sizeof(float) * C);
     if (!m->no_col_views && ca_packed_cols(&f->qkv, C, 2 * C, &kvw) == CA_OK &&
         ca_packed_cols(&f->qkv, 0, C, &qw) == CA_OK) {
+        for (int b = 0; b < nseq; b++) memcpy(hq + (size_t)b * C, h + (size_t)(offs[b] + keep[b]) * C, sizeof(float) * C);
         if ((st = ca_gemm_packed(rows, h, C, &kvw, 1.0f, bk->qkv_b + C, CA_EPI_NONE, 0.0f, qkv, 2 * C, 0)) ||
             (st = ca_gemm_packed(nseq, hq, C, &qw, 1.0f, bk->qkv_b, CA_EPI_NONE, 0.0f, qk, C, 0)))
             return st;
@@ -399,14 +402,14 @@ static ca_status last_block_kept(const ca_model *m, const ca_xformer *tf, const 
         ca_attention(att + (size_t)b * C, C, q + (size_t)b * ldq, ldq, k + (size_t)offs[b] * ldkv, ldkv,
                      v + (size_t)offs[b] * ldkv, ldkv, 1, 1, nk, C, tf->heads, 0, scores);
     }
-    /* the kept rows move to the front of x (row b <= its source row, so in order is safe) */
-    for (int b = 0; b < nseq; b++)
-        memmove(x + (size_t)b * C, x + (size_t)(offs[b] + keep[b]) * C, sizeof(float) * C);
+    compact_kept(x, C, nseq, offs, keep);
     if ((st = ca_gemm_packed(nseq, att, C, &f->out, 1.0f, bk->out_b, CA_EPI_NONE, 1.0f, x, C, 0))) return st;
     return mlp_half(tf, bk, f, x, nseq, h, mlp);
 }
 
-/* keep: NULL, or one row index per sequence that is all the caller reads afterwards; then (no
+/* x (rows, C) in place over nseq sequences given by offs; scratch h, att (rows, C), qkv
+ * (rows, 3C), mlp (rows, H). The tap sees "<prefix>.block<i>.out" as (B, T, C) when uniform.
+ * keep: NULL, or one row index per sequence that is all the caller reads afterwards; then (no
  * tap) the last block runs on those rows only and returns them compacted at x's front. */
 static ca_status xformer(const ca_model *m, const ca_xformer *tf, const fast_block *fb, float *x, int rows,
                          int nseq, const int *offs, const int *keep, int causal, float *h, float *qkv, float *att,
@@ -430,8 +433,7 @@ static ca_status xformer(const ca_model *m, const ca_xformer *tf, const fast_blo
             ca_model_emit(m, name, first, x, 3, (int64_t[]){nseq, T, C});
         }
     }
-    if (keep && !m->tap && tf->layers == 0) /* nothing to prune, but callers expect the rows compacted */
-        for (int b = 0; b < nseq; b++) memmove(x + (size_t)b * C, x + (size_t)(offs[b] + keep[b]) * C, sizeof(float) * C);
+    if (keep && !m->tap && tf->layers == 0) compact_kept(x, C, nseq, offs, keep); /* nothing to prune; callers expect it */
     if (full < tf->layers)
         return last_block_kept(m, tf, &tf->blocks[full], &fb[full], x, rows, nseq, offs, keep, causal, h, qkv, att, mlp);
     return CA_OK;
