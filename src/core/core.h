@@ -64,6 +64,11 @@ void ca_outfile_abort(ca_outfile *o);          /* close and delete the temporary
 
 /* Whole file into a malloc'd buffer (NUL-terminated, *len excludes the NUL). */
 char *ca_read_file(const char *path, size_t *len, ca_status *st);
+/* Hand the memory pages of [p, p+n) back to the system (madvise MADV_DONTNEED; a hint: on
+ * failure they stay). inner != 0: only pages wholly inside the range (anonymous memory whose
+ * neighbours must keep their values; dropped pages read as zeros); inner == 0: every page the
+ * range touches (a private read-only file mapping, whose pages are read again on access). */
+void ca_drop_pages(const void *p, size_t n, int inner);
 
 /* Basename of a path (pointer into the argument). */
 const char *ca_basename(const char *path);

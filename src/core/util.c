@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -264,4 +265,19 @@ double ca_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void ca_drop_pages(const void *p, size_t n, int inner) {
+#ifdef MADV_DONTNEED
+    if (!p || n == 0) return;
+    long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t page = (uintptr_t)(pg > 0 ? pg : 4096), lo = (uintptr_t)p, hi = lo + n;
+    if (inner) lo = (lo + page - 1) & ~(page - 1), hi &= ~(page - 1);
+    else lo &= ~(page - 1), hi = (hi + page - 1) & ~(page - 1);
+    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+#else
+    (void)p;
+    (void)n;
+    (void)inner;
+#endif
 }

@@ -73,20 +73,12 @@ void ca_st_close(ca_st_file *f) {
 }
 
 void ca_st_drop_pages(const ca_st_file *f, const ca_tensor_info *t) {
-#ifdef MADV_DONTNEED
     if (!f || !f->map || !t || !t->data || t->nbytes == 0) return;
-    long pg = sysconf(_SC_PAGESIZE);
-    uintptr_t page = (uintptr_t)(pg > 0 ? pg : 4096), base = (uintptr_t)f->map;
+    const char *d = t->data, *base = (const char *)f->map;
+    if (d < base || (size_t)(d - base) > f->map_len || (size_t)t->nbytes > f->map_len - (size_t)(d - base)) return;
     /* whole pages around the tensor: the mapping is read-only and private, so dropping a page it
      * shares with a neighbour only means that neighbour's bytes are read from the file again */
-    uintptr_t lo = (uintptr_t)t->data & ~(page - 1), hi = ((uintptr_t)t->data + t->nbytes + page - 1) & ~(page - 1);
-    uintptr_t end = (base + f->map_len + page - 1) & ~(page - 1);
-    if (lo < base || hi > end || hi <= lo) return;
-    (void)madvise((void *)lo, hi - lo, MADV_DONTNEED); /* a hint: on failure the pages just stay */
-#else
-    (void)f;
-    (void)t;
-#endif
+    ca_drop_pages(d, (size_t)t->nbytes, 0);
 }
 
 typedef struct { uint64_t begin, end; int idx; } range;

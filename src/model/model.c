@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 /* Activation budget per forward chunk: chunks shrink until their scratch fits (at least 1 input). */
 #define CA_SCRATCH_BUDGET ((size_t)256 << 20) /* floats: 1 GiB */
@@ -98,13 +97,7 @@ void ca_model_emit(const ca_model *m, const char *name, int64_t first, const flo
 void ca_model_release_weights(ca_model *m, const float *w, size_t n) {
     CA_ASSERT(w >= m->weights && n <= m->weights_len && (size_t)(w - m->weights) <= m->weights_len - n);
     m->released = 1;
-#ifdef MADV_DONTNEED
-    /* only whole pages inside w: a partial page at either end still holds other tensors */
-    long pg = sysconf(_SC_PAGESIZE);
-    uintptr_t page = (uintptr_t)(pg > 0 ? pg : 4096);
-    uintptr_t a = ((uintptr_t)w + page - 1) & ~(page - 1), b = (uintptr_t)(w + n) & ~(page - 1);
-    if (b > a) (void)madvise((void *)a, b - a, MADV_DONTNEED); /* on failure the copy just stays */
-#endif
+    ca_drop_pages(w, n * sizeof(float), 1); /* a partial page at either end still holds other tensors */
 }
 
 ca_status ca_model_scratch(ca_model *m, size_t n) {
