@@ -18,7 +18,8 @@ static void help(void) {
            "  --method NAME|all      a method, a comma list, or all (default all): every registered\n"
            "                         method the set supports (those needing text weights are\n"
            "                         skipped when the set has none)\n"
-           "  --shots K|all          K, a comma list, or all available (default all)\n"
+           "  --shots K|all          K, a comma list, or all available (default all); with --sample\n"
+           "                         pool any K below the largest train split\n"
            "  --seed S               seed for every random choice (default 1)\n"
            "  --seeds N|a,b,...      run every method x K once per seed (N alone: seeds 1..N) and\n"
            "                         report mean ± sample std over seeds (table, JSON aggregate,\n"
@@ -251,7 +252,7 @@ int cmd_fewshot(int argc, char **argv) {
     }
     for (int j = 0; j < nk; j++) {
         int found = 0;
-        for (int a = 0; a < na; a++) found |= avail[a] == ks[j];
+        for (int a = 0; a < na; a++) found |= avail[a] == ks[j] || (proto.sample == CA_SAMPLE_POOL && avail[a] > ks[j]);
         if (!found) {
             char list[256] = "";
             for (int a = 0; a < na; a++) snprintf(list + strlen(list), sizeof list - strlen(list), "%s%d", a ? "," : "", avail[a]);

@@ -514,6 +514,27 @@ CA_API char *ca_template_format(const char *tmpl, const char *class_name);
 CA_API ca_status ca_text_classifier(ca_model *m, ca_tokenizer *tok, const char *const *class_names, int C,
                                     const char *const *templates, int T, float *out);
 
+/* Per-class prompt lists, the CuPL / APE format: a JSON object {"class name": ["prompt", ...],
+ * ...}. A class name finds its list by exact key, else by the key equal up to case, '_' vs ' '
+ * and surrounding spaces (when that match is unique). Every list must be a non-empty array of
+ * strings; duplicate keys are refused. Read-only after loading (shareable by threads); the
+ * caller frees with ca_prompts_free. Errors name the file (`name` for ca_prompts_parse). */
+typedef struct ca_prompts ca_prompts;
+CA_API ca_prompts *ca_prompts_load(const char *path, ca_status *st);
+CA_API ca_prompts *ca_prompts_parse(const char *json, size_t len, const char *name, ca_status *st);
+CA_API void ca_prompts_free(ca_prompts *p);
+/* Number of classes (keys) in the file. */
+CA_API int ca_prompts_count(const ca_prompts *p);
+/* The prompt list of a class (owned by p) and its length, or NULL when the file has none. */
+CA_API const char *const *ca_prompts_for(const ca_prompts *p, const char *class_name, int *count);
+/* Text classifier from per-class prompts: per class, encode its prompts, L2-normalise each
+ * embedding, average, re-normalise (as ca_text_classifier does for templates). A class without
+ * an entry fails with CA_E_NOTFOUND naming the class and the file; a prompt too long for the
+ * context fails with CA_E_RANGE naming the class. out: (C, embed_dim). Not thread-safe on one
+ * model or tokenizer. */
+CA_API ca_status ca_text_classifier_prompts(ca_model *m, ca_tokenizer *tok, const char *const *class_names,
+                                            int C, const ca_prompts *prompts, float *out);
+
 /* Encode image files to L2-normalised features, in chunks; optionally with V augmented views
  * (ca_augment with (seed, ids[i], view)), the feature then being the L2-normalised mean of the
  * raw view features (Tip-Adapter's cache keys); each stored view is normalised on its own. With cache_dir set, each finished chunk is stored there and reused by a

@@ -116,12 +116,12 @@ ca_status ca_run_fewshot_protocol(const ca_featureset *fs, const char *method, i
     owned_split tr = {0}, vs = {0};
     int resampled = 0;
     char name[48];
-    snprintf(name, sizeof name, "train.%dshot", shots);
-    ca_status st = ca_features_split(fs, name, &d.train);
-    if (st == CA_OK) st = ca_features_split(fs, "val", &val);
+    ca_status st = ca_features_split(fs, "val", &val);
     if (st == CA_OK) st = ca_features_split(fs, "test", &test);
     if (st != CA_OK) return st;
-    /* the K shots: drawn from the largest train split when it is larger */
+    if (shots < 1) return ca_fail(CA_E_ARG, "protocol: K must be >= 1, got %d", shots);
+    /* the K shots: drawn from the largest train split when it is larger (any K below it, stored
+     * or not), else the stored train.{K}shot */
     int kmax = 0, nk = ca_features_shots(fs, NULL, 0);
     int *ks = ca_malloc2((size_t)nk + 1, sizeof(int));
     if (!ks) return CA_E_NOMEM;
@@ -135,6 +135,9 @@ ca_status ca_run_fewshot_protocol(const ca_featureset *fs, const char *method, i
         if ((st = draw_split(&pool, C, shots, params->seed, STREAM_KSHOT, &tr)) != CA_OK) return st;
         d.train = tr.s;
         resampled = 1;
+    } else {
+        snprintf(name, sizeof name, "train.%dshot", shots);
+        if ((st = ca_features_split(fs, name, &d.train)) != CA_OK) return st;
     }
     /* the validation data of the regime */
     if (pr.select == CA_SELECT_VAL) d.val = val;
