@@ -5,7 +5,8 @@
 # Tip-Adapter-F 20). Cells: test accuracy %, mean ± sample std over the seeds; for K < 16 each
 # seed draws its K shots per class from train.16shot (`--sample pool`, the default).
 # Usage: bash scripts/results.sh [OUTDIR]   (default build/results)
-#   SETS="stanford_cars caltech101" SELECTS="val" SEEDS=3 THREADS=2 to narrow the grid; CA=binary.
+#   SETS="stanford_cars caltech101" SELECTS="val" SEEDS=3 THREADS=2 METHODS=a,b EXTRA="--epochs 20"
+#   to narrow the grid; CA=binary.
 # Writes OUTDIR/<set>.<select>.json (per-seed records + aggregate, no timings: byte-identical
 # for the same thread count), OUTDIR/<set>.<select>.svg and OUTDIR/<set>.<select>.txt (table).
 set -euo pipefail
@@ -16,6 +17,8 @@ SETS=${SETS:-"stanford_cars caltech101 oxford_pets oxford_flowers"}
 SELECTS=${SELECTS:-"val kshot-val"}
 SEEDS=${SEEDS:-3}
 THREADS=${THREADS:-2}
+METHODS=${METHODS:-all}
+EXTRA=${EXTRA:-}
 CA=${CA:-build/clipadapt}   # another binary (e.g. a copy, so that rebuilding does not change it mid-run)
 mkdir -p "$out"
 [ "$CA" = build/clipadapt ] && make -s all
@@ -24,7 +27,7 @@ for set in $SETS; do
     echo "### $set, --select $sel"
     echo '```'
     CLIPADAPT_QUIET=1 "$CA" fewshot --features "$SHARED/features/$set.safetensors" \
-      --method all --shots all --seeds "$SEEDS" --select "$sel" --threads "$THREADS" --no-timings \
+      --method "$METHODS" --shots all --seeds "$SEEDS" --select "$sel" --threads "$THREADS" --no-timings $EXTRA \
       --json "$out/$set.$sel.json" --plot "$out/$set.$sel.svg" 2>&1 | grep -v 'note: skipping' | tee "$out/$set.$sel.txt"
     echo '```'
   done
