@@ -65,12 +65,46 @@ static void test_search_matches_oracle(void) {
     CHECK_NEAR(a.alpha, b.alpha, 0);
     CHECK_NEAR(a.beta, b.beta, 0);
     CHECK_NEAR(a.acc, b.acc, 1e-12);
+    /* the blocked search against its row-by-row form on the full default grid */
+    ca_fit_params full = ca_fit_default_params();
+    CHECK(ca_tip_search(&in, &full, &a) == CA_OK);
+    CHECK(ca_tip_search_rows(&in, &full, &b) == CA_OK);
+    CHECK_NEAR(a.alpha, b.alpha, 0);
+    CHECK_NEAR(a.beta, b.beta, 0);
+    CHECK_NEAR(a.acc, b.acc, 1e-12);
     CHECK(a.acc > 60.0); /* zero-shot val is 60.37: the cache must help */
     /* a bad grid is refused, not crashed on */
     p.search_steps_beta = 0;
     CHECK(ca_tip_search(&in, &p, &a) == CA_E_ARG);
     free(clip); free(aff);
     ca_features_free(fs);
+}
+
+/* Blocked search vs the row-by-row oracle on synthetic data built to be hard for it: a row count
+ * that is no multiple of the block, keys in shuffled class order, classes without keys, and
+ * affinities on a coarse grid so that many scores tie exactly (argmax's first-maximum rule). */
+static void test_search_blocked_exact(void) {
+    enum { n = 37, N = 53, C = 11 };
+    float clip[n * C], aff[n * N];
+    int32_t ky[N], y[n];
+    ca_rng r = ca_rng_make(3, 0);
+    for (int k = 0; k < N; k++) ky[k] = (int32_t)ca_rng_below(&r, C - 2); /* classes 9, 10: no keys */
+    for (int i = 0; i < n; i++) y[i] = (int32_t)ca_rng_below(&r, C);
+    for (int j = 0; j < n * C; j++) clip[j] = (float)ca_rng_below(&r, 4);
+    for (int j = 0; j < n * N; j++) aff[j] = (float)ca_rng_below(&r, 5) * 0.25f;
+    ca_tip_search_in in = {.n = n, .N = N, .C = C, .clip = clip, .aff = aff, .key_y = ky, .y = y};
+    ca_fit_params p = ca_fit_default_params();
+    for (int g = 0; g < 3; g++) {
+        p.search_steps_beta = 7 + 40 * g; p.search_steps_alpha = 5 + 8 * g;
+        ca_tip_choice a, b, c;
+        CHECK(ca_tip_search(&in, &p, &a) == CA_OK);
+        CHECK(ca_tip_search_rows(&in, &p, &b) == CA_OK);
+        CHECK(ca_tip_search_ref(&in, &p, &c) == CA_OK);
+        CHECK_NEAR(a.alpha, b.alpha, 0);
+        CHECK_NEAR(a.beta, b.beta, 0);
+        CHECK_NEAR(a.acc, b.acc, 0);
+        CHECK_NEAR(a.acc, c.acc, 1e-9); /* the GEMM oracle sums in another order: close, not exact */
+    }
 }
 
 /* Naive double-precision Tip-Adapter-F loss: the oracle for the hand-written backward. */
@@ -224,6 +258,7 @@ int main(void) {
     RUN(test_grid);
     RUN(test_vexp);
     RUN(test_search_matches_oracle);
+    RUN(test_search_blocked_exact);
     RUN(test_gradient_check);
     RUN(test_adamw);
     RUN(test_tipf_deterministic_and_views);

@@ -86,46 +86,149 @@ static void pick(const int64_t *cnt, int nb, int na, const ca_fit_params *p, int
             }
 }
 
+/* The search works on blocks of LANES val rows held transposed, one row per SIMD lane: the exp of
+ * a key's affinities and its add into the class sums are then one vector operation for all rows
+ * of the block, and each row's class sum still adds its keys in key order, the exact arithmetic
+ * of ca_tip_cache_row (same ca_vexp_affinity, same float adds in the same order), so counts and
+ * the chosen pair are identical. Keys are visited grouped by class (a stable order: key order
+ * within a class), which keeps each class's partial sum in registers/L1 instead of scattering. */
+#define LANES 16
+#define KEY_CHUNK 256 /* keys per exp batch: (KEY_CHUNK, LANES) floats = 16 KB, stays in L1 */
+
+typedef struct {
+    int n, N, C, nb, na;
+    const float *betas, *alphas;
+    const int32_t *order;  /* (N) keys grouped by class, key order within a class */
+    const int32_t *cls;    /* (N) class of order[k] */
+} search_plan;
+
+/* Counts of correct rows for every (β, α) over one block of rows r0..r0+m-1 (m <= LANES), added to
+ * cnt (nb·na). w: scratch of (N + 2·C + KEY_CHUNK)·LANES floats. */
+static void search_block(const search_plan *sp, const ca_tip_search_in *in, int r0, int m, float *w, int64_t *cnt) {
+    const int N = sp->N, C = sp->C;
+    float *affT = w, *clipT = affT + (size_t)N * LANES, *cacheT = clipT + (size_t)C * LANES;
+    float *e = cacheT + (size_t)C * LANES;
+    int32_t y[LANES];
+    /* transpose the block; lanes past m repeat row r0 and are not counted */
+    for (int l = 0; l < LANES; l++) {
+        int r = r0 + (l < m ? l : 0);
+        y[l] = in->y[r];
+        const float *a = in->aff + (size_t)r * N, *c = in->clip + (size_t)r * C;
+        for (int k = 0; k < N; k++) affT[(size_t)k * LANES + l] = a[sp->order[k]];
+        for (int j = 0; j < C; j++) clipT[(size_t)j * LANES + l] = c[j];
+    }
+    for (int b = 0; b < sp->nb; b++) {
+        memset(cacheT, 0, sizeof(float) * (size_t)C * LANES);
+        for (int k0 = 0; k0 < N; k0 += KEY_CHUNK) {
+            int kn = N - k0 < KEY_CHUNK ? N - k0 : KEY_CHUNK;
+            ca_vexp_affinity(e, affT + (size_t)k0 * LANES, kn * LANES, sp->betas[b]);
+            for (int k = 0; k < kn; k++) {
+                float *o = cacheT + (size_t)sp->cls[k0 + k] * LANES;
+                const float *ek = e + (size_t)k * LANES;
+                #pragma omp simd
+                for (int l = 0; l < LANES; l++) o[l] += ek[l];
+            }
+        }
+        for (int a = 0; a < sp->na; a++) {
+            const float al = sp->alphas[a];
+            float vy[LANES];
+            int bad[LANES];
+            for (int l = 0; l < LANES; l++) {
+                vy[l] = clipT[(size_t)y[l] * LANES + l] + cacheT[(size_t)y[l] * LANES + l] * al;
+                bad[l] = 0;
+            }
+            /* row_correct without the early exit: class c beats y when its score is >= (c < y) or
+             * > (c > y), torch.argmax's first-maximum rule */
+            for (int c = 0; c < C; c++) {
+                const float *cl = clipT + (size_t)c * LANES, *ca = cacheT + (size_t)c * LANES;
+                #pragma omp simd
+                for (int l = 0; l < LANES; l++) {
+                    float v = cl[l] + ca[l] * al;
+                    bad[l] |= c < y[l] ? v >= vy[l] : c > y[l] ? v > vy[l] : 0;
+                }
+            }
+            int64_t ok = 0;
+            for (int l = 0; l < m; l++) ok += !bad[l];
+            cnt[(size_t)b * sp->na + a] += ok;
+        }
+    }
+}
+
 ca_status ca_tip_search(const ca_tip_search_in *in, const ca_fit_params *p, ca_tip_choice *out) {
     ca_status st = check_in(in, p);
     if (st != CA_OK) return st;
     const int nb = p->search_steps_beta, na = p->search_steps_alpha, n = in->n, N = in->N, C = in->C;
     float *betas = ca_malloc2((size_t)nb, sizeof(float)), *alphas = ca_malloc2((size_t)na, sizeof(float));
     int64_t *cnt = ca_calloc2((size_t)nb * (size_t)na, sizeof(int64_t));
+    int32_t *order = ca_malloc2((size_t)N, sizeof(int32_t)), *cls = ca_malloc2((size_t)N, sizeof(int32_t));
+    int32_t *start = ca_calloc2((size_t)C + 1, sizeof(int32_t));
     int fail = 0;
-    if (!betas || !alphas || !cnt) { fail = 1; goto done; }
+    if (!betas || !alphas || !cnt || !order || !cls || !start) { fail = 1; goto done; }
     /* torch multiplies a float32 tensor by a Python float as float32 */
     for (int b = 0; b < nb; b++) betas[b] = (float)ca_tip_grid(b, nb, p->search_scale_beta);
     for (int a = 0; a < na; a++) alphas[a] = (float)ca_tip_grid(a, na, p->search_scale_alpha);
-    /* Rows are independent: each thread sums exp rows per class once per β, then scores every α
-     * on that (C)-vector; integer counts make the reduction order-free (deterministic). */
+    /* counting sort of the keys by class: stable, so key order within each class */
+    for (int k = 0; k < N; k++) start[in->key_y[k] + 1]++;
+    for (int c = 0; c < C; c++) start[c + 1] += start[c];
+    for (int k = 0; k < N; k++) {
+        int j = start[in->key_y[k]]++;
+        order[j] = k;
+        cls[j] = in->key_y[k];
+    }
+    search_plan sp = {.n = n, .N = N, .C = C, .nb = nb, .na = na, .betas = betas, .alphas = alphas,
+                      .order = order, .cls = cls};
+    const int nblk = (n + LANES - 1) / LANES;
+    /* integer counts make the reduction order-free (deterministic for any thread count) */
     #pragma omp parallel
     {
-        float *cache = malloc(sizeof(float) * ((size_t)C + (size_t)N));
+        float *w = malloc(sizeof(float) * LANES * ((size_t)N + 2 * (size_t)C + KEY_CHUNK));
         int64_t *local = calloc((size_t)nb * (size_t)na, sizeof(int64_t));
-        if (!cache || !local) {
+        if (!w || !local) {
             #pragma omp atomic write
             fail = 1;
         }
-        #pragma omp for schedule(dynamic, 4)
-        for (int i = 0; i < n; i++) {
-            if (!cache || !local) continue;
-            const float *aff = in->aff + (size_t)i * N, *clip = in->clip + (size_t)i * C;
-            for (int b = 0; b < nb; b++) {
-                ca_tip_cache_row(aff, in->key_y, N, C, betas[b], cache + C, cache);
-                for (int a = 0; a < na; a++) local[(size_t)b * na + a] += row_correct(clip, cache, C, alphas[a], in->y[i]);
-            }
+        #pragma omp for schedule(dynamic, 1)
+        for (int blk = 0; blk < nblk; blk++) {
+            if (!w || !local) continue;
+            int r0 = blk * LANES, m = n - r0 < LANES ? n - r0 : LANES;
+            search_block(&sp, in, r0, m, w, local);
         }
-        if (cache && local) {
+        if (w && local) {
             #pragma omp critical
             for (size_t j = 0; j < (size_t)nb * na; j++) cnt[j] += local[j];
         }
-        free(cache); free(local);
+        free(w); free(local);
     }
     if (!fail) pick(cnt, nb, na, p, n, out);
 done:
-    free(betas); free(alphas); free(cnt);
+    free(betas); free(alphas); free(cnt); free(order); free(cls); free(start);
     return fail ? ca_fail(CA_E_NOMEM, "tip search: out of memory") : CA_OK;
+}
+
+/* The per-row form of the search (the kernel before blocking): each row's exp row and per-class
+ * scatter sums, then every α with an early-exit argmax test. Kept as the oracle the blocked search
+ * must match count for count (tests/test_tip.c). */
+ca_status ca_tip_search_rows(const ca_tip_search_in *in, const ca_fit_params *p, ca_tip_choice *out) {
+    ca_status st = check_in(in, p);
+    if (st != CA_OK) return st;
+    const int nb = p->search_steps_beta, na = p->search_steps_alpha, n = in->n, N = in->N, C = in->C;
+    float *betas = ca_malloc2((size_t)nb, sizeof(float)), *alphas = ca_malloc2((size_t)na, sizeof(float));
+    int64_t *cnt = ca_calloc2((size_t)nb * (size_t)na, sizeof(int64_t));
+    float *cache = ca_malloc2((size_t)C + (size_t)N, sizeof(float));
+    if (!betas || !alphas || !cnt || !cache) { st = ca_fail(CA_E_NOMEM, "tip search: out of memory"); goto done; }
+    for (int b = 0; b < nb; b++) betas[b] = (float)ca_tip_grid(b, nb, p->search_scale_beta);
+    for (int a = 0; a < na; a++) alphas[a] = (float)ca_tip_grid(a, na, p->search_scale_alpha);
+    for (int i = 0; i < n; i++) {
+        const float *aff = in->aff + (size_t)i * N, *clip = in->clip + (size_t)i * C;
+        for (int b = 0; b < nb; b++) {
+            ca_tip_cache_row(aff, in->key_y, N, C, betas[b], cache + C, cache);
+            for (int a = 0; a < na; a++) cnt[(size_t)b * na + a] += row_correct(clip, cache, C, alphas[a], in->y[i]);
+        }
+    }
+    pick(cnt, nb, na, p, n, out);
+done:
+    free(betas); free(alphas); free(cnt); free(cache);
+    return st;
 }
 
 ca_status ca_tip_search_ref(const ca_tip_search_in *in, const ca_fit_params *p, ca_tip_choice *out) {

@@ -34,6 +34,9 @@ typedef struct { double alpha, beta, acc; } ca_tip_choice;
  * far (starting from 0, so an all-zero grid returns α = β = 0 like the original). Fast path:
  * one exp per (row, key, β), per-class sums, then every α on the summed rows. */
 ca_status ca_tip_search(const ca_tip_search_in *in, const ca_fit_params *p, ca_tip_choice *out);
+/* The same search row by row (scatter sums, early-exit argmax): the blocked search's oracle; it
+ * must return the same pair and accuracy, count for count. Single-threaded; tests and bench. */
+ca_status ca_tip_search_rows(const ca_tip_search_in *in, const ca_fit_params *p, ca_tip_choice *out);
 /* Straightforward oracle of the same search: for every (α, β) pair recompute the full cache
  * logits as exp(...)·(one-hot values) with a dense GEMM, add, and score. Slow; tests and bench. */
 ca_status ca_tip_search_ref(const ca_tip_search_in *in, const ca_fit_params *p, ca_tip_choice *out);
