@@ -11,6 +11,7 @@
 
 #define N_BETA 32          /* beta_i = 0.5 · 400^(i/31): 0.5 .. 200, log-spaced */
 #define ROWS 64            /* query rows per affinity block */
+#define GROUP 8            /* affinity blocks per parallel pass: (GROUP·ROWS, N) floats */
 
 static double beta_at(int i) { return 0.5 * pow(400.0, (double)i / (N_BETA - 1)); }
 
@@ -37,27 +38,50 @@ static ca_status tc_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_par
     if (!keys || !lab) return CA_E_NOMEM;
     memcpy(keys, d->train.x, sizeof(float) * (size_t)N * D);
     for (int i = 0; i < N; i++) lab[i] = (float)d->train.y[i];
-    float *A = ca_malloc2((size_t)ROWS * N, sizeof(float)), *mx = ca_malloc2((size_t)C * 2, sizeof(float));
-    double *sum = ca_malloc2((size_t)C, sizeof(double));
-    int correct[N_BETA] = {0};
-    if (!A || !mx || !sum) { free(A); free(mx); free(sum); return CA_E_NOMEM; }
-    for (int i0 = 0; i0 < Nv; i0 += ROWS) {
-        int m = Nv - i0 < ROWS ? Nv - i0 : ROWS;
-        ca_sgemm(0, 1, m, N, D, 1.0f, d->val.x + (size_t)i0 * D, D, keys, D, 0.0f, A, N);
-        for (int i = 0; i < m; i++) {
-            const float *a = A + (size_t)i * N;
-            class_max(a, d->train.y, N, C, mx);
-            for (int b = 0; b < N_BETA; b++) {
-                class_scores(a, d->train.y, N, C, mx, beta_at(b), sum, mx + C);
-                int best = 0;
-                for (int j = 1; j < C; j++) if (mx[C + j] > mx[C + best]) best = j;
-                correct[b] += best == d->val.y[i0 + i];
-            }
+    int64_t correct[N_BETA] = {0};
+    /* The affinity GEMMs run as before (64-row calls, all threads), GROUP of them at a time; the
+     * per-row β loop (libm's double exp, the time) is then split over threads by rows. Integer
+     * counts make the reduction order-free, so the chosen β is the single-threaded loop's. */
+    float *A = ca_malloc2((size_t)GROUP * ROWS * N, sizeof(float));
+    if (!A) return CA_E_NOMEM;
+    int fail = 0;
+    for (int g0 = 0; g0 < Nv; g0 += GROUP * ROWS) {
+        int gm = Nv - g0 < GROUP * ROWS ? Nv - g0 : GROUP * ROWS;
+        for (int i0 = 0; i0 < gm; i0 += ROWS) {
+            int m = gm - i0 < ROWS ? gm - i0 : ROWS;
+            ca_sgemm(0, 1, m, N, D, 1.0f, d->val.x + (size_t)(g0 + i0) * D, D, keys, D, 0.0f, A + (size_t)i0 * N, N);
         }
+        #pragma omp parallel
+        {
+            float *mx = ca_malloc2((size_t)C * 2, sizeof(float));
+            double *sum = ca_malloc2((size_t)C, sizeof(double));
+            int64_t local[N_BETA] = {0};
+            if (!mx || !sum) {
+                #pragma omp atomic write
+                fail = 1;
+            }
+            #pragma omp for schedule(dynamic, 4)
+            for (int i = 0; i < gm; i++) {
+                if (!mx || !sum) continue;
+                const float *a = A + (size_t)i * N;
+                class_max(a, d->train.y, N, C, mx);
+                for (int b = 0; b < N_BETA; b++) {
+                    class_scores(a, d->train.y, N, C, mx, beta_at(b), sum, mx + C);
+                    int best = 0;
+                    for (int j = 1; j < C; j++) if (mx[C + j] > mx[C + best]) best = j;
+                    local[b] += best == d->val.y[g0 + i];
+                }
+            }
+            #pragma omp critical
+            for (int b = 0; b < N_BETA; b++) correct[b] += local[b];
+            free(mx); free(sum);
+        }
+        if (fail) break;
     }
+    free(A);
+    if (fail) return ca_fail(CA_E_NOMEM, "tip-cache: out of memory");
     int bi = 0;
     for (int b = 1; b < N_BETA; b++) if (correct[b] > correct[bi]) bi = b;
-    free(A); free(mx); free(sum);
     /* without val: Tip-Adapter's published β = 5.5 (Zhang et al., ECCV 2022) */
     ca_status st = ca_clf_set_param(c, "beta", Nv > 0 ? beta_at(bi) : 5.5);
     if (!st && Nv > 0) st = ca_clf_set_param(c, "val_acc", 100.0 * correct[bi] / Nv);

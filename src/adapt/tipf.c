@@ -56,14 +56,29 @@ double ca_tipf_loss_grad(const float *x, const int32_t *y, const float *clip, in
     return loss / B;
 }
 
-/* Val accuracy of keys at (alpha, beta). clipv: (nv,C); affv: (nv,N) and L: (nv,C) scratch. */
+/* Rows of val per affinity block in val_acc: bounds the (rows, N) buffer (ImageNet-size val,
+ * 10,000 x 16,000 keys, would be 640 MB whole); the shipped sets' val fits in one block. */
+#define VAL_ROWS 2048
+
+/* Val accuracy of keys at (alpha, beta). clipv: (nv,C); affv: (min(nv,VAL_ROWS),N) and
+ * L: (min(nv,VAL_ROWS),C) scratch. */
 static double val_acc(const ca_fit_data *d, const float *keys, const float *clipv, float alpha, float beta,
                       float *affv, float *L) {
     const ca_split *v = &d->val;
     int N = d->train.n, C = d->num_classes;
-    ca_sgemm(0, 1, v->n, N, d->dim, 1.0f, v->x, d->dim, keys, d->dim, 0.0f, affv, N);
-    if (ca_tip_logits_from_aff(clipv, affv, d->train.y, v->n, N, C, alpha, beta, L) != CA_OK) return -1;
-    return ca_accuracy(L, v->y, v->n, C);
+    int64_t correct = 0;
+    for (int r0 = 0; r0 < v->n; r0 += VAL_ROWS) {
+        int m = v->n - r0 < VAL_ROWS ? v->n - r0 : VAL_ROWS;
+        ca_sgemm(0, 1, m, N, d->dim, 1.0f, v->x + (size_t)r0 * d->dim, d->dim, keys, d->dim, 0.0f, affv, N);
+        if (ca_tip_logits_from_aff(clipv + (size_t)r0 * C, affv, d->train.y, m, N, C, alpha, beta, L) != CA_OK) return -1;
+        for (int i = 0; i < m; i++) { /* first maximum, as ca_accuracy */
+            const float *r = L + (size_t)i * C;
+            int best = 0;
+            for (int j = 1; j < C; j++) if (r[j] > r[best]) best = j;
+            correct += best == v->y[r0 + i];
+        }
+    }
+    return 100.0 * (double)correct / v->n;
 }
 
 static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_params *p) {
@@ -79,8 +94,9 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
 
     /* one block for the training lifetime: keys, best keys, grad, batch, val, scratch */
     const size_t nd = (size_t)N * D, sc = ca_tipf_scratch_floats(B, N, C);
+    const size_t nvb = nv < VAL_ROWS ? (size_t)nv : VAL_ROWS;
     const size_t total_f = 3 * nd + (size_t)B * D + (size_t)B * C + (size_t)nv * C +
-                           (size_t)nv * N + (size_t)nv * C + sc;
+                           nvb * N + nvb * C + sc;
     float *blk = ca_malloc2(total_f, sizeof(float));
     int *perm = ca_malloc2((size_t)N, sizeof(int)), *view = ca_malloc2((size_t)N, sizeof(int));
     int32_t *yb = ca_malloc2((size_t)B, sizeof(int32_t));
@@ -94,7 +110,7 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
     }
     float *keys = blk, *best = keys + nd, *grad = best + nd;
     float *xb = grad + nd, *clipb = xb + (size_t)B * D, *clipv = clipb + (size_t)B * C;
-    float *affv = clipv + (size_t)nv * C, *Lv = affv + (size_t)nv * N, *scratch = Lv + (size_t)nv * C;
+    float *affv = clipv + (size_t)nv * C, *Lv = affv + nvb * N, *scratch = Lv + nvb * C;
 
     memcpy(keys, d->train.x, sizeof(float) * nd);  /* keys start as the cache */
     memcpy(best, keys, sizeof(float) * nd);
