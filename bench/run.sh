@@ -22,6 +22,18 @@ if /usr/bin/python3 -c 'import torch, numpy' 2>/dev/null; then
 else
   echo "== bench/tip_torch.py skipped: /usr/bin/python3 has no torch/numpy (apt: python3-torch)"
 fi
+# ImageNet-size fits (issue 14): a synthetic 1000-class, 16-shot x 10-view set with 10,000 val and
+# 50,000 test (bench/gen_features.c, written once), every method fitted once; wall seconds and
+# peak RSS from /usr/bin/time (one run each: these take seconds to minutes).
+SYN="$BUILD/bench-syn/syn1000.safetensors"
+echo "== ImageNet-size fits: $SYN (bench/gen_features.c), fewshot --shots 16, wall s and peak RSS"
+if [ ! -f "$SYN" ]; then mkdir -p "$(dirname "$SYN")"; "$BUILD/bench/gen_features" "$SYN"; fi
+for m in ${SYN_METHODS:-zero-shot tip-adapter tip-cache tip-adapter-f clip-adapter}; do
+  /usr/bin/time -f "%e %M" -o "$BUILD/bench-syn/time.txt" "$BUILD/clipadapt" fewshot --features "$SYN" \
+    --method "$m" --shots 16 --no-timings --json "$BUILD/bench-syn/$m.json" > /dev/null
+  read -r wall rss < "$BUILD/bench-syn/time.txt"
+  printf "   %-14s %8.1f s %8.0f MB peak RSS\n" "$m" "$wall" "$((rss / 1024))"
+done
 echo "== methods: every few-shot method x K on the shipped feature sets (test/val accuracy, fit seconds)"
 "$BUILD/bench/methods"
 echo "== extract: feature-extraction throughput, vit-tiny (bench/extract.c)"; "$BUILD/bench/extract" 256 3
