@@ -132,7 +132,7 @@ static void search_block(const search_plan *sp, const ca_tip_search_in *in, int 
         for (int a = 0; a < sp->na; a++) {
             const float al = sp->alphas[a];
             float vy[LANES];
-            int bad[LANES];
+            int32_t bad[LANES];
             for (int l = 0; l < LANES; l++) {
                 vy[l] = clipT[(size_t)y[l] * LANES + l] + cacheT[(size_t)y[l] * LANES + l] * al;
                 bad[l] = 0;
@@ -144,7 +144,7 @@ static void search_block(const search_plan *sp, const ca_tip_search_in *in, int 
                 #pragma omp simd
                 for (int l = 0; l < LANES; l++) {
                     float v = cl[l] + ca[l] * al;
-                    bad[l] |= c < y[l] ? v >= vy[l] : c > y[l] ? v > vy[l] : 0;
+                    bad[l] |= ((c < y[l]) & (v >= vy[l])) | ((c > y[l]) & (v > vy[l])); /* branch-free: vectorises */
                 }
             }
             int64_t ok = 0;
