@@ -30,6 +30,16 @@ int cli_double(const char *s, double *out);
  * (or when CLIPADAPT_QUIET is set). Matches ca_progress_fn; user is unused. */
 int cli_progress(const char *stage, int64_t done, int64_t total, void *user);
 
+/* A file a command reads or writes, named by the flag it came from. dir: an input folder whose
+ * every file is an input (--images). */
+typedef struct { const char *flag, *path; int dir; } cli_file;
+/* The output policy, run before any work: refuse an output that is the same file as an input
+ * (device and inode) or lies inside an input folder, an existing directory, an output given
+ * twice, or one whose folder cannot be written. NULL paths are skipped; "-" is stdout (once). */
+int cli_check_outputs(const cli_file *in, int nin, const cli_file *out, int nout);
+/* Flush and close stdout; on a write error print it with the reason and return CLI_FAIL, else rc. */
+int cli_finish_stdout(int rc);
+
 typedef struct {
     const char *name;
     int (*run)(int argc, char **argv); /* argv[0] is the command name */

@@ -55,6 +55,9 @@ int cmd_encode(int argc, char **argv) {
     }
     if (!model || !input || !output) return cli_usage("encode", "--model, --input and --output are required");
 
+    cli_file fin[] = {{"--model", model, 0}, {"--config", config, 0}, {"--input", input, 0}}, fout[] = {{"--output", output, 0}};
+    int rc0 = cli_check_outputs(fin, 3, fout, 1);
+    if (rc0) return rc0;
     ca_status st;
     ca_st_file *in = ca_st_open(input, &st);
     if (!in) return cli_status(st);

@@ -185,6 +185,16 @@ int cmd_extract(int argc, char **argv) {
     if (o.split_file && (o.val_images || o.test_images || o.val_split >= 0 || o.test_split >= 0))
         return cli_usage("extract", "--val-*/--test-* options apply to --images only; the split file defines the splits");
 
+    {
+        const char *tfile = o.templates && !ca_templates_builtin(o.templates, NULL) ? o.templates : NULL;
+        cli_file in[] = {{"--model", o.model, 0}, {"--config", o.config, 0}, {"--bpe", o.bpe, 0},
+                         {"--templates", tfile, 0}, {"--split-file", o.split_file, 0}, {"--images", o.images, 1},
+                         {"--val-images", o.val_images, 1}, {"--test-images", o.test_images, 1},
+                         {"--image-root", o.image_root, 1}};
+        cli_file out[] = {{"--output", o.output, 0}};
+        int r = cli_check_outputs(in, 9, out, 1);
+        if (r) return r;
+    }
     int rc = CLI_FAIL;
     ca_status st = CA_OK;
     ca_dataset *ds = NULL;

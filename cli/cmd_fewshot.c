@@ -178,6 +178,9 @@ int cmd_fewshot(int argc, char **argv) {
         if (nm == 0) return cli_usage(C, "--method is empty");
     }
 
+    cli_file in[] = {{"--features", features, 0}}, out[] = {{"--json", json, 0}, {"--plot", plot, 0}};
+    int rc0 = cli_check_outputs(in, 1, out, 2);
+    if (rc0) return rc0;
     double t_start = now_s();
     ca_status st;
     ca_featureset *fs = ca_features_load(features, &st);

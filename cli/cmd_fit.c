@@ -61,6 +61,9 @@ int cmd_fit(int argc, char **argv) {
     }
     if (!features || !method || !output) return cli_usage("fit", "--features, --method and --output are required");
     if (ca_method_needs_text(method) < 0) return cli_usage("fit", "unknown method '%s' (clipadapt fit --list)", method);
+    cli_file in[] = {{"--features", features, 0}}, out[] = {{"--output", output, 0}};
+    int rc0 = cli_check_outputs(in, 1, out, 1);
+    if (rc0) return rc0;
     ca_status st;
     ca_featureset *fs = ca_features_load(features, &st);
     if (!fs) return cli_status(st);

@@ -79,6 +79,14 @@ int cmd_preprocess(int argc, char **argv) {
                 goto done;
             }
 
+    {
+        cli_file *in = calloc((size_t)nfiles, sizeof *in), out[] = {{"--output", out_path, 0}};
+        if (!in) { rc = cli_error("out of memory"); goto done; }
+        for (int i = 0; i < nfiles; i++) in[i] = (cli_file){"image", files[i], 0};
+        rc = cli_check_outputs(in, nfiles, out, 1);
+        free(in);
+        if (rc) goto done;
+    }
     size_t per = (size_t)3 * (size_t)size * (size_t)size;
     const int chunk = 32; /* images held in memory at once before they go to the writer */
     float *buf = malloc(per * sizeof(float) * chunk);

@@ -39,7 +39,8 @@ typedef enum {
     CA_E_NOTFOUND,      /* a named thing (tensor, class, method, split) does not exist */
     CA_E_UNSUPPORTED,   /* valid input that this build does not handle (dtype, layout, codec) */
     CA_E_RANGE,         /* a value is outside its allowed range (image too large, text too long) */
-    CA_E_INTERNAL       /* a bug in clipadapt: please report it */
+    CA_E_INTERNAL,      /* a bug in clipadapt: please report it */
+    CA_E_NONFINITE = 11 /* NaN/Inf in weights, features, probabilities, or a diverged loss */
 } ca_status;
 
 /* Short, static description of a status code ("I/O error", ...). Never NULL. */
@@ -122,7 +123,11 @@ CA_API void ca_st_writer_free(ca_st_writer *w);
 CA_API ca_status ca_st_writer_add(ca_st_writer *w, const char *name, ca_dtype dt, int ndim,
                                   const int64_t *shape, const void *data);
 CA_API ca_status ca_st_writer_metadata(ca_st_writer *w, const char *key, const char *value);
-/* Write to path atomically (temporary file in the same folder, fsync, rename). */
+/* Write to path. A regular or new file is written atomically (hidden temporary in the same
+ * folder, fsync, rename; the old file's mode is kept); a symbolic link is followed and its
+ * target replaced (the link stays); a FIFO or character device is written directly; "-" is
+ * standard output; a directory is refused. Errors name path with the system's reason. The same
+ * rules hold for every library function that writes a file (ca_classifier_save, ca_write_text). */
 CA_API ca_status ca_st_writer_save(const ca_st_writer *w, const char *path);
 
 /* ======================================================================================== */
@@ -257,7 +262,8 @@ CA_API void ca_run_free(ca_run_result *r);
 CA_API char *ca_report_table(const ca_run_result *runs, int n);
 CA_API char *ca_report_json(const ca_run_result *runs, int n, const char *features_path);
 CA_API char *ca_plot_svg(const ca_run_result *runs, int n, const char *title);
-/* Write text to path atomically (temporary file + rename): no partial output on failure. */
+/* Write text to path atomically (temporary file + rename): no partial output on failure; links,
+ * special files and "-" as for ca_st_writer_save. */
 CA_API ca_status ca_write_text(const char *path, const char *text);
 
 /* ======================================================================================== */

@@ -102,10 +102,6 @@ ca_status ca_write_text(const char *path, const char *text) {
     ca_outfile o;
     ca_status st = ca_outfile_open(&o, path);
     if (st != CA_OK) return st;
-    size_t len = strlen(text);
-    if (fwrite(text, 1, len, o.fp) != len) {
-        ca_outfile_abort(&o);
-        return ca_fail(CA_E_IO, "%s: write failed", path);
-    }
+    if ((st = ca_outfile_write(&o, text, strlen(text))) != CA_OK) { ca_outfile_abort(&o); return st; }
     return ca_outfile_commit(&o);
 }
