@@ -1,8 +1,10 @@
 /* cmd_predict.c — `clipadapt predict`: classify image files with a CLIP model and a fitted
  * classifier; prints the top-k classes with probabilities as a table or JSON. */
 #include "cli.h"
+#include "core/core.h" /* ca_fail: a detail for the per-image error line */
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +71,21 @@ int cmd_predict(int argc, char **argv) {
     if (!(m = ca_model_load(model_path, &mp, &st))) { rc = cli_status(st); goto done; }
     if (bf16 && (rc = cli_use_bf16(m))) goto done;
     int C = ca_classifier_num_classes(c), k = topk < C ? (int)topk : C;
+    /* a classifier of another model is refused once, not once per image */
+    ca_model_info info;
+    char sig[512];
+    if ((st = ca_model_get_info(m, &info)) != CA_OK) { rc = cli_status(st); goto done; }
+    if (info.embed_dim != ca_classifier_dim(c)) {
+        rc = cli_error("%s: expects %d-d features but %s gives %d-d (fit on features of another model)", clf_path,
+                       ca_classifier_dim(c), model_path, info.embed_dim);
+        goto done;
+    }
+    if (ca_classifier_model_signature(c) && ca_model_signature(m, sig, sizeof sig) == CA_OK &&
+        !ca_model_signature_match(ca_classifier_model_signature(c), sig)) {
+        rc = cli_error("%s: fit on features of another model than %s (image projections differ); predict with the "
+                       "model used for extract", clf_path, model_path);
+        goto done;
+    }
     probs = malloc(sizeof(float) * (size_t)C);
     idx = malloc(sizeof(int) * (size_t)k);
     out = json ? cJSON_CreateArray() : NULL;
@@ -79,6 +96,8 @@ int cmd_predict(int argc, char **argv) {
         if (img) {
             st = ca_classify_image(m, c, img, probs);
             ca_image_free(img);
+            for (int j = 0; st == CA_OK && j < C; j++)
+                if (!isfinite(probs[j])) st = ca_fail(CA_E_NONFINITE, "%s: non-finite class probabilities (NaN or infinity in the model or classifier)", images[i]);
         }
         if (st != CA_OK) {   /* report and go on: one bad file should not hide the other results */
             const char *d = ca_last_error();

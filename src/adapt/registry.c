@@ -237,6 +237,7 @@ ca_classifier *ca_classifier_load(const char *path, ca_status *st) {
         const char *v = ca_st_metadata(f, k);
         double d = strtod(v, &end);
         if (end == v || *end) { *st = ca_fail(CA_E_FORMAT, "%s: metadata '%s' is not a number", path, k); goto fail; }
+        if (!isfinite(d)) { *st = ca_fail(CA_E_NONFINITE, "%s: metadata '%s' is not finite", path, k); goto fail; }
         if ((*st = ca_clf_set_param(c, k + 6, d)) != CA_OK) goto fail;
     }
     for (int i = 0; i < ca_st_count(f); i++) {
@@ -246,7 +247,7 @@ ca_classifier *ca_classifier_load(const char *path, ca_status *st) {
         if (!d) { *st = CA_E_FORMAT; goto fail; }
         if ((*st = ca_tensor_to_f32(t, d, t->numel)) != CA_OK) goto fail;
         for (int64_t j = 0; j < t->numel; j++)
-            if (!isfinite(d[j])) { *st = ca_fail(CA_E_FORMAT, "%s: tensor '%s' has a non-finite value", path, t->name); goto fail; }
+            if (!isfinite(d[j])) { *st = ca_fail(CA_E_NONFINITE, "%s: tensor '%s' has a non-finite value", path, t->name); goto fail; }
     }
     const char *ms = ca_st_metadata(f, "model_signature");
     if (ms && !(c->model_sig = strdup(ms))) { *st = ca_fail(CA_E_NOMEM, "out of memory"); goto fail; }

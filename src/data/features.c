@@ -38,7 +38,7 @@ void ca_features_free(ca_featureset *fs) {
 
 static ca_status check_finite(const char *path, const char *name, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i])) return ca_fail(CA_E_FORMAT, "%s: tensor '%s': non-finite value at element %zu", path, name, i);
+        if (!isfinite(x[i])) return ca_fail(CA_E_NONFINITE, "%s: tensor '%s': non-finite value at element %zu", path, name, i);
     return CA_OK;
 }
 
