@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +129,65 @@ static cJSON *path_array(const ca_dataset *ds, int split, const int *idx, int n)
     return a;
 }
 
+/* At least two classes, and no two that read the same once '_' became ' '. */
+static int check_classes(const ca_dataset *ds, const char *src) {
+    int C = ca_dataset_num_classes(ds);
+    if (C < 2)
+        return cli_error("%s: %d class found; a classifier needs at least 2 (one folder per class)", src, C);
+    for (int c = 1; c < C; c++)
+        for (int d = 0; d < c; d++)
+            if (!strcmp(ca_dataset_class_name(ds, c), ca_dataset_class_name(ds, d)))
+                return cli_error("%s: two classes are both named '%s' (folder names read '_' as a space); rename one",
+                                 src, ca_dataset_class_name(ds, c));
+    return CLI_OK;
+}
+
+/* Every prompt (template x class) must fit the text tower's context, as clip.tokenize with
+ * truncate=False demands; found here, before any image is encoded. */
+static int check_prompts(ca_tokenizer *tok, const ca_dataset *ds, const char *const *tmpl, int T, int context, const char *tsrc) {
+    int64_t *row = malloc(sizeof(int64_t) * (size_t)(context > 0 ? context : 1));
+    if (!row) return cli_error("out of memory");
+    int rc = CLI_OK;
+    for (int c = 0; rc == CLI_OK && c < ca_dataset_num_classes(ds); c++)
+        for (int t = 0; rc == CLI_OK && t < T; t++) {
+            char *text = ca_template_format(tmpl[t], ca_dataset_class_name(ds, c));
+            int n = 0;
+            ca_status st = text ? ca_tokenize_row(tok, text, strlen(text), context, 1, row, &n) : CA_E_ARG;
+            if (!text) rc = cli_error("%s: template '%s' must contain \"{}\" exactly once", tsrc, tmpl[t]);
+            else if (st != CA_OK) rc = cli_error("%s: prompt '%s': %s", tsrc, text, ca_last_error());
+            else if (n > context - 2)
+                rc = cli_error("%s: prompt '%s' is %d tokens, more than the model's context of %d allows (%d); shorten the "
+                               "class name or template", tsrc, text, n, context, context - 2);
+            free(text);
+        }
+    free(row);
+    return rc;
+}
+
+/* Say so when a class cannot give the requested shots (CoOp then takes all it has). */
+static void warn_short_classes(const ca_dataset *ds, const char *src, const int *shots, int nshots) {
+    int C = ca_dataset_num_classes(ds), n = ca_dataset_size(ds, CA_SPLIT_TRAIN);
+    int *cnt = calloc((size_t)C, sizeof *cnt), *cv = calloc((size_t)C, sizeof *cv);
+    if (!cnt || !cv) { free(cnt); free(cv); return; }
+    for (int i = 0; i < n; i++) cnt[ca_dataset_label(ds, CA_SPLIT_TRAIN, i)]++;
+    for (int i = 0; i < ca_dataset_size(ds, CA_SPLIT_VAL); i++) cv[ca_dataset_label(ds, CA_SPLIT_VAL, i)]++;
+    for (int s = 0; s < nshots; s++) {
+        int short_ = 0, fewest = 0;
+        for (int c = 0; c < C; c++) {
+            if (cnt[c] < shots[s]) short_++;
+            if (cnt[c] < cnt[fewest]) fewest = c;
+        }
+        if (short_)
+            fprintf(stderr, "clipadapt: warning: %s: %d of %d classes have fewer than %d training images (after the val/test "
+                            "split; fewest: '%s' with %d): train.%dshot takes all they have\n",
+                    src, short_, C, shots[s], ca_dataset_class_name(ds, fewest), cnt[fewest], shots[s]);
+    }
+    int noval = 0;
+    for (int c = 0; c < C; c++) noval += cv[c] == 0;
+    if (noval) fprintf(stderr, "clipadapt: warning: %s: %d of %d classes have no val image (too few images to split)\n", src, noval, C);
+    free(cnt); free(cv);
+}
+
 int cmd_extract(int argc, char **argv) {
     opts o;
     memset(&o, 0, sizeof o);
@@ -223,14 +283,22 @@ int cmd_extract(int argc, char **argv) {
         ds = ca_dataset_from_split_file(o.split_file, o.image_root, &st);
     }
     if (!ds) { rc = cli_status(st); goto out; }
+    /* Everything is checked before the first image is decoded: classes, splits, templates,
+     * vocabulary, model and every prompt's length (file names and stats only, no pixels). */
+    const char *src = o.images ? o.images : o.split_file;
     int C = ca_dataset_num_classes(ds);
     int n_val_all = ca_dataset_size(ds, CA_SPLIT_VAL), n_test = ca_dataset_size(ds, CA_SPLIT_TEST);
-    if (n_val_all == 0 || n_test == 0) {
-        rc = cli_error("%s: the dataset has no %s images (a feature set needs train, val and test)",
-                       o.images ? o.images : o.split_file, n_val_all == 0 ? "val" : "test");
+    if ((rc = check_classes(ds, src)) != CLI_OK) goto out;
+    rc = CLI_FAIL;
+    if (n_val_all == 0 || (n_test == 0 && o.test_split != 0)) {
+        rc = cli_error("%s: the dataset has no %s images (a feature set needs train, val and test%s)", src,
+                       n_val_all == 0 ? "val" : "test", n_val_all == 0 ? "" : "; --test-split 0 keeps none on purpose");
         goto out;
     }
-    if (o.templates && !o.no_text && !(tmpl = ca_templates_load(o.templates, &ntmpl, &st))) { rc = cli_status(st); goto out; }
+    if (!o.no_text) {
+        if (!(tmpl = ca_templates_load(o.templates, &ntmpl, &st))) { rc = cli_status(st); goto out; }
+        if (!(tok = ca_tokenizer_load(o.bpe, &st))) { rc = cli_status(st); goto out; }
+    }
 
     /* few-shot subsets; CoOp draws val from the same generator after train (we use the largest K) */
     int kmax = 0;
@@ -262,6 +330,9 @@ int cmd_extract(int argc, char **argv) {
     ca_model_info info;
     if ((st = ca_model_get_info(model, &info)) != CA_OK) { rc = cli_status(st); goto out; }
     int D = info.embed_dim;
+    if (tok && (rc = check_prompts(tok, ds, (const char *const *)tmpl, ntmpl, info.context_length, o.templates)) != CLI_OK) goto out;
+    rc = CLI_FAIL;
+    warn_short_classes(ds, src, o.shots, o.nshots);
     size_t plen = strlen(o.output) + 8;
     parts = malloc(plen);
     if (!parts) { rc = cli_error("out of memory"); goto out; }
@@ -305,14 +376,33 @@ int cmd_extract(int argc, char **argv) {
     double t_img = ca_now() - t0;
 
     if (!o.no_text) {
-        if (!(tok = ca_tokenizer_load(o.bpe, &st))) { rc = cli_status(st); goto out; }
         const char **names = malloc(sizeof(char *) * (size_t)C);
         text = malloc(sizeof(float) * (size_t)C * D);
         if (!names || !text) { free(names); rc = cli_error("out of memory"); goto out; }
         for (int c = 0; c < C; c++) names[c] = ca_dataset_class_name(ds, c);
-        st = ca_text_classifier(model, tok, names, C, (const char *const *)tmpl, ntmpl, text);
+        /* a few classes per call, so that the text phase has progress too */
+        int step = C / 50 > 1 ? C / 50 : 1;
+        for (int c = 0; st == CA_OK && c < C; c += step) {
+            cli_progress("text", c, C, NULL);
+            int nc = C - c < step ? C - c : step;
+            st = ca_text_classifier(model, tok, names + c, nc, (const char *const *)tmpl, ntmpl, text + (size_t)c * D);
+        }
+        if (st == CA_OK) cli_progress("text", C, C, NULL);
         free(names);
         if (st != CA_OK) { rc = cli_status(st); goto out; }
+    }
+    /* nothing non-finite leaves extract */
+    {
+        const struct { const char *what; const float *x; size_t n; } parts_[] = {
+            {"training images", fu, (size_t)nuni * D}, {"augmented views", vu, vu ? (size_t)o.views * nuni * D : 0},
+            {"val images", fval, (size_t)nval * D}, {"test images", ftest, (size_t)n_test * D},
+            {"class prompts (text.weights)", text, text ? (size_t)C * D : 0}};
+        for (int k = 0; k < 5; k++)
+            for (size_t i = 0; i < parts_[k].n; i++)
+                if (!isfinite(parts_[k].x[i])) {
+                    rc = cli_error("%s: gave non-finite features (NaN or infinity) for the %s; nothing written", o.model, parts_[k].what);
+                    goto out;
+                }
     }
 
     /* assemble the feature set */

@@ -29,6 +29,9 @@ ca_status ca_run_fewshot(const ca_featureset *fs, const char *method, int shots,
     if (st == CA_OK) st = ca_features_split(fs, "val", &d.val);
     if (st == CA_OK) st = ca_features_split(fs, "test", &test);
     if (st != CA_OK) return st;
+    if (test.n == 0)
+        return ca_fail(CA_E_ARG, "the feature set has no test rows (extracted with --test-split 0): nothing to score "
+                                 "(fit still trains on it, choosing on val)");
     ca_classifier *c = ca_fit(method, &d, params, &st);
     if (!c) return st;
     const char *const *names = ca_method_names();
