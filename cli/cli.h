@@ -15,6 +15,8 @@ int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Print the library's detail for a failed status (ca_last_error, else ca_strerror), return CLI_FAIL. */
 int cli_status(ca_status st);
+/* The same, prefixed with the user's file the failure concerns unless the detail names it. */
+int cli_status_file(ca_status st, const char *path);
 /* --bf16: switch m to BF16 compute (CA_COMPUTE_BF16); a one-line error and CLI_FAIL when the CPU
  * or build lacks AVX512-BF16. */
 int cli_use_bf16(ca_model *m);

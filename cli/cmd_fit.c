@@ -75,7 +75,7 @@ int cmd_fit(int argc, char **argv) {
     p.progress = cli_progress;
     ca_classifier *c = ca_fit_features(method, fs, (int)shots, &p, &st);
     int rc = CLI_OK;
-    if (!c) rc = cli_status(st);
+    if (!c) rc = cli_status_file(st, features);
     else if ((st = ca_classifier_save(c, output, NULL)) != CA_OK) rc = cli_status(st);
     else {
         printf("fitted %s on train.%ldshot (%d classes, %d-d) -> %s\n", method, shots, ca_classifier_num_classes(c),

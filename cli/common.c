@@ -35,6 +35,13 @@ int cli_status(ca_status st) {
     return cli_error("%s", d && *d ? d : ca_strerror(st));
 }
 
+int cli_status_file(ca_status st, const char *path) {
+    const char *d = ca_last_error();
+    if (!d || !*d) d = ca_strerror(st);
+    if (path && strstr(d, path)) return cli_error("%s", d);
+    return cli_error("%s: %s", path, d);
+}
+
 int cli_use_bf16(ca_model *m) {
     ca_status st = ca_model_set_compute(m, CA_COMPUTE_BF16);
     if (st == CA_E_UNSUPPORTED) return cli_error("--bf16: this CPU or build has no AVX512-BF16 kernels; run without --bf16");

@@ -152,6 +152,23 @@ ca_classifier *ca_fit(const char *method, const ca_fit_data *data, const ca_fit_
     ca_classifier *c = clf_new(m, data->num_classes, data->dim, st);
     if (!c) return NULL;
     if ((*st = m->fit(c, data, params)) != CA_OK) { ca_classifier_free(c); return NULL; }
+    /* whatever the method, a classifier holding NaN/Inf never leaves ca_fit */
+    for (int i = 0; i < c->np; i++)
+        if (!isfinite(c->pval[i])) {
+            *st = ca_fail(CA_E_NONFINITE, "%s: training diverged: parameter '%s' is %g (lower --lr)", m->name, c->pname[i], c->pval[i]);
+            ca_classifier_free(c);
+            return NULL;
+        }
+    for (int i = 0; i < c->nt; i++) {
+        int64_t n = 1;
+        for (int k = 0; k < c->t[i].ndim; k++) n *= c->t[i].shape[k];
+        for (int64_t j = 0; j < n; j++)
+            if (!isfinite(c->t[i].data[j])) {
+                *st = ca_fail(CA_E_NONFINITE, "%s: training diverged: tensor '%s' holds non-finite values (lower --lr)", m->name, c->t[i].name);
+                ca_classifier_free(c);
+                return NULL;
+            }
+    }
     return c;
 }
 
