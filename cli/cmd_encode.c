@@ -4,6 +4,7 @@
  */
 #include "cli.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +140,16 @@ int cmd_encode(int argc, char **argv) {
         }
         cli_progress("texts", n, n, NULL);
         if ((st = ca_st_writer_add(w, "text_features", CA_DT_F32, 2, (int64_t[]){n, E}, ft))) { cli_status(st); goto out; }
+    }
+    /* nothing non-finite leaves encode */
+    for (int k = 0; k < 2; k++) {
+        const float *x = k ? ft : fi;
+        size_t n = x ? (size_t)(k ? tt->shape[0] : ti->shape[0]) * E : 0;
+        for (size_t i = 0; i < n; i++)
+            if (!isfinite(x[i])) {
+                cli_error("%s: gave non-finite %s features (NaN or infinity) for %s; nothing written", model, k ? "text" : "image", input);
+                goto out;
+            }
     }
     if ((st = ca_st_writer_save(w, output))) { cli_status(st); goto out; }
     rc = CLI_OK;
