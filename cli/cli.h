@@ -5,6 +5,7 @@
 
 #include "clipadapt.h"
 #include <stdint.h>
+#include <stdio.h>
 
 /* Exit codes: 0 success, 1 runtime failure (bad input, I/O), 2 usage error. */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
@@ -41,6 +42,38 @@ typedef struct { const char *flag, *path; int dir; } cli_file;
 int cli_check_outputs(const cli_file *in, int nin, const cli_file *out, int nout);
 /* Flush and close stdout; on a write error print it with the reason and return CLI_FAIL, else rc. */
 int cli_finish_stdout(int rc);
+
+/* ---- the option table (opts.c): one row per flag; every command parses and documents its flags
+ * from rows, most of them shared, so the same thing has the same flag everywhere ---- */
+enum { CLI_FLAG, CLI_STR, CLI_INT, CLI_U64, CLI_DBL, CLI_PAIR_DBL, CLI_PAIR_INT, CLI_ENUM, CLI_FN };
+enum { CLI_HELP = -1 };   /* cli_parse printed --help: the command returns CLI_OK */
+typedef struct {
+    const char *name, *alias;       /* "--init-alpha", and an accepted older spelling or NULL */
+    int kind;                       /* CLI_*: the type behind dst (int, uint64_t, double, const char *) */
+    void *dst, *dst2;               /* where the value goes (dst2: second of a pair) */
+    double lo, hi;                  /* inclusive range of numbers */
+    const char *const *choices;     /* CLI_ENUM: names, the index is stored as int */
+    int (*fn)(const char *cmd, const char *v, void *dst);   /* CLI_FN: non-zero after printing usage */
+    const char *metavar, *help;     /* for --help */
+    const char *section;            /* a --help heading printed before this row, or NULL */
+} cli_opt;
+typedef struct {
+    const char *name, *usage, *about, *footer;   /* footer may be NULL */
+    const cli_opt *opts;
+    int nopts;
+    int *short_v;                   /* "-v" sets it (--verbose), or NULL */
+} cli_cmd;
+cli_opt cli_opt_str(const char *name, const char **dst, const char *metavar, const char *help);
+cli_opt cli_opt_flag(const char *name, int *dst, const char *help);
+cli_opt cli_opt_int(const char *name, int *dst, double lo, double hi, const char *metavar, const char *help);
+cli_opt cli_opt_dbl(const char *name, double *dst, double lo, double hi, const char *metavar, const char *help);
+/* The training and search options shared by fit and fewshot (and any command that fits), into t
+ * (room for 16); returns the count. */
+int cli_opts_training(cli_opt *t, ca_fit_params *p);
+/* Parse argv[1..] against c's rows. Positional arguments go to pos (room for argc) when given,
+ * else are usage errors. Returns CLI_OK, CLI_HELP (help printed), or CLI_USAGE (message printed). */
+int cli_parse(const cli_cmd *c, int argc, char **argv, const char **pos, int *npos);
+void cli_help(const cli_cmd *c, FILE *fp);
 
 typedef struct {
     const char *name;

@@ -7,22 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void help(void) {
-    printf("usage: clipadapt eval --classifier CLF --features F [--split test] [--predictions FILE] [--json]\n"
-           "\n"
-           "Top-1 accuracy of a classifier (from `clipadapt fit`) on one split of a feature set. Classes\n"
-           "are matched by name: a feature set listing the same classes in another order is remapped\n"
-           "(labels are the classifier's indices), one with other classes is refused.\n"
-           "\n"
-           "  --classifier F    classifier file\n"
-           "  --features F      feature set with the same feature dimension and classes\n"
-           "  --split S         val, test (default) or train.{K}shot\n"
-           "  --predictions F   write one line per row: index, true label, predicted label, predicted\n"
-           "                    class name, image path (when the feature set records them), tab-separated;\n"
-           "                    '-' is standard output\n"
-           "  --json            print {\"accuracy\": ..., \"n\": ..., \"split\": ..., \"method\": ...}\n");
-}
-
 /* image_paths metadata {"test": [...], ...} entry for split, or NULL; *out owns the parsed JSON. */
 static const cJSON *split_paths(const char *features, const char *split, int n, cJSON **out) {
     *out = NULL;
@@ -39,17 +23,22 @@ static const cJSON *split_paths(const char *features, const char *split, int n, 
 int cmd_eval(int argc, char **argv) {
     const char *clf = NULL, *features = NULL, *split = "test", *pred = NULL;
     int json = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        int r;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { help(); return CLI_OK; }
-        if (!strcmp(a, "--json")) { json = 1; continue; }
-        if ((r = cli_take(argc, argv, &i, "--classifier", &v)) != 0) { if (r < 0) return cli_usage("eval", "--classifier needs a file"); clf = v; continue; }
-        if ((r = cli_take(argc, argv, &i, "--features", &v)) != 0) { if (r < 0) return cli_usage("eval", "--features needs a file"); features = v; continue; }
-        if ((r = cli_take(argc, argv, &i, "--split", &v)) != 0) { if (r < 0) return cli_usage("eval", "--split needs a name"); split = v; continue; }
-        if ((r = cli_take(argc, argv, &i, "--predictions", &v)) != 0) { if (r < 0) return cli_usage("eval", "--predictions needs a file"); pred = v; continue; }
-        return cli_usage("eval", "unknown option '%s'", a);
-    }
+    cli_opt t[] = {
+        cli_opt_str("--classifier", &clf, "FILE", "classifier from `clipadapt fit` (required)"),
+        cli_opt_str("--features", &features, "FILE", "feature set with the same feature dimension and classes (required)"),
+        cli_opt_str("--split", &split, "NAME", "val, test (default) or train.{K}shot"),
+        cli_opt_str("--predictions", &pred, "FILE|-", "write one line per row: index, true label, predicted label, predicted "
+                                                       "class name, image path (when the feature set records them), tab-separated; "
+                                                       "'-' is standard output"),
+        cli_opt_flag("--json", &json, "print {\"method\", \"split\", \"n\", \"accuracy\"} instead of the sentence"),
+    };
+    cli_cmd cmd = {"eval", "--classifier CLF --features F [--split test] [--predictions FILE] [--json]",
+                   "Top-1 accuracy of a classifier (from `clipadapt fit`) on one split of a feature set. Classes\n"
+                   "are matched by name: a feature set listing the same classes in another order is remapped\n"
+                   "(labels are the classifier's indices), one with other classes is refused.",
+                   NULL, t, (int)(sizeof t / sizeof t[0]), NULL};
+    int r = cli_parse(&cmd, argc, argv, NULL, NULL);
+    if (r) return r == CLI_HELP ? CLI_OK : r;
     if (!clf || !features) return cli_usage("eval", "--classifier and --features are required");
     cli_file in[] = {{"--classifier", clf, 0}, {"--features", features, 0}}, out[] = {{"--predictions", pred, 0}};
     int rc = cli_check_outputs(in, 2, out, 1);

@@ -13,53 +13,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *HELP =
-    "usage: clipadapt extract --model W.safetensors --bpe VOCAB (--images ROOT | --split-file F --image-root R)\n"
-    "                         --output FEATS.safetensors [options]\n"
-    "\n"
-    "Encode a labelled image dataset with CLIP into a feature set for `clipadapt fit`/`fewshot`:\n"
-    "train.{K}shot.features/labels/views, val.*, test.*, text.weights, class names in metadata.\n"
-    "\n"
-    "dataset:\n"
-    "  --images ROOT         image folder ROOT/<class>/<image>; class name = folder name, '_' -> ' '\n"
-    "  --val-split F         fraction of each class held out as val (default 0.2 unless --val-images)\n"
-    "  --test-split F        fraction of each class held out as test (default 0.2 unless --test-images)\n"
-    "  --val-images DIR      separate val folder (same class folder names)\n"
-    "  --test-images DIR     separate test folder\n"
-    "  --split-file F        CoOp split file split_zhou_*.json ({\"train\": [[path, label, class], ...], ...})\n"
-    "  --image-root R        folder the split file's paths are relative to\n"
-    "sampling and features:\n"
-    "  --shots K[,K...]      images per class in each train split (default 16), as CoOp samples them\n"
-    "  --val-shots K         sample K per class from val too (default 0: all of val)\n"
-    "  --views V             augmented views per training image (default 10; 0 = centre crop only)\n"
-    "  --seed N              seed for splits, sampling and augmentation (default 1)\n"
-    "  --templates NAME|FILE prompt templates for text.weights (default simple; built-in: see below)\n"
-    "  --no-text             skip text.weights (then --bpe is not needed)\n"
-    "  --f16                 store features as F16 (half the size; default F32)\n"
-    "model:\n"
-    "  --model W             CLIP checkpoint (safetensors; OpenAI/OpenCLIP or Hugging Face names)\n"
-    "  --config C            Hugging Face config.json (optional)\n"
-    "  --bpe VOCAB           CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz)\n"
-    "  --batch N             encoder inputs per model call (default 64; larger is faster, uses more memory)\n"
-    "  --bf16                BF16 compute (AVX512-BF16): about 1.8x faster encoders, features within\n"
-    "                        about 1% of float32; recorded in the output's metadata (compute)\n"
-    "  --chunk N             images per resumable chunk (default 64)\n"
-    "output:\n"
-    "  --output F            feature set, written atomically; finished chunks are kept in F.parts/\n"
-    "                        until the end, so re-running the same command after an interruption\n"
-    "                        redoes only the unfinished chunk\n"
-    "  -v, --verbose         print a summary (images, seconds, images/s, chunks reused) to stderr\n"
-    "\n"
-    "A progress bar with images/s and ETA is drawn on stderr when it is a terminal.\n";
-
 typedef struct {
     const char *model, *config, *bpe, *images, *val_images, *test_images, *split_file, *image_root, *templates, *output;
     double val_split, test_split;
-    int shots[16], nshots, val_shots, views, batch, chunk, f16, no_text, verbose, bf16;
-    long seed;
+    int shots[16], nshots, val_shots, views, batch, chunk, f16, no_text, verbose, bf16, threads;
+    uint64_t seed;
 } opts;
 
-static int parse_shots(const char *s, opts *o) {
+static int parse_shots_list(const char *s, opts *o) {
     o->nshots = 0;
     char buf[256];
     snprintf(buf, sizeof buf, "%s", s);
@@ -70,6 +31,11 @@ static int parse_shots(const char *s, opts *o) {
         o->shots[o->nshots++] = (int)k;
     }
     return o->nshots ? 0 : -1;
+}
+
+static int parse_shots(const char *cmd, const char *v, void *dst) {
+    if (parse_shots_list(v, dst)) { cli_usage(cmd, "--shots needs K or K1,K2,... (distinct, >= 1, at most 16)"); return -1; }
+    return 0;
 }
 
 /* FNV-1a of the model file's identity: chunks of another model (or a rewritten file) never match. */
@@ -195,47 +161,52 @@ int cmd_extract(int argc, char **argv) {
     o.shots[0] = 16; o.nshots = 1;
     o.views = 10; o.batch = 64; o.chunk = 64; o.seed = 1;
     o.templates = "simple";
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        long n;
-        double d;
-        int r;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(HELP, stdout);
-            printf("\nbuilt-in template sets:");
-            for (const char *const *s = ca_template_set_names(); *s; s++) printf(" %s", *s);
-            printf("\n");
-            return CLI_OK;
-        }
-#define STR(flag, field) if ((r = cli_take(argc, argv, &i, flag, &v)) != 0) { if (r < 0) return cli_usage("extract", "%s needs a value", flag); o.field = v; continue; }
-#define INT(flag, field, lo, hi) if ((r = cli_take(argc, argv, &i, flag, &v)) != 0) { \
-            if (r < 0 || cli_int(v, &n) || n < (lo) || n > (hi)) return cli_usage("extract", "%s needs an integer in [%d, %d]", flag, (int)(lo), (int)(hi)); \
-            o.field = (int)n; continue; }
-#define FRAC(flag, field) if ((r = cli_take(argc, argv, &i, flag, &v)) != 0) { \
-            if (r < 0 || cli_double(v, &d) || d < 0 || d >= 1) return cli_usage("extract", "%s needs a fraction in [0, 1)", flag); \
-            o.field = d; continue; }
-        STR("--model", model) STR("--config", config) STR("--bpe", bpe) STR("--images", images)
-        STR("--val-images", val_images) STR("--test-images", test_images) STR("--split-file", split_file)
-        STR("--image-root", image_root) STR("--templates", templates) STR("--output", output)
-        FRAC("--val-split", val_split) FRAC("--test-split", test_split)
-        INT("--val-shots", val_shots, 0, 100000) INT("--views", views, 0, 1024) INT("--batch", batch, 1, 4096)
-        INT("--chunk", chunk, 1, 1 << 20)
-        if ((r = cli_take(argc, argv, &i, "--seed", &v)) != 0) {
-            if (r < 0 || cli_int(v, &n) || n < 0) return cli_usage("extract", "--seed needs a non-negative integer");
-            o.seed = n; continue;
-        }
-        if ((r = cli_take(argc, argv, &i, "--shots", &v)) != 0) {
-            if (r < 0 || parse_shots(v, &o)) return cli_usage("extract", "--shots needs K or K1,K2,... (distinct, >= 1, at most 16)");
-            continue;
-        }
-        if (!strcmp(a, "--f16")) { o.f16 = 1; continue; }
-        if (!strcmp(a, "--bf16")) { o.bf16 = 1; continue; }
-        if (!strcmp(a, "--no-text")) { o.no_text = 1; continue; }
-        if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) { o.verbose = 1; continue; }
-#undef STR
-#undef INT
-#undef FRAC
-        return cli_usage("extract", "unknown option '%s'", a);
+    cli_opt t[] = {
+        {.name = "--images", .kind = CLI_STR, .dst = &o.images, .metavar = "ROOT", .section = "dataset",
+         .help = "image folder ROOT/<class>/<image>; class name = folder name, '_' -> ' '"},
+        cli_opt_dbl("--val-split", &o.val_split, 0, 0.999999, "F", "fraction of each class held out as val (default 0.2 unless --val-images)"),
+        cli_opt_dbl("--test-split", &o.test_split, 0, 0.999999, "F", "fraction of each class held out as test (default 0.2 unless "
+                                                                     "--test-images; 0: keep every image for train and val)"),
+        cli_opt_str("--val-images", &o.val_images, "DIR", "separate val folder (same class folder names)"),
+        cli_opt_str("--test-images", &o.test_images, "DIR", "separate test folder"),
+        cli_opt_str("--split-file", &o.split_file, "F", "CoOp split file split_zhou_*.json ({\"train\": [[path, label, class], ...], ...})"),
+        cli_opt_str("--image-root", &o.image_root, "R", "folder the split file's paths are relative to"),
+        {.name = "--shots", .kind = CLI_FN, .fn = parse_shots, .dst = &o, .metavar = "K[,K...]", .section = "sampling and features",
+         .help = "images per class in each train split (default 16), as CoOp samples them"},
+        cli_opt_int("--val-shots", &o.val_shots, 0, 100000, "K", "sample K per class from val too (default 0: all of val)"),
+        cli_opt_int("--views", &o.views, 0, 1024, "V", "augmented views per training image (default 10; 0 = centre crop only)"),
+        {.name = "--seed", .kind = CLI_U64, .dst = &o.seed, .lo = 0, .hi = 9007199254740992.0, .metavar = "N",
+         .help = "seed for splits, sampling and augmentation (default 1)"},
+        cli_opt_str("--templates", &o.templates, "NAME|FILE", "prompt templates for text.weights (default simple; built-in: see below)"),
+        cli_opt_flag("--no-text", &o.no_text, "skip text.weights (then --bpe is not needed)"),
+        cli_opt_flag("--f16", &o.f16, "store features as F16 (half the size; default F32)"),
+        {.name = "--model", .kind = CLI_STR, .dst = &o.model, .metavar = "W", .section = "model",
+         .help = "CLIP checkpoint (safetensors; OpenAI/OpenCLIP or Hugging Face names)"},
+        cli_opt_str("--config", &o.config, "C", "Hugging Face config.json (optional)"),
+        cli_opt_str("--bpe", &o.bpe, "VOCAB", "CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz)"),
+        cli_opt_int("--batch", &o.batch, 1, 4096, "N", "encoder inputs per model call (default 64; larger is faster, uses more memory)"),
+        cli_opt_flag("--bf16", &o.bf16, "BF16 compute (AVX512-BF16): about 1.8x faster encoders, features within about 1% of "
+                                        "float32; recorded in the output's metadata (compute)"),
+        cli_opt_int("--threads", &o.threads, 0, 4096, "N", "threads (default: all cores)"),
+        cli_opt_int("--chunk", &o.chunk, 1, 1 << 20, "N", "images per resumable chunk (default 64)"),
+        {.name = "--output", .kind = CLI_STR, .dst = &o.output, .metavar = "F", .section = "output",
+         .help = "feature set, written atomically; finished chunks are kept in F.parts/ until the end, so re-running the "
+                 "same command after an interruption redoes only the unfinished chunk"},
+        cli_opt_flag("--verbose", &o.verbose, "print a summary (images, seconds, images/s, chunks reused) to stderr (also -v)"),
+    };
+    char footer[1024] = "Every input (classes, templates, vocabulary, model, each prompt's length, the output path) is\n"
+                        "checked before the first image is decoded. Progress goes to stderr: a bar on a terminal, a line\n"
+                        "per 5% otherwise (CLIPADAPT_QUIET=1 hides it).\n\nbuilt-in template sets:";
+    for (const char *const *ts = ca_template_set_names(); *ts; ts++) snprintf(footer + strlen(footer), sizeof footer - strlen(footer), " %s", *ts);
+    snprintf(footer + strlen(footer), sizeof footer - strlen(footer), "\n");
+    cli_cmd cmd = {"extract", "--model W.safetensors --bpe VOCAB (--images ROOT | --split-file F --image-root R)\n"
+                              "                         --output FEATS.safetensors [options]",
+                   "Encode a labelled image dataset with CLIP into a feature set for `clipadapt fit`/`fewshot`:\n"
+                   "train.{K}shot.features/labels/views, val.*, test.*, text.weights, class names in metadata.",
+                   footer, t, (int)(sizeof t / sizeof t[0]), &o.verbose};
+    {
+        int r = cli_parse(&cmd, argc, argv, NULL, NULL);
+        if (r) return r == CLI_HELP ? CLI_OK : r;
     }
     if (!o.model) return cli_usage("extract", "--model is required");
     if (!o.output) return cli_usage("extract", "--output is required");
@@ -325,6 +296,7 @@ int cmd_extract(int argc, char **argv) {
     ca_model_params mp = ca_model_default_params();
     mp.config_path = o.config;
     mp.load_text = !o.no_text;
+    mp.threads = o.threads;
     if (!(model = ca_model_load(o.model, &mp, &st))) { rc = cli_status(st); goto out; }
     if (o.bf16 && (rc = cli_use_bf16(model))) goto out;
     ca_model_info info;
@@ -461,7 +433,7 @@ int cmd_extract(int argc, char **argv) {
     if (st == CA_OK) st = ca_st_writer_metadata(w, "num_classes", buf);
     snprintf(buf, sizeof buf, "%d", o.views);
     if (st == CA_OK) st = ca_st_writer_metadata(w, "views", buf);
-    snprintf(buf, sizeof buf, "%ld", o.seed);
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)o.seed);
     if (st == CA_OK) st = ca_st_writer_metadata(w, "seed", buf);
     if (st == CA_OK) st = ca_st_writer_metadata(w, "model", ca_basename(o.model));
     if (st == CA_OK) st = ca_st_writer_metadata(w, "compute", o.bf16 ? "bf16" : "f32");

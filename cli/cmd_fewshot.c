@@ -10,48 +10,6 @@
 
 #define MAX_LIST 64
 
-static void help(void) {
-    printf("usage: clipadapt fewshot --features FILE [options]\n\n"
-           "Fit few-shot methods on a feature set (train.{K}shot, val, test; see `extract`), choose\n"
-           "hyper-parameters and epochs on val only, and report test accuracy once per run.\n\n"
-           "  --features FILE        feature set (.safetensors)                        (required)\n"
-           "  --method NAME|all      a method, a comma list, or all (default all): every registered\n"
-           "                         method the set supports (those needing text weights are\n"
-           "                         skipped when the set has none)\n"
-           "  --shots K|all          K, a comma list, or all available (default all)\n"
-           "  --seed S               seed for every random choice (default 1)\n"
-           "  --search-scale SB,SA   Tip-Adapter grid scales for beta, alpha (default 20,10)\n"
-           "  --search-steps NB,NA   Tip-Adapter grid steps for beta, alpha (default 200,20)\n"
-           "  --init-alpha A         Tip-Adapter-F training alpha (default 1)\n"
-           "  --init-beta B          Tip-Adapter-F training beta (default 1)\n"
-           "  --epochs N             training epochs (default: the method's; Tip-Adapter-F 20)\n"
-           "  --batch N              batch size (default: the method's; Tip-Adapter-F 256)\n"
-           "  --lr X                 learning rate (default: the method's; Tip-Adapter-F 1e-3)\n"
-           "  --weight-decay X       weight decay (default: the method's; Tip-Adapter-F 0.01)\n"
-           "  --reduction R          CLIP-Adapter bottleneck D/R (default 4)\n"
-           "  --ratio X              CLIP-Adapter residual ratio (default 0.2)\n"
-           "  --ratio-mode M         fixed|search|learn (default fixed)\n"
-           "  --optimizer O          default|sgd|adamw (default: the method's)\n"
-           "  --warmup-epochs N      warm-up epochs (default: the method's)\n"
-           "  --threads N            threads (default: all cores)\n"
-           "  --json PATH|-          write JSON records (an object for one run, else an array);\n"
-           "                         with '-' the JSON goes to stdout and the table to stderr\n"
-           "  --plot FILE.svg        write test accuracy vs K, one line per method\n"
-           "  --quiet                no progress bar\n\nmethods:\n");
-    for (const char *const *m = ca_method_names(); *m; m++)
-        printf("  %-16s %s\n", *m, ca_method_help(*m));
-}
-
-/* "a,b" -> two doubles */
-static int pair_double(const char *s, double *a, double *b) {
-    char buf[128];
-    const char *comma = strchr(s, ',');
-    if (!comma || (size_t)(comma - s) >= sizeof buf) return -1;
-    memcpy(buf, s, (size_t)(comma - s));
-    buf[comma - s] = 0;
-    return cli_double(buf, a) || cli_double(comma + 1, b) ? -1 : 0;
-}
-
 /* Comma list of K into ks (strictly positive); returns the count or -1. */
 static int parse_shots(const char *s, int *ks) {
     int n = 0;
@@ -79,87 +37,27 @@ static int progress(const char *stage, int64_t done, int64_t total, void *user) 
 int cmd_fewshot(int argc, char **argv) {
     const char *C = "fewshot", *features = NULL, *method = "all", *shots = "all", *json = NULL, *plot = NULL;
     ca_fit_params p = ca_fit_default_params();
-    for (int i = 1; i < argc; i++) {
-        const char *v = NULL;
-        long l;
-        double d;
-        int r;
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { help(); return CLI_OK; }
-        if (!strcmp(argv[i], "--quiet")) { quiet = 1; continue; }
-#define TAKE(name) ((r = cli_take(argc, argv, &i, name, &v)) < 0 ? (cli_usage(C, "%s needs a value", name), -1) : r)
-#define NEED(ok, ...) do { if (!(ok)) return cli_usage(C, __VA_ARGS__); } while (0)
-        if ((r = TAKE("--features")) != 0) { if (r < 0) return CLI_USAGE; features = v; }
-        else if ((r = TAKE("--method")) != 0) { if (r < 0) return CLI_USAGE; method = v; }
-        else if ((r = TAKE("--shots")) != 0) { if (r < 0) return CLI_USAGE; shots = v; }
-        else if ((r = TAKE("--json")) != 0) { if (r < 0) return CLI_USAGE; json = v; }
-        else if ((r = TAKE("--plot")) != 0) { if (r < 0) return CLI_USAGE; plot = v; }
-        else if ((r = TAKE("--seed")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            NEED(!cli_int(v, &l) && l >= 0, "--seed wants a non-negative integer, got '%s'", v);
-            p.seed = (uint64_t)l;
-        } else if ((r = TAKE("--search-scale")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            NEED(!pair_double(v, &p.search_scale_beta, &p.search_scale_alpha) && p.search_scale_beta > 0 &&
-                 p.search_scale_alpha > 0, "--search-scale wants SB,SA (positive numbers), got '%s'", v);
-        } else if ((r = TAKE("--search-steps")) != 0) {
-            double a, b;
-            if (r < 0) return CLI_USAGE;
-            NEED(!pair_double(v, &a, &b) && a >= 1 && b >= 1 && a <= 100000 && b <= 100000 && a == (int)a && b == (int)b,
-                 "--search-steps wants NB,NA (integers in [1,100000]), got '%s'", v);
-            p.search_steps_beta = (int)a; p.search_steps_alpha = (int)b;
-        } else if ((r = TAKE("--init-alpha")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            NEED(!cli_double(v, &p.init_alpha), "--init-alpha wants a number, got '%s'", v);
-        } else if ((r = TAKE("--init-beta")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            NEED(!cli_double(v, &p.init_beta) && p.init_beta >= 0, "--init-beta wants a number >= 0, got '%s'", v);
-        } else if ((r = TAKE("--epochs")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            NEED(!cli_int(v, &l) && l >= 1 && l <= 100000, "--epochs wants an integer in [1,100000], got '%s'", v);
-            p.epochs = (int)l;
-        } else if ((r = TAKE("--batch")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            NEED(!cli_int(v, &l) && l >= 1 && l <= 1000000, "--batch wants a positive integer, got '%s'", v);
-            p.batch = (int)l;
-        } else if ((r = TAKE("--lr")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            NEED(!cli_double(v, &d) && d > 0, "--lr wants a positive number, got '%s'", v);
-            p.lr = d;
-        } else if ((r = TAKE("--weight-decay")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            NEED(!cli_double(v, &d) && d >= 0, "--weight-decay wants a number >= 0, got '%s'", v);
-            p.weight_decay = d;
-        } else if ((r = TAKE("--reduction")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            NEED(!cli_int(v, &l) && l >= 1 && l <= 65536, "--reduction wants a positive integer, got '%s'", v);
-            p.reduction = (int)l;
-        } else if ((r = TAKE("--ratio")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            NEED(!cli_double(v, &p.ratio), "--ratio wants a number, got '%s'", v);
-        } else if ((r = TAKE("--ratio-mode")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            if (!strcmp(v, "fixed")) p.ratio_mode = 0;
-            else if (!strcmp(v, "search")) p.ratio_mode = 1;
-            else if (!strcmp(v, "learn")) p.ratio_mode = 2;
-            else return cli_usage(C, "--ratio-mode wants fixed, search or learn, got '%s'", v);
-        } else if ((r = TAKE("--optimizer")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            if (!strcmp(v, "default")) p.optimizer = 0;
-            else if (!strcmp(v, "sgd")) p.optimizer = 1;
-            else if (!strcmp(v, "adamw")) p.optimizer = 2;
-            else return cli_usage(C, "--optimizer wants default, sgd or adamw, got '%s'", v);
-        } else if ((r = TAKE("--warmup-epochs")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            NEED(!cli_int(v, &l) && l >= 0 && l <= 100000, "--warmup-epochs wants an integer >= 0, got '%s'", v);
-            p.warmup_epochs = (int)l;
-        } else if ((r = TAKE("--threads")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            NEED(!cli_int(v, &l) && l >= 0 && l <= 4096, "--threads wants an integer >= 0, got '%s'", v);
-            p.threads = (int)l;
-        } else return cli_usage(C, "unknown option '%s'", argv[i]);
-#undef TAKE
-#undef NEED
-    }
+    cli_opt t[32];
+    int n = 0;
+    t[n++] = cli_opt_str("--features", &features, "FILE", "feature set (.safetensors) (required)");
+    t[n++] = cli_opt_str("--method", &method, "NAME|all", "a method, a comma list, or all (default all): every registered method "
+                                                          "the set supports (those needing text weights are skipped when it has none)");
+    t[n++] = cli_opt_str("--shots", &shots, "K|all", "K, a comma list, or all available (default all)");
+    t[n++] = cli_opt_str("--json", &json, "PATH|-", "write JSON records (an object for one run, else an array); with '-' the "
+                                                    "JSON goes to stdout and the table to stderr");
+    t[n++] = cli_opt_str("--plot", &plot, "FILE.svg", "write test accuracy vs K, one line per method");
+    t[n++] = cli_opt_flag("--quiet", &quiet, "no progress output");
+    n += cli_opts_training(t + n, &p);
+    char footer[4096] = "methods:\n";
+    for (const char *const *m = ca_method_names(); *m; m++)
+        snprintf(footer + strlen(footer), sizeof footer - strlen(footer), "  %-16s %s\n", *m, ca_method_help(*m));
+    cli_cmd cmd = {"fewshot", "--features FILE [options]",
+                   "Fit few-shot methods on a feature set (train.{K}shot, val, test; see `extract`), choose\n"
+                   "hyper-parameters and epochs on val only, and report test accuracy once per run. The\n"
+                   "training and search options are those of `clipadapt fit`.",
+                   footer, t, n, NULL};
+    int r = cli_parse(&cmd, argc, argv, NULL, NULL);
+    if (r) return r == CLI_HELP ? CLI_OK : r;
     if (!features) return cli_usage(C, "--features FILE is required");
 
     /* methods: validate names before the (slow) load */

@@ -224,7 +224,11 @@ CA_API ca_status ca_classifier_logits(const ca_classifier *c, const float *x, in
 CA_API int ca_classifier_param_count(const ca_classifier *c);
 CA_API const char *ca_classifier_param_name(const ca_classifier *c, int i);
 CA_API double ca_classifier_param(const ca_classifier *c, const char *name, double fallback);
-/* Save/load as safetensors (method, class names, hyper-parameters in metadata). */
+/* The name of an option value that is a name ("adamw" for ("optimizer", 2), "learn" for
+ * ("ratio_mode", 2)), or NULL when the parameter is a plain number. Static string. */
+CA_API const char *ca_fit_param_value_name(const char *param, double value);
+/* Save/load as safetensors (method, class names, hyper-parameters in metadata; named values such
+ * as the optimizer stored by name). */
 CA_API ca_status ca_classifier_save(const ca_classifier *c, const char *path,
                                     const char *const *class_names);
 CA_API ca_classifier *ca_classifier_load(const char *path, ca_status *st);

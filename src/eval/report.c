@@ -72,7 +72,9 @@ static cJSON *run_json(const ca_run_result *r, const char *features_path) {
     if (features_path) cJSON_AddStringToObject(o, "features", features_path);
     for (int i = 0; i < ca_classifier_param_count(r->clf); i++) {
         const char *k = ca_classifier_param_name(r->clf, i);
-        cJSON_AddItemToObject(p, k, num_or_null(ca_classifier_param(r->clf, k, NAN)));
+        double v = ca_classifier_param(r->clf, k, NAN);
+        const char *vn = ca_fit_param_value_name(k, v);   /* "optimizer": "adamw", not 2 */
+        cJSON_AddItemToObject(p, k, vn ? cJSON_CreateString(vn) : num_or_null(v));
     }
     cJSON_AddItemToObject(o, "params", p);
     return o;
