@@ -114,7 +114,7 @@ int cli_finish_stdout(int rc) {
     int bad = ferror(stdout), e = errno;
     if (fflush(stdout) != 0) { bad = 1; e = errno; }
     if (fclose(stdout) != 0 && !bad) { bad = 1; e = errno; }
-    if (!bad) return rc;
+    if (!bad || rc != CLI_OK) return rc;   /* a failed command has said why already */
     fprintf(stderr, "clipadapt: error: standard output: write failed: %s\n", strerror(e ? e : EIO));
     return CLI_FAIL;
 }

@@ -193,7 +193,7 @@ static char *resolve_links(const char *path) {
 ca_status ca_outfile_open(ca_outfile *o, const char *path) {
     memset(o, 0, sizeof *o);
     if (!path || !*path) return ca_fail(CA_E_ARG, "output path is empty");
-    o->path = strdup(path);
+    o->path = strdup(strcmp(path, "-") ? path : "standard output");   /* the name errors use */
     if (!o->path) return ca_fail(CA_E_NOMEM, "out of memory");
     if (!strcmp(path, "-") || !strcmp(path, "/dev/stdout") || !strcmp(path, "/dev/fd/1") || !strcmp(path, "/proc/self/fd/1")) {
         /* standard output: the process's own stream (keeps order with other output), not closed */
