@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 typedef struct {
-    const char *model, *config, *bpe, *images, *val_images, *test_images, *split_file, *image_root, *templates, *output;
+    const char *model, *config, *bpe, *images, *val_images, *test_images, *split_file, *image_root, *templates, *output, *prompts;
     double val_split, test_split;
     int shots[16], nshots, val_shots, views, batch, chunk, f16, no_text, verbose, bf16, threads;
     uint64_t seed;
@@ -81,22 +81,27 @@ static int check_classes(const ca_dataset *ds, const char *src) {
 
 /* Every prompt (template x class) must fit the text tower's context, as clip.tokenize with
  * truncate=False demands; found here, before any image is encoded. */
-static int check_prompts(ca_tokenizer *tok, const ca_dataset *ds, const char *const *tmpl, int T, int context, const char *tsrc) {
+static int check_prompts(ca_tokenizer *tok, const ca_dataset *ds, const ca_prompts *pr, const char *const *tmpl, int T,
+                         int context, const char *tsrc) {
     int64_t *row = malloc(sizeof(int64_t) * (size_t)(context > 0 ? context : 1));
     if (!row) return cli_error("out of memory");
     int rc = CLI_OK;
-    for (int c = 0; rc == CLI_OK && c < ca_dataset_num_classes(ds); c++)
-        for (int t = 0; rc == CLI_OK && t < T; t++) {
-            char *text = ca_template_format(tmpl[t], ca_dataset_class_name(ds, c));
+    for (int c = 0; rc == CLI_OK && c < ca_dataset_num_classes(ds); c++) {
+        const char *const *list = tmpl;
+        int nt = T;
+        if (pr) list = ca_prompts_for(pr, ca_dataset_class_name(ds, c), &nt);   /* the class's own prompts */
+        for (int t = 0; rc == CLI_OK && list && t < nt; t++) {
+            char *text = pr ? strdup(list[t]) : ca_template_format(list[t], ca_dataset_class_name(ds, c));
             int n = 0;
             ca_status st = text ? ca_tokenize_row(tok, text, strlen(text), context, 1, row, &n) : CA_E_ARG;
-            if (!text) rc = cli_error("%s: template '%s' must contain \"{}\" exactly once", tsrc, tmpl[t]);
+            if (!text) rc = cli_error("%s: template '%s' must contain \"{}\" exactly once", tsrc, list[t]);
             else if (st != CA_OK) rc = cli_error("%s: prompt '%s': %s", tsrc, text, ca_last_error());
             else if (n > context - 2)
                 rc = cli_error("%s: prompt '%s' is %d tokens, more than the model's context of %d allows (%d); shorten the "
                                "class name or template", tsrc, text, n, context, context - 2);
             free(text);
         }
+    }
     free(row);
     return rc;
 }
@@ -131,7 +136,7 @@ int cmd_extract(int argc, char **argv) {
     o.val_split = o.test_split = -1;
     o.shots[0] = 16; o.nshots = 1;
     o.views = 10; o.batch = 64; o.chunk = 64; o.seed = 1;
-    o.templates = "simple";
+    o.templates = NULL;   /* default "simple" unless --prompts */
     cli_opt t[] = {
         {.name = "--images", .kind = CLI_STR, .dst = &o.images, .metavar = "ROOT", .section = "dataset",
          .help = "image folder ROOT/<class>/<image>; class name = folder name, '_' -> ' '"},
@@ -149,6 +154,8 @@ int cmd_extract(int argc, char **argv) {
         {.name = "--seed", .kind = CLI_U64, .dst = &o.seed, .lo = 0, .hi = 9007199254740992.0, .metavar = "N",
          .help = "seed for splits, sampling and augmentation (default 1)"},
         cli_opt_str("--templates", &o.templates, "NAME|FILE", "prompt templates for text.weights (default simple; built-in: see below)"),
+        cli_opt_str("--prompts", &o.prompts, "FILE.json", "per-class prompt lists instead of templates (CuPL / APE format: "
+                                                          "{\"class name\": [\"prompt\", ...]}); every class needs an entry"),
         cli_opt_flag("--no-text", &o.no_text, "skip text.weights (then --bpe is not needed)"),
         cli_opt_flag("--f16", &o.f16, "store features as F16 (half the size; default F32)"),
         {.name = "--model", .kind = CLI_STR, .dst = &o.model, .metavar = "W", .section = "model",
@@ -180,6 +187,9 @@ int cmd_extract(int argc, char **argv) {
         if (r) return r == CLI_HELP ? CLI_OK : r;
     }
     if (!o.model) return cli_usage("extract", "--model is required");
+    if (o.prompts && o.templates) return cli_usage("extract", "give --templates or --prompts, not both");
+    if (o.prompts && o.no_text) return cli_usage("extract", "--prompts builds text.weights; it cannot go with --no-text");
+    if (!o.templates) o.templates = "simple";
     if (!o.output) return cli_usage("extract", "--output is required");
     if (!o.no_text && !o.bpe) return cli_usage("extract", "--bpe is required for text.weights (or give --no-text)");
     if (!!o.images == !!o.split_file) return cli_usage("extract", "give either --images ROOT or --split-file F --image-root R");
@@ -192,9 +202,9 @@ int cmd_extract(int argc, char **argv) {
         cli_file in[] = {{"--model", o.model, 0}, {"--config", o.config, 0}, {"--bpe", o.bpe, 0},
                          {"--templates", tfile, 0}, {"--split-file", o.split_file, 0}, {"--images", o.images, 1},
                          {"--val-images", o.val_images, 1}, {"--test-images", o.test_images, 1},
-                         {"--image-root", o.image_root, 1}};
+                         {"--image-root", o.image_root, 1}, {"--prompts", o.prompts, 0}};
         cli_file out[] = {{"--output", o.output, 0}};
-        int r = cli_check_outputs(in, 9, out, 1);
+        int r = cli_check_outputs(in, 10, out, 1);
         if (r) return r;
     }
     int rc = CLI_FAIL;
@@ -204,6 +214,7 @@ int cmd_extract(int argc, char **argv) {
     ca_tokenizer *tok = NULL;
     char **tmpl = NULL;
     int ntmpl = 0;
+    ca_prompts *prompts = NULL;
     int *tr_idx[16] = {0}, ntr[16] = {0}, *val_idx = NULL, nval = 0, *uni = NULL, nuni = 0;
     int *dense = NULL;
     float *fu = NULL, *vu = NULL, *fval = NULL, *ftest = NULL, *text = NULL, *tmp = NULL, *vu_s = NULL;
@@ -238,8 +249,17 @@ int cmd_extract(int argc, char **argv) {
                        n_val_all == 0 ? "val" : "test", n_val_all == 0 ? "" : "; --test-split 0 keeps none on purpose");
         goto out;
     }
+    if (o.prompts) {
+        /* every class must have prompts */
+        if (!(prompts = ca_prompts_load(o.prompts, &st))) { rc = cli_status(st); goto out; }
+        for (int c = 0; c < C; c++)
+            if (!ca_prompts_for(prompts, ca_dataset_class_name(ds, c), NULL)) {
+                rc = cli_error("%s: no prompts for class '%s'", o.prompts, ca_dataset_class_name(ds, c));
+                goto out;
+            }
+    }
     if (!o.no_text) {
-        if (!(tmpl = ca_templates_load(o.templates, &ntmpl, &st))) { rc = cli_status(st); goto out; }
+        if (!prompts && !(tmpl = ca_templates_load(o.templates, &ntmpl, &st))) { rc = cli_status(st); goto out; }
         if (!(tok = ca_tokenizer_load(o.bpe, &st))) { rc = cli_status(st); goto out; }
     }
 
@@ -274,7 +294,8 @@ int cmd_extract(int argc, char **argv) {
     ca_model_info info;
     if ((st = ca_model_get_info(model, &info)) != CA_OK) { rc = cli_status(st); goto out; }
     int D = info.embed_dim;
-    if (tok && (rc = check_prompts(tok, ds, (const char *const *)tmpl, ntmpl, info.context_length, o.templates)) != CLI_OK) goto out;
+    if (tok && (rc = check_prompts(tok, ds, prompts, (const char *const *)tmpl, ntmpl, info.context_length,
+                                   prompts ? o.prompts : o.templates)) != CLI_OK) goto out;
     rc = CLI_FAIL;
     warn_short_classes(ds, src, o.shots, o.nshots);
     size_t plen = strlen(o.output) + 8;
@@ -329,7 +350,8 @@ int cmd_extract(int argc, char **argv) {
         for (int c = 0; st == CA_OK && c < C; c += step) {
             cli_progress("text", c, C, NULL);
             int nc = C - c < step ? C - c : step;
-            st = ca_text_classifier(model, tok, names + c, nc, (const char *const *)tmpl, ntmpl, text + (size_t)c * D);
+            if (prompts) st = ca_text_classifier_prompts(model, tok, names + c, nc, prompts, text + (size_t)c * D);
+            else st = ca_text_classifier(model, tok, names + c, nc, (const char *const *)tmpl, ntmpl, text + (size_t)c * D);
         }
         if (st == CA_OK) cli_progress("text", C, C, NULL);
         free(names);
@@ -388,7 +410,8 @@ int cmd_extract(int argc, char **argv) {
     for (int c = 0; c < C; c++) strs[c] = ca_dataset_class_name(ds, c);
     if (st == CA_OK) st = ca_features_writer_set_class_names(w, strs);
     /* metadata: what a reader needs to reproduce the file */
-    if (st == CA_OK && !o.no_text) {
+    if (st == CA_OK && prompts) st = ca_features_writer_metadata(w, "prompts", ca_basename(o.prompts));
+    if (st == CA_OK && !o.no_text && !prompts) {
         cJSON *tj = cJSON_CreateArray();
         for (int t = 0; tj && t < ntmpl; t++) cJSON_AddItemToArray(tj, cJSON_CreateString(tmpl[t]));
         char *s_tj = tj ? cJSON_PrintUnformatted(tj) : NULL;
@@ -421,6 +444,7 @@ out:
     free(val_idx); free(uni); free(dense); free(fu); free(vu); free(fval); free(ftest); free(text); free(tmp); free(vu_s);
     free(paths); free(ids); free(labels); free(strs); free(parts);
     ca_templates_free(tmpl, ntmpl);
+    ca_prompts_free(prompts);
     ca_tokenizer_free(tok);
     ca_model_free(model);
     ca_dataset_free(ds);
