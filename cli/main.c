@@ -26,7 +26,14 @@ static void usage(FILE *fp) {
 int main(int argc, char **argv) {
     if (argc < 2) { usage(stderr); return CLI_USAGE; }
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) { usage(stdout); return CLI_OK; }
-    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) { printf("clipadapt %s\n", CA_VERSION); return CLI_OK; }
+    /* CLIPADAPT_CPU naming a path this CPU lacks is refused before any work */
+    ca_status st;
+    const char *cpu = ca_cpu_path(&st);
+    if (!cpu) return cli_status(st);
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("clipadapt %s (kernels: %s)\n", ca_version(), cpu);
+        return CLI_OK;
+    }
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
     fprintf(stderr, "clipadapt: unknown command '%s'\n", argv[1]);
