@@ -3,7 +3,7 @@
 # each fuzz target; sums their "N passed, N failed" lines. A crash counts as one failure.
 set -u
 BUILD=${BUILD:-build}; SHARED=${SHARED:-../shared}; SAN=${SAN:-0}
-export SHARED CA="$BUILD/clipadapt" ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} UBSAN_OPTIONS=print_stacktrace=1
+export SHARED SAN CA="$BUILD/clipadapt" ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} UBSAN_OPTIONS=print_stacktrace=1
 total_p=0; total_f=0
 start=$(date +%s)
 

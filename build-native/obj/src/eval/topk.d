@@ -1,0 +1,2 @@
+build-native/obj/src/eval/topk.o: src/eval/topk.c include/clipadapt.h
+include/clipadapt.h:

@@ -1,0 +1,6 @@
+build-native/obj/src/io/image_bmp.o: src/io/image_bmp.c src/io/decoders.h \
+ src/io/image_buf.h src/core/core.h include/clipadapt.h
+src/io/decoders.h:
+src/io/image_buf.h:
+src/core/core.h:
+include/clipadapt.h:
