@@ -1,0 +1,2 @@
+build-native/bench/encode: bench/encode.c include/clipadapt.h
+include/clipadapt.h:

@@ -1,0 +1,2 @@
+build-native/bench/methods: bench/methods.c include/clipadapt.h
+include/clipadapt.h:

@@ -1,0 +1,2 @@
+build-native/examples/classify: examples/classify.c include/clipadapt.h
+include/clipadapt.h:

@@ -1,0 +1,4 @@
+build-native/obj/cli/cmd_info.o: cli/cmd_info.c cli/cli.h \
+ include/clipadapt.h
+cli/cli.h:
+include/clipadapt.h:
