@@ -54,14 +54,9 @@ for m in vit-b32 rn50 vit-b16; do
       echo "   PyTorch text: $tt ms/prompt (batch 64, 2 threads; all 77 positions, as the reference)"
     fi
   fi
-  "$BUILD"/bench/model "$ck" --reps 3 "${args[@]}" | tee "$BUILD/bench-$m.txt"
-  # the same encoders built with -march=native (make bench builds $NATIVE_BUILD): the portable
-  # build's run-time dispatch should cost under 3 %
-  if [ -n "${NATIVE_BUILD:-}" ] && [ -x "$NATIVE_BUILD/bench/model" ]; then
-    "$NATIVE_BUILD"/bench/model "$ck" --reps 3 --batches 32 --threads 2 | tee "$BUILD/bench-$m-native.txt" | grep -E 'kernels|image +batch'
-    awk -v M="$m" '$1 == "ROW" {ms[FILENAME] = $8} END {
-           p = ms[ARGV[1]]; q = ms[ARGV[2]]
-           if (p > 0 && q > 0) printf "   portable vs -march=native, %s batch 32, 2 threads: %.1f vs %.1f ms/image (%+.1f%%)\n", M, p, q, 100 * (p / q - 1)
-         }' "$BUILD/bench-$m.txt" "$BUILD/bench-$m-native.txt"
-  fi
+  "$BUILD"/bench/model "$ck" --reps 3 "${args[@]}"
 done
+
+# The same encoders built with -march=native (make bench builds $NATIVE_BUILD): the portable
+# build's run-time dispatch should cost under 3 % (bench/dispatch.sh).
+if [ -n "${NATIVE_BUILD:-}" ]; then bash bench/dispatch.sh "$W"; fi

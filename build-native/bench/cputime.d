@@ -1,0 +1,2 @@
+build-native/bench/cputime: bench/cputime.c include/clipadapt.h
+include/clipadapt.h:
