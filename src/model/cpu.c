@@ -32,9 +32,15 @@ static char g_error[160];      /* CLIPADAPT_CPU asked for something this CPU or 
 /* Highest path this CPU (and its OS, which must save the wider registers) supports. */
 static int cpu_best(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
+    /* the features -march=x86-64-v3 / -v4 let the compiler use (named one by one: clang 14
+     * knows no level names); the runtime also checks that the OS saves the YMM/ZMM state */
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("x86-64-v4")) return PATH_AVX512;
-    if (__builtin_cpu_supports("x86-64-v3")) return PATH_AVX2;
+    int v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi") &&
+             __builtin_cpu_supports("bmi2");
+    int v4 = v3 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512cd");
+    if (v4) return PATH_AVX512;
+    if (v3) return PATH_AVX2;
 #endif
     return PATH_GENERIC;
 }
@@ -48,6 +54,7 @@ static int cpu_bf16(void) {
 #endif
 }
 
+#ifndef CA_DISPATCH
 /* The path compiled in when there is no dispatch: what the build's own flags enable. */
 static int built_path(void) {
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
@@ -58,6 +65,7 @@ static int built_path(void) {
     return PATH_GENERIC;
 #endif
 }
+#endif
 
 __attribute__((constructor)) static void ca_cpu_pick(void) {
     const char *want = getenv("CLIPADAPT_CPU");
@@ -70,7 +78,7 @@ __attribute__((constructor)) static void ca_cpu_pick(void) {
             forced = PATH_GENERIC;
         } else if (forced > best) {
             snprintf(g_error, sizeof g_error, "CLIPADAPT_CPU=%s: this CPU lacks %s (best path: %s)", want,
-                     forced == PATH_AVX512 ? "AVX-512 (F, BW, VL, DQ, CD)" : "AVX2 and FMA", PATH_NAMES[best]);
+                     forced == PATH_AVX512 ? "AVX-512 (F, BW, VL, DQ, CD)" : "AVX2, FMA, BMI1/2", PATH_NAMES[best]);
             forced = PATH_GENERIC;
         }
     }

@@ -15,7 +15,7 @@ expect_fail "unknown path refused" "CLIPADAPT_CPU=sse9: unknown path" env CLIPAD
 expect_fail "unknown path refused by commands too" "CLIPADAPT_CPU=sse9" env CLIPADAPT_CPU=sse9 $CA info --model "$MODEL"
 
 # Which paths this CPU has, from the kernel's own view (same test as cpu.c's: x86-64 levels).
-have() { case $1 in generic) return 0 ;; avx2) grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo ;;
+have() { case $1 in generic) return 0 ;; avx2) for f in avx2 fma bmi1 bmi2; do grep -qw $f /proc/cpuinfo || return 1; done ;;
                      avx512) for f in avx512f avx512bw avx512vl avx512dq avx512cd; do grep -qw $f /proc/cpuinfo || return 1; done ;; esac; }
 portable=1; CLIPADAPT_CPU=generic $CA --version >/dev/null 2>&1 || portable=0   # ARCH builds have one path
 for p in generic avx2 avx512; do
