@@ -56,3 +56,7 @@ for m in vit-b32 rn50 vit-b16; do
   fi
   "$BUILD"/bench/model "$ck" --reps 3 "${args[@]}"
 done
+
+# The same encoders built with -march=native (make bench builds $NATIVE_BUILD): the portable
+# build's run-time dispatch should cost under 3 % (bench/dispatch.sh).
+if [ -n "${NATIVE_BUILD:-}" ]; then bash bench/dispatch.sh "$W"; fi

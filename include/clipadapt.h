@@ -23,7 +23,7 @@
 extern "C" {
 #endif
 
-#define CA_VERSION "0.1.0"
+#define CA_VERSION "0.2.0" /* major.minor.patch; libclipadapt.so.MAJOR is the SONAME */
 
 /* ======================================================================================== */
 /* Status codes and errors                                                                  */
@@ -56,6 +56,18 @@ CA_API const char *ca_last_error(void);
  * level: 0 = debug, 1 = info, 2 = warning. Set once before use; not thread-safe to change. */
 typedef void (*ca_log_fn)(int level, const char *msg, void *user);
 CA_API void ca_set_log(ca_log_fn fn, void *user);
+
+/* The version of the library in use ("0.2.0"): with a shared library it can differ from the
+ * CA_VERSION a program was compiled with. Static string, never NULL. */
+CA_API const char *ca_version(void);
+
+/* The SIMD path the model kernels run on: "generic", "avx2" or "avx512". A portable x86-64
+ * build picks the best one this CPU supports at start-up; the environment variable
+ * CLIPADAPT_CPU=generic|avx2|avx512 forces one (for tests and comparisons). When it names an
+ * unknown path, one this CPU lacks, or one a build with fixed ARCH flags does not have, this
+ * returns NULL with CA_E_UNSUPPORTED and the reason in ca_last_error(), the kernels stay on the
+ * generic path and ca_model_load refuses the same way. st may be NULL. Thread-safe. */
+CA_API const char *ca_cpu_path(ca_status *st);
 
 /* Progress callback for long work: stage name, done units, total units. Return non-zero to
  * cancel (the call then fails with CA_E_ARG and "cancelled"). */
