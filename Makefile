@@ -19,7 +19,7 @@ endif
 
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter $(OPT) -g $(ARCH) -fopenmp $(SANFLAGS) \
            -Iinclude -Isrc -MMD -MP
-LDLIBS  += -lopenblas -lcjson -lutf8proc -ljpeg -lpng -lwebpdemux -lwebp -lgif -lz -lm -fopenmp $(SANFLAGS)
+LDLIBS  += -lmicrohttpd -lpthread -lopenblas -lcjson -lutf8proc -ljpeg -lpng -lwebpdemux -lwebp -lgif -lz -lm -fopenmp $(SANFLAGS)
 
 LIB_SRC  := $(shell find src -name '*.c' | sort)
 CLI_SRC  := $(wildcard cli/*.c)
