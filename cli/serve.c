@@ -383,6 +383,31 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     return route(r, method);
 }
 
+static int hexval(char ch) {
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decoding of the path and query (MHD's callback): as MHD's own, except that %00 stays
+ * as it is, so a NUL can never cut a classifier name or label short. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s) {
+    (void)cls; (void)c;
+    char *w = s;
+    for (const char *r = s; *r; r++) {
+        int hi, lo;
+        if (*r == '%' && r[1] && r[2] && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 && (hi | lo)) {
+            *w++ = (char)(hi * 16 + lo);
+            r += 2;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = 0;
+    return (size_t)(w - s);
+}
+
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
     (void)cls; (void)c; (void)toe;
     req *r = *con_cls;
@@ -499,6 +524,7 @@ int cmd_serve(int argc, char **argv) {
                          MHD_OPTION_CONNECTION_LIMIT, (unsigned int)1000,
                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
                          MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+                         MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
                          MHD_OPTION_END);
     if (!d) { cli_error("cannot start the HTTP server on %s port %d", o.host, port); goto out; }
     fprintf(stderr, "clipadapt serve: listening on http://%s%s%s:%d/ (model %s, %d classifier%s)\n",
