@@ -36,7 +36,7 @@ EXAMPLES := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 DEPS_OK  := $(BUILD)/.deps-ok
 
-.PHONY: all test demo bench fuzz clean deps
+.PHONY: all test demo bench bench-serve fuzz clean deps
 all: $(DEPS_OK) $(LIB) $(BIN) $(EXAMPLES)
 
 deps: $(DEPS_OK)
@@ -101,9 +101,14 @@ demo: all
 	$(BIN) fewshot --features $(SHARED)/features/stanford_cars.safetensors --method all --shots all \
 	  --epochs 20 --json $(BUILD)/demo/results.json --plot $(BUILD)/demo/accuracy.svg
 
-bench: all $(BENCHES)
+bench: all $(BENCHES) $(BUILD)/tests/test_grow
 	@bash scripts/setup.sh bench
 	@BUILD=$(BUILD) SHARED=$(SHARED) bash bench/run.sh
+
+# Only the load test of `clipadapt serve` (also the last part of make bench).
+bench-serve: all $(BENCHES) $(BUILD)/tests/test_grow
+	@bash scripts/setup.sh bench
+	@BUILD=$(BUILD) bash bench/serve.sh
 
 clean:
 	rm -rf build build-san
