@@ -12,7 +12,8 @@ what=${1:-build}
 pkgs=(gcc g++ make libopenblas-dev libcjson-dev libutf8proc-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev zlib1g-dev libmicrohttpd-dev)
 case "$what" in
   build) ;;
-  test)  pkgs+=(clang libclang-rt-14-dev curl chromium python3) ;;  # libFuzzer; serve tests: HTTP client, headless browser
+  test)  pkgs+=(clang libclang-rt-14-dev python3 curl chromium) ;;  # libFuzzer; python3 for
+                                  # scripts/check_layers.py; serve tests: HTTP client, headless browser
   bench) pkgs+=(python3 python3-torch python3-numpy curl) ;;  # the PyTorch CPU reference, bench only
   *) echo "setup.sh: unknown target '$what' (build|test|bench)" >&2; exit 2 ;;
 esac
