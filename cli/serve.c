@@ -4,8 +4,12 @@
  * a slow or vanished client costs a socket, never a worker. Not the batching (serve_work.c) nor
  * the classifier store (serve_store.c).
  */
-#include "serve.h"
 #include "cli.h"
+#include "serve_job.h"
+#include "serve_metrics.h"
+#include "serve_page.h"
+#include "serve_store.h"
+#include "serve_work.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -205,8 +209,8 @@ static int valid_label(const char *l) {
 static char *info_json(srv *s) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", s->o.model);
-    cJSON_AddNumberToObject(o, "embed_dim", work_embed_dim(s));
-    cJSON_AddBoolToObject(o, "text", work_has_text(s));
+    cJSON_AddNumberToObject(o, "embed_dim", s->embed_dim);
+    cJSON_AddBoolToObject(o, "text", s->has_text);
     cJSON *m = cJSON_AddArrayToObject(o, "methods");
     for (const char *const *p = ca_method_names(); *p; p++) cJSON_AddItemToArray(m, cJSON_CreateString(*p));
     cJSON *lm = cJSON_AddArrayToObject(o, "live_methods");
@@ -257,7 +261,7 @@ static enum MHD_Result route(req *r, const char *method) {
         if (r->route == R_EMBED) {
             const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
             int is_json = ct && !strncasecmp(ct, "application/json", 16);
-            if (is_json && !work_has_text(s)) return answer_error(r, 400, "text embedding needs the model's text tower and --bpe");
+            if (is_json && !s->has_text) return answer_error(r, 400, "text embedding needs the model's text tower and --bpe");
             return dispatch(r, new_job(r, is_json ? J_EMBED_TEXT : J_EMBED_IMAGE));
         }
         if (r->route == R_CLASSIFY) {
@@ -515,8 +519,8 @@ int cmd_serve(int argc, char **argv) {
     int lfd = listen_on(o.host, o.port, &port, err, sizeof err);
     struct MHD_Daemon *d = NULL;
     if (lfd < 0) { cli_error("%s", err); goto out; }
-    if (work_start(&S, &o, err, sizeof err)) { cli_error("%s", err); goto out; }
-    if (store_open(&S, &o, clfs, nclf, err, sizeof err)) { cli_error("%s", err); goto out; }
+    if (work_start(&S, err, sizeof err)) { cli_error("%s", err); goto out; }
+    if (store_open(&S, clfs, nclf, err, sizeof err)) { cli_error("%s", err); goto out; }
     d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
                          handler, NULL,
                          MHD_OPTION_LISTEN_SOCKET, lfd,
@@ -528,7 +532,7 @@ int cmd_serve(int argc, char **argv) {
                          MHD_OPTION_END);
     if (!d) { cli_error("cannot start the HTTP server on %s port %d", o.host, port); goto out; }
     fprintf(stderr, "clipadapt serve: listening on http://%s%s%s:%d/ (model %s, %d classifier%s)\n",
-            strchr(o.host, ':') ? "[" : "", o.host, strchr(o.host, ':') ? "]" : "", port, o.model, nclf, nclf == 1 ? "" : "s");
+            strchr(o.host, ':') ? "[" : "", o.host, strchr(o.host, ':') ? "]" : "", port, o.model, store_count(&S), store_count(&S) == 1 ? "" : "s");
     fflush(stderr);
 
     int sig = 0;

@@ -1,7 +1,10 @@
 /* serve_metrics.c — counters of `clipadapt serve` in the Prometheus text format (version 0.0.4):
  * requests by route and status, latency histograms by route, encoder batch sizes, examples added,
  * refits, queue depth. One mutex; every update is a few increments. */
-#include "serve.h"
+#include "serve_metrics.h"
+
+#include <pthread.h>
+#include <stdint.h>
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
  * top-k as bars beside it, add it as an example of an existing or new class, list the classes
  * with their example counts. Plain HTML + JS in one string: no build step, nothing fetched from
  * elsewhere. The element ids are what tests/cli/serve_page_test.py drives. */
-#include "serve.h"
+#include "serve_page.h"
 
 const char SERVE_PAGE_HTML[] =
 "<!doctype html>\n"

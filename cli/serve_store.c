@@ -11,8 +11,8 @@
  * the acknowledged examples; a torn last record (SIGKILL mid-append) fails its CRC and is cut.
  * Not the HTTP layer, not the model (features arrive already encoded).
  */
-#include "serve.h"
-#include "cli.h"
+#include "serve_store.h"
+#include "serve_metrics.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -36,6 +36,7 @@
 enum { REC_CLASS = 1, REC_EXAMPLE = 2 };
 
 typedef struct { ca_classifier *c; int refs; } snap;
+typedef struct entry entry;
 
 struct entry {
     char name[SRV_NAME_MAX + 1];
@@ -182,6 +183,13 @@ const ca_classifier *store_acquire(srv *s, const char *name, void **ref) {
 }
 
 void store_release(srv *s, void *ref) { (void)s; snap_unref(ref); }
+
+int store_count(srv *s) {
+    pthread_mutex_lock(&s->st->mu);
+    int n = s->st->n;
+    pthread_mutex_unlock(&s->st->mu);
+    return n;
+}
 
 int store_default_name(srv *s, char *buf, size_t n) {
     struct store *st = s->st;
@@ -346,11 +354,11 @@ static int64_t read_log(entry *e, const char *path, char *err, size_t errn) {
 
 /* Check a classifier against the served model: dimension and, when it records one, the model. */
 static int check_model(srv *s, const ca_classifier *c, const char *what, char *err, size_t errn) {
-    if (ca_classifier_dim(c) != work_embed_dim(s)) {
-        snprintf(err, errn, "%s: classifier expects %d-d features but the model gives %d-d", what, ca_classifier_dim(c), work_embed_dim(s));
+    if (ca_classifier_dim(c) != s->embed_dim) {
+        snprintf(err, errn, "%s: classifier expects %d-d features but the model gives %d-d", what, ca_classifier_dim(c), s->embed_dim);
         return -1;
     }
-    const char *want = ca_classifier_model_signature(c), *have = work_model_sig(s);
+    const char *want = ca_classifier_model_signature(c), *have = s->model_sig;
     if (want && *have && !ca_model_signature_match(want, have)) {
         snprintf(err, errn, "%s: classifier was fit on features of another model than the one served", what);
         return -1;
@@ -462,7 +470,8 @@ static int install_dir(struct store *st, const char *tmpdir, const char *name, c
 
 /* ---- startup ---- */
 
-int store_open(srv *s, const srv_opts *o, char **clf_args, int nclf, char *err, size_t errn) {
+int store_open(srv *s, char **clf_args, int nclf, char *err, size_t errn) {
+    const srv_opts *o = &s->o;
     struct store *st = calloc(1, sizeof *st);
     if (!st) { snprintf(err, errn, "out of memory"); return -1; }
     s->st = st;
@@ -591,7 +600,7 @@ void store_add(srv *s, job *j) {
     if (e->deleted) { job_error(j, 404, "classifier '%s' was deleted or replaced", j->clf); goto out; }
     int label = class_index(e, j->label), new_class = label < 0;
     if (new_class && e->textw && !j->class_text) {
-        if (!work_has_text(s)) job_error(j, 409, "'%s' is a new class and classifier '%s' keeps text weights: start the server with --bpe (and the model's text tower) to create classes", j->label, j->clf);
+        if (!s->has_text) job_error(j, 409, "'%s' is a new class and classifier '%s' keeps text weights: start the server with --bpe (and the model's text tower) to create classes", j->label, j->clf);
         else job_error(j, 409, "class '%s' changed while the request ran; send it again", j->label);
         goto out;
     }

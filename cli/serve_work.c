@@ -4,8 +4,9 @@
  * --batch-wait-ms while more are being decoded) and is the only caller of the model. Not the HTTP
  * layer (serve.c) nor the classifier store (serve_store.c).
  */
-#include "serve.h"
-#include "cli.h"
+#include "serve_work.h"
+#include "serve_metrics.h"
+#include "serve_store.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -30,39 +31,9 @@ struct work {
     char **templates; int ntempl;
     int R, E, context, has_text, max_batch, wait_ms;
     float *in_buf, *out_buf;
-    char sig[512];
     int64_t max_pixels;
     srv *s;
 };
-
-double srv_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-void job_free(job *j) {
-    if (!j) return;
-    free(j->body); free(j->pixels); free(j->tokens); free(j->feats); free(j->class_text); free(j->resp);
-    for (int i = 0; i < j->ntexts; i++) free(j->texts[i]);
-    free(j->texts);
-    free(j);
-}
-
-void job_error(job *j, int http, const char *fmt, ...) {
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    for (char *p = msg; *p; p++) if (*p == '\n' || *p == '\r') *p = ' ';
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "error", msg);
-    free(j->resp);
-    j->resp = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    j->http = http;
-}
 
 static void push(job **head, job **tail, job *j, int front) {
     j->next = NULL;
@@ -361,11 +332,9 @@ int work_in_flight(srv *s) {
     pthread_mutex_unlock(&s->w->mu);
     return n;
 }
-int work_embed_dim(srv *s) { return s->w->E; }
-int work_has_text(srv *s) { return s->w->has_text && s->w->tok; }
-const char *work_model_sig(srv *s) { return s->w->sig; }
 
-int work_start(srv *s, const srv_opts *o, char *err, size_t errn) {
+int work_start(srv *s, char *err, size_t errn) {
+    const srv_opts *o = &s->o;
     struct work *w = calloc(1, sizeof *w);
     if (!w) { snprintf(err, errn, "out of memory"); return -1; }
     s->w = w;
@@ -392,7 +361,9 @@ int work_start(srv *s, const srv_opts *o, char *err, size_t errn) {
     ca_model_info info;
     if (ca_model_get_info(w->m, &info) != CA_OK || !info.has_vision) { snprintf(err, errn, "%s: the model has no image tower", o->model); return -1; }
     w->R = info.image_size; w->E = info.embed_dim; w->context = info.context_length; w->has_text = info.has_text;
-    if (ca_model_signature(w->m, w->sig, sizeof w->sig) != CA_OK) w->sig[0] = 0;
+    if (ca_model_signature(w->m, s->model_sig, sizeof s->model_sig) != CA_OK) s->model_sig[0] = 0;
+    s->embed_dim = w->E;
+    s->has_text = w->has_text && w->tok;
     w->in_buf = malloc(sizeof(float) * 3 * (size_t)w->R * w->R * (size_t)w->max_batch);
     w->out_buf = malloc(sizeof(float) * (size_t)w->E * (size_t)w->max_batch);
     if (!w->in_buf || !w->out_buf) { snprintf(err, errn, "out of memory for a batch of %d", w->max_batch); return -1; }
