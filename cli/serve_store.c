@@ -12,6 +12,7 @@
  * Not the HTTP layer, not the model (features arrive already encoded).
  */
 #include "serve_store.h"
+#include "serve_log.h"
 #include "serve_metrics.h"
 
 #include <cjson/cJSON.h>
@@ -32,8 +33,6 @@
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
 #define MAX_CLASSIFIERS 256
-#define REC_MAGIC 0x58454143u   /* "CAEX" */
-enum { REC_CLASS = 1, REC_EXAMPLE = 2 };
 
 typedef struct { ca_classifier *c; int refs; } snap;
 typedef struct entry entry;
@@ -281,18 +280,6 @@ static int apply_record(entry *e, ca_classifier *c, int64_t i) {
     return ca_classifier_add_example(c, e->ex_x + (size_t)k * e->D, label) == CA_OK;
 }
 
-/* One log record: header, name, vector, CRC32 of all of it. Appended to buf (malloc'd). */
-static size_t encode_record(uint8_t *buf, int type, const char *name, const float *vec, int dim) {
-    uint32_t h[4] = {REC_MAGIC, (uint32_t)type, (uint32_t)strlen(name), (uint32_t)dim};
-    size_t off = 0;
-    memcpy(buf + off, h, sizeof h); off += sizeof h;
-    memcpy(buf + off, name, h[2]); off += h[2];
-    if (dim) { memcpy(buf + off, vec, sizeof(float) * (size_t)dim); off += sizeof(float) * (size_t)dim; }
-    uint32_t crc = (uint32_t)crc32(0L, buf, (uInt)off);
-    memcpy(buf + off, &crc, 4); off += 4;
-    return off;
-}
-
 /* Read examples.log into the entry's records; a torn or corrupt tail is cut off (it was never
  * acknowledged: an add answers only after its fsync). Returns the count of good records. */
 static int64_t read_log(entry *e, const char *path, char *err, size_t errn) {
@@ -311,27 +298,14 @@ static int64_t read_log(entry *e, const char *path, char *err, size_t errn) {
     }
     len = got;
     int64_t n = 0;
-    while (off + 20 <= len) {
-        uint32_t h[4];
-        memcpy(h, buf + off, sizeof h);
-        if (h[0] != REC_MAGIC || (h[1] != REC_CLASS && h[1] != REC_EXAMPLE) || h[2] < 1 || h[2] > SRV_LABEL_MAX ||
-            (h[3] != 0 && h[3] != (uint32_t)e->D) || (h[1] == REC_EXAMPLE && h[3] == 0)) break;
-        size_t need = 16 + (size_t)h[2] + 4 * (size_t)h[3] + 4;
-        if (off + need > len) break;
-        uint32_t crc;
-        memcpy(&crc, buf + off + need - 4, 4);
-        if (crc != (uint32_t)crc32(0L, buf + off, (uInt)(need - 4))) break;
-        char name[SRV_LABEL_MAX + 1];
-        memcpy(name, buf + off + 16, h[2]);
-        name[h[2]] = 0;
-        float *vec = NULL;
-        if (h[3]) {
-            vec = malloc(4 * (size_t)h[3]);
-            if (!vec) break;
-            memcpy(vec, buf + off + 16 + h[2], 4 * (size_t)h[3]);
-        }
+    while (off < len) {
+        log_rec rec;
+        size_t need = log_decode(buf + off, len - off, e->D, &rec);
+        if (!need) break;
+        const char *name = rec.name;
+        float *vec = rec.vec;
         int ok;
-        if (h[1] == REC_CLASS) {
+        if (rec.type == REC_CLASS) {
             ok = class_index(e, name) < 0 && (!e->textw || vec) && !note_class(e, name, vec) && !note_record(e, REC_CLASS, e->C - 1);
         } else {
             int lab = class_index(e, name);
@@ -612,8 +586,8 @@ void store_add(srv *s, job *j) {
         uint8_t *buf = malloc(cap);
         if (!buf) { job_error(j, 503, "out of memory"); goto out; }
         size_t n = 0;
-        if (new_class) n += encode_record(buf, REC_CLASS, j->label, j->class_text, e->textw ? e->D : 0);
-        n += encode_record(buf + n, REC_EXAMPLE, j->label, j->feats, e->D);
+        if (new_class) n += log_encode(buf, REC_CLASS, j->label, j->class_text, e->textw ? e->D : 0);
+        n += log_encode(buf + n, REC_EXAMPLE, j->label, j->feats, e->D);
         off_t before = lseek(e->log_fd, 0, SEEK_END);
         int r = write_all(e->log_fd, buf, n);
         if (!r) r = fdatasync(e->log_fd);
