@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -643,18 +644,19 @@ out:
 void store_put(srv *s, job *j) {
     struct store *st = s->st;
     char err[1024] = "", tmp[PATH_MAX], p[PATH_MAX];
+    int memfd = -1;
     if (st->cdir[0]) {
         snprintf(tmp, sizeof tmp, "%s/.new-%s-%ld", st->cdir, j->clf, (long)random());
         if (mkdir(tmp, 0755) != 0) { job_error(j, 500, "cannot create %s: %s", tmp, strerror(errno)); return; }
         snprintf(p, sizeof p, "%s/base.safetensors", tmp);
-    } else {
-        snprintf(p, sizeof p, "%s/clipadapt-put-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-        int fd = mkstemp(p);
-        if (fd < 0) { job_error(j, 500, "cannot create a temporary file: %s", strerror(errno)); return; }
-        close(fd);
+    } else {   /* no data dir: the upload never touches the disk */
+        memfd = memfd_create("clipadapt-put", MFD_CLOEXEC);
+        if (memfd < 0) { job_error(j, 500, "cannot create a memory file: %s", strerror(errno)); return; }
+        if (write_all(memfd, j->body, j->len) != 0) { close(memfd); job_error(j, 503, "out of memory"); return; }
+        snprintf(p, sizeof p, "/proc/self/fd/%d", memfd);
         tmp[0] = 0;
     }
-    if (write_file_sync(p, j->body, j->len) != 0) { job_error(j, 507, "cannot store the upload: %s", strerror(errno)); goto fail; }
+    if (memfd < 0 && write_file_sync(p, j->body, j->len) != 0) { job_error(j, 507, "cannot store the upload: %s", strerror(errno)); goto fail; }
     ca_status cs;
     ca_classifier *probe = ca_classifier_load(p, &cs);
     if (!probe) {   /* name the upload, not our temporary path */
@@ -678,7 +680,8 @@ void store_put(srv *s, job *j) {
     } else {
         pthread_mutex_unlock(&st->mu);
         e = entry_load(s, j->clf, p, NULL, err, sizeof err);
-        unlink(p);
+        close(memfd);
+        memfd = -1;
         p[0] = 0;
     }
     if (!e) { job_error(j, 500, "%s", err); return; }
@@ -698,7 +701,7 @@ void store_put(srv *s, job *j) {
     return;
 fail:
     if (tmp[0]) remove_tree(tmp);
-    else if (p[0]) unlink(p);
+    if (memfd >= 0) close(memfd);
 }
 
 void store_delete(srv *s, job *j) {
@@ -750,23 +753,25 @@ static void *refit_main(void *arg) {
     d.val = d.train;   /* no held-out split: searches run on the examples themselves */
     ca_status cs;
     char err[300] = "";
-    ca_classifier *c = ca_fit(a->method, &d, &fp, &cs), *loaded = NULL;
+    ca_classifier *c = ca_fit(a->method, &d, &fp, &cs);
     if (!c) snprintf(err, sizeof err, "%s", ca_last_error());
     pthread_mutex_lock(&e->mu);
     if (c && !e->deleted && !e->cancel) {
-        /* saved with its class names and the count of records it includes, then read back, so
-         * the served snapshot is exactly what a restart will load */
-        char path[PATH_MAX];
-        if (e->dir[0]) snprintf(path, sizeof path, "%s/current.safetensors", e->dir);
-        else snprintf(path, sizeof path, "%s/clipadapt-refit-%d-%ld.safetensors", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid(), (long)random());
+        /* with a data dir, saved with the count of log records it includes (a restart loads it
+         * and replays the rest); then the records added meanwhile are applied on top */
         ca_classifier_set_param(c, "serve_log_records", (double)a->upto);
-        if (ca_classifier_save(c, path, (const char *const *)a->names) == CA_OK && (loaded = ca_classifier_load(path, &cs))) {
-            for (int64_t i = a->upto; i < e->n_rec; i++) apply_record(e, loaded, i);
-            swap_snap(st, e, loaded);
+        ca_status ns = CA_OK;
+        for (int i = 0; ns == CA_OK && i < a->C; i++) ns = ca_classifier_set_class_name(c, i, a->names[i]);
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/current.safetensors", e->dir);
+        if (ns == CA_OK && e->dir[0]) ns = ca_classifier_save(c, path, NULL);
+        if (ns == CA_OK) {
+            for (int64_t i = a->upto; i < e->n_rec; i++) apply_record(e, c, i);
+            swap_snap(st, e, c);
+            c = NULL;   /* the snapshot owns it */
         } else {
             snprintf(err, sizeof err, "%s", ca_last_error());
         }
-        if (!e->dir[0]) unlink(path);
     } else if (c) {
         snprintf(err, sizeof err, "cancelled");
     }

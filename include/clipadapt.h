@@ -290,6 +290,8 @@ CA_API ca_status ca_classifier_cache_get(const ca_classifier *c, float *keys_out
 /* Examples per class (num_classes) into counts: cached keys per label, or for prototype the
  * counts it was fit and grown with; zeros when the method keeps none. */
 CA_API ca_status ca_classifier_class_counts(const ca_classifier *c, int64_t *counts);
+/* Name class i (copied; replaces any name it had). Not thread-safe on c. */
+CA_API ca_status ca_classifier_set_class_name(ca_classifier *c, int i, const char *name);
 /* Record a named number saved with the classifier (metadata param.NAME; at most 39 bytes).
  * Changing a value the method reads (alpha, beta, cache_size) changes its logits. */
 CA_API ca_status ca_classifier_set_param(ca_classifier *c, const char *name, double value);

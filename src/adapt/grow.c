@@ -251,3 +251,13 @@ ca_status ca_classifier_set_param(ca_classifier *c, const char *name, double val
     if (!c || !name || !*name) return ca_fail(CA_E_ARG, "ca_classifier_set_param: bad argument");
     return ca_clf_set_param(c, name, value);
 }
+
+ca_status ca_classifier_set_class_name(ca_classifier *c, int i, const char *name) {
+    if (!c || !name || i < 0 || i >= c->C) return ca_fail(CA_E_ARG, "ca_classifier_set_class_name: bad argument");
+    if (!c->class_names && !(c->class_names = calloc((size_t)c->C, sizeof(char *)))) return ca_fail(CA_E_NOMEM, "out of memory");
+    char *d = strdup(name);
+    if (!d) return ca_fail(CA_E_NOMEM, "out of memory");
+    free(c->class_names[i]);
+    c->class_names[i] = d;
+    return CA_OK;
+}

@@ -233,7 +233,8 @@ acked=$(grep -c -E '^20[01]$' "$T/stream.codes")
 start_server "$T/s3.log" "${ARGS[@]}" || { bad "restart after mid-add kill failed: $(cat "$T/s3.log")"; finish; exit 1; }
 "${CURL[@]}" -o "$T/body" "$U/v1/info"
 have=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); c=[c for c in d["classifiers"] if c["name"]=="proto"][0]; print([k["examples"] for k in c["classes"] if k["name"]=="green square"][0])' "$T/body")
-# green square had 4 examples from the fit (prototype counts); at most one add was in flight
+# info counts the examples a refit can use (a prototype keeps no features of its fit); at most
+# one add was in flight when the kill came
 if [ "$acked" -ge 1 ] && [ "$have" -ge $((acked + 0)) ] && [ "$have" -le $((acked + 1)) ]; then ok "SIGKILL mid-add: $acked acknowledged, $have served after restart"
 else bad "SIGKILL mid-add: $acked acknowledged but $have served"; fi
 # a torn record at the end of the log (a write cut by the kill) is dropped, not fatal
@@ -263,6 +264,17 @@ n503=$(grep -c '^HTTP/1.1 503' "$T/busy.hdr"); n200=$(grep -c '^HTTP/1.1 200' "$
 [ "$n503" -ge 1 ] && [ $((n503 + n200)) = 12 ] && ok "full queue: $n503 x 503, $n200 x 200" || bad "queue: $(grep '^HTTP' "$T/busy.hdr" | sort | uniq -c | tr '\n' ' ')"
 grep -qi '^retry-after: 1' "$T/busy.hdr" && ok "503 carries Retry-After" || bad "no Retry-After"
 req "single classifier is the default" 200 POST /v1/classify --data-binary @"${RED[0]}"
+# without --data-dir: uploads and refits stay in memory, nothing is written anywhere
+req "PUT in memory" 201 PUT /v1/classifiers/mem --data-binary @"$T/tip-cache.safetensors"
+body_has "not persisted" '"persisted":false'
+req "add in memory" 201 POST "/v1/classifiers/mem/examples?label=yellow%20ring" --data-binary @"${RING[0]}"
+req "refit in memory" 202 POST "/v1/classifiers/mem/refit?method=prototype"
+for i in $(seq 1 100); do
+  "${CURL[@]}" -o "$T/body" "$U/v1/info"; grep -q '"name":"mem","method":"prototype"' "$T/body" && break; sleep 0.1
+done
+grep -q '"name":"mem","method":"prototype"' "$T/body" && ok "in-memory refit swapped in" || bad "in-memory refit: $(head -c 300 "$T/body")"
+"${CURL[@]}" -o "$T/body" -X POST "$U/v1/classify?classifier=mem&top_k=1" --data-binary @"${RED[2]}"
+[ "$(top1)" = "red circle" ] && ok "refit classifier keeps its class names" || bad "after in-memory refit: $(head -c 300 "$T/body")"
 kill -TERM "$PID"; wait "$PID"
 
 # ---- usage errors ----
