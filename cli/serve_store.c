@@ -51,6 +51,7 @@ struct entry {
     float *textw;                /* (C, D) or NULL when the classifier has no text */
     float *ex_x; int32_t *ex_y; int n_ex, cap_ex;
     int base_ex;                 /* examples from the base classifier's cache */
+    int64_t *base_cnt; int base_C;   /* examples a cache-less base (prototype) was fit on, per class */
     /* the log, in memory: record i is a class (ref = class index) or an example (ref = index) */
     int8_t *rec_type; int32_t *rec_ref; int64_t n_rec, cap_rec;
     int64_t added;               /* examples added through the API (also replayed ones) */
@@ -134,7 +135,7 @@ static void entry_free(entry *e) {
     snap_unref(e->cur);
     if (e->log_fd >= 0) close(e->log_fd);
     for (int i = 0; i < e->C; i++) free(e->names[i]);
-    free(e->names); free(e->textw); free(e->ex_x); free(e->ex_y); free(e->rec_type); free(e->rec_ref);
+    free(e->names); free(e->textw); free(e->ex_x); free(e->ex_y); free(e->rec_type); free(e->rec_ref); free(e->base_cnt);
     pthread_mutex_destroy(&e->mu);
     free(e);
 }
@@ -375,6 +376,9 @@ static entry *entry_load(srv *s, const char *name, const char *base_path, const 
         if (!e->ex_x || !e->ex_y) goto nomem;
         if (ca_classifier_cache_get(base, e->ex_x, e->ex_y) != CA_OK) { snprintf(err, errn, "%s", ca_last_error()); goto fail; }
         e->n_ex = e->base_ex = nb;
+    } else if ((e->base_cnt = calloc((size_t)C, sizeof(int64_t)))) {   /* shown by /v1/info only */
+        ca_classifier_class_counts(base, e->base_cnt);
+        e->base_C = C;
     }
     ca_classifier *cur = NULL;
     int64_t from = 0;
@@ -620,7 +624,7 @@ void store_add(srv *s, job *j) {
         live = apply_record(e, next, e->n_rec - 1);
         swap_snap(st, e, next);
     }
-    int count = 0;
+    int64_t count = label < e->base_C ? e->base_cnt[label] : 0;
     for (int i = 0; i < e->n_ex; i++) count += e->ex_y[i] == label;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "classifier", j->clf);
@@ -629,7 +633,7 @@ void store_add(srv *s, job *j) {
     cJSON_AddBoolToObject(o, "new_class", new_class);
     cJSON_AddBoolToObject(o, "live", live && class_live);
     cJSON_AddBoolToObject(o, "persisted", persisted);
-    cJSON_AddNumberToObject(o, "class_examples", count);
+    cJSON_AddNumberToObject(o, "class_examples", (double)count);
     cJSON_AddNumberToObject(o, "examples", e->n_ex);
     if (!live) cJSON_AddStringToObject(o, "note", "this method needs training to use the example: POST .../refit");
     j->resp = json_done(o);
@@ -884,11 +888,11 @@ char *store_info_json(srv *s) {
         cJSON_AddBoolToObject(o, "persisted", e->dir[0] != 0);
         cJSON *cls = cJSON_AddArrayToObject(o, "classes");
         for (int k = 0; k < e->C; k++) {
-            int cnt = 0;
+            int64_t cnt = k < e->base_C ? e->base_cnt[k] : 0;
             for (int x = 0; x < e->n_ex; x++) cnt += e->ex_y[x] == k;
             cJSON *ce = cJSON_CreateObject();
             cJSON_AddStringToObject(ce, "name", e->names[k]);
-            cJSON_AddNumberToObject(ce, "examples", cnt);
+            cJSON_AddNumberToObject(ce, "examples", (double)cnt);
             cJSON_AddBoolToObject(ce, "served", c && ca_classifier_class_index(c, e->names[k]) >= 0);
             cJSON_AddItemToArray(cls, ce);
         }
