@@ -645,7 +645,18 @@ out:
 
 /* ---- upload and delete ---- */
 
+/* PUT and DELETE run one at a time: each swaps a folder and an entry, and two interleaved swaps
+ * of one name could pair one upload's entry with the other's folder. */
+static pthread_mutex_t g_put_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void store_put_locked(srv *s, job *j);
 void store_put(srv *s, job *j) {
+    pthread_mutex_lock(&g_put_mu);
+    store_put_locked(s, j);
+    pthread_mutex_unlock(&g_put_mu);
+}
+
+static void store_put_locked(srv *s, job *j) {
     struct store *st = s->st;
     char err[1024] = "", tmp[PATH_MAX], p[PATH_MAX];
     int memfd = -1;
@@ -711,6 +722,7 @@ fail:
 void store_delete(srv *s, job *j) {
     struct store *st = s->st;
     entry *e = NULL;
+    pthread_mutex_lock(&g_put_mu);
     pthread_mutex_lock(&st->mu);
     for (int i = 0; i < st->n; i++)
         if (!strcmp(st->e[i]->name, j->clf)) { e = st->e[i]; st->e[i] = st->e[--st->n]; break; }
@@ -721,6 +733,7 @@ void store_delete(srv *s, job *j) {
         if (rename(dst, trash) == 0) { fsync_dir(st->cdir); remove_tree(trash); }
     }
     pthread_mutex_unlock(&st->mu);
+    pthread_mutex_unlock(&g_put_mu);
     if (!e) { job_error(j, 404, "unknown classifier '%s'", j->clf); return; }
     retire_entry(st, e);
     cJSON *o = cJSON_CreateObject();

@@ -122,6 +122,17 @@ req "DELETE -> 200" 200 DELETE /v1/classifiers/tc "${KEY[@]}"
 req "deleted classifier -> 404" 404 POST "/v1/classify?classifier=tc" --data-binary @"${RED[2]}"
 req "DELETE again -> 404" 404 DELETE /v1/classifiers/tc "${KEY[@]}"
 [ ! -e "$T/data/classifiers/tc" ] && ok "deleted classifier's folder removed" || bad "tc folder left behind"
+for i in 1 2 3 4 5 6; do
+  f=$T/tip-cache.safetensors; [ $((i % 2)) = 0 ] && f=$T/prototype.safetensors
+  echo "-X PUT -H Authorization:Bearer\ s3cret $U/v1/classifiers/race --data-binary @$f"
+done > "$T/jobs"
+xargs -P 6 -L 1 "${CURL[@]}" -o /dev/null -w '%{http_code}\n' < "$T/jobs" > "$T/codes"
+[ "$(grep -c -E '^20[01]$' "$T/codes")" = 6 ] && ok "6 concurrent PUTs of one name answered" || bad "concurrent PUT: $(tr '\n' ' ' < "$T/codes")"
+"${CURL[@]}" -o "$T/body" "$U/v1/info"
+[ "$(grep -o '"name":"race"' "$T/body" | wc -l)" = 1 ] && ok "one classifier after racing PUTs" || bad "race: $(head -c 300 "$T/body")"
+[ "$(ls "$T/data/classifiers" | grep -c race)" = 1 ] && [ -f "$T/data/classifiers/race/base.safetensors" ] && ok "one folder after racing PUTs" || bad "race folders: $(ls -a "$T/data/classifiers")"
+req "classify with the raced classifier" 200 POST "/v1/classify?classifier=race" --data-binary @"${RED[2]}"
+req "DELETE the raced classifier" 200 DELETE /v1/classifiers/race "${KEY[@]}"
 
 # ---- a new class from 5 examples, no refit ----
 req "before: held-out ring is not a known class" 200 POST "/v1/classify?classifier=tip" --data-binary @"${RING[11]}"
