@@ -27,7 +27,7 @@ typedef struct {
     srv *s;
     route_id route;
     double t0;
-    char name[SRV_NAME_MAX + 1];
+    char name[SRV_NAME_MAX + 2];   /* one more than a valid name, so a long one stays invalid */
     uint8_t *body; size_t len, cap;
     int too_big, counted;
     job *j;
@@ -149,8 +149,8 @@ static route_id route_of(const char *url, char *name, const char **sub) {
     if (strncmp(url, pre, strlen(pre)) != 0) return R_OTHER;
     const char *p = url + strlen(pre), *slash = strchr(p, '/');
     size_t n = slash ? (size_t)(slash - p) : strlen(p);
-    if (n > SRV_NAME_MAX) n = SRV_NAME_MAX + 1 > n ? n : SRV_NAME_MAX + 1;
-    snprintf(name, SRV_NAME_MAX + 2, "%.*s", (int)(n > SRV_NAME_MAX ? SRV_NAME_MAX + 1 : n), p);
+    if (n > SRV_NAME_MAX + 1) n = SRV_NAME_MAX + 1;
+    snprintf(name, SRV_NAME_MAX + 2, "%.*s", (int)n, p);   /* name: SRV_NAME_MAX + 2 bytes */
     if (!slash) return R_PUT;   /* PUT or DELETE, told apart by the method */
     *sub = slash + 1;
     if (!strcmp(slash, "/examples")) return R_EXAMPLES;
@@ -181,7 +181,7 @@ static job *new_job(req *r, job_kind k) {
     j->t0 = r->t0;
     j->done = job_done;
     j->done_user = r;
-    snprintf(j->clf, sizeof j->clf, "%s", r->name);
+    snprintf(j->clf, sizeof j->clf, "%.*s", SRV_NAME_MAX, r->name);   /* valid by now */
     j->body = r->body; j->len = r->len;    /* the job owns the upload from here */
     r->body = NULL; r->len = r->cap = 0;
     return j;
@@ -266,9 +266,8 @@ static enum MHD_Result route(req *r, const char *method) {
         }
         if (r->route == R_CLASSIFY) {
             const char *cn = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "classifier");
-            if (cn && *cn) snprintf(r->name, sizeof r->name, "%.*s", SRV_NAME_MAX + 1 > (int)strlen(cn) ? (int)strlen(cn) : SRV_NAME_MAX, cn);
+            if (cn && *cn) snprintf(r->name, sizeof r->name, "%s", cn);   /* too long: stays invalid */
             else if (store_default_name(s, r->name, sizeof r->name)) return answer_error(r, 400, "name a classifier: ?classifier=NAME (GET /v1/info lists them)");
-            if (cn && strlen(cn) > SRV_NAME_MAX) return answer_error(r, 404, "unknown classifier (name too long)");
         }
         void *ref;
         if (!valid_name(r->name) || !store_acquire(s, r->name, &ref)) return answer_error(r, 404, "unknown classifier '%s'", r->name);
@@ -302,7 +301,7 @@ static enum MHD_Result route(req *r, const char *method) {
         const char *m = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "method");
         job tmp;
         memset(&tmp, 0, sizeof tmp);
-        snprintf(tmp.clf, sizeof tmp.clf, "%s", r->name);
+        snprintf(tmp.clf, sizeof tmp.clf, "%.*s", SRV_NAME_MAX, r->name);
         snprintf(tmp.method, sizeof tmp.method, "%s", m && *m ? m : "tip-adapter");
         store_refit(s, &tmp);
         enum MHD_Result ret = answer_json(r, tmp.http, tmp.resp);
