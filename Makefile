@@ -34,6 +34,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter $(OPT) -g 
            -fPIC -fvisibility=hidden -Iinclude -Isrc -MMD -MP
 LIBS    := -lopenblas -lcjson -lutf8proc -ljpeg -lpng -lwebpdemux -lwebp -lgif -lz -lm
 LDLIBS  += $(LIBS) -fopenmp $(SANFLAGS)
+CLI_LIBS := -lmicrohttpd -lpthread    # clipadapt serve (cli/serve*.c) only
 
 LIB_SRC  := $(shell find src -name '*.c' | sort)
 CLI_SRC  := $(wildcard cli/*.c)
@@ -73,7 +74,7 @@ FLAGS_STAMP := $(BUILD)/.flags
 $(shell mkdir -p $(BUILD) && echo '$(CC) $(CFLAGS) $(DISPATCH)' | cmp -s - $(FLAGS_STAMP) || \
         echo '$(CC) $(CFLAGS) $(DISPATCH)' > $(FLAGS_STAMP))
 
-.PHONY: all test demo bench bench-bins fuzz install clean deps
+.PHONY: all test demo bench bench-bins bench-serve fuzz install clean deps
 all: $(DEPS_OK) $(LIB) $(SO) $(BIN) $(EXAMPLES)
 
 deps: $(DEPS_OK)
@@ -123,7 +124,7 @@ $(SO): $(LIB_OBJ) scripts/libclipadapt.map
 	ln -sf libclipadapt.so.$(SOMAJOR) $(BUILD)/libclipadapt.so
 
 $(BIN): $(CLI_OBJ) $(LIB)
-	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(CLI_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/harness.h $(LIB)
 	@mkdir -p $(dir $@)
@@ -170,7 +171,7 @@ demo: all
 # make bench also builds build-native/ (ARCH=-march=native, no dispatch) and times its encoders
 # beside the portable build's, which should stay within 3 %.
 NATIVE_BUILD ?= build-native
-bench-bins: all $(BENCHES)
+bench-bins: all $(BENCHES) $(BUILD)/tests/test_grow
 bench: bench-bins
 	@bash scripts/setup.sh bench
 	@$(MAKE) --no-print-directory BUILD=$(NATIVE_BUILD) ARCH=-march=native bench-bins
@@ -192,6 +193,11 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|; s|@LIBS@|$(LIBS) -fopenmp|' scripts/clipadapt.pc.in \
 	    >$(DESTDIR)$(PKGCONFIGDIR)/clipadapt.pc
+
+# Only the load test of `clipadapt serve` (also the last part of make bench).
+bench-serve: all $(BENCHES) $(BUILD)/tests/test_grow
+	@bash scripts/setup.sh bench
+	@BUILD=$(BUILD) bash bench/serve.sh
 
 clean:
 	rm -rf build build-san build-native
