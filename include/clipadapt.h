@@ -23,7 +23,7 @@
 extern "C" {
 #endif
 
-#define CA_VERSION "0.1.0"
+#define CA_VERSION "0.2.0" /* major.minor.patch; libclipadapt.so.MAJOR is the SONAME */
 
 /* ======================================================================================== */
 /* Status codes and errors                                                                  */
@@ -39,7 +39,8 @@ typedef enum {
     CA_E_NOTFOUND,      /* a named thing (tensor, class, method, split) does not exist */
     CA_E_UNSUPPORTED,   /* valid input that this build does not handle (dtype, layout, codec) */
     CA_E_RANGE,         /* a value is outside its allowed range (image too large, text too long) */
-    CA_E_INTERNAL       /* a bug in clipadapt: please report it */
+    CA_E_INTERNAL,      /* a bug in clipadapt: please report it */
+    CA_E_NONFINITE = 11 /* NaN/Inf in weights, features, probabilities, or a diverged loss */
 } ca_status;
 
 /* Short, static description of a status code ("I/O error", ...). Never NULL. */
@@ -55,6 +56,18 @@ CA_API const char *ca_last_error(void);
  * level: 0 = debug, 1 = info, 2 = warning. Set once before use; not thread-safe to change. */
 typedef void (*ca_log_fn)(int level, const char *msg, void *user);
 CA_API void ca_set_log(ca_log_fn fn, void *user);
+
+/* The version of the library in use ("0.2.0"): with a shared library it can differ from the
+ * CA_VERSION a program was compiled with. Static string, never NULL. */
+CA_API const char *ca_version(void);
+
+/* The SIMD path the model kernels run on: "generic", "avx2" or "avx512". A portable x86-64
+ * build picks the best one this CPU supports at start-up; the environment variable
+ * CLIPADAPT_CPU=generic|avx2|avx512 forces one (for tests and comparisons). When it names an
+ * unknown path, one this CPU lacks, or one a build with fixed ARCH flags does not have, this
+ * returns NULL with CA_E_UNSUPPORTED and the reason in ca_last_error(), the kernels stay on the
+ * generic path and ca_model_load refuses the same way. st may be NULL. Thread-safe. */
+CA_API const char *ca_cpu_path(ca_status *st);
 
 /* Progress callback for long work: stage name, done units, total units. Return non-zero to
  * cancel (the call then fails with CA_E_ARG and "cancelled"). */
@@ -122,7 +135,11 @@ CA_API void ca_st_writer_free(ca_st_writer *w);
 CA_API ca_status ca_st_writer_add(ca_st_writer *w, const char *name, ca_dtype dt, int ndim,
                                   const int64_t *shape, const void *data);
 CA_API ca_status ca_st_writer_metadata(ca_st_writer *w, const char *key, const char *value);
-/* Write to path atomically (temporary file in the same folder, fsync, rename). */
+/* Write to path. A regular or new file is written atomically (hidden temporary in the same
+ * folder, fsync, rename; the old file's mode is kept); a symbolic link is followed and its
+ * target replaced (the link stays); a FIFO or character device is written directly; "-" is
+ * standard output; a directory is refused. Errors name path with the system's reason. The same
+ * rules hold for every library function that writes a file (ca_classifier_save, ca_write_text). */
 CA_API ca_status ca_st_writer_save(const ca_st_writer *w, const char *path);
 
 /* ======================================================================================== */
@@ -172,7 +189,7 @@ CA_API ca_features_writer_params ca_features_writer_default_params(void);
 CA_API ca_features_writer *ca_features_writer_new(const ca_features_writer_params *p, ca_status *st);
 CA_API void ca_features_writer_free(ca_features_writer *w);
 /* Add split name ("train.{K}shot" with K >= 1, "val" or "test"; each once): x (n, dim) features,
- * y (n) labels, n >= 1; xv (views, n, dim) augmented views for train splits (NULL and 0 for
+ * y (n) labels, n >= 1 (test: n >= 0, an empty test split); xv (views, n, dim) augmented views for train splits (NULL and 0 for
  * none); paths (n) image paths recorded in metadata "image_paths" (NULL: none; the map is
  * written only when every split gave its paths). */
 CA_API ca_status ca_features_writer_add_split(ca_features_writer *w, const char *name, const float *x,
@@ -251,12 +268,54 @@ CA_API ca_status ca_classifier_logits(const ca_classifier *c, const float *x, in
 CA_API int ca_classifier_param_count(const ca_classifier *c);
 CA_API const char *ca_classifier_param_name(const ca_classifier *c, int i);
 CA_API double ca_classifier_param(const ca_classifier *c, const char *name, double fallback);
-/* Save/load as safetensors (method, class names, hyper-parameters in metadata). */
+/* The name of an option value that is a name ("adamw" for ("optimizer", 2), "learn" for
+ * ("ratio_mode", 2)), or NULL when the parameter is a plain number. Static string. */
+CA_API const char *ca_fit_param_value_name(const char *param, double value);
+/* Save/load as safetensors (method, class names, hyper-parameters in metadata; named values such
+ * as the optimizer stored by name). */
 CA_API ca_status ca_classifier_save(const ca_classifier *c, const char *path,
                                     const char *const *class_names);
 CA_API ca_classifier *ca_classifier_load(const char *path, ca_status *st);
 /* Class name i from a loaded classifier, or NULL when none were saved. */
 CA_API const char *ca_classifier_class_name(const ca_classifier *c, int i);
+
+/* Growing a fitted classifier without training (src/adapt/grow.c). A loaded classifier is not
+ * changed by these behind anyone's back: to grow one that other threads read, copy it with
+ * ca_classifier_clone, grow the copy, and swap it in (what `clipadapt serve` does). None of these
+ * is thread-safe on the classifier it changes. */
+/* 1 when ca_classifier_add_example works without training: tip-adapter, tip-adapter-f and
+ * tip-cache (the example joins the cache: one key, its one-hot value) and prototype (the class
+ * mean moves by one example). α, β and every other fitted value stay as they are. */
+CA_API int ca_classifier_can_grow(const ca_classifier *c);
+/* 1 when the classifier keeps a text classifier (tensor text_w: zero-shot, tip-adapter(-f));
+ * a new class then needs its text weight. */
+CA_API int ca_classifier_has_text(const ca_classifier *c);
+/* Its text classifier (num_classes, dim), owned by c, or NULL when it has none. */
+CA_API const float *ca_classifier_text_weights(const ca_classifier *c);
+/* Index of the class with this name ("class N" for an unnamed one), or -1. */
+CA_API int ca_classifier_class_index(const ca_classifier *c, const char *name);
+/* A deep copy (caller frees with ca_classifier_free); NULL on failure. Thread-safe on c. */
+CA_API ca_classifier *ca_classifier_clone(const ca_classifier *c, ca_status *st);
+/* Append a class named name (new, non-empty) as index num_classes. text_w (dim; normalised
+ * here) is required when ca_classifier_has_text, ignored otherwise; the class has no examples
+ * yet. Zero-shot, tip-adapter(-f), tip-cache and prototype; others fail with CA_E_UNSUPPORTED. */
+CA_API ca_status ca_classifier_add_class(ca_classifier *c, const char *name, const float *text_w);
+/* Add one example: feature x (dim; L2-normalised here) of class label. CA_E_UNSUPPORTED when
+ * !ca_classifier_can_grow (such a method needs a refit, e.g. ca_fit on ca_classifier_cache_get
+ * plus the new examples). */
+CA_API ca_status ca_classifier_add_example(ca_classifier *c, const float *x, int label);
+/* Number of cached examples (tip-adapter(-f), tip-cache keys; 0 for other methods), and a copy
+ * of them: keys_out (n, dim) and labels_out (n), either may be NULL. */
+CA_API int ca_classifier_cache_size(const ca_classifier *c);
+CA_API ca_status ca_classifier_cache_get(const ca_classifier *c, float *keys_out, int32_t *labels_out);
+/* Examples per class (num_classes) into counts: cached keys per label, or for prototype the
+ * counts it was fit and grown with; zeros when the method keeps none. */
+CA_API ca_status ca_classifier_class_counts(const ca_classifier *c, int64_t *counts);
+/* Name class i (copied; replaces any name it had). Not thread-safe on c. */
+CA_API ca_status ca_classifier_set_class_name(ca_classifier *c, int i, const char *name);
+/* Record a named number saved with the classifier (metadata param.NAME; at most 39 bytes).
+ * Changing a value the method reads (alpha, beta, cache_size) changes its logits. */
+CA_API ca_status ca_classifier_set_param(ca_classifier *c, const char *name, double value);
 
 /* Top-1 accuracy in percent of logits (n, num_classes) against labels. */
 CA_API double ca_accuracy(const float *logits, const int32_t *labels, int n, int num_classes);
@@ -344,7 +403,8 @@ typedef struct {
 } ca_report_params;
 CA_API ca_report_params ca_report_default_params(void);
 CA_API char *ca_report_json_ex(const ca_run_result *runs, int n, const ca_report_params *p);
-/* Write text to path atomically (temporary file + rename): no partial output on failure. */
+/* Write text to path atomically (temporary file + rename): no partial output on failure; links,
+ * special files and "-" as for ca_st_writer_save. */
 CA_API ca_status ca_write_text(const char *path, const char *text);
 
 /* ======================================================================================== */
