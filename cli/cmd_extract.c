@@ -247,8 +247,7 @@ int cmd_extract(int argc, char **argv) {
     ca_model_params mp = ca_model_default_params();
     mp.config_path = o.config;
     mp.load_text = !o.no_text;
-    if (!(model = ca_model_load(o.model, &mp, &st))) { rc = cli_status(st); goto out; }
-    if (o.bf16 && (rc = cli_use_bf16(model))) goto out;
+    if (!(model = cli_load_model(o.model, &mp, o.bf16, &rc))) goto out;
     ca_model_info info;
     if ((st = ca_model_get_info(model, &info)) != CA_OK) { rc = cli_status(st); goto out; }
     int D = info.embed_dim;

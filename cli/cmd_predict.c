@@ -66,8 +66,7 @@ int cmd_predict(int argc, char **argv) {
     ca_model_params mp = ca_model_default_params();
     mp.load_text = 0;
     mp.config_path = config;
-    if (!(m = ca_model_load(model_path, &mp, &st))) { rc = cli_status(st); goto done; }
-    if (bf16 && (rc = cli_use_bf16(m))) goto done;
+    if (!(m = cli_load_model(model_path, &mp, bf16, &rc))) goto done;
     int C = ca_classifier_num_classes(c), k = topk < C ? (int)topk : C;
     probs = malloc(sizeof(float) * (size_t)C);
     idx = malloc(sizeof(int) * (size_t)k);

@@ -141,6 +141,7 @@ static ca_classifier *clf_new(const ca_method *m, int C, int D, ca_status *st) {
 }
 
 ca_classifier *ca_fit(const char *method, const ca_fit_data *data, const ca_fit_params *params, ca_status *st) {
+    CA_ENTER();
     ca_status s_;
     if (!st) st = &s_;
     const ca_method *m = ca_method_find(method);
@@ -174,12 +175,14 @@ const char *ca_classifier_class_name(const ca_classifier *c, int i) {
 const char *ca_classifier_model_signature(const ca_classifier *c) { return c ? c->model_sig : NULL; }
 
 ca_status ca_classifier_logits(const ca_classifier *c, const float *x, int n, float *out) {
+    CA_ENTER();
     if (!c || (n > 0 && (!x || !out)) || n < 0) return ca_fail(CA_E_ARG, "ca_classifier_logits: bad argument");
     if (n == 0) return CA_OK;
     return c->m->logits(c, x, n, out);
 }
 
 ca_status ca_classifier_save(const ca_classifier *c, const char *path, const char *const *class_names) {
+    CA_ENTER();
     if (!c || !path) return ca_fail(CA_E_ARG, "ca_classifier_save: NULL argument");
     ca_st_writer *w = ca_st_writer_new();
     if (!w) return CA_E_NOMEM;
@@ -214,6 +217,7 @@ ca_status ca_classifier_save(const ca_classifier *c, const char *path, const cha
 }
 
 ca_classifier *ca_classifier_load(const char *path, ca_status *st) {
+    CA_ENTER();
     ca_status s_;
     if (!st) st = &s_;
     ca_st_file *f = ca_st_open(path, st);

@@ -24,7 +24,7 @@ void ca_tip_cache_row(const float *aff, const int32_t *key_y, int N, int C, floa
 ca_status ca_tip_logits_from_aff(const float *clip, const float *aff, const int32_t *key_y, int n, int N,
                                  int C, float alpha, float beta, float *out) {
     int fail = 0;
-    #pragma omp parallel
+    #pragma omp parallel num_threads(ca_kernel_threads(0))
     {
         float *e = malloc(sizeof(float) * (size_t)N);
         if (!e) {
@@ -99,7 +99,7 @@ ca_status ca_tip_search(const ca_tip_search_in *in, const ca_fit_params *p, ca_t
     for (int a = 0; a < na; a++) alphas[a] = (float)ca_tip_grid(a, na, p->search_scale_alpha);
     /* Rows are independent: each thread sums exp rows per class once per β, then scores every α
      * on that (C)-vector; integer counts make the reduction order-free (deterministic). */
-    #pragma omp parallel
+    #pragma omp parallel num_threads(ca_kernel_threads(p->threads))
     {
         float *cache = malloc(sizeof(float) * ((size_t)C + (size_t)N));
         int64_t *local = calloc((size_t)nb * (size_t)na, sizeof(int64_t));

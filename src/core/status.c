@@ -19,6 +19,9 @@ const char *ca_strerror(ca_status st) {
     case CA_E_UNSUPPORTED: return "unsupported";
     case CA_E_RANGE: return "out of range";
     case CA_E_INTERNAL: return "internal error";
+    case CA_E_CANCELLED: return "cancelled";
+    case CA_E_NONFINITE: return "non-finite value";
+    case CA_E_UNSAFE: return "refused as unsafe";
     }
     return "unknown status";
 }
@@ -36,6 +39,27 @@ ca_status ca_fail(ca_status st, const char *fmt, ...) {
     for (char *p = tl_err; *p; p++)
         if (*p == '\n' || *p == '\r') *p = ' ';
     return st;
+}
+
+void ca_err_catch(ca_err_slot *es, ca_status st) {
+    if (st == CA_OK) return;
+    int first = 0;
+    /* the detail is this worker's thread-local one: copy it while still on this thread */
+#pragma omp critical(ca_err_slot)
+    if (!es->failed) {
+        snprintf(es->msg, sizeof es->msg, "%s", tl_err[0] ? tl_err : ca_strerror(st));
+        es->st = st;
+        first = 1;
+        __atomic_store_n(&es->failed, 1, __ATOMIC_RELEASE);
+    }
+    (void)first;
+}
+
+int ca_err_failed(const ca_err_slot *es) { return __atomic_load_n(&es->failed, __ATOMIC_ACQUIRE); }
+
+ca_status ca_err_raise(const ca_err_slot *es) {
+    if (!ca_err_failed(es)) return CA_OK;
+    return ca_fail(es->st, "%s", es->msg);
 }
 
 void ca_set_log(ca_log_fn fn, void *user) {

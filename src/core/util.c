@@ -254,11 +254,22 @@ void ca_l2_normalize(float *x, int D) {
     for (int d = 0; d < D; d++) x[d] *= inv;
 }
 
+static _Thread_local int tl_budget; /* 0: none set on this thread */
+
+int ca_budget_enter(int n) {
+    int old = tl_budget;
+    if (n > 0) tl_budget = n;
+    return old;
+}
+
+void ca_budget_exit(int saved) { tl_budget = saved; }
+
 int ca_kernel_threads(int requested) {
 #ifdef _OPENMP
     if (omp_in_parallel()) return 1;
 #endif
-    return requested > 0 ? requested : ca_default_threads();
+    if (requested > 0) return requested;
+    return tl_budget > 0 ? tl_budget : ca_default_threads();
 }
 
 double ca_now(void) {

@@ -5,8 +5,22 @@
 
 #include <string.h>
 
-ca_status ca_text_classifier(ca_model *m, ca_tokenizer *tok, const char *const *class_names, int C,
+ca_status ca_text_classifier(const ca_model *m, ca_tokenizer *tok, const char *const *class_names, int C,
                              const char *const *templates, int T, float *out) {
+    CA_ENTER();
+    if (!m) return ca_fail(CA_E_ARG, "ca_text_classifier: bad argument");
+    ca_status st;
+    ca_session *s = ca_session_new(m, NULL, &st);
+    if (!s) return st;
+    st = ca_session_text_classifier(s, tok, class_names, C, templates, T, out);
+    ca_session_free(s);
+    return st;
+}
+
+ca_status ca_session_text_classifier(ca_session *s, ca_tokenizer *tok, const char *const *class_names, int C,
+                                     const char *const *templates, int T, float *out) {
+    CA_ENTER();
+    const ca_model *m = s ? ca_session_model(s) : NULL;
     if (!m || !tok || !class_names || !templates || !out || C < 1 || T < 1)
         return ca_fail(CA_E_ARG, "ca_text_classifier: bad argument");
     ca_model_info info;
@@ -32,7 +46,7 @@ ca_status ca_text_classifier(ca_model *m, ca_tokenizer *tok, const char *const *
             st = ca_tokenize_batch(tok, (const char *const *)texts, T, L, 0, tokens);
             if (st != CA_OK) st = ca_fail(st, "class %d ('%s'): %s", c, class_names[c], ca_last_error());
         }
-        if (st == CA_OK) st = ca_model_encode_text(m, tokens, T, emb);
+        if (st == CA_OK) st = ca_session_encode_text(s, tokens, T, emb);
         if (st == CA_OK) ca_text_class_vector(emb, T, D, out + (size_t)c * D);
     }
     if (texts) for (int t = 0; t < T; t++) free(texts[t]);

@@ -21,6 +21,7 @@ static void xml_text(ca_sbuf *b, const char *s) {
 }
 
 char *ca_plot_svg(const ca_run_result *r, int n, const char *title) {
+    CA_ENTER();
     if (!r || n < 1) { ca_fail(CA_E_ARG, "plot: no runs"); return NULL; }
     const double W = 760, H = 460, ml = 64, mr = 200, mt = 44, mb = 56;
     const double pw = W - ml - mr, ph = H - mt - mb;

@@ -25,6 +25,7 @@ static int distinct(const ca_run_result *r, int n, const char **methods, int *sh
 }
 
 char *ca_report_table(const ca_run_result *r, int n) {
+    CA_ENTER();
     if (!r || n < 1) { ca_fail(CA_E_ARG, "report: no runs"); return NULL; }
     const char **methods = ca_malloc2((size_t)n, sizeof *methods);
     int *shots = ca_malloc2((size_t)n, sizeof *shots);
@@ -79,6 +80,7 @@ static cJSON *run_json(const ca_run_result *r, const char *features_path) {
 }
 
 char *ca_report_json(const ca_run_result *r, int n, const char *features_path) {
+    CA_ENTER();
     if (!r || n < 1) { ca_fail(CA_E_ARG, "report: no runs"); return NULL; }
     cJSON *root = n == 1 ? run_json(&r[0], features_path) : cJSON_CreateArray();
     for (int i = 0; n > 1 && root && i < n; i++) {
@@ -98,6 +100,7 @@ char *ca_report_json(const ca_run_result *r, int n, const char *features_path) {
 }
 
 ca_status ca_write_text(const char *path, const char *text) {
+    CA_ENTER();
     if (!path || !text) return ca_fail(CA_E_ARG, "ca_write_text: NULL argument");
     ca_outfile o;
     ca_status st = ca_outfile_open(&o, path);

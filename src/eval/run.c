@@ -17,6 +17,7 @@ static ca_status score(const ca_classifier *c, const ca_split *s, double *acc) {
 
 ca_status ca_run_fewshot(const ca_featureset *fs, const char *method, int shots,
                          const ca_fit_params *params, ca_run_result *out) {
+    CA_ENTER();
     if (!fs || !method || !out) return ca_fail(CA_E_ARG, "ca_run_fewshot: NULL argument");
     memset(out, 0, sizeof *out);
     double t0 = ca_now();

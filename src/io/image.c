@@ -79,6 +79,7 @@ const uint8_t *ca_image_pixels(const ca_image *img) { return img ? img->px : NUL
 
 ca_image *ca_image_from_pixels(const uint8_t *pixels, int width, int height, int channels,
                                size_t stride, ca_status *st) {
+    CA_ENTER();
     static const ca_pxmode modes[] = {CA_PX_L, CA_PX_LA, CA_PX_RGB, CA_PX_RGBA};
     ca_status dummy;
     if (!st) st = &dummy;
@@ -149,6 +150,7 @@ static ca_image *orient(const ca_image *in, int o, const char *name, ca_status *
 
 ca_image *ca_image_decode(const void *data, size_t len, const char *name, const ca_image_params *p,
                           ca_status *st) {
+    CA_ENTER();
     ca_status dummy;
     if (!st) st = &dummy;
     ca_image_params defp = ca_image_default_params();
@@ -183,6 +185,7 @@ ca_image *ca_image_decode(const void *data, size_t len, const char *name, const 
 }
 
 ca_image *ca_image_load(const char *path, const ca_image_params *p, ca_status *st) {
+    CA_ENTER();
     ca_status dummy;
     if (!st) st = &dummy;
     size_t len;

@@ -142,6 +142,22 @@ static void *pack_b(const void *W, ca_dtype dt, int trans, int ld, int N, int K,
         for (int j = 0; j < np; j++) pack_panel((float *)p + (size_t)j * K * NR, W, dt, trans, ld, j * NR, N, K);
         return p;
     }
+    if (dt == CA_DT_F16 && trans) {
+        /* F16 weights into F16 panels: the values move as they are (widening then rounding back
+         * is the identity), straight from the caller's memory, e.g. a mapped checkpoint */
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+        for (int j = 0; j < np; j++) {
+            uint16_t *d = (uint16_t *)p + (size_t)j * K * NR;
+            int j0 = j * NR, nr = N - j0 < NR ? N - j0 : NR;
+            if (nr < NR)
+                for (int k = 0; k < K; k++) memset(d + (size_t)k * NR + nr, 0, sizeof(uint16_t) * (NR - nr));
+            for (int c = 0; c < nr; c++) {
+                const uint16_t *w = (const uint16_t *)W + (size_t)(j0 + c) * (size_t)ld;
+                for (int k = 0; k < K; k++) d[(size_t)k * NR + c] = w[k];
+            }
+        }
+        return p;
+    }
     /* F16: each panel through a per-thread F32 buffer, so no F32 copy of the whole matrix exists */
     int bad = 0;
 #pragma omp parallel num_threads(threads) if (threads > 1) reduction(| : bad)
@@ -292,7 +308,7 @@ ca_status ca_packed_to_bf16(ca_packed *w) {
     uint16_t *pb = aligned_alloc(64, (n + 63) & ~(size_t)63);
     if (!pb) return ca_fail(CA_E_NOMEM, "out of memory packing %d x %d weights", N, K);
     /* [panel][k][32] f32 -> [panel][k/2][32][2] bf16, the odd last k paired with zero */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(ca_kernel_threads(0)) schedule(static)
     for (int j = 0; j < np; j++) {
         size_t o = (size_t)j * K * NR;
         uint16_t *d = pb + (size_t)j * K2 * NR * 2;
