@@ -89,6 +89,11 @@ char *ca_read_file(const char *path, size_t *len, ca_status *st);
  * range touches (a private read-only file mapping, whose pages are read again on access). */
 void ca_drop_pages(const void *p, size_t n, int inner);
 
+/* Map the pages of [p, p+n) in one call before they are read (write = 0) or written (write = 1)
+ * rather than one page fault each: a hint for large blocks (>= 1 MiB); no values change. For a
+ * writable block, only memory that is about to be written in full. */
+void ca_populate(const void *p, size_t n, int write);
+
 /* Basename of a path (pointer into the argument). */
 const char *ca_basename(const char *path);
 

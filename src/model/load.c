@@ -36,6 +36,8 @@ typedef struct {
     int bf16;                        /* pack as BF16 panels */
     float sig[16];                   /* first values of the image tower's output projection */
     int has_sig;
+    double t_pack;                   /* seconds spent packing (bench/model.c reports it) */
+    int keep_file;                   /* the model reads from the mapping after the load */
     size_t page;                     /* in floats */
     ca_status st;                    /* first failure; later calls are no-ops */
     char name[4][256];
@@ -225,7 +227,10 @@ static ca_dtype panel_for(const loader *L, ca_dtype dt) {
 /* Pack W (N, K) of dtype dt (row stride K) into out; name for messages. */
 static void pack_raw(loader *L, const char *name, const void *w, ca_dtype dt, int N, int K, ca_packed *out) {
     if (L->st) return;
+    double t0 = ca_now();
+    ca_populate(w, (size_t)N * K * ca_dtype_size(dt), 0);
     ca_status st = ca_pack_weights_as(out, w, dt, N, K, K, panel_for(L, dt));
+    L->t_pack += ca_now() - t0;
     if (st) failf(L, st, "tensor '%s': cannot pack: %s", name, ca_last_error());
 }
 
@@ -311,8 +316,10 @@ static const float *conv(loader *L, const char *name, int Cout, int Cin, int k, 
     if (!L->pack) return take_mat(L, name, 4, (int64_t[]){Cout, Cin, k, k});
     const ca_tensor_info *t = need(L, name, 4, (int64_t[]){Cout, Cin, k, k});
     if (!t || L->st) return NULL;
+    double t0 = ca_now();
     ca_status st = ca_conv_pack_weights(out, t->data, t->dtype, Cout, Cin, k, k, stride, pad, bn->scale,
                                         panel_for(L, t->dtype));
+    L->t_pack += ca_now() - t0;
     if (st) failf(L, st, "tensor '%s': cannot pack: %s", t->name, ca_last_error());
     ca_st_drop_pages(L->f, t);
     return NULL;
@@ -546,13 +553,10 @@ static void load_text(loader *L) {
     t->vocab = V; t->width = W; t->context = T; t->embed_dim = E;
     const ca_tensor_info *te = L->pack ? need(L, tok, 2, (int64_t[]){V, W}) : NULL;
     if (te && te->dtype != CA_DT_F32) {
-        /* fast compute: the table stays in its stored 16-bit dtype (rows widened as gathered) */
-        uint16_t *e = ca_malloc2((size_t)V * W, sizeof(uint16_t));
-        if (!e) { failf(L, CA_E_NOMEM, "tensor '%s': out of memory", tok); return; }
-        memcpy(e, te->data, te->nbytes);
-        ca_st_drop_pages(L->f, te);
-        L->m->tok_emb16 = e;
-        t->tok_emb16 = e;
+        /* fast compute: the table stays in the mapped file in its stored 16-bit dtype (the
+         * model keeps the file open); only the rows of tokens used are ever read */
+        L->keep_file = 1;
+        t->tok_emb16 = te->data;
         t->tok_dt = te->dtype;
     } else if (te) {
         float *e = arena(L, (size_t)V * W);
@@ -807,12 +811,14 @@ static ca_model *load(const char *path, const ca_model_params *p, ca_status *st)
     int best = 0;
     for (int d = 1; d <= CA_DT_BOOL; d++) if (L.dt_numel[d] > L.dt_numel[best]) best = d;
     in->dtype = (ca_dtype)best;
+    m->pack_seconds = L.t_pack;
 
 done:
     free(cfg_found);
     free(L.t);
     free(L.used);
-    ca_st_close(f);
+    if (!L.st && L.keep_file) m->file = f; /* closed by ca_model_free */
+    else ca_st_close(f);
     if (L.st) {
         *st = L.st;
         ca_model_free(m);

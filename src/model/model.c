@@ -32,7 +32,7 @@ void ca_model_free(ca_model *m) {
     free(m->vis.tf.blocks);
     free(m->vis.blocks);
     free(m->txt.tf.blocks);
-    free(m->tok_emb16);
+    ca_st_close(m->file);
     if (m->weights) munmap(m->weights, m->weights_map);
     free(m);
 }
@@ -264,11 +264,12 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
     return h;
 }
 
-typedef struct { uint64_t h; size_t bytes; } wacc;
+typedef struct { uint64_t h; size_t bytes; int hash; } wacc;
 
 static void acc_packed(wacc *a, const ca_packed *p) {
     size_t n = ca_packed_bytes(p);
     a->bytes += n;
+    if (!a->hash) return;
     if (p->scale) n -= sizeof(float) * (size_t)p->N; /* ca_packed_bytes counts the scale too */
     if (p->p) a->h = fnv(a->h, p->p, n);
     if (p->ph) a->h = fnv(a->h, p->ph, n);
@@ -295,19 +296,19 @@ static void each_packed(const ca_model *m, wacc *a) {
 }
 
 uint64_t ca_model_weights_hash(const ca_model *m) {
-    wacc a = {1469598103934665603ull, 0};
+    wacc a = {1469598103934665603ull, 0, 1};
     each_packed(m, &a);
     if (m->weights) a.h = fnv(a.h, m->weights, m->weights_len * sizeof(float));
-    if (m->tok_emb16) a.h = fnv(a.h, m->tok_emb16, sizeof(uint16_t) * (size_t)m->txt.vocab * m->txt.width);
+    if (m->txt.tok_emb16) a.h = fnv(a.h, m->txt.tok_emb16, sizeof(uint16_t) * (size_t)m->txt.vocab * m->txt.width);
     a.h = fnv(a.h, m, sizeof *m);
     return a.h;
 }
 
 size_t ca_model_weight_bytes(const ca_model *m) {
-    wacc a = {0, 0};
+    wacc a = {0, 0, 0};
     each_packed(m, &a);
     a.bytes += m->weights_len * sizeof(float);
-    if (m->tok_emb16) a.bytes += sizeof(uint16_t) * (size_t)m->txt.vocab * m->txt.width;
+    if (m->txt.tok_emb16) a.bytes += sizeof(uint16_t) * (size_t)m->txt.vocab * m->txt.width;
     return a.bytes;
 }
 

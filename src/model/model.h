@@ -75,7 +75,8 @@ typedef struct {
 typedef struct {
     int width, context, vocab, embed_dim;
     const float *tok_emb;             /* (V, W) float32, or NULL when tok_emb16 holds it */
-    const uint16_t *tok_emb16;        /* (V, W) as stored (F16/BF16, fast compute), else NULL */
+    const void *tok_emb16;            /* (V, W) F16/BF16 in the mapped checkpoint (fast compute; rows
+                                         widened as gathered; maybe unaligned), else NULL */
     ca_dtype tok_dt;                  /* dtype of tok_emb16 */
     const float *pos;                 /* (context, W) */
     ca_xformer tf;
@@ -99,11 +100,12 @@ struct ca_model {
     float *weights;                   /* one block holding every float32 weight (anonymous mmap) */
     size_t weights_len, weights_cap;  /* in floats */
     size_t weights_map;               /* bytes mapped */
-    uint16_t *tok_emb16;              /* owned copy behind txt.tok_emb16, or NULL */
+    ca_st_file *file;                  /* the checkpoint, kept mapped while txt.tok_emb16 points into it */
     float logit_scale;                /* exp(logit_scale) of the checkpoint, 100 when absent */
     int threads;                      /* default thread budget of sessions (0: library default) */
     int compute;                      /* CA_COMPUTE_*, fixed at load */
     char signature[512];              /* ca_model_signature, made at load */
+    double pack_seconds;              /* of the load, the time spent packing (benchmarks) */
 };
 
 /* Most threads that split a batch between them (each runs whole forward passes on its share). */

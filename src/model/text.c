@@ -13,9 +13,12 @@ void ca_text_embed_row(const ca_text *t, int64_t id, float *dst) {
         memcpy(dst, t->tok_emb + (size_t)id * W, sizeof(float) * (size_t)W);
         return;
     }
-    const uint16_t *e = t->tok_emb16 + (size_t)id * W;
-    if (t->tok_dt == CA_DT_F16) for (int c = 0; c < W; c++) dst[c] = ca_f16_to_f32(e[c]);
-    else for (int c = 0; c < W; c++) dst[c] = ca_bf16_to_f32(e[c]);
+    const unsigned char *e = (const unsigned char *)t->tok_emb16 + (size_t)id * W * 2;
+    for (int c = 0; c < W; c++) {
+        uint16_t h;
+        memcpy(&h, e + 2 * (size_t)c, 2); /* the file need not align it */
+        dst[c] = t->tok_dt == CA_DT_F16 ? ca_f16_to_f32(h) : ca_bf16_to_f32(h);
+    }
 }
 
 size_t ca_text_scratch(const ca_text *t, int n) {
