@@ -120,6 +120,10 @@ static void pack_panel(float *dst, const void *W, ca_dtype dt, int trans, int ld
     }
 }
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 /* dst (8 rows of stride ldd) = the transpose of src (8 rows of stride lds), 16-bit values. */
 static void transpose8_u16(const uint16_t *src, size_t lds, uint16_t *dst, size_t ldd) {
 #if defined(__SSE2__)
