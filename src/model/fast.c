@@ -2,7 +2,7 @@
  * same computation as vit.c/text.c/resnet.c (float32 throughout; only summation order differs),
  * which tests/test_kernels.c checks on the shared goldens and against the plain path.
  * Not here: loading and packing (load.c packs the weights into the model), argument checks and
- * the session (model.c). */
+ * the session (api.c). */
 #include "model/fast.h"
 
 #include "model/fastgemm.h"

@@ -129,8 +129,9 @@ struct ca_session {
 void ca_session_set_tap(ca_session *s, ca_model_tap_fn fn, void *user);
 /* Largest number of inputs a forward chunk holds (>= 1); tests lower it to exercise chunking. */
 void ca_session_set_max_chunk(ca_session *s, int n);
-/* 1 when the session was asked to stop (ca_session_cancel). */
-int ca_session_cancelled(const ca_session *s);
+/* 1 when the session was asked to stop (ca_session_cancel). Inline, as ca_session_emit, so the
+ * towers need nothing from api.c, which calls them. */
+static inline int ca_session_cancelled(const ca_session *s) { return __atomic_load_n(&s->cancel, __ATOMIC_ACQUIRE); }
 
 /* Ensure s->scratch holds at least n floats. */
 ca_status ca_session_scratch(ca_session *s, size_t n);
@@ -163,7 +164,9 @@ void ca_text_forward(ca_session *s, const int64_t *tokens, int n, float *out, in
 void ca_text_embed_row(const ca_text *t, int64_t id, float *dst);
 
 /* Tap helper (no-op without a tap). */
-void ca_session_emit(const ca_session *s, const char *name, int64_t first, const float *data, int ndim,
-                     const int64_t *shape);
+static inline void ca_session_emit(const ca_session *s, const char *name, int64_t first, const float *data,
+                                   int ndim, const int64_t *shape) {
+    if (s->tap) s->tap(name, first, data, ndim, shape, s->tap_user);
+}
 
 #endif

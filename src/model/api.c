@@ -1,6 +1,7 @@
-/* model.c — the public model API around the towers: argument checks, chunking of large batches
- * (so activations stay bounded), the scratch block and the debug tap.
- * Not here: loading (load.c) and the numerics (kernels.c, vit.c, resnet.c, text.c).
+/* api.c — the public model API around the towers: sessions (scratch, thread budget, tap, cancel
+ * flag), argument checks, chunking of large batches (so activations stay bounded), the weights'
+ * hash and size. Not here: loading (load.c) and the numerics (kernels.c, vit.c, resnet.c, text.c,
+ * fast.c), which call nothing in this file.
  */
 #include "model/model.h"
 
@@ -123,7 +124,6 @@ void ca_session_resume(ca_session *s) {
     if (s) __atomic_store_n(&s->cancel, 0, __ATOMIC_RELEASE);
 }
 
-int ca_session_cancelled(const ca_session *s) { return __atomic_load_n(&s->cancel, __ATOMIC_ACQUIRE); }
 
 void ca_session_set_tap(ca_session *s, ca_model_tap_fn fn, void *user) {
     s->tap = fn;
@@ -132,10 +132,6 @@ void ca_session_set_tap(ca_session *s, ca_model_tap_fn fn, void *user) {
 
 void ca_session_set_max_chunk(ca_session *s, int n) { s->max_chunk = n > 0 ? n : 1; }
 
-void ca_session_emit(const ca_session *s, const char *name, int64_t first, const float *data, int ndim,
-                     const int64_t *shape) {
-    if (s->tap) s->tap(name, first, data, ndim, shape, s->tap_user);
-}
 
 ca_status ca_session_scratch(ca_session *s, size_t n) {
     if (n <= s->scratch_cap) return CA_OK;
