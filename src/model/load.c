@@ -31,7 +31,6 @@ typedef struct {
     unsigned char *used;
     ca_model *m;
     int64_t dt_numel[CA_DT_BOOL + 1];
-    int mat_dt;                      /* stored dtype of the packable matrices so far; -1 none, -2 mixed */
     int pack;                        /* fast/BF16 compute: pack matrices, keep no float32 copy */
     int bf16;                        /* pack as BF16 panels */
     float sig[16];                   /* first values of the image tower's output projection */
@@ -143,8 +142,7 @@ static float *arena(loader *L, size_t n) {
     return p;
 }
 
-/* Room for a matrix the fast path packs: page aligned, so that once packed its float32 copy
- * can be dropped page by page without touching its neighbours (no longer done: the fast path packs from the file). */
+/* Room for a matrix of the reference path, page aligned (a matrix starts on its own page). */
 static float *arena_mat(loader *L, size_t n) {
     ca_model *m = L->m;
     if (L->st) return NULL;
@@ -152,13 +150,6 @@ static float *arena_mat(loader *L, size_t n) {
     if (aligned > m->weights_cap) { failf(L, CA_E_INTERNAL, "weight block too small"); return NULL; }
     m->weights_len = aligned;
     return arena(L, n);
-}
-
-/* Record the stored dtype of a packable matrix: the fast path keeps F16 ones as F16 panels. */
-static void note_mat(loader *L, const ca_tensor_info *t) {
-    if (!t || L->mat_dt == -2) return;
-    if (L->mat_dt == -1) L->mat_dt = (int)t->dtype;
-    else if (L->mat_dt != (int)t->dtype) L->mat_dt = -2;
 }
 
 static void convert(loader *L, const ca_tensor_info *t, float *dst) {
@@ -178,7 +169,6 @@ static const float *take(loader *L, const char *name, int ndim, const int64_t *s
 /* The same for a matrix the fast path packs (see arena_mat). */
 static const float *take_mat(loader *L, const char *name, int ndim, const int64_t *shape) {
     const ca_tensor_info *t = need(L, name, ndim, shape);
-    note_mat(L, t);
     float *p = t ? arena_mat(L, (size_t)t->numel) : NULL;
     if (p) convert(L, t, p);
     return p;
@@ -200,7 +190,6 @@ static const ca_tensor_info *take_into(loader *L, const char *name, int ndim, co
 static const float *take_t(loader *L, const char *name, int rows, int cols) {
     const ca_tensor_info *t = need(L, name, 2, (int64_t[]){rows, cols});
     if (!t) return NULL;
-    note_mat(L, t);
     float *tmp = ca_malloc2((size_t)rows * cols, sizeof(float));
     float *p = arena_mat(L, (size_t)rows * cols);
     if (!tmp || !p) {
@@ -285,7 +274,6 @@ static const float *mat_stack(loader *L, const char *const *names, int count, co
     for (int j = 0; j < count; j++) {
         t[j] = need(L, names[j], 2, (int64_t[]){rows[j], K});
         if (!t[j]) return NULL;
-        note_mat(L, t[j]);
         same = same && t[j]->dtype == t[0]->dtype;
         total += (size_t)rows[j];
     }
@@ -721,7 +709,6 @@ static ca_model *load(const char *path, const ca_model_params *p, ca_status *st)
      * only the pages written are resident, so the reserve costs nothing in pack mode. */
     long pg = sysconf(_SC_PAGESIZE);
     L.page = (size_t)(pg > 0 ? pg : 4096) / sizeof(float);
-    L.mat_dt = -1;
     size_t total = L.page;
     for (int i = 0; i < L.n; i++) {
         int tw = tower_of(&L, L.t[i]->name);
