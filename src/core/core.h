@@ -36,11 +36,12 @@ void ca_clear_error(void);
  *     #pragma omp parallel ...  { ... if (st) ca_err_catch(&es, st); ... if (ca_err_failed(&es)) skip; }
  *     return ca_err_raise(&es);      // CA_OK, or the first status with its detail re-recorded */
 typedef struct {
-    int failed;          /* set (atomically) by the first worker that fails */
+    int claimed;         /* taken (compare-and-swap) by the first worker that fails */
+    int failed;          /* then set once st and msg are written */
     ca_status st;
     char msg[1024];
 } ca_err_slot;
-#define CA_ERR_SLOT_INIT {0, CA_OK, {0}}
+#define CA_ERR_SLOT_INIT {0, 0, CA_OK, {0}}
 void ca_err_catch(ca_err_slot *es, ca_status st);
 int ca_err_failed(const ca_err_slot *es);
 ca_status ca_err_raise(const ca_err_slot *es);

@@ -43,22 +43,20 @@ ca_status ca_fail(ca_status st, const char *fmt, ...) {
 
 void ca_err_catch(ca_err_slot *es, ca_status st) {
     if (st == CA_OK) return;
-    int first = 0;
-    /* the detail is this worker's thread-local one: copy it while still on this thread */
-#pragma omp critical(ca_err_slot)
-    if (!es->failed) {
-        snprintf(es->msg, sizeof es->msg, "%s", tl_err[0] ? tl_err : ca_strerror(st));
-        es->st = st;
-        first = 1;
-        __atomic_store_n(&es->failed, 1, __ATOMIC_RELEASE);
-    }
-    (void)first;
+    /* lock-free: the first failing worker claims the slot and copies its thread-local detail */
+    int expected = 0;
+    if (!__atomic_compare_exchange_n(&es->claimed, &expected, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return;
+    snprintf(es->msg, sizeof es->msg, "%s", tl_err[0] ? tl_err : ca_strerror(st));
+    es->st = st;
+    __atomic_store_n(&es->failed, 1, __ATOMIC_RELEASE);
 }
 
-int ca_err_failed(const ca_err_slot *es) { return __atomic_load_n(&es->failed, __ATOMIC_ACQUIRE); }
+/* Workers may stop early once any has failed (its message may still be being written). */
+int ca_err_failed(const ca_err_slot *es) { return __atomic_load_n(&es->claimed, __ATOMIC_ACQUIRE); }
 
 ca_status ca_err_raise(const ca_err_slot *es) {
-    if (!ca_err_failed(es)) return CA_OK;
+    /* after the parallel region: its closing barrier orders the writer before this read */
+    if (!__atomic_load_n(&es->failed, __ATOMIC_ACQUIRE)) return CA_OK;
     return ca_fail(es->st, "%s", es->msg);
 }
 
