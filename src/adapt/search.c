@@ -116,10 +116,10 @@ ca_status ca_tip_search(const ca_tip_search_in *in, const ca_fit_params *p, ca_t
                 for (int a = 0; a < na; a++) local[(size_t)b * na + a] += row_correct(clip, cache, C, alphas[a], in->y[i]);
             }
         }
-        if (cache && local) {
-            #pragma omp critical
-            for (size_t j = 0; j < (size_t)nb * na; j++) cnt[j] += local[j];
-        }
+        /* integer sums: atomic adds in any order give the same counts (and no lock, which
+         * TSAN's OpenMP support reported as a double lock) */
+        if (cache && local)
+            for (size_t j = 0; j < (size_t)nb * na; j++) __atomic_fetch_add(&cnt[j], local[j], __ATOMIC_RELAXED);
         free(cache); free(local);
     }
     if (!fail) pick(cnt, nb, na, p, n, out);
