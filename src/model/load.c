@@ -219,6 +219,22 @@ static ca_dtype panel_for(const loader *L, ca_dtype dt) {
     return dt == CA_DT_F16 ? CA_DT_F16 : CA_DT_F32;
 }
 
+/* Refuse NaN/Inf in a tensor packed straight from the file (the float32 path checks as it
+ * converts): the exponent bits all set, per dtype. */
+static int all_finite_raw(loader *L, const ca_tensor_info *t) {
+    const unsigned char *b = t->data;
+    for (int64_t i = 0; i < t->numel; i++) {
+        int bad;
+        if (t->dtype == CA_DT_F32) { uint32_t u; memcpy(&u, b + 4 * i, 4); bad = (u & 0x7f800000u) == 0x7f800000u; }
+        else { uint16_t h; memcpy(&h, b + 2 * i, 2); bad = t->dtype == CA_DT_F16 ? (h & 0x7c00) == 0x7c00 : (h & 0x7f80) == 0x7f80; }
+        if (bad) {
+            failf(L, CA_E_NONFINITE, "tensor '%s': non-finite value at element %lld", t->name, (long long)i);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* Pack W (N, K) of dtype dt (row stride K) into out; name for messages. */
 static void pack_raw(loader *L, const char *name, const void *w, ca_dtype dt, int N, int K, ca_packed *out) {
     if (L->st) return;
@@ -234,7 +250,7 @@ static void pack_raw(loader *L, const char *name, const void *w, ca_dtype dt, in
 static const float *mat(loader *L, const char *name, int ndim, const int64_t *shape, ca_packed *out) {
     if (!L->pack) return take_mat(L, name, ndim, shape);
     const ca_tensor_info *t = need(L, name, ndim, shape);
-    if (!t) return NULL;
+    if (!t || !all_finite_raw(L, t)) return NULL;
     int64_t K = 1;
     for (int d = 1; d < ndim; d++) K *= shape[d];
     pack_raw(L, t->name, t->data, t->dtype, (int)shape[0], (int)K, out);
@@ -256,7 +272,7 @@ static float elem_f32(const ca_tensor_info *t, size_t i) {
 static const float *mat_t(loader *L, const char *name, int rows, int cols, ca_packed *out) {
     if (!L->pack) return take_t(L, name, rows, cols);
     const ca_tensor_info *t = need(L, name, 2, (int64_t[]){rows, cols});
-    if (!t) return NULL;
+    if (!t || !all_finite_raw(L, t)) return NULL;
     size_t es = ca_dtype_size(t->dtype);
     unsigned char *tmp = ca_malloc2((size_t)rows * cols, es);
     if (!tmp) { failf(L, CA_E_NOMEM, "tensor '%s': out of memory", name); return NULL; }
@@ -279,7 +295,7 @@ static const float *mat_stack(loader *L, const char *const *names, int count, co
     int same = 1;
     for (int j = 0; j < count; j++) {
         t[j] = need(L, names[j], 2, (int64_t[]){rows[j], K});
-        if (!t[j]) return NULL;
+        if (!t[j] || (L->pack && !all_finite_raw(L, t[j]))) return NULL;
         same = same && t[j]->dtype == t[0]->dtype;
         total += (size_t)rows[j];
     }
@@ -309,7 +325,7 @@ static const float *conv(loader *L, const char *name, int Cout, int Cin, int k, 
                          const ca_bn *bn, ca_conv *out) {
     if (!L->pack) return take_mat(L, name, 4, (int64_t[]){Cout, Cin, k, k});
     const ca_tensor_info *t = need(L, name, 4, (int64_t[]){Cout, Cin, k, k});
-    if (!t || L->st) return NULL;
+    if (!t || L->st || !all_finite_raw(L, t)) return NULL;
     double t0 = ca_now();
     ca_status st = ca_conv_pack_weights(out, t->data, t->dtype, Cout, Cin, k, k, stride, pad, bn->scale,
                                         panel_for(L, t->dtype));
