@@ -289,8 +289,7 @@ int cmd_extract(int argc, char **argv) {
     mp.config_path = o.config;
     mp.load_text = !o.no_text;
     mp.threads = o.threads;
-    if (!(model = ca_model_load(o.model, &mp, &st))) { rc = cli_status(st); goto out; }
-    if (o.bf16 && (rc = cli_use_bf16(model))) goto out;
+    if (!(model = cli_load_model(o.model, &mp, o.bf16, &rc))) goto out;
     ca_model_info info;
     if ((st = ca_model_get_info(model, &info)) != CA_OK) { rc = cli_status(st); goto out; }
     int D = info.embed_dim;

@@ -47,8 +47,7 @@ int cmd_predict(int argc, char **argv) {
     mp.load_text = 0;
     mp.config_path = config;
     mp.threads = threads;
-    if (!(m = ca_model_load(model_path, &mp, &st))) { rc = cli_status(st); goto done; }
-    if (bf16 && (rc = cli_use_bf16(m))) goto done;
+    if (!(m = cli_load_model(model_path, &mp, bf16, &rc))) goto done;
     int C = ca_classifier_num_classes(c), k = topk < C ? (int)topk : C;
     /* a classifier of another model is refused once, not once per image */
     ca_model_info info;

@@ -30,26 +30,30 @@ extern "C" {
 /* ======================================================================================== */
 
 typedef enum {
-    CA_OK = 0,          /* success */
-    CA_E_IO,            /* a file could not be opened, read, written or renamed */
-    CA_E_FORMAT,        /* a file is malformed: bad header, bad JSON, truncated data, bad image */
-    CA_E_SHAPE,         /* a tensor has the wrong shape or dtype for its role */
-    CA_E_NOMEM,         /* an allocation failed or a size overflowed */
-    CA_E_ARG,           /* a caller passed an invalid argument */
-    CA_E_NOTFOUND,      /* a named thing (tensor, class, method, split) does not exist */
-    CA_E_UNSUPPORTED,   /* valid input that this build does not handle (dtype, layout, codec) */
-    CA_E_RANGE,         /* a value is outside its allowed range (image too large, text too long) */
-    CA_E_INTERNAL,      /* a bug in clipadapt: please report it */
-    CA_E_NONFINITE = 11 /* NaN/Inf in weights, features, probabilities, or a diverged loss */
+    /* Numbered once and never renumbered (as SQLite's and curl's codes): a program may store them. */
+    CA_OK = 0,              /* success */
+    CA_E_IO = 1,            /* a file could not be opened, read, written or renamed */
+    CA_E_FORMAT = 2,        /* a file is malformed: bad header, bad JSON, truncated data, bad image */
+    CA_E_SHAPE = 3,         /* a tensor has the wrong shape or dtype for its role */
+    CA_E_NOMEM = 4,         /* an allocation failed or a size overflowed */
+    CA_E_ARG = 5,           /* a caller passed an invalid argument */
+    CA_E_NOTFOUND = 6,      /* a named thing (tensor, class, method, split) does not exist */
+    CA_E_UNSUPPORTED = 7,   /* valid input that this build does not handle (dtype, layout, codec) */
+    CA_E_RANGE = 8,         /* a value is outside its allowed range (image too large, text too long) */
+    CA_E_INTERNAL = 9,      /* a bug in clipadapt: please report it */
+    CA_E_CANCELLED = 10,    /* a progress callback or a session's cancel flag stopped the call */
+    CA_E_NONFINITE = 11,    /* NaN/Inf in weights, features, probabilities or a diverged loss */
+    CA_E_UNSAFE = 12        /* a file asks for something clipadapt refuses to do (e.g. a pickle global) */
 } ca_status;
 
 /* Short, static description of a status code ("I/O error", ...). Never NULL. */
 CA_API const char *ca_strerror(ca_status st);
 
-/* Detailed one-line message for the last failing call on this thread, naming the file, tensor
- * and the expected vs found values where known (e.g. "cars.safetensors: tensor 'val.labels':
- * shape [588] but 'val.features' has 590 rows"). Empty string when none. The pointer stays valid
- * until the next failing call on the same thread. Thread-safe (per-thread storage). */
+/* Detailed one-line message of the last failure on this thread, naming the file, tensor and the
+ * expected vs found values where known (e.g. "cars.safetensors: tensor 'val.labels': shape [588]
+ * but 'val.features' has 590 rows"). Every public call that can fail clears it on entry, so it
+ * always belongs to the last call that failed, and is empty after a success. The pointer stays
+ * valid until the next public call on the same thread. Thread-safe (per-thread storage). */
 CA_API const char *ca_last_error(void);
 
 /* Optional log sink for progress and diagnostics; the library calls it instead of printing.
@@ -70,7 +74,7 @@ CA_API const char *ca_version(void);
 CA_API const char *ca_cpu_path(ca_status *st);
 
 /* Progress callback for long work: stage name, done units, total units. Return non-zero to
- * cancel (the call then fails with CA_E_ARG and "cancelled"). */
+ * cancel (the call then fails with CA_E_CANCELLED). */
 typedef int (*ca_progress_fn)(const char *stage, int64_t done, int64_t total, void *user);
 
 /* ======================================================================================== */
@@ -495,11 +499,26 @@ CA_API ca_status ca_augment(const ca_image *img, int size, uint64_t seed, uint64
 /* Contract (implementation may add functions, but must keep these signatures). */
 typedef struct ca_model ca_model;
 
+/* Compute path of the encoders, chosen at load (ca_model_params.compute) and fixed for the
+ * model's life. CA_COMPUTE_FAST (the default): matrices packed once at load straight from the
+ * file (F16-stored weights as F16 panels, others as F32 panels; no float32 copy of them is
+ * kept), AVX-512 GEMMs with fused epilogues, fused attention, NHWC ResNet, text cut at the end
+ * token. Same float32 numerics as the reference up to summation order. CA_COMPUTE_REFERENCE:
+ * float32 weights and the plain kernels, the oracle for checking. CA_COMPUTE_BF16: the fast path
+ * with weights and GEMM inputs rounded to bfloat16 (float32 accumulation; about 1.9x the GEMM
+ * throughput; features within about 1% — see docs/perf.md); ca_model_load fails with
+ * CA_E_UNSUPPORTED on CPUs without AVX512-BF16. */
+#define CA_COMPUTE_FAST 0
+#define CA_COMPUTE_REFERENCE 1
+#define CA_COMPUTE_BF16 2
+
 typedef struct {
     int load_vision;         /* default 1 */
     int load_text;           /* default 1 */
     const char *config_path; /* Hugging Face config.json, optional (NULL: infer from shapes) */
-    int threads;             /* 0 = library default */
+    int threads;             /* default thread budget of sessions made on this model (0 = library
+                                default: OpenMP's max threads); also used to pack at load */
+    int compute;             /* CA_COMPUTE_* (default CA_COMPUTE_FAST) */
 } ca_model_params;
 CA_API ca_model_params ca_model_default_params(void);
 
@@ -517,7 +536,10 @@ typedef struct {
 } ca_model_info;
 
 /* Load a CLIP checkpoint (safetensors, OpenAI/OpenCLIP or Hugging Face names; F32/F16/BF16),
- * inferring the architecture from tensor shapes. Caller frees with ca_model_free. */
+ * inferring the architecture from tensor shapes, and pack its weights for p->compute. The model
+ * is immutable afterwards: any number of threads may use it at once, each through its own
+ * ca_session (or the one-call functions below, which make one on the fly). Caller frees with
+ * ca_model_free, after every session on it. */
 CA_API ca_model *ca_model_load(const char *path, const ca_model_params *p, ca_status *st);
 CA_API void ca_model_free(ca_model *m);
 CA_API ca_status ca_model_get_info(const ca_model *m, ca_model_info *out);
@@ -530,14 +552,46 @@ CA_API ca_status ca_model_signature(const ca_model *m, char *buf, size_t n);
 /* 1 when two signatures name the same weights (equal header, values within 1% — storage rounding
  * of F16/BF16 copies), else 0. */
 CA_API int ca_model_signature_match(const char *a, const char *b);
-/* images (n, 3, R, R) preprocessed -> out (n, embed_dim), projected, NOT normalised.
- * One handle is used by one thread at a time (it owns scratch buffers). */
-CA_API ca_status ca_model_encode_images(ca_model *m, const float *images, int n, float *out);
-/* tokens (n, context_length) -> out (n, embed_dim), projected, NOT normalised. */
-CA_API ca_status ca_model_encode_text(ca_model *m, const int64_t *tokens, int n, float *out);
+/* images (n, 3, R, R) preprocessed -> out (n, embed_dim), projected, NOT normalised. A one-call
+ * convenience: runs a session made for the call (the model's default thread budget).
+ * Thread-safe: any number of threads may call it on one model. */
+CA_API ca_status ca_model_encode_images(const ca_model *m, const float *images, int n, float *out);
+/* tokens (n, context_length) -> out (n, embed_dim), projected, NOT normalised. As above. */
+CA_API ca_status ca_model_encode_text(const ca_model *m, const int64_t *tokens, int n, float *out);
+/* The compute path the model was loaded for (CA_COMPUTE_*). */
+CA_API int ca_model_compute(const ca_model *m);
 /* The checkpoint's logit scale, exp(logit_scale) (the reference's zero-shot temperature, 100 for
  * trained CLIP), or 100 when the file has no logit_scale. Thread-safe. */
 CA_API float ca_model_logit_scale(const ca_model *m);
+
+/* ---- sessions: the per-thread run state over one shared model ---------------------------- */
+/* A session holds what running the encoders writes: activation scratch (kept between calls),
+ * the thread budget every kernel of its calls uses, and a cancel flag. Make one per thread that
+ * encodes; many sessions may share one model concurrently. A session is used by one thread at
+ * a time (ca_session_cancel excepted). */
+typedef struct ca_session ca_session;
+
+typedef struct {
+    int threads;             /* threads each call may use (0 = the model's params.threads, else
+                                the library default); passed down to every kernel, never set
+                                process-wide */
+} ca_session_params;
+CA_API ca_session_params ca_session_default_params(void);
+
+/* New session on m (which must outlive it). p may be NULL (defaults). Returns NULL on failure
+ * (*st set). Caller frees with ca_session_free. */
+CA_API ca_session *ca_session_new(const ca_model *m, const ca_session_params *p, ca_status *st);
+/* Frees the scratch; NULL is a no-op. Not while a call on it runs. */
+CA_API void ca_session_free(ca_session *s);
+CA_API const ca_model *ca_session_model(const ca_session *s);
+/* As ca_model_encode_images / ca_model_encode_text, on the session's model with its scratch and
+ * budget. CA_E_CANCELLED when the session was cancelled (before or during the call). */
+CA_API ca_status ca_session_encode_images(ca_session *s, const float *images, int n, float *out);
+CA_API ca_status ca_session_encode_text(ca_session *s, const int64_t *tokens, int n, float *out);
+/* Ask the session to stop: a running call returns CA_E_CANCELLED at its next chunk boundary,
+ * and so does every later call until ca_session_resume. Callable from any thread. */
+CA_API void ca_session_cancel(ca_session *s);
+CA_API void ca_session_resume(ca_session *s);
 
 
 /* ======================================================================================== */
@@ -602,9 +656,12 @@ CA_API char *ca_template_format(const char *tmpl, const char *class_name);
 
 /* Text classifier as the reference: for each class, encode every template filled with the class
  * name, L2-normalise each embedding, average, re-normalise. out: (C, embed_dim). The model
- * needs its text tower. Not thread-safe on one model or tokenizer. */
-CA_API ca_status ca_text_classifier(ca_model *m, ca_tokenizer *tok, const char *const *class_names, int C,
+ * needs its text tower. Thread-safe on one model; not on one tokenizer (its BPE cache). */
+CA_API ca_status ca_text_classifier(const ca_model *m, ca_tokenizer *tok, const char *const *class_names, int C,
                                     const char *const *templates, int T, float *out);
+/* The same through a session (its budget, scratch and cancel flag). */
+CA_API ca_status ca_session_text_classifier(ca_session *s, ca_tokenizer *tok, const char *const *class_names,
+                                            int C, const char *const *templates, int T, float *out);
 
 /* Per-class prompt lists, the CuPL / APE format: a JSON object {"class name": ["prompt", ...],
  * ...}. A class name finds its list by exact key, else by the key equal up to case, '_' vs ' '
@@ -624,7 +681,7 @@ CA_API const char *const *ca_prompts_for(const ca_prompts *p, const char *class_
  * an entry fails with CA_E_NOTFOUND naming the class and the file; a prompt too long for the
  * context fails with CA_E_RANGE naming the class. out: (C, embed_dim). Not thread-safe on one
  * model or tokenizer. */
-CA_API ca_status ca_text_classifier_prompts(ca_model *m, ca_tokenizer *tok, const char *const *class_names,
+CA_API ca_status ca_text_classifier_prompts(const ca_model *m, ca_tokenizer *tok, const char *const *class_names,
                                             int C, const ca_prompts *prompts, float *out);
 
 /* Encode image files to L2-normalised features, in chunks; optionally with V augmented views
@@ -647,16 +704,26 @@ typedef struct {
 CA_API ca_encode_params ca_encode_default_params(void);
 /* paths (n), ids (n: augmentation stream per image, e.g. its dataset index; NULL = 0..n-1).
  * feats: (n, D) out; views_out: (V, n, D) out or NULL. chunks_reused (may be NULL) counts the
- * chunks taken from cache_dir. Errors name the image file. The model is used by one thread. */
-CA_API ca_status ca_encode_images(ca_model *m, const char *const *paths, const uint64_t *ids, int n,
+ * chunks taken from cache_dir. Errors name the image file. Thread-safe on one model (a session
+ * is made for the call); a progress callback asking to stop gives CA_E_CANCELLED. */
+CA_API ca_status ca_encode_images(const ca_model *m, const char *const *paths, const uint64_t *ids, int n,
                                   const ca_encode_params *p, float *feats, float *views_out,
                                   int *chunks_reused);
+/* The same through a session (its budget, also for decoding; its scratch and cancel flag). */
+CA_API ca_status ca_session_encode_image_files(ca_session *s, const char *const *paths, const uint64_t *ids,
+                                               int n, const ca_encode_params *p, float *feats,
+                                               float *views_out, int *chunks_reused);
 
-/* L2-normalised image feature (embed_dim) of one decoded image, centre-cropped as CLIP. */
-CA_API ca_status ca_image_features(ca_model *m, const ca_image *img, float *out);
+/* L2-normalised image feature (embed_dim) of one decoded image, centre-cropped as CLIP.
+ * Thread-safe on one model. */
+CA_API ca_status ca_image_features(const ca_model *m, const ca_image *img, float *out);
 /* Classify one image: probs_out (num_classes) = softmax of the classifier's logits on its
- * feature. The classifier's dim must equal the model's embed_dim. Not thread-safe on m. */
-CA_API ca_status ca_classify_image(ca_model *m, const ca_classifier *c, const ca_image *img, float *probs_out);
+ * feature. The classifier's dim must equal the model's embed_dim. Thread-safe on one model. */
+CA_API ca_status ca_classify_image(const ca_model *m, const ca_classifier *c, const ca_image *img, float *probs_out);
+/* The same two through a session. */
+CA_API ca_status ca_session_image_features(ca_session *s, const ca_image *img, float *out);
+CA_API ca_status ca_session_classify_image(ca_session *s, const ca_classifier *c, const ca_image *img,
+                                           float *probs_out);
 /* Indices of the k largest of v (n), largest first (ties: lower index first). k <= n. */
 CA_API void ca_top_k(const float *v, int n, int k, int *idx);
 
@@ -664,18 +731,6 @@ CA_API void ca_top_k(const float *v, int n, int k, int *idx);
  * the classifier keeps the set's class names. Caller frees with ca_classifier_free. */
 CA_API ca_classifier *ca_fit_features(const char *method, const ca_featureset *fs, int shots,
                                       const ca_fit_params *p, ca_status *st);
-/* Compute path of the encoders (issue 8). CA_COMPUTE_FAST (the default): packed weights (built
- * on the first encode call, about one more float32 copy of the weights), AVX-512 GEMMs with
- * fused epilogues, fused attention, NHWC ResNet, text cut at the end token. Same float32
- * numerics up to summation order. CA_COMPUTE_REFERENCE: the plain kernels, for checking.
- * CA_COMPUTE_BF16: the fast path with weights and GEMM inputs rounded to bfloat16 (float32
- * accumulation; about 1.9x the GEMM throughput; features within about 1% — see docs/perf.md);
- * CA_E_UNSUPPORTED on CPUs without AVX512-BF16. Switching repacks on the next encode call.
- * Not thread-safe with a concurrent encode on the same handle. */
-#define CA_COMPUTE_FAST 0
-#define CA_COMPUTE_REFERENCE 1
-#define CA_COMPUTE_BF16 2
-CA_API ca_status ca_model_set_compute(ca_model *m, int mode);
 
 #ifdef __cplusplus
 }

@@ -104,6 +104,7 @@ static ca_classifier *clf_new(const ca_method *m, int C, int D, ca_status *st) {
 }
 
 ca_classifier *ca_fit(const char *method, const ca_fit_data *data, const ca_fit_params *params, ca_status *st) {
+    CA_ENTER();
     ca_status s_;
     if (!st) st = &s_;
     const ca_method *m = ca_method_find(method);
@@ -136,6 +137,7 @@ ca_classifier *ca_fit(const char *method, const ca_fit_data *data, const ca_fit_
 }
 
 ca_status ca_classifier_save(const ca_classifier *c, const char *path, const char *const *class_names) {
+    CA_ENTER();
     if (!c || !path) return ca_fail(CA_E_ARG, "ca_classifier_save: NULL argument");
     ca_st_writer *w = ca_st_writer_new();
     if (!w) return CA_E_NOMEM;
@@ -172,6 +174,7 @@ ca_status ca_classifier_save(const ca_classifier *c, const char *path, const cha
 }
 
 ca_classifier *ca_classifier_load(const char *path, ca_status *st) {
+    CA_ENTER();
     ca_status s_;
     if (!st) st = &s_;
     ca_st_file *f = ca_st_open(path, st);

@@ -202,6 +202,7 @@ static ca_status split_fractions(ca_dataset *ds, const ca_dataset_params *p) {
 }
 
 ca_dataset *ca_dataset_from_folder(const char *root, const ca_dataset_params *p, ca_status *st) {
+    CA_ENTER();
     ca_status s_;
     if (!st) st = &s_;
     ca_dataset_params def = ca_dataset_default_params();
@@ -264,6 +265,7 @@ static ca_status parse_split(ca_dataset *ds, const char *path, const char *root,
 }
 
 ca_dataset *ca_dataset_from_split_file(const char *json_path, const char *image_root, ca_status *st) {
+    CA_ENTER();
     ca_status s_;
     if (!st) st = &s_;
     if (!json_path || !image_root) { *st = ca_fail(CA_E_ARG, "ca_dataset_from_split_file: NULL argument"); return NULL; }

@@ -4,6 +4,7 @@
  * thread. It does not choose which images to encode (see dataset.c / fewshot.c).
  */
 #include "core/core.h"
+#include "model/model.h"
 
 #include <math.h>
 #include <string.h>
@@ -82,17 +83,17 @@ static ca_status save_chunk(const char *file, int m, int V, int n, int i0, int D
     return st;
 }
 
-/* Decode images [i0, i0+m) and fill inputs (m·max(V,1), 3, R, R), in parallel. The error detail
- * lives in each worker's thread-local slot, so the first one is copied out here. */
+/* Decode images [i0, i0+m) and fill inputs (m·max(V,1), 3, R, R), in parallel on the call's
+ * budget. Each worker's failure is caught in one slot and raised on the caller's thread. */
 static ca_status prepare(const char *const *paths, const uint64_t *ids, int i0, int m, int V, uint64_t seed, int R,
                          float *in) {
     size_t img_sz = (size_t)3 * R * R;
     int per = V > 0 ? V : 1;
-    ca_status first = CA_OK;
-    char msg[512] = "";
+    ca_err_slot es = CA_ERR_SLOT_INIT;
     ca_image_params ip = ca_image_default_params();
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for num_threads(ca_kernel_threads(0)) schedule(dynamic, 1)
     for (int j = 0; j < m; j++) {
+        if (ca_err_failed(&es)) continue;
         int i = i0 + j;
         ca_status st;
         ca_image *img = ca_image_load(paths[i], &ip, &st);
@@ -103,22 +104,32 @@ static ca_status prepare(const char *const *paths, const uint64_t *ids, int i0, 
             }
             ca_image_free(img);
         }
-        if (st != CA_OK) {
-#pragma omp critical(ca_encode_err)
-            if (first == CA_OK) {
-                first = st;
-                const char *d = ca_last_error();
-                if (d && strstr(d, paths[i])) snprintf(msg, sizeof msg, "%s", d);
-                else snprintf(msg, sizeof msg, "%s: %s", paths[i], d && *d ? d : ca_strerror(st));
-            }
-        }
+        /* every error names the image file */
+        const char *d = ca_last_error();
+        if (st != CA_OK && !(d && strstr(d, paths[i]))) ca_fail(st, "%s: %s", paths[i], d && *d ? d : ca_strerror(st));
+        ca_err_catch(&es, st);
     }
-    if (first != CA_OK) return ca_fail(first, "%s", msg);
-    return CA_OK;
+    return ca_err_raise(&es);
 }
 
-ca_status ca_encode_images(ca_model *m, const char *const *paths, const uint64_t *ids, int n,
+ca_status ca_encode_images(const ca_model *m, const char *const *paths, const uint64_t *ids, int n,
                            const ca_encode_params *pp, float *feats, float *views_out, int *chunks_reused) {
+    CA_ENTER();
+    if (chunks_reused) *chunks_reused = 0;
+    if (!m) return ca_fail(CA_E_ARG, "ca_encode_images: bad argument");
+    ca_status st;
+    ca_session *s = ca_session_new(m, NULL, &st);
+    if (!s) return st;
+    st = ca_session_encode_image_files(s, paths, ids, n, pp, feats, views_out, chunks_reused);
+    ca_session_free(s);
+    return st;
+}
+
+ca_status ca_session_encode_image_files(ca_session *s, const char *const *paths, const uint64_t *ids, int n,
+                                        const ca_encode_params *pp, float *feats, float *views_out,
+                                        int *chunks_reused) {
+    CA_ENTER();
+    const ca_model *m = s ? ca_session_model(s) : NULL;
     ca_encode_params def = ca_encode_default_params();
     const ca_encode_params *p = pp ? pp : &def;
     if (chunks_reused) *chunks_reused = 0;
@@ -143,7 +154,7 @@ ca_status ca_encode_images(ca_model *m, const char *const *paths, const uint64_t
     char *file = NULL;
     if (!in || !out || (V > 0 && !views)) { st = CA_E_NOMEM; goto done; }
     if (p->cache_dir && !(file = malloc(strlen(p->cache_dir) + 64))) { st = ca_fail(CA_E_NOMEM, "out of memory"); goto done; }
-    if (p->progress && p->progress(stage, p->progress_base, total, p->progress_user)) { st = ca_fail(CA_E_ARG, "cancelled"); goto done; }
+    if (p->progress && p->progress(stage, p->progress_base, total, p->progress_user)) { st = ca_fail(CA_E_CANCELLED, "cancelled by the progress callback"); goto done; }
 
     for (int c0 = 0; c0 < n; c0 += p->chunk) {
         int c1 = c0 + p->chunk < n ? c0 + p->chunk : n, cm = c1 - c0;
@@ -152,14 +163,17 @@ ca_status ca_encode_images(ca_model *m, const char *const *paths, const uint64_t
                     (unsigned long long)chunk_key(paths, ids, c0, c1, p, R, D));
             if (load_chunk(file, cm, V, n, c0, D, feats, views)) {
                 if (chunks_reused) (*chunks_reused)++;
-                if (p->progress && p->progress(stage, p->progress_base + c1, total, p->progress_user)) { st = ca_fail(CA_E_ARG, "cancelled"); goto done; }
+                if (p->progress && p->progress(stage, p->progress_base + c1, total, p->progress_user)) { st = ca_fail(CA_E_CANCELLED, "cancelled by the progress callback"); goto done; }
                 continue;
             }
         }
         for (int b0 = c0; b0 < c1; b0 += bimg) {
             int bm = b0 + bimg < c1 ? bimg : c1 - b0;
-            if ((st = prepare(paths, ids, b0, bm, V, p->seed, R, in)) != CA_OK) goto done;
-            if ((st = ca_model_encode_images(m, in, bm * per, out)) != CA_OK) goto done;
+            int saved = ca_budget_enter(s->threads); /* decoding runs on the session's budget too */
+            st = prepare(paths, ids, b0, bm, V, p->seed, R, in);
+            ca_budget_exit(saved);
+            if (st != CA_OK) goto done;
+            if ((st = ca_session_encode_images(s, in, bm * per, out)) != CA_OK) goto done;
             for (int j = 0; j < bm; j++) {
                 float *f = feats + (size_t)(b0 + j) * D;
                 if (V == 0) {
@@ -179,7 +193,7 @@ ca_status ca_encode_images(ca_model *m, const char *const *paths, const uint64_t
                 }
                 ca_l2_normalize(f, D);
             }
-            if (p->progress && p->progress(stage, p->progress_base + b0 + bm, total, p->progress_user)) { st = ca_fail(CA_E_ARG, "cancelled"); goto done; }
+            if (p->progress && p->progress(stage, p->progress_base + b0 + bm, total, p->progress_user)) { st = ca_fail(CA_E_CANCELLED, "cancelled by the progress callback"); goto done; }
         }
         if (file && (st = save_chunk(file, cm, V, n, c0, D, feats, views)) != CA_OK) goto done;
     }

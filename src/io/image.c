@@ -39,6 +39,7 @@ static ca_image *orient(const ca_image *in, int o, const char *name, ca_status *
 
 ca_image *ca_image_decode(const void *data, size_t len, const char *name, const ca_image_params *p,
                           ca_status *st) {
+    CA_ENTER();
     ca_status dummy;
     if (!st) st = &dummy;
     ca_image_params defp = ca_image_default_params();
@@ -73,6 +74,7 @@ ca_image *ca_image_decode(const void *data, size_t len, const char *name, const 
 }
 
 ca_image *ca_image_load(const char *path, const ca_image_params *p, ca_status *st) {
+    CA_ENTER();
     ca_status dummy;
     if (!st) st = &dummy;
     size_t len;

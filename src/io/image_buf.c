@@ -72,6 +72,7 @@ const uint8_t *ca_image_pixels(const ca_image *img) { return img ? img->px : NUL
 
 ca_image *ca_image_from_pixels(const uint8_t *pixels, int width, int height, int channels,
                                size_t stride, ca_status *st) {
+    CA_ENTER();
     static const ca_pxmode modes[] = {CA_PX_L, CA_PX_LA, CA_PX_RGB, CA_PX_RGBA};
     ca_status dummy;
     if (!st) st = &dummy;
