@@ -33,6 +33,8 @@ static void help(void) {
            "  --ratio-mode M         fixed|search|learn (default fixed)\n"
            "  --optimizer O          default|sgd|adamw (default: the method's)\n"
            "  --warmup-epochs N      warm-up epochs (default: the method's)\n"
+           "  --covariance E         gda, gda-zs covariance: ks (Wang et al. ICLR 2024) or tuned\n"
+           "                         (shrinkage chosen on val) (default tuned)\n"
            "  --threads N            threads (default: all cores)\n"
            "  --json PATH|-          write JSON records (an object for one run, else an array);\n"
            "                         with '-' the JSON goes to stdout and the table to stderr\n"
@@ -152,6 +154,11 @@ int cmd_fewshot(int argc, char **argv) {
             if (r < 0) return CLI_USAGE;
             NEED(!cli_int(v, &l) && l >= 0 && l <= 100000, "--warmup-epochs wants an integer >= 0, got '%s'", v);
             p.warmup_epochs = (int)l;
+        } else if ((r = TAKE("--covariance")) != 0) {
+            if (r < 0) return CLI_USAGE;
+            if (!strcmp(v, "ks")) p.covariance = CA_COV_KS;
+            else if (!strcmp(v, "tuned")) p.covariance = CA_COV_TUNED;
+            else return cli_usage(C, "--covariance wants ks or tuned, got '%s'", v);
         } else if ((r = TAKE("--threads")) != 0) {
             if (r < 0) return CLI_USAGE;
             NEED(!cli_int(v, &l) && l >= 0 && l <= 4096, "--threads wants an integer >= 0, got '%s'", v);

@@ -24,6 +24,7 @@ static void help(void) {
            "  --reduction N     CLIP-Adapter bottleneck ratio (default 4)\n"
            "  --ratio X         CLIP-Adapter residual ratio (default 0.2)\n"
            "  --threads N       threads (default: all)\n"
+           "  --covariance E    gda, gda-zs covariance: ks (ICLR 2024 estimator) or tuned (default tuned)\n"
            "\nmethods:\n");
     for (const char *const *m = ca_method_names(); *m; m++) printf("  %-22s %s\n", *m, ca_method_help(*m));
 }
@@ -44,6 +45,11 @@ int cmd_fit(int argc, char **argv) {
         }
         if ((r = cli_take(argc, argv, &i, "--features", &v)) != 0) { if (r < 0) return cli_usage("fit", "--features needs a file"); features = v; continue; }
         if ((r = cli_take(argc, argv, &i, "--method", &v)) != 0) { if (r < 0) return cli_usage("fit", "--method needs a name"); method = v; continue; }
+        if ((r = cli_take(argc, argv, &i, "--covariance", &v)) != 0) {
+            if (r < 0 || (strcmp(v, "ks") && strcmp(v, "tuned"))) return cli_usage("fit", "--covariance wants ks or tuned");
+            p.covariance = strcmp(v, "ks") ? CA_COV_TUNED : CA_COV_KS;
+            continue;
+        }
         if ((r = cli_take(argc, argv, &i, "--output", &v)) != 0) { if (r < 0) return cli_usage("fit", "--output needs a file"); output = v; continue; }
 #define INT(flag, dst, lo) if ((r = cli_take(argc, argv, &i, flag, &v)) != 0) { \
             if (r < 0 || cli_int(v, &n) || n < (lo) || n > 1000000000) return cli_usage("fit", "%s needs an integer >= %d", flag, (int)(lo)); \

@@ -39,7 +39,8 @@ typedef enum {
     CA_E_NOTFOUND,      /* a named thing (tensor, class, method, split) does not exist */
     CA_E_UNSUPPORTED,   /* valid input that this build does not handle (dtype, layout, codec) */
     CA_E_RANGE,         /* a value is outside its allowed range (image too large, text too long) */
-    CA_E_INTERNAL       /* a bug in clipadapt: please report it */
+    CA_E_INTERNAL = 9,  /* a bug in clipadapt: please report it */
+    CA_E_NONFINITE = 11 /* NaN/Inf in weights, features, probabilities or a diverged loss */
 } ca_status;
 
 /* Short, static description of a status code ("I/O error", ...). Never NULL. */
@@ -187,8 +188,13 @@ typedef struct {
     int ratio_mode;          /* 0 fixed, 1 search on val, 2 learnable (hypernetwork) */
     int optimizer;           /* 0 = method default, 1 = SGD momentum, 2 = AdamW */
     int warmup_epochs;       /* -1 = method default */
+    /* GDA (gda, gda-zs): CA_COV_TUNED (shrinkage chosen on val) or CA_COV_KS (Wang et al.,
+     * ICLR 2024: D·pinv((N−1)·S + tr(S)·I) over every view of every shot); see docs/methods.md */
+    int covariance;
     ca_progress_fn progress; void *progress_user;
 } ca_fit_params;
+
+enum { CA_COV_TUNED = 0, CA_COV_KS = 1 };
 
 CA_API ca_fit_params ca_fit_default_params(void);
 
