@@ -18,4 +18,18 @@ double ca_clip_adapter_loss(int sides, int gate, float ratio, int C, int D, int 
 double ca_logreg_loss(const float *X, const int32_t *y, int N, int C, int D, double lambda,
                       const float *theta, float *g, float *scratch);
 
+/* LP++ objective (Shakeri et al., CVPR 2024): mean CE of logits X·Wᵀ + b + α ⊙ Z, where
+ * Z = X·Tᵀ (N,C) are the zero-shot cosines. theta = [W (C,D), b (C), α (C)]; writes the gradient
+ * into g (same layout); scratch: (N,C) floats. Returns the loss. */
+double ca_lpp_loss(const float *X, const float *Z, const int32_t *y, int N, int C, int D,
+                   const float *theta, float *g, float *scratch);
+
+/* Cosine-prototype objective of ZS-LP, CLAP and TaskRes: mean over the B rows of X (unit-norm)
+ * of CE(tau·cos(x_i, w_k)), plus (pen/C)·Σ_k lam_k‖w_k − t_k‖² when lam != NULL (CLAP).
+ * W, T: (C,D). Writes dloss/dW into G (C,D). scratch: ca_cosproto_scratch(B,C,D) floats. */
+size_t ca_cosproto_scratch(int B, int C, int D);
+double ca_cosproto_loss(const float *X, const int32_t *y, int B, int C, int D, float tau,
+                        const float *W, const float *T, const float *lam, float pen, float *G,
+                        float *scratch);
+
 #endif

@@ -12,12 +12,16 @@ extern const ca_method ca_method_tip_adapter, ca_method_tip_adapter_f;
 extern const ca_method ca_method_clip_adapter, ca_method_clip_adapter_text, ca_method_clip_adapter_both;
 extern const ca_method ca_method_linear_probe, ca_method_prototype, ca_method_tip_cache;
 extern const ca_method ca_method_gda, ca_method_gda_zs;
+extern const ca_method ca_method_ape, ca_method_proker;
+extern const ca_method ca_method_lpp, ca_method_zs_lp, ca_method_clap, ca_method_taskres;
 
-/* Order is the order of tables and plots: baselines, the Tip family, CLIP-Adapter, text-free. */
+/* Order is the order of tables and plots: baselines, the Tip family (and its training-free
+ * successors), CLIP-Adapter, the text-initialised probes, text-free. */
 static const ca_method *const METHODS[] = {
     &ca_method_zero_shot,
-    &ca_method_tip_adapter, &ca_method_tip_adapter_f,
+    &ca_method_tip_adapter, &ca_method_tip_adapter_f, &ca_method_ape, &ca_method_proker,
     &ca_method_clip_adapter, &ca_method_clip_adapter_text, &ca_method_clip_adapter_both,
+    &ca_method_lpp, &ca_method_zs_lp, &ca_method_clap, &ca_method_taskres,
     &ca_method_linear_probe, &ca_method_prototype, &ca_method_tip_cache, &ca_method_gda, &ca_method_gda_zs,
 };
 #define N_METHODS (sizeof METHODS / sizeof METHODS[0])
