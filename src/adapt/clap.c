@@ -42,6 +42,16 @@ double ca_cosproto_loss(const float *X, const int32_t *y, int B, int C, int D, f
     return f;
 }
 
+double ca_taskres_loss(const float *X, const int32_t *y, int B, int C, int D, float tau,
+                       const float *T, float alpha, const float *R, float *G, float *scratch) {
+    size_t nP = (size_t)C * D;
+    float *W = scratch + ca_cosproto_scratch(B, C, D);
+    for (size_t k = 0; k < nP; k++) W[k] = T[k] + alpha * R[k];
+    double f = ca_cosproto_loss(X, y, B, C, D, tau, W, T, NULL, 0.0f, G, scratch);
+    for (size_t k = 0; k < nP; k++) G[k] *= alpha;
+    return f;
+}
+
 #define CLAP_EPOCHS 300
 #define CLAP_BATCH 256
 #define CLAP_TAU 100.0f
@@ -91,12 +101,13 @@ static ca_status train_prototypes(const ca_fit_data *d, const ca_fit_params *p, 
     if (pl.n < 1) return ca_fail(CA_E_ARG, "%s: the train split is empty", rc->name);
     if (nb * B > pl.n) nb = pl.n / B;
     size_t nP = (size_t)C * D;
-    float *blk = ca_malloc2((size_t)B * D + ca_cosproto_scratch(B, C, D) + 4 * nP, sizeof(float));
+    float *blk = ca_malloc2((size_t)B * D + ca_cosproto_scratch(B, C, D) + 5 * nP, sizeof(float));
     int *perm = ca_malloc2((size_t)pl.n, sizeof(int));
     int32_t *yb = ca_malloc2((size_t)B, sizeof(int32_t));
     ca_status st = CA_OK;
     if (!blk || !perm || !yb) { st = ca_fail(CA_E_NOMEM, "%s: out of memory", rc->name); goto done; }
-    float *Xb = blk, *scr = Xb + (size_t)B * D, *W = scr + ca_cosproto_scratch(B, C, D), *G = W + nP, *m = G + nP, *v = m + nP;
+    /* scr holds the objective's scratch and, for taskres, its prototypes (nP more floats) */
+    float *Xb = blk, *scr = Xb + (size_t)B * D, *G = scr + ca_cosproto_scratch(B, C, D) + nP, *m = G + nP, *v = m + nP;
     memset(m, 0, nP * sizeof(float));
     memset(v, 0, nP * sizeof(float));
     ca_optim opt = rc->adam ? (ca_optim){.kind = CA_OPT_ADAMW, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f}
@@ -114,11 +125,10 @@ static ca_status train_prototypes(const ca_fit_data *d, const ca_fit_params *p, 
                 memcpy(Xb + (size_t)i * D, pl.x + (size_t)s * D, sizeof(float) * D);
                 yb[i] = d->train.y[s % pl.N0];
             }
-            if (rc->scale != 0) for (size_t k = 0; k < nP; k++) W[k] = d->text_w[k] + rc->scale * P[k];
-            else memcpy(W, P, nP * sizeof(float));
-            double loss = ca_cosproto_loss(Xb, yb, B, C, D, CLAP_TAU, W, d->text_w, rc->lam, 1.0f, G, scr);
+            double loss = rc->scale != 0
+                ? ca_taskres_loss(Xb, yb, B, C, D, CLAP_TAU, d->text_w, rc->scale, P, G, scr)
+                : ca_cosproto_loss(Xb, yb, B, C, D, CLAP_TAU, P, d->text_w, rc->lam, 1.0f, G, scr);
             if (!isfinite(loss)) { st = ca_fail(CA_E_NONFINITE, "%s: the loss diverged at epoch %d", rc->name, e + 1); goto done; }
-            if (rc->scale != 0) for (size_t k = 0; k < nP; k++) G[k] *= rc->scale;
             ca_optim_step(&opt, lr, ++step, P, G, m, v, nP);
         }
         if (p->progress && p->progress(rc->name, e + 1, epochs, p->progress_user)) { st = ca_fail(CA_E_ARG, "cancelled"); goto done; }

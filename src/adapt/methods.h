@@ -32,4 +32,9 @@ double ca_cosproto_loss(const float *X, const int32_t *y, int B, int C, int D, f
                         const float *W, const float *T, const float *lam, float pen, float *G,
                         float *scratch);
 
+/* TaskRes objective at residual R (C,D): ca_cosproto_loss at prototypes W = T + alpha·R, and
+ * dloss/dR = alpha·dloss/dW into G. scratch: ca_cosproto_scratch(B,C,D) + C·D floats. */
+double ca_taskres_loss(const float *X, const int32_t *y, int B, int C, int D, float tau,
+                       const float *T, float alpha, const float *R, float *G, float *scratch);
+
 #endif
