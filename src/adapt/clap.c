@@ -5,7 +5,7 @@
  * recipe, no validation under any selection regime: SGD momentum 0.9, cosine schedule over 300
  * epochs after one epoch at 1e-5, batch 256, as many batches per epoch as the shots fill (drop
  * last), each batch from a fresh shuffle of the sample pool (every augmented view when the set
- * has views). The shared objective ca_cosproto_loss also serves TaskRes (taskres.c).
+ * has views). The objective and the trainer are shared with TaskRes (taskres.c).
  */
 #include "adapt/adapt.h"
 #include "adapt/methods.h"
@@ -54,11 +54,11 @@ double ca_taskres_loss(const float *X, const int32_t *y, int B, int C, int D, fl
 
 #define CLAP_EPOCHS 300
 #define CLAP_BATCH 256
-#define CLAP_TAU 100.0f
+#define CLAP_TAU CA_PROBE_TAU
 /* The official step 0.1 is for raw CLIP text embeddings (norm ~10 for ViT-B); our text weights
  * are unit vectors, and a cosine head's relative step scales as lr/‖w‖², hence 0.1/10². */
 #define CLAP_LR 1e-3
-#define CLAP_WARM_LR 1e-5
+#define CLAP_WARM_LR CA_PROBE_WARM_LR
 
 /* The sample pool: every view when the split has them, else the features. */
 typedef struct { const float *x; int n, N0; } pool;
@@ -73,7 +73,7 @@ static double ca_probe_lr(double base, double warm, int epoch, int epochs) {
     return 0.5 * base * (1.0 + cos(M_PI * (double)epoch / (double)epochs));
 }
 
-static ca_status cos_logits(const float *x, int n, const float *W, int C, int D, float *out) {
+ca_status ca_probe_cos_logits(const float *x, int n, const float *W, int C, int D, float *out) {
     float *Wn = ca_malloc2((size_t)C * D + C, sizeof(float));
     if (!Wn) return CA_E_NOMEM;
     ca_l2norm_forward(W, C, D, Wn, Wn + (size_t)C * D);
@@ -82,18 +82,7 @@ static ca_status cos_logits(const float *x, int n, const float *W, int C, int D,
     return CA_OK;
 }
 
-/* Prototype training shared by zs-lp, clap and taskres. The trained tensor P (C,D) maps to
- * prototypes W = T + scale·P (taskres, scale = α) or W = P (scale = 0). */
-typedef struct {
-    const char *name;
-    int adam;             /* 0: SGD momentum 0.9, 1: Adam (β 0.9, 0.999, eps 1e-8) */
-    double lr, warm_lr;
-    int epochs;
-    float scale;          /* taskres residual scale α; 0 = the prototypes are trained directly */
-    const float *lam;     /* CLAP multipliers (C) or NULL */
-} probe_recipe;
-
-static ca_status train_prototypes(const ca_fit_data *d, const ca_fit_params *p, const probe_recipe *rc, float *P) {
+ca_status ca_probe_train(const ca_fit_data *d, const ca_fit_params *p, const ca_probe_recipe *rc, float *P) {
     const int C = d->num_classes, D = d->dim;
     pool pl = make_pool(&d->train);
     int nb = pl.N0 < CLAP_BATCH ? 1 : pl.N0 / CLAP_BATCH;
@@ -148,7 +137,7 @@ static ca_status clap_multipliers(const ca_fit_data *d, float *lam) {
     double *s = calloc((size_t)C, sizeof(double));
     int *cnt = calloc((size_t)C, sizeof(int));
     if (!L || !s || !cnt) { free(L); free(s); free(cnt); return ca_fail(CA_E_NOMEM, "clap: out of memory"); }
-    ca_status st = cos_logits(pl.x, pl.n, d->text_w, C, D, L);
+    ca_status st = ca_probe_cos_logits(pl.x, pl.n, d->text_w, C, D, L);
     for (int i = 0; st == CA_OK && i < pl.n; i++) {
         float *l = L + (size_t)i * C, mx = l[0];
         for (int j = 1; j < C; j++) mx = l[j] > mx ? l[j] : mx;
@@ -174,16 +163,16 @@ static ca_status probe_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_
         ca_status st = clap_multipliers(d, lam);
         if (st) return st;
     }
-    probe_recipe rc = {constrained ? "clap" : "zs-lp", 0, CLAP_LR, CLAP_WARM_LR, CLAP_EPOCHS, 0.0f, lam};
+    ca_probe_recipe rc = {constrained ? "clap" : "zs-lp", 0, CLAP_LR, CLAP_WARM_LR, CLAP_EPOCHS, 0.0f, lam};
     ca_gemm_threads saved = ca_train_threads_set(p->threads);
-    ca_status st = train_prototypes(d, p, &rc, W);
+    ca_status st = ca_probe_train(d, p, &rc, W);
     ca_train_threads_restore(saved);
     if (st) return st;
     double vacc = 0;
     if (d->val.n > 0) {   /* reported only: the recipe never looks at val */
         float *L = ca_malloc2((size_t)d->val.n * C, sizeof(float));
         if (!L) return CA_E_NOMEM;
-        st = cos_logits(d->val.x, d->val.n, W, C, D, L);
+        st = ca_probe_cos_logits(d->val.x, d->val.n, W, C, D, L);
         vacc = ca_accuracy(L, d->val.y, d->val.n, C);
         free(L);
         if (st) return st;
@@ -200,43 +189,7 @@ static ca_status clap_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
 static ca_status probe_logits(const ca_classifier *c, const float *x, int n, float *out) {
     const float *W = ca_clf_get_tensor(c, "proto_w", (int64_t)c->C * c->D);
     if (!W) return CA_E_FORMAT;
-    return cos_logits(x, n, W, c->C, c->D, out);
-}
-
-/* TaskRes (Yu et al., CVPR 2023): prototypes t_k + α·x_k, x from zero, Adam lr 2e-4 (the
- * official 2e-3 is for raw text embeddings of norm ~10, and Adam's steps do not scale with the
- * gradient), cosine over 100 epochs (K ≤ 4) or 200, α = 0.5. No validation. */
-#define TASKRES_ALPHA 0.5f
-#define TASKRES_LR 2e-4
-
-static ca_status taskres_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_params *p) {
-    const int C = c->C, D = c->D;
-    size_t nP = (size_t)C * D;
-    float *Wo = ca_clf_add_tensor(c, "proto_w", 2, (int64_t[]){C, D});
-    float *R = ca_calloc2(nP, sizeof(float));
-    if (!Wo || !R) { free(R); return CA_E_NOMEM; }
-    int shots = d->train.n / (C > 0 ? C : 1);
-    probe_recipe rc = {"taskres", 1, TASKRES_LR, CLAP_WARM_LR, shots <= 4 ? 100 : 200, TASKRES_ALPHA, NULL};
-    ca_gemm_threads saved = ca_train_threads_set(p->threads);
-    ca_status st = train_prototypes(d, p, &rc, R);
-    ca_train_threads_restore(saved);
-    if (st) { free(R); return st; }
-    for (size_t k = 0; k < nP; k++) Wo[k] = d->text_w[k] + TASKRES_ALPHA * R[k];
-    free(R);
-    double vacc = 0;
-    if (d->val.n > 0) {
-        float *L = ca_malloc2((size_t)d->val.n * C, sizeof(float));
-        if (!L) return CA_E_NOMEM;
-        st = cos_logits(d->val.x, d->val.n, Wo, C, D, L);
-        vacc = ca_accuracy(L, d->val.y, d->val.n, C);
-        free(L);
-        if (st) return st;
-    }
-    st = ca_clf_set_param(c, "residual_scale", TASKRES_ALPHA);
-    if (!st) st = ca_clf_set_param(c, "lr", p->lr > 0 ? p->lr : TASKRES_LR);
-    if (!st) st = ca_clf_set_param(c, "epochs", p->epochs > 0 ? p->epochs : rc.epochs);
-    if (!st) st = ca_clf_set_param(c, "val_acc", vacc);
-    return st;
+    return ca_probe_cos_logits(x, n, W, c->C, c->D, out);
 }
 
 const ca_method ca_method_zs_lp = {
@@ -248,9 +201,4 @@ const ca_method ca_method_clap = {
     .name = "clap",
     .help = "CLAP: ZS-LP with the class-adaptive penalty (1/C)·Σ λ_k‖w_k − t_k‖², fixed recipe, no validation (needs text weights)",
     .needs_text = 1, .fit = clap_fit, .logits = probe_logits,
-};
-const ca_method ca_method_taskres = {
-    .name = "taskres",
-    .help = "TaskRes: prototypes t_k + 0.5·x_k, x learned from zero with Adam, fixed recipe, no validation (needs text weights)",
-    .needs_text = 1, .fit = taskres_fit, .logits = probe_logits,
 };
