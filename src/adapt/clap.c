@@ -55,9 +55,12 @@ double ca_taskres_loss(const float *X, const int32_t *y, int B, int C, int D, fl
 #define CLAP_EPOCHS 300
 #define CLAP_BATCH 256
 #define CLAP_TAU CA_PROBE_TAU
-/* The official step 0.1 is for raw CLIP text embeddings (norm ~10 for ViT-B); our text weights
- * are unit vectors, and a cosine head's relative step scales as lr/‖w‖², hence 0.1/10². */
-#define CLAP_LR 1e-3
+/* The official recipe works on raw CLIP text embeddings (norm ~10 for ViT-B); our text weights
+ * are unit vectors. In unit coordinates ŵ = w/s the same run is SGD at lr/s² on
+ * CE + s²·penalty(ŵ), so with s = 10: lr 0.1/10² and the penalty weighted by 10². */
+#define CLAP_TEXT_NORM 10.0
+#define CLAP_LR (0.1 / (CLAP_TEXT_NORM * CLAP_TEXT_NORM))
+#define CLAP_PEN ((float)(CLAP_TEXT_NORM * CLAP_TEXT_NORM))
 #define CLAP_WARM_LR CA_PROBE_WARM_LR
 
 /* The sample pool: every view when the split has them, else the features. */
@@ -116,7 +119,7 @@ ca_status ca_probe_train(const ca_fit_data *d, const ca_fit_params *p, const ca_
             }
             double loss = rc->scale != 0
                 ? ca_taskres_loss(Xb, yb, B, C, D, CLAP_TAU, d->text_w, rc->scale, P, G, scr)
-                : ca_cosproto_loss(Xb, yb, B, C, D, CLAP_TAU, P, d->text_w, rc->lam, 1.0f, G, scr);
+                : ca_cosproto_loss(Xb, yb, B, C, D, CLAP_TAU, P, d->text_w, rc->lam, rc->pen, G, scr);
             if (!isfinite(loss)) { st = ca_fail(CA_E_NONFINITE, "%s: the loss diverged at epoch %d", rc->name, e + 1); goto done; }
             ca_optim_step(&opt, lr, ++step, P, G, m, v, nP);
         }
@@ -163,7 +166,7 @@ static ca_status probe_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_
         ca_status st = clap_multipliers(d, lam);
         if (st) return st;
     }
-    ca_probe_recipe rc = {constrained ? "clap" : "zs-lp", 0, CLAP_LR, CLAP_WARM_LR, CLAP_EPOCHS, 0.0f, lam};
+    ca_probe_recipe rc = {constrained ? "clap" : "zs-lp", 0, CLAP_LR, CLAP_WARM_LR, CLAP_EPOCHS, 0.0f, lam, CLAP_PEN};
     ca_gemm_threads saved = ca_train_threads_set(p->threads);
     ca_status st = ca_probe_train(d, p, &rc, W);
     ca_train_threads_restore(saved);
@@ -179,6 +182,7 @@ static ca_status probe_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_
     }
     st = ca_clf_set_param(c, "lr", p->lr > 0 ? p->lr : CLAP_LR);
     if (!st) st = ca_clf_set_param(c, "epochs", p->epochs > 0 ? p->epochs : CLAP_EPOCHS);
+    if (!st && constrained) st = ca_clf_set_param(c, "penalty_scale", CLAP_PEN);
     if (!st) st = ca_clf_set_param(c, "val_acc", vacc);
     return st;
 }

@@ -45,6 +45,7 @@ typedef struct {
     int epochs;
     float scale;          /* taskres residual scale α; 0 = the prototypes are trained directly */
     const float *lam;     /* CLAP multipliers (C) or NULL */
+    float pen;            /* weight of CLAP's penalty (see clap.c) */
 } ca_probe_recipe;
 ca_status ca_probe_train(const ca_fit_data *d, const ca_fit_params *p, const ca_probe_recipe *rc, float *P);
 /* out (n,C) = 100·cos(x, W_k) */

@@ -19,7 +19,7 @@ static ca_status taskres_fit(ca_classifier *c, const ca_fit_data *d, const ca_fi
     float *R = ca_calloc2(nP, sizeof(float));
     if (!Wo || !R) { free(R); return CA_E_NOMEM; }
     int shots = d->train.n / (C > 0 ? C : 1);
-    ca_probe_recipe rc = {"taskres", 1, TASKRES_LR, CA_PROBE_WARM_LR, shots <= 4 ? 100 : 200, TASKRES_ALPHA, NULL};
+    ca_probe_recipe rc = {"taskres", 1, TASKRES_LR, CA_PROBE_WARM_LR, shots <= 4 ? 100 : 200, TASKRES_ALPHA, NULL, 0.0f};
     ca_gemm_threads saved = ca_train_threads_set(p->threads);
     ca_status st = ca_probe_train(d, p, &rc, R);
     ca_train_threads_restore(saved);
