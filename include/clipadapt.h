@@ -240,8 +240,13 @@ typedef struct {
     int ratio_mode;          /* 0 fixed, 1 search on val, 2 learnable (hypernetwork) */
     int optimizer;           /* 0 = method default, 1 = SGD momentum, 2 = AdamW */
     int warmup_epochs;       /* -1 = method default */
+    /* GDA (gda, gda-zs): CA_COV_TUNED (shrinkage chosen on val) or CA_COV_KS (Wang et al.,
+     * ICLR 2024: D·pinv((N−1)·S + tr(S)·I) over every view of every shot); see docs/methods.md */
+    int covariance;
     ca_progress_fn progress; void *progress_user;
 } ca_fit_params;
+
+enum { CA_COV_TUNED = 0, CA_COV_KS = 1 };
 
 CA_API ca_fit_params ca_fit_default_params(void);
 

@@ -12,12 +12,16 @@ extern const ca_method ca_method_tip_adapter, ca_method_tip_adapter_f;
 extern const ca_method ca_method_clip_adapter, ca_method_clip_adapter_text, ca_method_clip_adapter_both;
 extern const ca_method ca_method_linear_probe, ca_method_prototype, ca_method_tip_cache;
 extern const ca_method ca_method_gda, ca_method_gda_zs;
+extern const ca_method ca_method_ape, ca_method_proker;
+extern const ca_method ca_method_lpp, ca_method_zs_lp, ca_method_clap, ca_method_taskres;
 
-/* Order is the order of tables and plots: baselines, the Tip family, CLIP-Adapter, text-free. */
+/* Order is the order of tables and plots: baselines, the Tip family (and its training-free
+ * successors), CLIP-Adapter, the text-initialised probes, text-free. */
 static const ca_method *const METHODS[] = {
     &ca_method_zero_shot,
-    &ca_method_tip_adapter, &ca_method_tip_adapter_f,
+    &ca_method_tip_adapter, &ca_method_tip_adapter_f, &ca_method_ape, &ca_method_proker,
     &ca_method_clip_adapter, &ca_method_clip_adapter_text, &ca_method_clip_adapter_both,
+    &ca_method_lpp, &ca_method_zs_lp, &ca_method_clap, &ca_method_taskres,
     &ca_method_linear_probe, &ca_method_prototype, &ca_method_tip_cache, &ca_method_gda, &ca_method_gda_zs,
 };
 #define N_METHODS (sizeof METHODS / sizeof METHODS[0])
@@ -49,6 +53,7 @@ const char *ca_method_help(const char *method) {
 static const struct { const char *param; const char *names[4]; } ENUMS[] = {
     {"optimizer", {"default", "sgd", "adamw", NULL}},
     {"ratio_mode", {"fixed", "search", "learn", NULL}},
+    {"covariance", {"tuned", "ks", NULL}},      /* CA_COV_TUNED, CA_COV_KS */
 };
 
 const char *ca_fit_param_value_name(const char *param, double value) {
