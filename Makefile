@@ -19,7 +19,7 @@ endif
 
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter $(OPT) -g $(ARCH) -fopenmp $(SANFLAGS) \
            -Iinclude -Isrc -MMD -MP
-LDLIBS  += -lopenblas -lcjson -lutf8proc -ljpeg -lpng -lwebpdemux -lwebp -lgif -lz -lm -fopenmp $(SANFLAGS)
+LDLIBS  += -lopenblas -lcjson -lutf8proc -ljpeg -lpng -lwebpdemux -lwebp -lgif -ltiff -lz -lm -fopenmp $(SANFLAGS)
 
 LIB_SRC  := $(shell find src -name '*.c' | sort)
 CLI_SRC  := $(wildcard cli/*.c)
@@ -84,7 +84,7 @@ test: all $(TESTS) $(BUILD)/tests/header_cpp.o
 # Fuzz targets (libFuzzer via clang, library objects built once); run_tests.sh runs each briefly.
 FUZZ_CC    := clang
 FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fopenmp -Iinclude -Isrc
-FUZZ_LIBS  := -lopenblas -lcjson -lutf8proc -ljpeg -lpng -lwebpdemux -lwebp -lgif -lz -lm
+FUZZ_LIBS  := -lopenblas -lcjson -lutf8proc -ljpeg -lpng -lwebpdemux -lwebp -lgif -ltiff -lz -lm
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZERS    := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_OBJ   := $(LIB_SRC:%.c=$(BUILD)/fuzzobj/%.o)

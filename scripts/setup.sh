@@ -6,9 +6,10 @@ set -euo pipefail
 what=${1:-build}
 
 # build: compiler, OpenBLAS (GEMM), cJSON (JSON headers/splits), utf8proc (Unicode for the
-# tokenizer), libjpeg-turbo, libpng, libwebp and giflib (image decoding; BMP is hand-written),
+# tokenizer), libjpeg-turbo, libpng, libwebp, giflib and libtiff (image decoding; BMP and PPM are
+# hand-written),
 # zlib (gzip vocabulary)
-pkgs=(gcc g++ make libopenblas-dev libcjson-dev libutf8proc-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev zlib1g-dev)
+pkgs=(gcc g++ make libopenblas-dev libcjson-dev libutf8proc-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev libtiff-dev zlib1g-dev)
 case "$what" in
   build) ;;
   test)  pkgs+=(clang libclang-rt-14-dev) ;;               # libFuzzer for the fuzz targets

@@ -128,6 +128,13 @@ static void test_fixture_formats(void) {
     CHECK_EQ_INT(n, 31 * 4 + 1);
 }
 
+/* TIFF and PPM/PGM/PBM files x (@16, @24, @box16, @box20, and @rot16 for the orientation ones). */
+static void test_fixture_tiff_ppm(void) {
+    int n = compare_fixtures("tests/data/images/expected-tiff-ppm.safetensors");
+    fprintf(stderr, "  TIFF/PPM fixtures: %d comparisons with Pillow 9.4\n", n);
+    CHECK_EQ_INT(n, 41 * 4 + 2);
+}
+
 static void test_modes(void) {
     static const struct { const char *file, *mode; int w, h; } cases[] = {
         {"palette.png", "P", 41, 29}, {"palette4.png", "P", 41, 29}, {"bilevel.png", "1", 37, 31},
@@ -145,7 +152,22 @@ static void test_modes(void) {
         {"xbgr32-bf.bmp", "RGB", 26, 30}, {"rgb555.bmp", "RGB", 35, 26}, {"rgb565-bf.bmp", "RGB", 27, 33},
         {"pal8-short.bmp", "P", 30, 26}, {"pal4.bmp", "P", 37, 25}, {"pal1.bmp", "P", 39, 26},
         {"os2-pal8.bmp", "P", 32, 25}, {"rle8.bmp", "P", 36, 28}, {"rle4.bmp", "P", 33, 26},
-        {"rle8-delta.bmp", "P", 30, 27}};
+        {"rle8-delta.bmp", "P", 30, 27},
+        /* TIFF and Netpbm, as Pillow 9.4 opens (and loads) them */
+        {"rgb.tif", "RGB", 41, 29}, {"rgb-lzw.tif", "RGB", 37, 30}, {"rgb-deflate.tif", "RGB", 33, 27},
+        {"rgb-jpeg.tif", "RGB", 40, 32}, {"gray-packbits.tif", "L", 35, 26}, {"bilevel-g4.tif", "1", 45, 30},
+        {"palette.tif", "P", 39, 28}, {"cmyk.tif", "CMYK", 30, 27}, {"rgba.tif", "RGBA", 36, 29},
+        {"gray-alpha.tif", "LA", 31, 33}, {"int32.tif", "I", 29, 26}, {"multipage.tif", "RGB", 30, 25},
+        {"rgb16-be-tiled.tif", "RGB", 34, 27}, {"rgb-planar-deflate.tif", "RGB", 34, 27},
+        {"rgb-predictor.tif", "RGB", 31, 26}, {"rgba-assoc.tif", "RGBA", 30, 28}, {"rgbx.tif", "RGBX", 29, 27},
+        {"rgba16.tif", "RGBA", 27, 25}, {"gray-minwhite.tif", "L", 33, 29}, {"gray4.tif", "L", 35, 26},
+        {"gray2-minwhite.tif", "L", 31, 27}, {"gray16-be.tif", "I;16B", 29, 25}, {"gray16s.tif", "I", 28, 26},
+        {"pal4.tif", "P", 37, 25}, {"bilevel-fill2.tif", "1", 43, 28}, {"orient6.tif", "RGB", 26, 40},
+        {"orient3-gray.tif", "L", 33, 26}, {"cmyk-planar.tif", "CMYK", 30, 26}, {"twopage-gray.tif", "L", 32, 27},
+        {"rgb.ppm", "RGB", 41, 29}, {"gray.pgm", "L", 34, 27}, {"bits.pbm", "1", 45, 30}, {"gray16.pgm", "I", 31, 26},
+        {"gray-max15.pgm", "L", 33, 25}, {"gray-max1000.pgm", "I", 30, 27}, {"rgb-max1023.ppm", "RGB", 29, 26},
+        {"rgb-max100.ppm", "RGB", 31, 25}, {"plain.pgm", "L", 27, 25}, {"plain16.pgm", "I", 26, 25},
+        {"plain.ppm", "RGB", 28, 26}, {"plain.pbm", "1", 40, 27}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char path[256];
         snprintf(path, sizeof path, "tests/data/images/%s", cases[i].file);
@@ -252,7 +274,7 @@ static void test_bad_inputs(void) {
     CHECK_EQ_INT(decode_bytes(jpg, 0, NULL), CA_E_FORMAT);
     CHECK(strstr(ca_last_error(), "empty") != NULL);
     CHECK_EQ_INT(decode_bytes("hello, world", 12, NULL), CA_E_FORMAT);
-    CHECK(strstr(ca_last_error(), "not a JPEG, PNG, GIF, WebP or BMP") != NULL);
+    CHECK(strstr(ca_last_error(), "not a JPEG, PNG, GIF, WebP, BMP, TIFF or PPM") != NULL);
     ca_image_params p = ca_image_default_params();
     p.max_pixels = 1000;
     CHECK_EQ_INT(decode_bytes(jpg, len, &p), CA_E_RANGE);
@@ -447,6 +469,7 @@ int main(void) {
     RUN(test_goldens);
     RUN(test_fixture_modes);
     RUN(test_fixture_formats);
+    RUN(test_fixture_tiff_ppm);
     RUN(test_modes);
     RUN(test_resize_oracle);
     RUN(test_resize_basics);

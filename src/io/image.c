@@ -1,6 +1,6 @@
 /* image.c — the public image handle: format sniffing, size limits, pixel wrapping and the
  * optional EXIF orientation. Decoding itself lives in image_jpeg.c, image_png.c, image_gif.c,
- * image_webp.c and image_bmp.c (signatures as Pillow's plugins accept them); resampling
+ * image_webp.c, image_bmp.c, image_tiff.c and image_ppm.c (signatures as Pillow's plugins accept them); resampling
  * lives in src/data/preprocess.c. */
 #include "io/image.h"
 
@@ -124,7 +124,7 @@ int ca_exif_orientation(const uint8_t *t, size_t len) {
 }
 
 /* Apply orientation o (2..8) as Pillow's ImageOps.exif_transpose: returns a new image. */
-static ca_image *orient(const ca_image *in, int o, const char *name, ca_status *st) {
+ca_image *ca_image_orient(const ca_image *in, int o, const char *name, ca_status *st) {
     int w = in->w, h = in->h, swap = o >= 5;
     ca_image *out = ca_image_alloc(swap ? h : w, swap ? w : h, in->mode, 0, name, st);
     if (!out) return NULL;
@@ -169,12 +169,17 @@ ca_image *ca_image_decode(const void *data, size_t len, const char *name, const 
         img = ca_decode_webp(b, len, name, p, &o, st);
     else if (len >= 2 && b[0] == 'B' && b[1] == 'M')
         img = ca_decode_bmp(b, len, name, p, &o, st);
+    else if (len >= 4 && (!memcmp(b, "II*\0", 4) || !memcmp(b, "MM\0*", 4) || !memcmp(b, "II+\0", 4) ||
+                          !memcmp(b, "MM\0+", 4) || !memcmp(b, "MM*\0", 4) || !memcmp(b, "II\0*", 4)))
+        img = ca_decode_tiff(b, len, name, p, &o, st); /* Pillow's TIFF prefixes, BigTIFF included */
+    else if (len >= 2 && b[0] == 'P' && b[1] >= '1' && b[1] <= '6')
+        img = ca_decode_ppm(b, len, name, p, &o, st);
     else {
-        *st = ca_fail(CA_E_FORMAT, "%s: not a JPEG, PNG, GIF, WebP or BMP image (unrecognised signature)", name);
+        *st = ca_fail(CA_E_FORMAT, "%s: not a JPEG, PNG, GIF, WebP, BMP, TIFF or PPM/PGM/PBM image (unrecognised signature)", name);
         return NULL;
     }
     if (img && p->exif_rotate && o > 1) {
-        ca_image *r = orient(img, o, name, st);
+        ca_image *r = ca_image_orient(img, o, name, st);
         ca_image_free(img);
         img = r;
     }

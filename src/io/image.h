@@ -43,8 +43,16 @@ ca_image *ca_decode_webp(const uint8_t *data, size_t len, const char *name,
                          const ca_image_params *p, int *orientation, ca_status *st);
 ca_image *ca_decode_gif(const uint8_t *data, size_t len, const char *name,
                         const ca_image_params *p, int *orientation, ca_status *st);
+ca_image *ca_decode_tiff(const uint8_t *data, size_t len, const char *name,
+                         const ca_image_params *p, int *orientation, ca_status *st);
+ca_image *ca_decode_ppm(const uint8_t *data, size_t len, const char *name,
+                        const ca_image_params *p, int *orientation, ca_status *st);
 ca_image *ca_decode_bmp(const uint8_t *data, size_t len, const char *name,
                         const ca_image_params *p, int *orientation, ca_status *st);
+
+/* A new image transposed by orientation o (2..8) as Pillow's ImageOps.exif_transpose / TIFF
+ * load_end; keeps mode, name and the nearest flag. */
+ca_image *ca_image_orient(const ca_image *in, int o, const char *name, ca_status *st);
 
 /* EXIF orientation from a TIFF-structured block (starting at "II*\0" or "MM\0*"); 1 if absent. */
 int ca_exif_orientation(const uint8_t *tiff, size_t len);
