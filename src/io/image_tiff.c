@@ -152,6 +152,9 @@ static ca_status read_raw(TIFF *t, tiff_src *src, const char *name, uint32_t w, 
         size_t trow = ((uint64_t)tw * (uint64_t)bps * (uint64_t)(planes > 1 ? 1 : spp) + 7) / 8;
         if (!tw || !th || ts <= 0 || (uint64_t)trow * th > (uint64_t)ts || (tw * (uint64_t)bps) % 8)
             return ca_fail(CA_E_FORMAT, "%s: corrupt TIFF: bad tile layout %ux%u", name, tw, th);
+        /* a tile far larger than the image would only cost memory */
+        if ((uint64_t)tw * th > (uint64_t)w * h + ((uint64_t)1 << 22))
+            return ca_fail(CA_E_FORMAT, "%s: corrupt TIFF: %ux%u tiles for a %ux%u image", name, tw, th, w, h);
         if (!(buf = malloc((size_t)ts))) return ca_fail(CA_E_NOMEM, "%s: out of memory", name);
         for (int s = 0; st == CA_OK && s < planes; s++)
             for (uint32_t y = 0; st == CA_OK && y < h; y += th)
