@@ -307,9 +307,10 @@ typedef struct {
 } ca_image_params;
 CA_API ca_image_params ca_image_default_params(void);
 
-/* Decode a file / memory buffer (JPEG, PNG, GIF, WebP, BMP, recognised by content) into the
- * file's own Pillow mode, as Pillow 9.4 opens it (no gamma, tRNS ignored, 16-bit RGB(A) reduced
- * to the high byte, 16-bit grey kept as "I"; GIF and animated WebP: the first frame). Corrupt, truncated, empty or unrecognised data fails with CA_E_FORMAT and a message
+/* Decode a file / memory buffer (JPEG, PNG, GIF, WebP, BMP, TIFF, PPM/PGM/PBM, recognised by
+ * content) into the file's own Pillow mode, as Pillow 9.4 opens and loads it (no gamma, tRNS
+ * ignored, 16-bit RGB(A) reduced to the high byte, 16-bit grey kept as "I"; GIF, animated WebP
+ * and multi-page TIFF: the first frame; a TIFF's Orientation tag applied, as Pillow's load does). Corrupt, truncated, empty or unrecognised data fails with CA_E_FORMAT and a message
  * naming `name` (the path for ca_image_load); more than max_pixels fails with CA_E_RANGE before
  * any pixel buffer is allocated. p may be NULL (defaults). The caller frees the result with
  * ca_image_free. Thread-safe (no shared state); the buffer is only read during the call. */
@@ -324,11 +325,12 @@ CA_API void ca_image_free(ca_image *img);
 CA_API int ca_image_width(const ca_image *img);
 CA_API int ca_image_height(const ca_image *img);
 CA_API int ca_image_channels(const ca_image *img);
-/* Pillow mode name of the decoded pixels: "L", "LA", "RGB", "RGBA", "CMYK", "I" (16-bit grey,
- * one int32 per pixel), "P" (palette, stored expanded as RGB) or "1" (stored as L 0/255).
+/* Pillow mode name of the decoded pixels: "L", "LA", "RGB", "RGBA", "CMYK", "I" (16/32-bit grey,
+ * one int32 per pixel; TIFF's "I;16"/"I;16B" likewise), "RGBX" (TIFF; stored as RGB), "P"
+ * (palette, stored expanded as RGB) or "1" (stored as L 0/255).
  * Static string; "" for NULL. */
 CA_API const char *ca_image_mode(const ca_image *img);
-/* Decoded samples, rows of width*channels bytes (mode "I": width int32), tightly packed; owned
+/* Decoded samples, rows of width*channels bytes (modes "I", "I;16", "I;16B": width int32), tightly packed; owned
  * by the image. */
 CA_API const uint8_t *ca_image_pixels(const ca_image *img);
 
@@ -414,8 +416,12 @@ typedef struct {
 CA_API ca_dataset_params ca_dataset_default_params(void);
 
 /* Image folder: one sub-folder per class (class name = folder name with '_' -> ' '), classes
- * sorted by folder name, images (.jpg .jpeg .png .bmp .gif .webp .ppm .tif .tiff, any case)
- * sorted by file name. Hidden entries are skipped. Fails on an empty class or no classes. */
+ * sorted by folder name; images (.jpg .jpeg .png .bmp .gif .webp .ppm .pgm .pbm .pnm .tif
+ * .tiff, any case) anywhere below a class folder belong to it, as in torchvision's ImageFolder
+ * (links followed, each folder walked once, so link loops end), sorted by path relative to the
+ * class folder. Hidden files and folders are skipped. val_split/test_split rank each class's
+ * files by a seeded hash of their own path, so removing one file moves at most one other file
+ * per boundary. Fails on an empty class or no classes. */
 CA_API ca_dataset *ca_dataset_from_folder(const char *root, const ca_dataset_params *p, ca_status *st);
 /* CoOp split file {"train": [[relpath, label, classname], ...], "val": ..., "test": ...};
  * paths are relative to image_root. Labels must be 0..C-1 with one class name each. */
