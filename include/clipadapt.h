@@ -412,6 +412,9 @@ typedef struct {
     uint64_t seed;           /* which images move (default 1) */
     const char *val_dir;     /* a separate folder with the same class folders, or NULL */
     const char *test_dir;    /* likewise for test */
+    const char *const *exclude; /* n_exclude image paths (as ca_dataset_path gives them) to leave
+                                 out, as if the files were not there (e.g. undecodable ones) */
+    int n_exclude;
 } ca_dataset_params;
 CA_API ca_dataset_params ca_dataset_default_params(void);
 
@@ -426,6 +429,10 @@ CA_API ca_dataset *ca_dataset_from_folder(const char *root, const ca_dataset_par
 /* CoOp split file {"train": [[relpath, label, classname], ...], "val": ..., "test": ...};
  * paths are relative to image_root. Labels must be 0..C-1 with one class name each. */
 CA_API ca_dataset *ca_dataset_from_split_file(const char *json_path, const char *image_root, ca_status *st);
+/* A copy of ds without the n given paths (compared with ca_dataset_path), every other image in
+ * the split it was in: for split-file datasets, the same as a split file without those entries.
+ * Caller frees with ca_dataset_free. */
+CA_API ca_dataset *ca_dataset_drop(const ca_dataset *ds, const char *const *paths, int n, ca_status *st);
 CA_API void ca_dataset_free(ca_dataset *ds);
 CA_API int ca_dataset_num_classes(const ca_dataset *ds);
 CA_API const char *ca_dataset_class_name(const ca_dataset *ds, int c);
@@ -472,7 +479,9 @@ CA_API ca_status ca_text_classifier(ca_model *m, ca_tokenizer *tok, const char *
 typedef struct {
     int views;                /* 0: centre crop (ca_preprocess); V > 0: V augmented views */
     uint64_t seed;            /* augmentation seed (default 1) */
-    int chunk;                /* images per chunk (default 64) */
+    int chunk;                /* images per chunk on average (default 64): an image ends a chunk
+                                 when a hash of its path and id says so (at most 4x chunk), so
+                                 one added or removed image leaves the other chunks' keys alone */
     int batch;                /* encoder inputs per model call (default 64; with V views,
                                  max(1, batch / V) images per call) */
     const char *cache_dir;    /* existing folder for chunk files, or NULL */
@@ -481,6 +490,9 @@ typedef struct {
     const char *stage;        /* progress stage name (default "encode") */
     ca_progress_fn progress; void *progress_user;   /* units: images */
     int64_t progress_base, progress_total;          /* offsets when several calls share one bar */
+    int skip_bad;             /* 1: an image that cannot be decoded gets a zero feature (and
+                                 views) and a flag in bad_out instead of failing the call */
+    uint8_t *bad_out;         /* (n) caller-owned, or NULL: 1 for each image skipped as undecodable */
 } ca_encode_params;
 CA_API ca_encode_params ca_encode_default_params(void);
 /* paths (n), ids (n: augmentation stream per image, e.g. its dataset index; NULL = 0..n-1).

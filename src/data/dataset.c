@@ -220,7 +220,15 @@ static char *class_name_of(const char *folder) {
 
 /* All images of folder root/<class> for each class folder into s. With folders == NULL, the
  * class folders define ds->classes; otherwise each folder must be one of those classes. */
-static ca_status scan_root(ca_dataset *ds, const char *root, ca_dsplit *s, int define, char ***folders_io) {
+typedef struct { const char *const *v; int n; } exclusion;
+static int excluded(const exclusion *ex, const char *path) {
+    for (int i = 0; ex && i < ex->n; i++)
+        if (ex->v[i] && !strcmp(ex->v[i], path)) return 1;
+    return 0;
+}
+
+static ca_status scan_root(ca_dataset *ds, const char *root, ca_dsplit *s, int define, char ***folders_io,
+                           const exclusion *ex) {
     char **dirs; int nd;
     ca_status st = list_dirs(root, &dirs, &nd);
     if (st != CA_OK) return st;
@@ -243,10 +251,17 @@ static ca_status scan_root(ca_dataset *ds, const char *root, ca_dsplit *s, int d
         }
         char *cdir = join(root, dirs[i]);
         if (!cdir) { st = ca_fail(CA_E_NOMEM, "out of memory"); break; }
+        int n0 = s->n;
         char **files; int nf;
         st = list_images(cdir, &files, &nf);
         if (st == CA_OK && nf == 0 && define) st = ca_fail(CA_E_FORMAT, "%s: class folder has no images", cdir);
-        for (int f = 0; st == CA_OK && f < nf; f++) st = push(s, join(cdir, files[f]), c);
+        for (int f = 0; st == CA_OK && f < nf; f++) {
+            char *path = join(cdir, files[f]);
+            if (path && excluded(ex, path)) { free(path); continue; }
+            st = push(s, path, c);
+        }
+        if (st == CA_OK && define && s->n == n0)
+            st = ca_fail(CA_E_FORMAT, "%s: class folder has no readable images left", cdir);
         free_names(files, nf);
         free(cdir);
     }
@@ -320,15 +335,33 @@ ca_dataset *ca_dataset_from_folder(const char *root, const ca_dataset_params *p,
     ca_dataset *ds = calloc(1, sizeof *ds);
     if (!ds) { *st = ca_fail(CA_E_NOMEM, "out of memory"); return NULL; }
     char **folders = NULL;
-    *st = scan_root(ds, root, &ds->sp[CA_SPLIT_TRAIN], 1, &folders);
+    exclusion ex = {p->exclude, p->n_exclude > 0 && p->exclude ? p->n_exclude : 0};
+    *st = scan_root(ds, root, &ds->sp[CA_SPLIT_TRAIN], 1, &folders, &ex);
     if (*st == CA_OK && (p->val_split > 0 || p->test_split > 0)) {
         size_t rl = strlen(root); /* paths are root + '/' + rel, root without trailing slashes */
         while (rl > 1 && root[rl - 1] == '/') rl--;
         *st = split_fractions(ds, p, rl);
     }
-    if (*st == CA_OK && p->val_dir) *st = scan_root(ds, p->val_dir, &ds->sp[CA_SPLIT_VAL], 0, &folders);
-    if (*st == CA_OK && p->test_dir) *st = scan_root(ds, p->test_dir, &ds->sp[CA_SPLIT_TEST], 0, &folders);
+    if (*st == CA_OK && p->val_dir) *st = scan_root(ds, p->val_dir, &ds->sp[CA_SPLIT_VAL], 0, &folders, &ex);
+    if (*st == CA_OK && p->test_dir) *st = scan_root(ds, p->test_dir, &ds->sp[CA_SPLIT_TEST], 0, &folders, &ex);
     free_names(folders, folders ? ds->C : 0);
+    if (*st != CA_OK) { ca_dataset_free(ds); return NULL; }
+    return ds;
+}
+
+ca_dataset *ca_dataset_drop(const ca_dataset *src, const char *const *paths, int n, ca_status *st) {
+    ca_status s_;
+    if (!st) st = &s_;
+    if (!src || (n > 0 && !paths)) { *st = ca_fail(CA_E_ARG, "ca_dataset_drop: NULL argument"); return NULL; }
+    exclusion ex = {paths, n};
+    ca_dataset *ds = calloc(1, sizeof *ds);
+    *st = ds ? CA_OK : ca_fail(CA_E_NOMEM, "out of memory");
+    if (ds && !(ds->classes = calloc((size_t)src->C + 1, sizeof(char *)))) *st = ca_fail(CA_E_NOMEM, "out of memory");
+    for (int c = 0; *st == CA_OK && c < src->C; c++, ds->C++)
+        if (!(ds->classes[c] = strdup(src->classes[c]))) *st = ca_fail(CA_E_NOMEM, "out of memory");
+    for (int s = 0; *st == CA_OK && s < 3; s++)
+        for (int i = 0; *st == CA_OK && i < src->sp[s].n; i++)
+            if (!excluded(&ex, src->sp[s].paths[i])) *st = push(&ds->sp[s], strdup(src->sp[s].paths[i]), src->sp[s].labels[i]);
     if (*st != CA_OK) { ca_dataset_free(ds); return NULL; }
     return ds;
 }
