@@ -8,7 +8,7 @@
 #include <string.h>
 
 static void help(void) {
-    printf("usage: clipadapt predict --model W --classifier CLF [--top-k 5] [--json] [--bf16] IMAGE...\n"
+    printf("usage: clipadapt predict --model W --classifier CLF [--top-k 5] [--json] [--bf16] [--skip-bad] IMAGE...\n"
            "\n"
            "Classify images: CLIP preprocessing (bicubic resize, centre crop), image encoder, L2\n"
            "normalisation, the classifier's logits, softmax. The model must be the one the features\n"
@@ -20,15 +20,18 @@ static void help(void) {
            "  --top-k K         classes shown per image (default 5)\n"
            "  --json            one JSON array: [{\"image\", \"top\": [{\"class\", \"index\", \"prob\"}, ...]}]\n"
            "  --bf16            BF16 image encoder (AVX512-BF16; faster, features within ~1%% of float32)\n"
+           "  --skip-bad        name each image that cannot be decoded on stderr, classify the others, and\n"
+           "                    print a count at the end (exit 1 only when no image could be read); without\n"
+           "                    it the first such image stops the command with nothing printed\n"
            "\n"
            "Table output: one line per image and rank: image, rank, probability, class index, class name\n"
-           "(tab-separated). Exit status 1 when any image fails (the others are still printed).\n");
+           "(tab-separated).\n");
 }
 
 int cmd_predict(int argc, char **argv) {
     const char *model_path = NULL, *config = NULL, *clf_path = NULL;
     long topk = 5;
-    int json = 0, nimg = 0, bf16 = 0;
+    int json = 0, nimg = 0, bf16 = 0, skip_bad = 0;
     const char **images = calloc((size_t)argc + 1, sizeof(char *));
     if (!images) return cli_error("out of memory");
     for (int i = 1; i < argc; i++) {
@@ -37,6 +40,7 @@ int cmd_predict(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { free(images); help(); return CLI_OK; }
         if (!strcmp(a, "--json")) { json = 1; continue; }
         if (!strcmp(a, "--bf16")) { bf16 = 1; continue; }
+        if (!strcmp(a, "--skip-bad")) { skip_bad = 1; continue; }
         if (!strcmp(a, "--")) { while (++i < argc) images[nimg++] = argv[i]; break; }
         if ((r = cli_take(argc, argv, &i, "--model", &v)) != 0) { if (r < 0) goto missing; model_path = v; continue; }
         if ((r = cli_take(argc, argv, &i, "--config", &v)) != 0) { if (r < 0) goto missing; config = v; continue; }
@@ -61,6 +65,9 @@ int cmd_predict(int argc, char **argv) {
     float *probs = NULL;
     int *idx = NULL;
     cJSON *out = NULL;
+    char *table = NULL;
+    size_t table_len = 0;
+    FILE *tf = NULL;   /* the table is held back until every image is classified: no partial output */
     ca_classifier *c = ca_classifier_load(clf_path, &st);
     if (!c) { rc = cli_status(st); goto done; }
     ca_model_params mp = ca_model_default_params();
@@ -68,25 +75,43 @@ int cmd_predict(int argc, char **argv) {
     mp.config_path = config;
     if (!(m = ca_model_load(model_path, &mp, &st))) { rc = cli_status(st); goto done; }
     if (bf16 && (rc = cli_use_bf16(m))) goto done;
+    /* the model and classifier must fit each other: checked once, before any image */
+    ca_model_info info;
+    char sig[512];
+    if ((st = ca_model_get_info(m, &info)) != CA_OK) { rc = cli_status(st); goto done; }
+    if (info.embed_dim != ca_classifier_dim(c)) {
+        rc = cli_error("%s: classifier expects %d-d features but the model gives %d-d (%s): fitted with another model?",
+                       clf_path, ca_classifier_dim(c), info.embed_dim, model_path);
+        goto done;
+    }
+    if (ca_classifier_model_signature(c) && ca_model_signature(m, sig, sizeof sig) == CA_OK &&
+        !ca_model_signature_match(ca_classifier_model_signature(c), sig)) {
+        rc = cli_error("%s: classifier was fit on features of another model than %s (extract with this model, or "
+                       "predict with the one used for extract)", clf_path, model_path);
+        goto done;
+    }
     int C = ca_classifier_num_classes(c), k = topk < C ? (int)topk : C;
     probs = malloc(sizeof(float) * (size_t)C);
     idx = malloc(sizeof(int) * (size_t)k);
     out = json ? cJSON_CreateArray() : NULL;
-    if (!probs || !idx || (json && !out)) { rc = cli_error("out of memory"); goto done; }
+    tf = json ? NULL : open_memstream(&table, &table_len);
+    if (!probs || !idx || (json && !out) || (!json && !tf)) { rc = cli_error("out of memory"); goto done; }
     ca_image_params ip = ca_image_default_params();
     for (int i = 0; i < nimg; i++) {
         ca_image *img = ca_image_load(images[i], &ip, &st);
-        if (img) {
-            st = ca_classify_image(m, c, img, probs);
-            ca_image_free(img);
-        }
-        if (st != CA_OK) {   /* report and go on: one bad file should not hide the other results */
+        if (!img) {   /* an undecodable image: skipped with --skip-bad, else the end of the run */
             const char *d = ca_last_error();
-            if (d && strstr(d, images[i])) cli_error("%s", d);
-            else cli_error("%s: %s", images[i], d && *d ? d : ca_strerror(st));
+            char line[1024];
+            if (d && strstr(d, images[i])) snprintf(line, sizeof line, "%s", d);
+            else snprintf(line, sizeof line, "%s: %s", images[i], d && *d ? d : ca_strerror(st));
+            if (!skip_bad) { rc = cli_error("%s", line); goto done; }
+            fprintf(stderr, "clipadapt: skipped: %s\n", line);
             failed++;
             continue;
         }
+        st = ca_classify_image(m, c, img, probs);
+        ca_image_free(img);
+        if (st != CA_OK) { rc = cli_status(st); goto done; } /* model/classifier problems hold for every image */
         ca_top_k(probs, C, k, idx);
         cJSON *top = json ? cJSON_CreateArray() : NULL;
         for (int j = 0; j < k; j++) {
@@ -100,7 +125,7 @@ int cmd_predict(int argc, char **argv) {
                 cJSON_AddNumberToObject(e, "prob", probs[idx[j]]);
                 cJSON_AddItemToArray(top, e);
             } else {
-                printf("%s\t%d\t%.6f\t%d\t%s\n", images[i], j + 1, probs[idx[j]], idx[j], nm);
+                fprintf(tf, "%s\t%d\t%.6f\t%d\t%s\n", images[i], j + 1, probs[idx[j]], idx[j], nm);
             }
         }
         if (json) {
@@ -110,13 +135,21 @@ int cmd_predict(int argc, char **argv) {
             cJSON_AddItemToArray(out, e);
         }
     }
+    if (failed == nimg) { rc = cli_error("predict: none of the %d images could be decoded", nimg); goto done; }
     if (json) {
         char *s = cJSON_Print(out);
         if (s) puts(s);
         free(s);
+    } else {
+        fclose(tf);
+        tf = NULL;
+        fwrite(table, 1, table_len, stdout);
     }
-    rc = failed ? CLI_FAIL : CLI_OK;
+    if (failed) fprintf(stderr, "clipadapt: predict: skipped %d of %d images that could not be decoded\n", failed, nimg);
+    rc = CLI_OK;
 done:
+    if (tf) fclose(tf);
+    free(table);
     cJSON_Delete(out);
     free(probs); free(idx); free(images);
     ca_model_free(m);

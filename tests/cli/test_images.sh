@@ -65,4 +65,17 @@ mkdir -p "$T/allbad/a" "$T/allbad/b"
 cp "$T/clean/$c1/"*.png "$T/allbad/a/" 2>/dev/null; cp "$T/clean/$c1/"*.jpg "$T/allbad/a/" 2>/dev/null
 for i in 1 2 3 4 5 6; do echo x > "$T/allbad/b/$i.jpg"; done
 expect_fail "a class with only bad images" "no readable images" $CA "${EX[@]}" --images "$T/allbad" --skip-bad --output "$T/d.safetensors"
+
+# predict: without --skip-bad the first bad image stops it with nothing printed; with it, each is
+# named, the others classified, and a count given
+expect_ok "fit" $CA fit --features "$T/c.safetensors" --method prototype --shots 4 --output "$T/clf.safetensors"
+good=$(ls "$T/clean/$c1/"*.png | head -2)
+echo "not an image" > "$T/bad1.jpg"; echo "" > "$T/bad2.tif"
+expect_fail "predict: a bad image" "bad1.jpg" $CA predict --model "$MODEL" --classifier "$T/clf.safetensors" --top-k 1 $good "$T/bad1.jpg"
+[ ! -s "$T/out" ] && [ "$(wc -l < "$T/err")" -eq 1 ] && ok "predict: one line, no partial output" || bad "predict: $(cat "$T/out" "$T/err" | head -5)"
+expect_ok "predict --skip-bad" $CA predict --model "$MODEL" --classifier "$T/clf.safetensors" --top-k 1 --skip-bad "$T/bad1.jpg" $good "$T/bad2.tif" "$T/clean/$c1/more/a.tif"
+[ "$(wc -l < "$T/out")" -eq 3 ] && ok "predict --skip-bad classifies the 3 good images" || bad "predict --skip-bad: $(cat "$T/out")"
+grep -q "skipped: .*bad1.jpg" "$T/err" && grep -q "skipped: .*bad2.tif" "$T/err" && grep -q "skipped 2 of 5 images" "$T/err" \
+  && ok "predict --skip-bad names each bad image and counts them" || bad "predict --skip-bad stderr: $(cat "$T/err")"
+expect_fail "predict --skip-bad, nothing readable" "none of the 2 images" $CA predict --model "$MODEL" --classifier "$T/clf.safetensors" --skip-bad "$T/bad1.jpg" "$T/bad2.tif"
 finish
