@@ -257,6 +257,27 @@ CA_API void ca_run_free(ca_run_result *r);
 CA_API char *ca_report_table(const ca_run_result *runs, int n);
 CA_API char *ca_report_json(const ca_run_result *runs, int n, const char *features_path);
 CA_API char *ca_plot_svg(const ca_run_result *runs, int n, const char *title);
+/* Evaluation of logits (n, num_classes) against labels: top-1 and top-k accuracy, per-class
+ * accuracy and the confusion matrix. Filled by ca_eval_logits, freed by ca_eval_report_free. */
+typedef struct {
+    int n, num_classes, k;       /* rows, classes, the k of topk (min(k asked, num_classes)) */
+    double top1, topk;           /* accuracy in percent; top1 equals ca_accuracy */
+    int64_t *confusion;          /* (C, C) counts: row = true class, column = top-1 prediction */
+    int *class_count;            /* (C) rows of each true class */
+    double *class_acc;           /* (C) top-1 accuracy in percent per true class; NaN when it has no rows */
+} ca_eval_report;
+/* Score logits: labels must be in [0, num_classes) (CA_E_ARG naming the row otherwise). Ties go
+ * to the lower class index, as in ca_accuracy and ca_top_k. Thread-safe. */
+CA_API ca_status ca_eval_logits(const float *logits, const int32_t *labels, int n, int num_classes, int k,
+                                ca_eval_report *out);
+CA_API void ca_eval_report_free(ca_eval_report *r);
+/* The confusion matrix as CSV (malloc'd, caller frees): a header row of class names, then one
+ * row per true class with its counts per predicted class, its row count and accuracy. Names
+ * (NULL or a NULL entry: "class i") are quoted as RFC 4180 needs. */
+CA_API char *ca_confusion_csv(const ca_eval_report *r, const char *const *class_names);
+/* The confusion matrix as an SVG heatmap (cells coloured by the share of the true class's rows,
+ * a tooltip per cell, class names on the axes while they fit); malloc'd, caller frees. */
+CA_API char *ca_confusion_svg(const ca_eval_report *r, const char *const *class_names, const char *title);
 /* Write text to path atomically (temporary file + rename): no partial output on failure. */
 CA_API ca_status ca_write_text(const char *path, const char *text);
 
