@@ -5,7 +5,7 @@
  * maxval > 255, scaled to 0..65535 unless it is exactly 65535), P3/P6 "RGB" (16-bit samples
  * scaled to 0..255). Not here: Pillow's private extensions (P0CMYK, PyP, PyRGBA, PyCMYK), PAM
  * (P7). Every size is checked before allocating; short data is an error, as in Pillow. */
-#include "io/image.h"
+#include "io/decoders.h"
 
 #include <math.h>
 #include <string.h>

@@ -6,7 +6,7 @@
  * libtiff's RGBA interface (JPEG-compressed: libjpeg's own RGB conversion), as Pillow does.
  * Not here (refused, as Pillow refuses them or cannot resize them): float samples ("F"), "PA",
  * "LAB", 12-bit grey, old-style JPEG, layouts outside Pillow's table. */
-#include "io/image.h"
+#include "io/decoders.h"
 
 #include <stdarg.h>
 #include <stdio.h>
