@@ -50,7 +50,7 @@ static int chunk_end(const char *const *paths, const uint64_t *ids, int c0, int 
     int i = c0;
     while (i < n) {
         uint64_t h = fnv(0xcbf29ce484222325ull, paths[i], strlen(paths[i]));
-        h = ca_hash64(h ^ (ids ? ids[i] : 0));
+        h = ca_hash64(h ^ (ids ? ids[i] : (uint64_t)i)); /* the id as chunk_key and ca_augment see it */
         i++;
         if (chunk <= 1 || h % (uint64_t)chunk == 0 || i - c0 >= 4 * chunk) break;
     }
