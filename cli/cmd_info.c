@@ -6,23 +6,19 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *HELP =
-    "usage: clipadapt info --model WEIGHTS [--config CONFIG.json]\n\n"
-    "Print the architecture inferred from a CLIP checkpoint's tensor shapes: towers, ViT or\n"
-    "ModifiedResNet sizes, text transformer sizes, embedding dimension, parameter count, dtype.\n"
-    "A checkpoint holding one tower only is described as such.\n";
-
 int cmd_info(int argc, char **argv) {
     const char *model = NULL, *config = NULL;
-    for (int i = 1; i < argc; i++) {
-        int r;
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { fputs(HELP, stdout); return CLI_OK; }
-        if ((r = cli_take(argc, argv, &i, "--model", &model)) || (r = cli_take(argc, argv, &i, "--config", &config))) {
-            if (r < 0) return cli_usage("info", "%s needs a value", argv[i]);
-            continue;
-        }
-        return cli_usage("info", "unknown option '%s'", argv[i]);
-    }
+    cli_opt t[] = {
+        cli_opt_str("--model", &model, "WEIGHTS", "CLIP checkpoint (.safetensors) (required)"),
+        cli_opt_str("--config", &config, "CONFIG.json", "Hugging Face config.json (optional)"),
+    };
+    cli_cmd cmd = {"info", "--model WEIGHTS [--config CONFIG.json]",
+                   "Print the architecture inferred from a CLIP checkpoint's tensor shapes: towers, ViT or\n"
+                   "ModifiedResNet sizes, text transformer sizes, embedding dimension, parameter count, dtype.\n"
+                   "A checkpoint holding one tower only is described as such.",
+                   NULL, t, 2, NULL};
+    int r = cli_parse(&cmd, argc, argv, NULL, NULL);
+    if (r) return r == CLI_HELP ? CLI_OK : r;
     if (!model) return cli_usage("info", "--model is required");
 
     /* Both towers first; a one-tower checkpoint then loads as such. The first error is the one

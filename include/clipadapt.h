@@ -39,7 +39,8 @@ typedef enum {
     CA_E_NOTFOUND,      /* a named thing (tensor, class, method, split) does not exist */
     CA_E_UNSUPPORTED,   /* valid input that this build does not handle (dtype, layout, codec) */
     CA_E_RANGE,         /* a value is outside its allowed range (image too large, text too long) */
-    CA_E_INTERNAL       /* a bug in clipadapt: please report it */
+    CA_E_INTERNAL,      /* a bug in clipadapt: please report it */
+    CA_E_NONFINITE = 11 /* NaN/Inf in weights, features, probabilities, or a diverged loss */
 } ca_status;
 
 /* Short, static description of a status code ("I/O error", ...). Never NULL. */
@@ -122,7 +123,11 @@ CA_API void ca_st_writer_free(ca_st_writer *w);
 CA_API ca_status ca_st_writer_add(ca_st_writer *w, const char *name, ca_dtype dt, int ndim,
                                   const int64_t *shape, const void *data);
 CA_API ca_status ca_st_writer_metadata(ca_st_writer *w, const char *key, const char *value);
-/* Write to path atomically (temporary file in the same folder, fsync, rename). */
+/* Write to path. A regular or new file is written atomically (hidden temporary in the same
+ * folder, fsync, rename; the old file's mode is kept); a symbolic link is followed and its
+ * target replaced (the link stays); a FIFO or character device is written directly; "-" is
+ * standard output; a directory is refused. Errors name path with the system's reason. The same
+ * rules hold for every library function that writes a file (ca_classifier_save, ca_write_text). */
 CA_API ca_status ca_st_writer_save(const ca_st_writer *w, const char *path);
 
 /* ======================================================================================== */
@@ -172,7 +177,7 @@ CA_API ca_features_writer_params ca_features_writer_default_params(void);
 CA_API ca_features_writer *ca_features_writer_new(const ca_features_writer_params *p, ca_status *st);
 CA_API void ca_features_writer_free(ca_features_writer *w);
 /* Add split name ("train.{K}shot" with K >= 1, "val" or "test"; each once): x (n, dim) features,
- * y (n) labels, n >= 1; xv (views, n, dim) augmented views for train splits (NULL and 0 for
+ * y (n) labels, n >= 1 (test: n >= 0, an empty test split); xv (views, n, dim) augmented views for train splits (NULL and 0 for
  * none); paths (n) image paths recorded in metadata "image_paths" (NULL: none; the map is
  * written only when every split gave its paths). */
 CA_API ca_status ca_features_writer_add_split(ca_features_writer *w, const char *name, const float *x,
@@ -251,7 +256,11 @@ CA_API ca_status ca_classifier_logits(const ca_classifier *c, const float *x, in
 CA_API int ca_classifier_param_count(const ca_classifier *c);
 CA_API const char *ca_classifier_param_name(const ca_classifier *c, int i);
 CA_API double ca_classifier_param(const ca_classifier *c, const char *name, double fallback);
-/* Save/load as safetensors (method, class names, hyper-parameters in metadata). */
+/* The name of an option value that is a name ("adamw" for ("optimizer", 2), "learn" for
+ * ("ratio_mode", 2)), or NULL when the parameter is a plain number. Static string. */
+CA_API const char *ca_fit_param_value_name(const char *param, double value);
+/* Save/load as safetensors (method, class names, hyper-parameters in metadata; named values such
+ * as the optimizer stored by name). */
 CA_API ca_status ca_classifier_save(const ca_classifier *c, const char *path,
                                     const char *const *class_names);
 CA_API ca_classifier *ca_classifier_load(const char *path, ca_status *st);
@@ -269,16 +278,55 @@ CA_API double ca_accuracy(const float *logits, const int32_t *labels, int n, int
 typedef struct {
     const char *method;          /* static name from the registry */
     int shots;                   /* K */
-    double val_acc, test_acc;    /* top-1 accuracy in percent of the fitted classifier */
+    double val_acc, test_acc;    /* top-1 accuracy in percent of the fitted classifier; val_acc is
+                                    on the val images the method saw (NAN under CA_SELECT_NONE) */
     double seconds;              /* wall time of fit + both evaluations */
     ca_classifier *clf;          /* the fitted classifier, owned by the result (ca_run_free) */
+    /* the protocol of the run (ca_run_fewshot_protocol; ca_run_fewshot fills the defaults) */
+    uint64_t seed;               /* params->seed: training randomness and every draw below */
+    int select;                  /* CA_SELECT_* */
+    int resampled;               /* 1 when the K shots were drawn from a larger train split */
+    int train_n, val_n;          /* training rows and val images the method was given */
 } ca_run_result;
+
+/* Selection regimes: which validation data a method may use for its hyper-parameters, epochs
+ * and ensembling weights. Test is evaluated once after fitting under every regime. */
+enum {
+    CA_SELECT_VAL = 0,           /* the whole val split */
+    CA_SELECT_KSHOT_VAL = 1,     /* min(K, kshot_val_max) val images per class, drawn with the seed */
+    CA_SELECT_NONE = 2           /* no val at all: ca_fit_data.val.n == 0, each method's published
+                                    fixed hyper-parameters (or a CA_E_ARG refusal) */
+};
+/* Where the K shots come from. */
+enum {
+    CA_SAMPLE_POOL = 0,          /* K below the largest train split: K of its rows per class, drawn
+                                    with the seed (views follow their rows); otherwise the stored split */
+    CA_SAMPLE_FIXED = 1          /* always the stored train.{K}shot split */
+};
+
+typedef struct {
+    int select;                  /* CA_SELECT_* (default CA_SELECT_VAL) */
+    int sample;                  /* CA_SAMPLE_* (default CA_SAMPLE_POOL) */
+    int kshot_val_max;           /* per-class val cap of CA_SELECT_KSHOT_VAL (default 4) */
+} ca_protocol;
+CA_API ca_protocol ca_protocol_default_params(void);
+/* Name of a selection regime ("val", "kshot-val", "none") or NULL; and back (-1 when unknown). */
+CA_API const char *ca_select_name(int select);
+CA_API int ca_select_from_name(const char *name);
 
 /* Fit `method` on train.{shots}shot of fs (val for its searches and model selection), then
  * score val and test once. On success fills *out (free with ca_run_free); on failure returns
  * the status with the detail in ca_last_error(). Thread-safe on distinct outputs. */
 CA_API ca_status ca_run_fewshot(const ca_featureset *fs, const char *method, int shots,
                                 const ca_fit_params *params, ca_run_result *out);
+/* The same under a protocol (NULL: defaults). params->seed drives the training randomness, the
+ * K-shot draw (CA_SAMPLE_POOL: for each class a seeded permutation of the pool's rows, the first
+ * K taken, so K-shot samples of one seed are nested) and the kshot-val draw. Deterministic for a
+ * given (fs, method, shots, params, proto) and thread count. ca_run_fewshot is this with
+ * CA_SELECT_VAL and CA_SAMPLE_FIXED (the stored split), as before protocols existed. */
+CA_API ca_status ca_run_fewshot_protocol(const ca_featureset *fs, const char *method, int shots,
+                                         const ca_fit_params *params, const ca_protocol *proto,
+                                         ca_run_result *out);
 CA_API void ca_run_free(ca_run_result *r);
 
 /* Reports of n runs, as malloc'd NUL-terminated text (caller frees; NULL when out of memory).
@@ -310,7 +358,24 @@ CA_API char *ca_confusion_csv(const ca_eval_report *r, const char *const *class_
 /* The confusion matrix as an SVG heatmap (cells coloured by the share of the true class's rows,
  * a tooltip per cell, class names on the axes while they fit); malloc'd, caller frees. */
 CA_API char *ca_confusion_svg(const ca_eval_report *r, const char *const *class_names, const char *title);
-/* Write text to path atomically (temporary file + rename): no partial output on failure. */
+
+/* Runs over several seeds: when some (method, K) has runs with more than one seed, the table
+ * shows "mean ± std" of test accuracy per cell (std: the sample standard deviation, n − 1) and
+ * the plot draws the mean with ±std error bars. ca_report_json_ex with aggregate (or several
+ * seeds) writes one object: {"features", "select", "seeds": [...], "runs": [per-seed records
+ * with "seed", "select", "resampled", "train_n", "val_n"], "aggregate": [per (method, K):
+ * "n_seeds", "test_mean", "test_std", "val_mean", "val_std", "test_accs"]}. */
+typedef struct {
+    const char *features_path;   /* recorded in the JSON, or NULL */
+    int timings;                 /* 1 (default): wall-clock fields ("seconds", "*_seconds"); 0: none,
+                                    so that the same runs give byte-identical JSON */
+    int aggregate;               /* 1: the aggregate object even for one seed (default 0: only
+                                    when the runs hold several seeds) */
+} ca_report_params;
+CA_API ca_report_params ca_report_default_params(void);
+CA_API char *ca_report_json_ex(const ca_run_result *runs, int n, const ca_report_params *p);
+/* Write text to path atomically (temporary file + rename): no partial output on failure; links,
+ * special files and "-" as for ca_st_writer_save. */
 CA_API ca_status ca_write_text(const char *path, const char *text);
 
 /* ======================================================================================== */
@@ -524,6 +589,27 @@ CA_API char *ca_template_format(const char *tmpl, const char *class_name);
  * needs its text tower. Not thread-safe on one model or tokenizer. */
 CA_API ca_status ca_text_classifier(ca_model *m, ca_tokenizer *tok, const char *const *class_names, int C,
                                     const char *const *templates, int T, float *out);
+
+/* Per-class prompt lists, the CuPL / APE format: a JSON object {"class name": ["prompt", ...],
+ * ...}. A class name finds its list by exact key, else by the key equal up to case, '_' vs ' '
+ * and surrounding spaces (when that match is unique). Every list must be a non-empty array of
+ * strings; duplicate keys are refused. Read-only after loading (shareable by threads); the
+ * caller frees with ca_prompts_free. Errors name the file (`name` for ca_prompts_parse). */
+typedef struct ca_prompts ca_prompts;
+CA_API ca_prompts *ca_prompts_load(const char *path, ca_status *st);
+CA_API ca_prompts *ca_prompts_parse(const char *json, size_t len, const char *name, ca_status *st);
+CA_API void ca_prompts_free(ca_prompts *p);
+/* Number of classes (keys) in the file. */
+CA_API int ca_prompts_count(const ca_prompts *p);
+/* The prompt list of a class (owned by p) and its length, or NULL when the file has none. */
+CA_API const char *const *ca_prompts_for(const ca_prompts *p, const char *class_name, int *count);
+/* Text classifier from per-class prompts: per class, encode its prompts, L2-normalise each
+ * embedding, average, re-normalise (as ca_text_classifier does for templates). A class without
+ * an entry fails with CA_E_NOTFOUND naming the class and the file; a prompt too long for the
+ * context fails with CA_E_RANGE naming the class. out: (C, embed_dim). Not thread-safe on one
+ * model or tokenizer. */
+CA_API ca_status ca_text_classifier_prompts(ca_model *m, ca_tokenizer *tok, const char *const *class_names,
+                                            int C, const ca_prompts *prompts, float *out);
 
 /* Encode image files to L2-normalised features, in chunks; optionally with V augmented views
  * (ca_augment with (seed, ids[i], view)), the feature then being the L2-normalised mean of the

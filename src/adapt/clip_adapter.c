@@ -215,6 +215,10 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
     float ratio = (float)(p->ratio >= 0 && p->ratio <= 1 ? p->ratio : 0.2);
     if (p->ratio > 1) return ca_fail(CA_E_ARG, "clip-adapter: ratio %g is outside [0,1]", p->ratio);
     if (N < 1) return ca_fail(CA_E_ARG, "clip-adapter: empty training split");
+    /* Without val (selection regime "none") the adapters train at the fixed ratio and the last
+     * epoch is kept; a ratio search has nothing to search on, so it is refused, not faked. */
+    if (mode == 1 && d->val.n < 1)
+        return ca_fail(CA_E_ARG, "%s: --ratio-mode search needs val images, and this run has none (selection 'none'); use a fixed --ratio", c->m->name);
     int epochs = p->epochs > 0 ? p->epochs : 200;
     int B = p->batch > 0 ? p->batch : 32;
     if (B > N) B = N;
@@ -277,9 +281,19 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
                 memcpy(Xb + (size_t)i * D, src, sizeof(float) * D);
                 yb[i] = d->train.y[idx];
             }
-            loss_grad(&L, P, W0, Xb, yb, nb, &vb, &tb, Ws, dWs, logits, Xb + (size_t)B * D, G);
+            double loss = loss_grad(&L, P, W0, Xb, yb, nb, &vb, &tb, Ws, dWs, logits, Xb + (size_t)B * D, G);
+            if (!isfinite(loss)) {
+                st = ca_fail(CA_E_NONFINITE, "%s: training diverged: loss %g at epoch %d with lr %g (lower --lr)",
+                             ca_classifier_method(c), fabs(loss), ep + 1, lr);
+                goto done;
+            }
             step++;
             ca_optim_step(&opt, ca_lr_cosine(lr, step - 1, total, warm), step, P, G, M, V, L.n);
+        }
+        if (!all_finite(P, L.n)) {
+            st = ca_fail(CA_E_NONFINITE, "%s: training diverged: non-finite weights after epoch %d with lr %g (lower --lr)",
+                         ca_classifier_method(c), ep + 1, lr);
+            goto done;
         }
         if ((ep + 1) % eval_every == 0 || ep + 1 == epochs) {
             const float *Wc = text_classifier(&L, P, W0, &tb, Ws);
@@ -354,7 +368,7 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
     if ((st = ca_clf_set_param(c, "best_epoch", best_epoch))) goto done;
     if ((st = ca_clf_set_param(c, "optimizer", opt_kind))) goto done;
     if ((st = ca_clf_set_param(c, "lr", lr))) goto done;
-    if ((st = ca_clf_set_param(c, "val_acc", best_acc < 0 ? 0 : best_acc))) goto done;
+    if (d->val.n > 0 && (st = ca_clf_set_param(c, "val_acc", best_acc < 0 ? 0 : best_acc))) goto done;
     st = ca_clf_set_param(c, "train_seconds", ca_now() - t0);
 done:
     ca_train_threads_restore(blas_saved);

@@ -30,6 +30,14 @@ sums=$(awk -F, 'NR > 1 { for (i = 2; i <= NF - 2; i++) { t += $i; if (i == NR) d
 [ "$sums" = "1047 609" ] && ok "confusion CSV sums: 1047 rows, 609 on the diagonal" || bad "confusion CSV sums: $sums"
 grep -q '<svg' "$T/conf.svg" && grep -q '</svg>' "$T/conf.svg" && ok "confusion heatmap SVG" || bad "no SVG"
 expect_fail "eval --top-k 0" "top-k" $CA eval --classifier "$T/zs.safetensors" --features "$CARS" --top-k 0
+# --confusion and --plot go through the output policy: an input, or the other output, is refused before any work
+cp "$T/zs.safetensors" "$T/zs-copy.safetensors"
+expect_fail "eval --confusion = --classifier" "zs-copy.safetensors: is the same file as the --classifier input" \
+  $CA eval --classifier "$T/zs-copy.safetensors" --features "$CARS" --confusion "$T/zs-copy.safetensors"
+expect_fail "eval --plot = --confusion" "given for both --confusion and --plot" \
+  $CA eval --classifier "$T/zs-copy.safetensors" --features "$CARS" --confusion "$T/c2.csv" --plot "$T/c2.csv"
+cmp -s "$T/zs.safetensors" "$T/zs-copy.safetensors" && [ ! -e "$T/c2.csv" ] && ok "refused outputs left the inputs alone" \
+  || bad "a refused eval output changed a file"
 
 expect_fail "fit: unknown method" "unknown method" $CA fit --features "$CARS" --method nope --output "$T/x.safetensors"
 expect_fail "fit: missing shots split" "train.3shot" $CA fit --features "$CARS" --method zero-shot --shots 3 --output "$T/x.safetensors"
