@@ -45,7 +45,7 @@ endif
 # what include/clipadapt.h marks CA_API is exported from libclipadapt.so.
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter $(OPT) -g $(ARCH) -fopenmp $(SANFLAGS) \
            -fPIC -fvisibility=hidden -Iinclude -Isrc -MMD -MP
-LIBS    := -lopenblas -lcjson -lutf8proc -ljpeg -lpng -lwebpdemux -lwebp -lgif -lz -lm
+LIBS    := -lopenblas -lcjson -lutf8proc -ljpeg -lpng -lwebpdemux -lwebp -lgif -ltiff -lz -lm
 LDLIBS  += $(LIBS) -fopenmp $(SANFLAGS)
 CLI_LIBS := -lmicrohttpd -lpthread    # clipadapt serve (cli/serve*.c) only
 
@@ -163,7 +163,7 @@ test: all $(TESTS) $(BUILD)/tests/header_cpp.o
 # Fuzz targets (libFuzzer via clang, library objects built once); run_tests.sh runs each briefly.
 FUZZ_CC    := clang
 FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fopenmp -Iinclude -Isrc
-FUZZ_LIBS  := -lopenblas -lcjson -lutf8proc -ljpeg -lpng -lwebpdemux -lwebp -lgif -lz -lm
+FUZZ_LIBS  := -lopenblas -lcjson -lutf8proc -ljpeg -lpng -lwebpdemux -lwebp -lgif -ltiff -lz -lm
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZERS    := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_OBJ   := $(LIB_SRC:%.c=$(BUILD)/fuzzobj/%.o)

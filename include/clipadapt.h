@@ -396,6 +396,27 @@ CA_API void ca_run_free(ca_run_result *r);
 CA_API char *ca_report_table(const ca_run_result *runs, int n);
 CA_API char *ca_report_json(const ca_run_result *runs, int n, const char *features_path);
 CA_API char *ca_plot_svg(const ca_run_result *runs, int n, const char *title);
+/* Evaluation of logits (n, num_classes) against labels: top-1 and top-k accuracy, per-class
+ * accuracy and the confusion matrix. Filled by ca_eval_logits, freed by ca_eval_report_free. */
+typedef struct {
+    int n, num_classes, k;       /* rows, classes, the k of topk (min(k asked, num_classes)) */
+    double top1, topk;           /* accuracy in percent; top1 equals ca_accuracy */
+    int64_t *confusion;          /* (C, C) counts: row = true class, column = top-1 prediction */
+    int *class_count;            /* (C) rows of each true class */
+    double *class_acc;           /* (C) top-1 accuracy in percent per true class; NaN when it has no rows */
+} ca_eval_report;
+/* Score logits: labels must be in [0, num_classes) (CA_E_ARG naming the row otherwise). Ties go
+ * to the lower class index, as in ca_accuracy and ca_top_k. Thread-safe. */
+CA_API ca_status ca_eval_logits(const float *logits, const int32_t *labels, int n, int num_classes, int k,
+                                ca_eval_report *out);
+CA_API void ca_eval_report_free(ca_eval_report *r);
+/* The confusion matrix as CSV (malloc'd, caller frees): a header row of class names, then one
+ * row per true class with its counts per predicted class, its row count and accuracy. Names
+ * (NULL or a NULL entry: "class i") are quoted as RFC 4180 needs. */
+CA_API char *ca_confusion_csv(const ca_eval_report *r, const char *const *class_names);
+/* The confusion matrix as an SVG heatmap (cells coloured by the share of the true class's rows,
+ * a tooltip per cell, class names on the axes while they fit); malloc'd, caller frees. */
+CA_API char *ca_confusion_svg(const ca_eval_report *r, const char *const *class_names, const char *title);
 
 /* Runs over several seeds: when some (method, K) has runs with more than one seed, the table
  * shows "mean ± std" of test accuracy per cell (std: the sample standard deviation, n − 1) and
@@ -463,9 +484,10 @@ typedef struct {
 } ca_image_params;
 CA_API ca_image_params ca_image_default_params(void);
 
-/* Decode a file / memory buffer (JPEG, PNG, GIF, WebP, BMP, recognised by content) into the
- * file's own Pillow mode, as Pillow 9.4 opens it (no gamma, tRNS ignored, 16-bit RGB(A) reduced
- * to the high byte, 16-bit grey kept as "I"; GIF and animated WebP: the first frame). Corrupt, truncated, empty or unrecognised data fails with CA_E_FORMAT and a message
+/* Decode a file / memory buffer (JPEG, PNG, GIF, WebP, BMP, TIFF, PPM/PGM/PBM, recognised by
+ * content) into the file's own Pillow mode, as Pillow 9.4 opens and loads it (no gamma, tRNS
+ * ignored, 16-bit RGB(A) reduced to the high byte, 16-bit grey kept as "I"; GIF, animated WebP
+ * and multi-page TIFF: the first frame; a TIFF's Orientation tag applied, as Pillow's load does). Corrupt, truncated, empty or unrecognised data fails with CA_E_FORMAT and a message
  * naming `name` (the path for ca_image_load); more than max_pixels fails with CA_E_RANGE before
  * any pixel buffer is allocated. p may be NULL (defaults). The caller frees the result with
  * ca_image_free. Thread-safe (no shared state); the buffer is only read during the call. */
@@ -480,11 +502,12 @@ CA_API void ca_image_free(ca_image *img);
 CA_API int ca_image_width(const ca_image *img);
 CA_API int ca_image_height(const ca_image *img);
 CA_API int ca_image_channels(const ca_image *img);
-/* Pillow mode name of the decoded pixels: "L", "LA", "RGB", "RGBA", "CMYK", "I" (16-bit grey,
- * one int32 per pixel), "P" (palette, stored expanded as RGB) or "1" (stored as L 0/255).
+/* Pillow mode name of the decoded pixels: "L", "LA", "RGB", "RGBA", "CMYK", "I" (16/32-bit grey,
+ * one int32 per pixel; TIFF's "I;16"/"I;16B" likewise), "RGBX" (TIFF; stored as RGB), "P"
+ * (palette, stored expanded as RGB) or "1" (stored as L 0/255).
  * Static string; "" for NULL. */
 CA_API const char *ca_image_mode(const ca_image *img);
-/* Decoded samples, rows of width*channels bytes (mode "I": width int32), tightly packed; owned
+/* Decoded samples, rows of width*channels bytes (modes "I", "I;16", "I;16B": width int32), tightly packed; owned
  * by the image. */
 CA_API const uint8_t *ca_image_pixels(const ca_image *img);
 
@@ -616,16 +639,27 @@ typedef struct {
     uint64_t seed;           /* which images move (default 1) */
     const char *val_dir;     /* a separate folder with the same class folders, or NULL */
     const char *test_dir;    /* likewise for test */
+    const char *const *exclude; /* n_exclude image paths (as ca_dataset_path gives them) to leave
+                                 out, as if the files were not there (e.g. undecodable ones) */
+    int n_exclude;
 } ca_dataset_params;
 CA_API ca_dataset_params ca_dataset_default_params(void);
 
 /* Image folder: one sub-folder per class (class name = folder name with '_' -> ' '), classes
- * sorted by folder name, images (.jpg .jpeg .png .bmp .gif .webp .ppm .tif .tiff, any case)
- * sorted by file name. Hidden entries are skipped. Fails on an empty class or no classes. */
+ * sorted by folder name; images (.jpg .jpeg .png .bmp .gif .webp .ppm .pgm .pbm .pnm .tif
+ * .tiff, any case) anywhere below a class folder belong to it, as in torchvision's ImageFolder
+ * (links followed, each folder walked once, so link loops end), sorted by path relative to the
+ * class folder. Hidden files and folders are skipped. val_split/test_split rank each class's
+ * files by a seeded hash of their own path, so removing one file moves at most one other file
+ * per boundary. Fails on an empty class or no classes. */
 CA_API ca_dataset *ca_dataset_from_folder(const char *root, const ca_dataset_params *p, ca_status *st);
 /* CoOp split file {"train": [[relpath, label, classname], ...], "val": ..., "test": ...};
  * paths are relative to image_root. Labels must be 0..C-1 with one class name each. */
 CA_API ca_dataset *ca_dataset_from_split_file(const char *json_path, const char *image_root, ca_status *st);
+/* A copy of ds without the n given paths (compared with ca_dataset_path), every other image in
+ * the split it was in: for split-file datasets, the same as a split file without those entries.
+ * Caller frees with ca_dataset_free. */
+CA_API ca_dataset *ca_dataset_drop(const ca_dataset *ds, const char *const *paths, int n, ca_status *st);
 CA_API void ca_dataset_free(ca_dataset *ds);
 CA_API int ca_dataset_num_classes(const ca_dataset *ds);
 CA_API const char *ca_dataset_class_name(const ca_dataset *ds, int c);
@@ -696,7 +730,9 @@ CA_API ca_status ca_text_classifier_prompts(const ca_model *m, ca_tokenizer *tok
 typedef struct {
     int views;                /* 0: centre crop (ca_preprocess); V > 0: V augmented views */
     uint64_t seed;            /* augmentation seed (default 1) */
-    int chunk;                /* images per chunk (default 64) */
+    int chunk;                /* images per chunk on average (default 64): an image ends a chunk
+                                 when a hash of its path and id says so (at most 4x chunk), so
+                                 one added or removed image leaves the other chunks' keys alone */
     int batch;                /* encoder inputs per model call (default 64; with V views,
                                  max(1, batch / V) images per call) */
     const char *cache_dir;    /* existing folder for chunk files, or NULL */
@@ -705,6 +741,9 @@ typedef struct {
     const char *stage;        /* progress stage name (default "encode") */
     ca_progress_fn progress; void *progress_user;   /* units: images */
     int64_t progress_base, progress_total;          /* offsets when several calls share one bar */
+    int skip_bad;             /* 1: an image that cannot be decoded gets a zero feature (and
+                                 views) and a flag in bad_out instead of failing the call */
+    uint8_t *bad_out;         /* (n) caller-owned, or NULL: 1 for each image skipped as undecodable */
 } ca_encode_params;
 CA_API ca_encode_params ca_encode_default_params(void);
 /* paths (n), ids (n: augmentation stream per image, e.g. its dataset index; NULL = 0..n-1).
