@@ -24,7 +24,7 @@ void ca_tip_cache_row(const float *aff, const int32_t *key_y, int N, int C, floa
 ca_status ca_tip_logits_from_aff(const float *clip, const float *aff, const int32_t *key_y, int n, int N,
                                  int C, float alpha, float beta, float *out) {
     int fail = 0;
-    #pragma omp parallel
+    #pragma omp parallel num_threads(ca_kernel_threads(0))
     {
         float *e = malloc(sizeof(float) * (size_t)N);
         if (!e) {
@@ -179,7 +179,7 @@ ca_status ca_tip_search(const ca_tip_search_in *in, const ca_fit_params *p, ca_t
                       .order = order, .cls = cls};
     const int nblk = (n + LANES - 1) / LANES;
     /* integer counts make the reduction order-free (deterministic for any thread count) */
-    #pragma omp parallel
+    #pragma omp parallel num_threads(ca_kernel_threads(p->threads))
     {
         float *w = malloc(sizeof(float) * LANES * ((size_t)N + 2 * (size_t)C + KEY_CHUNK));
         int64_t *local = calloc((size_t)nb * (size_t)na, sizeof(int64_t));
@@ -193,10 +193,10 @@ ca_status ca_tip_search(const ca_tip_search_in *in, const ca_fit_params *p, ca_t
             int r0 = blk * LANES, m = n - r0 < LANES ? n - r0 : LANES;
             search_block(&sp, in, r0, m, w, local);
         }
-        if (w && local) {
-            #pragma omp critical
-            for (size_t j = 0; j < (size_t)nb * na; j++) cnt[j] += local[j];
-        }
+        /* integer sums: atomic adds in any order give the same counts (and no lock, which
+         * TSAN's OpenMP support reported as a double lock) */
+        if (w && local)
+            for (size_t j = 0; j < (size_t)nb * na; j++) __atomic_fetch_add(&cnt[j], local[j], __ATOMIC_RELAXED);
         free(w); free(local);
     }
     if (!fail) pick(cnt, nb, na, p, n, out);

@@ -51,7 +51,7 @@ static ca_status tc_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_par
             int m = gm - i0 < ROWS ? gm - i0 : ROWS;
             ca_sgemm(0, 1, m, N, D, 1.0f, d->val.x + (size_t)(g0 + i0) * D, D, keys, D, 0.0f, A + (size_t)i0 * N, N);
         }
-        #pragma omp parallel
+        #pragma omp parallel num_threads(ca_kernel_threads(p->threads))
         {
             float *mx = ca_malloc2((size_t)C * 2, sizeof(float));
             double *sum = ca_malloc2((size_t)C, sizeof(double));
@@ -72,8 +72,7 @@ static ca_status tc_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_par
                     local[b] += best == d->val.y[g0 + i];
                 }
             }
-            #pragma omp critical
-            for (int b = 0; b < N_BETA; b++) correct[b] += local[b];
+            for (int b = 0; b < N_BETA; b++) __atomic_fetch_add(&correct[b], local[b], __ATOMIC_RELAXED);
             free(mx); free(sum);
         }
         if (fail) break;
