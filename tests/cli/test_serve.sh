@@ -89,7 +89,7 @@ req "oversized chunked body -> 413" 413 POST "/v1/classify?classifier=tip" -H 'T
 req "too many pixels -> 413" 413 POST "/v1/classify?classifier=tip" --data-binary @"$T/img/big.png" -H 'Expect:' --max-time 20
 head -c 4000 /dev/urandom > "$T/junk.bin"
 req "undecodable image -> 400" 400 POST "/v1/classify?classifier=tip" --data-binary @"$T/junk.bin"
-body_has "decoder's one-line message" '"error":"upload: not a JPEG, PNG, GIF, WebP or BMP image'
+body_has "decoder's one-line message" '"error":"upload: not a JPEG, PNG, GIF, WebP, BMP, TIFF or PPM/PGM/PBM image'
 head -c 300 "${RED[0]}" > "$T/cut.png"
 req "truncated PNG -> 400" 400 POST "/v1/classify?classifier=tip" --data-binary @"$T/cut.png"
 req "empty body -> 400" 400 POST "/v1/classify?classifier=tip"
