@@ -39,7 +39,8 @@ typedef enum {
     CA_E_NOTFOUND,      /* a named thing (tensor, class, method, split) does not exist */
     CA_E_UNSUPPORTED,   /* valid input that this build does not handle (dtype, layout, codec) */
     CA_E_RANGE,         /* a value is outside its allowed range (image too large, text too long) */
-    CA_E_INTERNAL       /* a bug in clipadapt: please report it */
+    CA_E_INTERNAL,      /* a bug in clipadapt: please report it */
+    CA_E_UNSAFE = 12    /* a file asks for something clipadapt refuses to do (a pickle global) */
 } ca_status;
 
 /* Short, static description of a status code ("I/O error", ...). Never NULL. */
@@ -95,6 +96,20 @@ typedef struct ca_st_file ca_st_file;
 CA_API ca_st_file *ca_st_open(const char *path, ca_status *st);
 CA_API void ca_st_close(ca_st_file *f);
 CA_API const char *ca_st_path(const ca_st_file *f);
+/* Open any checkpoint clipadapt reads, chosen by content, not by extension, as the same handle:
+ * safetensors; PyTorch zip archives (`torch.save` >= 1.6: OpenCLIP `.pt`/`.bin`, HF
+ * `pytorch_model.bin`, training checkpoints, whose 'state_dict'/'model' entry is unwrapped and
+ * 'module.' prefix stripped) and TorchScript archives (OpenAI's `clip.load` files, tensors named
+ * by attribute path, `visual.conv1.weight`); the legacy pre-1.6 `torch.save` stream; a sharded
+ * checkpoint's `*.index.json`; or a folder holding one of these (an HF snapshot or OpenCLIP hub
+ * folder). Pickles run in a restricted reader that builds data only: any other global fails with
+ * CA_E_UNSAFE ("evil.pt: pickle calls 'posix.system': refused") and nothing is executed. Tensor
+ * data points into the mapped file where stored as-is (no copy). ca_st_path then names the file
+ * actually read. Caller frees with ca_st_close. */
+CA_API ca_st_file *ca_weights_open(const char *path, ca_status *st);
+/* Format found by ca_weights_open / ca_st_open: "safetensors", "safetensors-sharded",
+ * "pytorch-zip", "torchscript", "pytorch-legacy", "pytorch-sharded". Static string. */
+CA_API const char *ca_st_format(const ca_st_file *f);
 CA_API int ca_st_count(const ca_st_file *f);
 /* Tensor i (0 <= i < count) in header order; NULL when out of range. */
 CA_API const ca_tensor_info *ca_st_at(const ca_st_file *f, int i);

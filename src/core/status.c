@@ -19,6 +19,7 @@ const char *ca_strerror(ca_status st) {
     case CA_E_UNSUPPORTED: return "unsupported";
     case CA_E_RANGE: return "out of range";
     case CA_E_INTERNAL: return "internal error";
+    case CA_E_UNSAFE: return "refused as unsafe";
     }
     return "unknown status";
 }
