@@ -25,6 +25,11 @@ int cli_take(int argc, char **argv, int *i, const char *name, const char **val);
 /* Strict number parsing: return 0 on success, -1 when s is not entirely a number. */
 int cli_int(const char *s, long *out);
 int cli_double(const char *s, double *out);
+/* --act VALUE: "quickgelu" or "gelu" into *out (CA_ACTIVATION_*); -1 for anything else. */
+int cli_act(const char *s, int *out);
+/* Log sink for the library: notes (level >= 1) to stderr as "clipadapt: note: ..."; level 1
+ * is hidden by CLIPADAPT_QUIET. Matches ca_log_fn. */
+void cli_log(int level, const char *msg, void *user);
 
 /* Progress callback: a bar with rate and ETA on stderr when it is a terminal, silent otherwise
  * (or when CLIPADAPT_QUIET is set). Matches ca_progress_fn; user is unused. */
@@ -45,5 +50,6 @@ int cmd_preprocess(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 
 #endif

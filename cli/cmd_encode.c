@@ -10,12 +10,16 @@
 
 static const char *HELP =
     "usage: clipadapt encode --model WEIGHTS --input IN.safetensors --output OUT.safetensors\n"
-    "                        [--config CONFIG.json] [--batch N] [--threads N] [--bf16]\n\n"
-    "Encode preprocessed images and/or token rows with a CLIP checkpoint (safetensors; OpenAI,\n"
-    "OpenCLIP or Hugging Face names; F32/F16/BF16). The architecture is inferred from shapes.\n\n"
-    "  --model WEIGHTS   CLIP checkpoint (.safetensors)\n"
-    "  --config FILE     Hugging Face config.json (default: <weights>.config.json or config.json\n"
-    "                    beside HF-named weights, when present; else shapes alone)\n"
+    "                        [--config CONFIG.json] [--act quickgelu|gelu] [--batch N] [--threads N] [--bf16]\n\n"
+    "Encode preprocessed images and/or token rows with a CLIP checkpoint (safetensors, PyTorch\n"
+    ".pt/.bin, OpenAI TorchScript, sharded index or a folder; OpenAI, OpenCLIP or Hugging Face\n"
+    "names; F32/F16/BF16). The architecture is inferred from shapes.\n\n"
+    "  --model WEIGHTS   CLIP checkpoint, any format clipadapt reads (chosen by content)\n"
+    "  --config FILE     Hugging Face config.json or OpenCLIP open_clip_config.json (default:\n"
+    "                    <stem>.config.json / config.json beside HF-named weights,\n"
+    "                    <stem>.open_clip_config.json / open_clip_config.json beside others)\n"
+    "  --act A           MLP activation, quickgelu or gelu (default: from the config or format;\n"
+    "                    QuickGELU assumed for bare OpenAI-named weights, with a note)\n"
     "  --input FILE      safetensors with 'images' [N,3,R,R] float (normalised) and/or\n"
     "                    'tokens' [N,context] int64; 'input.images'/'input.tokens' also accepted\n"
     "  --output FILE     safetensors written atomically with 'image_features' [N,E] and/or\n"
@@ -33,7 +37,7 @@ static const ca_tensor_info *find2(ca_st_file *f, const char *a, const char *b) 
 int cmd_encode(int argc, char **argv) {
     const char *model = NULL, *config = NULL, *input = NULL, *output = NULL, *v;
     long batch = 64, threads = 0;
-    int bf16 = 0;
+    int bf16 = 0, act = CA_ACTIVATION_AUTO;
     for (int i = 1; i < argc; i++) {
         int r;
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { fputs(HELP, stdout); return CLI_OK; }
@@ -43,6 +47,10 @@ int cmd_encode(int argc, char **argv) {
             continue;
         }
         if (!strcmp(argv[i], "--bf16")) { bf16 = 1; continue; }
+        if ((r = cli_take(argc, argv, &i, "--act", &v))) {
+            if (r < 0 || cli_act(v, &act)) return cli_usage("encode", "--act needs quickgelu or gelu");
+            continue;
+        }
         if ((r = cli_take(argc, argv, &i, "--batch", &v))) {
             if (r < 0 || cli_int(v, &batch) || batch < 1 || batch > 1 << 20) return cli_usage("encode", "--batch needs a positive integer");
             continue;
@@ -82,6 +90,7 @@ int cmd_encode(int argc, char **argv) {
     p.load_vision = ti != NULL;
     p.load_text = tt != NULL;
     p.threads = (int)threads;
+    p.activation = act;
     m = ca_model_load(model, &p, &st);
     if (!m) { cli_status(st); goto out; }
     if (bf16 && cli_use_bf16(m)) goto out;

@@ -37,7 +37,8 @@ static const char *HELP =
     "  --f16                 store features as F16 (half the size; default F32)\n"
     "model:\n"
     "  --model W             CLIP checkpoint (safetensors; OpenAI/OpenCLIP or Hugging Face names)\n"
-    "  --config C            Hugging Face config.json (optional)\n"
+    "  --config C            Hugging Face config.json or OpenCLIP open_clip_config.json (optional)\n"
+    "  --act A               MLP activation quickgelu|gelu (default: from the config or format)\n"
     "  --bpe VOCAB           CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz)\n"
     "  --batch N             encoder inputs per model call (default 64; larger is faster, uses more memory)\n"
     "  --bf16                BF16 compute (AVX512-BF16): about 1.8x faster encoders, features within\n"
@@ -54,7 +55,7 @@ static const char *HELP =
 typedef struct {
     const char *model, *config, *bpe, *images, *val_images, *test_images, *split_file, *image_root, *templates, *output;
     double val_split, test_split;
-    int shots[16], nshots, val_shots, views, batch, chunk, f16, no_text, verbose, bf16;
+    int shots[16], nshots, val_shots, views, batch, chunk, f16, no_text, verbose, bf16, act;
     long seed;
 } opts;
 
@@ -154,6 +155,10 @@ int cmd_extract(int argc, char **argv) {
 #define FRAC(flag, field) if ((r = cli_take(argc, argv, &i, flag, &v)) != 0) { \
             if (r < 0 || cli_double(v, &d) || d < 0 || d >= 1) return cli_usage("extract", "%s needs a fraction in [0, 1)", flag); \
             o.field = d; continue; }
+        if ((r = cli_take(argc, argv, &i, "--act", &v)) != 0) {
+            if (r < 0 || cli_act(v, &o.act)) return cli_usage("extract", "--act needs quickgelu or gelu");
+            continue;
+        }
         STR("--model", model) STR("--config", config) STR("--bpe", bpe) STR("--images", images)
         STR("--val-images", val_images) STR("--test-images", test_images) STR("--split-file", split_file)
         STR("--image-root", image_root) STR("--templates", templates) STR("--output", output)
@@ -246,6 +251,7 @@ int cmd_extract(int argc, char **argv) {
     /* model; chunk cache next to the output */
     ca_model_params mp = ca_model_default_params();
     mp.config_path = o.config;
+    mp.activation = o.act;
     mp.load_text = !o.no_text;
     if (!(model = ca_model_load(o.model, &mp, &st))) { rc = cli_status(st); goto out; }
     if (o.bf16 && (rc = cli_use_bf16(model))) goto out;
@@ -273,7 +279,8 @@ int cmd_extract(int argc, char **argv) {
     ep.seed = (uint64_t)o.seed;
     ep.batch = o.batch; ep.chunk = o.chunk;
     ep.cache_dir = parts;
-    ep.cache_salt = model_salt(o.model, o.config) ^ (o.bf16 ? 0x6266313600000000ull : 0); /* BF16 chunks differ */
+    ep.cache_salt = model_salt(o.model, o.config) ^ (o.bf16 ? 0x6266313600000000ull : 0) /* BF16 chunks differ */
+                    ^ ((uint64_t)o.act << 40);                                            /* so do --act ones */
     ep.stage = "extract";
     ep.progress = cli_progress;
     ep.progress_total = (int64_t)nuni + nval + n_test;

@@ -7,18 +7,25 @@
 #include <string.h>
 
 static const char *HELP =
-    "usage: clipadapt info --model WEIGHTS [--config CONFIG.json]\n\n"
-    "Print the architecture inferred from a CLIP checkpoint's tensor shapes: towers, ViT or\n"
-    "ModifiedResNet sizes, text transformer sizes, embedding dimension, parameter count, dtype.\n"
-    "A checkpoint holding one tower only is described as such.\n";
+    "usage: clipadapt info --model WEIGHTS [--config CONFIG.json] [--act quickgelu|gelu]\n\n"
+    "Print the file format found (safetensors, pytorch-zip, torchscript, pytorch-legacy, sharded),\n"
+    "the architecture inferred from a CLIP checkpoint's tensor shapes (towers, ViT or\n"
+    "ModifiedResNet sizes, text transformer sizes, embedding dimension, parameter count, dtype)\n"
+    "and the MLP activation with where it came from. A checkpoint holding one tower only is\n"
+    "described as such.\n";
 
 int cmd_info(int argc, char **argv) {
-    const char *model = NULL, *config = NULL;
+    const char *model = NULL, *config = NULL, *v;
+    int act = CA_ACTIVATION_AUTO;
     for (int i = 1; i < argc; i++) {
         int r;
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { fputs(HELP, stdout); return CLI_OK; }
         if ((r = cli_take(argc, argv, &i, "--model", &model)) || (r = cli_take(argc, argv, &i, "--config", &config))) {
             if (r < 0) return cli_usage("info", "%s needs a value", argv[i]);
+            continue;
+        }
+        if ((r = cli_take(argc, argv, &i, "--act", &v))) {
+            if (r < 0 || cli_act(v, &act)) return cli_usage("info", "--act needs quickgelu or gelu");
             continue;
         }
         return cli_usage("info", "unknown option '%s'", argv[i]);
@@ -34,6 +41,7 @@ int cmd_info(int argc, char **argv) {
     for (int k = 0; k < 3 && !m; k++) {
         ca_model_params p = ca_model_default_params();
         p.config_path = config;
+        p.activation = act;
         p.load_vision = towers[k][0];
         p.load_text = towers[k][1];
         m = ca_model_load(model, &p, &st);
@@ -47,6 +55,7 @@ int cmd_info(int argc, char **argv) {
     ca_model_info in;
     ca_model_get_info(m, &in);
     printf("model:       %s\n", model);
+    printf("format:      %s\n", in.format);
     printf("names:       %s\n", in.naming);
     printf("dtype:       %s\n", ca_dtype_name(in.dtype));
     if (in.has_vision && in.is_vit)
@@ -64,6 +73,7 @@ int cmd_info(int argc, char **argv) {
     else
         printf("text:        (none)\n");
     printf("embed dim:   %d\n", in.embed_dim);
+    printf("activation:  %s (%s)\n", in.activation, in.activation_source);
     printf("parameters:  %lld (%.2f M)\n", (long long)in.n_params, in.n_params / 1e6);
     printf("logit scale: %.4f\n", ca_model_logit_scale(m));
     ca_model_free(m);

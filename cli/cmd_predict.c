@@ -15,7 +15,8 @@ static void help(void) {
            "were extracted with.\n"
            "\n"
            "  --model W         CLIP checkpoint (safetensors)\n"
-           "  --config C        Hugging Face config.json (optional)\n"
+           "  --config C        Hugging Face config.json or OpenCLIP open_clip_config.json (optional)\n"
+           "  --act A           MLP activation quickgelu|gelu (default: from the config or format)\n"
            "  --classifier F    classifier from `clipadapt fit`\n"
            "  --top-k K         classes shown per image (default 5)\n"
            "  --json            one JSON array: [{\"image\", \"top\": [{\"class\", \"index\", \"prob\"}, ...]}]\n"
@@ -28,7 +29,7 @@ static void help(void) {
 int cmd_predict(int argc, char **argv) {
     const char *model_path = NULL, *config = NULL, *clf_path = NULL;
     long topk = 5;
-    int json = 0, nimg = 0, bf16 = 0;
+    int json = 0, nimg = 0, bf16 = 0, act = CA_ACTIVATION_AUTO;
     const char **images = calloc((size_t)argc + 1, sizeof(char *));
     if (!images) return cli_error("out of memory");
     for (int i = 1; i < argc; i++) {
@@ -40,6 +41,10 @@ int cmd_predict(int argc, char **argv) {
         if (!strcmp(a, "--")) { while (++i < argc) images[nimg++] = argv[i]; break; }
         if ((r = cli_take(argc, argv, &i, "--model", &v)) != 0) { if (r < 0) goto missing; model_path = v; continue; }
         if ((r = cli_take(argc, argv, &i, "--config", &v)) != 0) { if (r < 0) goto missing; config = v; continue; }
+        if ((r = cli_take(argc, argv, &i, "--act", &v)) != 0) {
+            if (r < 0 || cli_act(v, &act)) { free(images); return cli_usage("predict", "--act needs quickgelu or gelu"); }
+            continue;
+        }
         if ((r = cli_take(argc, argv, &i, "--classifier", &v)) != 0) { if (r < 0) goto missing; clf_path = v; continue; }
         if ((r = cli_take(argc, argv, &i, "--top-k", &v)) != 0) {
             if (r < 0 || cli_int(v, &topk) || topk < 1) { free(images); return cli_usage("predict", "--top-k needs an integer >= 1"); }
@@ -66,6 +71,7 @@ int cmd_predict(int argc, char **argv) {
     ca_model_params mp = ca_model_default_params();
     mp.load_text = 0;
     mp.config_path = config;
+    mp.activation = act;
     if (!(m = ca_model_load(model_path, &mp, &st))) { rc = cli_status(st); goto done; }
     if (bf16 && (rc = cli_use_bf16(m))) goto done;
     int C = ca_classifier_num_classes(c), k = topk < C ? (int)topk : C;

@@ -70,6 +70,19 @@ int cli_double(const char *s, double *out) {
     return 0;
 }
 
+int cli_act(const char *s, int *out) {
+    if (!strcmp(s, "quickgelu") || !strcmp(s, "quick_gelu")) *out = CA_ACTIVATION_QUICKGELU;
+    else if (!strcmp(s, "gelu")) *out = CA_ACTIVATION_GELU;
+    else return -1;
+    return 0;
+}
+
+void cli_log(int level, const char *msg, void *user) {
+    (void)user;
+    if (level < 1 || (level == 1 && getenv("CLIPADAPT_QUIET"))) return;
+    fprintf(stderr, "clipadapt: %s: %s\n", level >= 2 ? "warning" : "note", msg);
+}
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -363,11 +363,19 @@ CA_API ca_status ca_augment(const ca_image *img, int size, uint64_t seed, uint64
 /* Contract (implementation may add functions, but must keep these signatures). */
 typedef struct ca_model ca_model;
 
+/* Transformer MLP activation (ca_model_params.activation). OpenAI CLIP uses QuickGELU
+ * (x·σ(1.702x)); OpenCLIP's LAION models use exact GELU with the same tensor names and shapes. */
+#define CA_ACTIVATION_AUTO 0       /* from the checkpoint: see ca_model_load */
+#define CA_ACTIVATION_QUICKGELU 1
+#define CA_ACTIVATION_GELU 2
+
 typedef struct {
     int load_vision;         /* default 1 */
     int load_text;           /* default 1 */
-    const char *config_path; /* Hugging Face config.json, optional (NULL: infer from shapes) */
+    const char *config_path; /* Hugging Face config.json or OpenCLIP open_clip_config.json, optional
+                                (NULL: looked for beside the weights, else inferred from shapes) */
     int threads;             /* 0 = library default */
+    int activation;          /* CA_ACTIVATION_*: AUTO (default) or an override for both towers */
 } ca_model_params;
 CA_API ca_model_params ca_model_default_params(void);
 
@@ -382,10 +390,20 @@ typedef struct {
     int64_t n_params;
     ca_dtype dtype;                  /* stored weight dtype */
     const char *naming;              /* "openai" or "hf" */
+    const char *format;              /* file format read (ca_st_format): "safetensors", "torchscript", ... */
+    const char *activation;          /* "quickgelu", "gelu" or "gelu_tanh" (the text tower's when both) */
+    const char *activation_source;   /* why: "open_clip_config.json: quick_gelu absent", "assumed ..." */
 } ca_model_info;
 
-/* Load a CLIP checkpoint (safetensors, OpenAI/OpenCLIP or Hugging Face names; F32/F16/BF16),
- * inferring the architecture from tensor shapes. Caller frees with ca_model_free. */
+/* Load a CLIP checkpoint (any file ca_weights_open reads: safetensors, PyTorch zip / TorchScript /
+ * legacy files, sharded indexes, folders; OpenAI/OpenCLIP or Hugging Face names; F32/F16/BF16),
+ * inferring the architecture from tensor shapes. The activation is never guessed silently: an
+ * override in p->activation; else HF names: the config's hidden_act (HF's default quick_gelu);
+ * TorchScript archives are OpenAI's: QuickGELU; OpenAI/OpenCLIP names: open_clip_config.json
+ * beside the weights (or "<stem>.open_clip_config.json", or p->config_path) decides by
+ * model_cfg.quick_gelu (absent = GELU, as OpenCLIP); without one QuickGELU is assumed and said
+ * so through the log callback (level 1) and ca_model_info.activation_source.
+ * Caller frees with ca_model_free. */
 CA_API ca_model *ca_model_load(const char *path, const ca_model_params *p, ca_status *st);
 CA_API void ca_model_free(ca_model *m);
 CA_API ca_status ca_model_get_info(const ca_model *m, ca_model_info *out);

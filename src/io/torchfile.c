@@ -68,6 +68,7 @@ typedef struct {
     size_t *marks; size_t nmarks, capmarks;
     val **memo; size_t capmemo, memo_count;
     val **stgs; size_t nstgs, capstgs;           /* every storage persistent id, for resolution */
+    int saw_quickgelu, saw_gelu;                 /* TorchScript module classes named QuickGELU / GELU */
 } pm;
 
 static ca_status fmt_err(pm *M, const char *what, size_t pos) {
@@ -207,6 +208,11 @@ static ca_status make_global(pm *M, const uint8_t *mod, size_t ml, const uint8_t
         if (ml + 1 + nl >= sizeof shown - 4) { shown[k++] = '.'; shown[k++] = '.'; shown[k++] = '.'; }
         shown[k] = 0;
         return ca_fail(CA_E_UNSAFE, "%s: pickle calls '%s': refused", M->path, shown);
+    }
+    if (g == G_TSCLASS) {
+        /* the module classes say which activation the archived model runs */
+        if (span_is(name, nl, "QuickGELU")) M->saw_quickgelu = 1;
+        if (span_is(name, nl, "GELU")) M->saw_gelu = 1;
     }
     val *v = new_val(M, V_GLOBAL);
     if (!v) return ca_fail(CA_E_NOMEM, "%s: out of memory reading the pickle", M->path);
@@ -961,6 +967,8 @@ static ca_status open_zip(pm *M, ca_st_file *f, const uint8_t *p, size_t n) {
                          (long long)s->u.stg.numel, s->u.stg.nbytes);
     }
     if (!st) st = emit(M, f, root, n);
+    if (!st && ts && M->saw_quickgelu != M->saw_gelu)
+        st = ca_st_add_metadata(f, "torchscript.activation", M->saw_quickgelu ? "quickgelu" : "gelu");
 out:
     free(pkl_tmp);
     free(e);

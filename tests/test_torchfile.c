@@ -1,0 +1,323 @@
+/* test_torchfile.c — PyTorch checkpoints: every fixture of ../shared/testdata/models/pytorch
+ * encodes to its golden (pytorch-golden.safetensors) through the library; the activation is
+ * never guessed silently (OpenCLIP config, override, the note when assumed); hostile pickles
+ * are refused without side effects; hand-made files (tests/fuzz/corpus/torchfile, written by
+ * scripts/make_torch_seeds.py) cover views, deflate, ZIP64, TorchScript trees and legacy streams;
+ * truncated and corrupted copies of every fixture fail cleanly.
+ */
+#include "clipadapt.h"
+#include "harness.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PT "testdata/models/pytorch/"
+#define SEEDS "tests/fuzz/corpus/torchfile/"
+
+static ca_st_file *golden;
+
+/* max |a - ref| against the golden tolerance 1e-4·max|ref| + 1e-5 */
+static void compare(const char *what, const float *got, const ca_tensor_info *ref) {
+    float *r = malloc(sizeof(float) * (size_t)ref->numel);
+    ca_tensor_to_f32(ref, r, ref->numel);
+    double mx = 0, err = 0;
+    for (int64_t i = 0; i < ref->numel; i++) {
+        if (fabs(r[i]) > mx) mx = fabs(r[i]);
+        double d = fabs((double)got[i] - r[i]);
+        if (!(d <= err)) err = d;
+    }
+    double tol = 1e-4 * mx + 1e-5;
+    CHECK_MSG(err <= tol, "%s: max error %.3g > tolerance %.3g", what, err, tol);
+    if (getenv("CA_TEST_VERBOSE")) fprintf(stderr, "  %s: max error %.3g (tolerance %.3g)\n", what, err, tol);
+    free(r);
+}
+
+/* Encode the golden inputs with path (p may override params) and compare with "<key>.*". */
+static void check_golden(const char *path, const char *key, const char *input, const ca_model_params *p) {
+    ca_status st;
+    ca_model *m = ca_model_load(path, p, &st);
+    CHECK_MSG(m, "%s: %s", path, ca_last_error());
+    if (!m) return;
+    char name[256];
+    snprintf(name, sizeof name, "input.%s.images", input);
+    const ca_tensor_info *im = ca_st_find(golden, name);
+    snprintf(name, sizeof name, "input.%s.tokens", input);
+    const ca_tensor_info *tk = ca_st_find(golden, name);
+    snprintf(name, sizeof name, "%s.image_features", key);
+    const ca_tensor_info *gi = ca_st_find(golden, name);
+    snprintf(name, sizeof name, "%s.text_features", key);
+    const ca_tensor_info *gt = ca_st_find(golden, name);
+    CHECK(im && tk && gi && gt);
+    if (im && tk && gi && gt) {
+        float *x = malloc(sizeof(float) * (size_t)im->numel), *out = malloc(sizeof(float) * (size_t)(gi->numel + gt->numel));
+        int64_t *t = malloc(sizeof(int64_t) * (size_t)tk->numel);
+        ca_tensor_to_f32(im, x, im->numel);
+        ca_tensor_to_i64(tk, t, tk->numel);
+        CHECK(ca_model_encode_images(m, x, (int)im->shape[0], out) == CA_OK);
+        snprintf(name, sizeof name, "%s images", key);
+        compare(name, out, gi);
+        CHECK(ca_model_encode_text(m, t, (int)tk->shape[0], out) == CA_OK);
+        snprintf(name, sizeof name, "%s text", key);
+        compare(name, out, gt);
+        free(x); free(out); free(t);
+    }
+    ca_model_free(m);
+}
+
+static void test_fixtures_match_goldens(void) {
+    static const char *vit[] = {"vit-tiny.jit.pt", "vit-tiny.open_clip.pt", "vit-tiny.legacy.pt", "vit-tiny.train_ckpt.pt"};
+    char path[512];
+    for (size_t i = 0; i < sizeof vit / sizeof vit[0]; i++) {
+        snprintf(path, sizeof path, "%s", th_shared(PT));
+        strncat(path, vit[i], sizeof path - strlen(path) - 1);
+        check_golden(path, vit[i], "vit", NULL);
+    }
+    check_golden(th_shared(PT "rn-tiny.jit.pt"), "rn-tiny.jit.pt", "rn", NULL);
+    ca_model_params p = ca_model_default_params();
+    p.config_path = th_shared("testdata/models/vit-tiny-hf.config.json");
+    check_golden(th_shared(PT "vit-tiny-hf.pytorch_model.bin"), "vit-tiny-hf.pytorch_model.bin", "vit", &p);
+}
+
+static void test_formats_and_names(void) {
+    static const struct { const char *file, *format; } F[] = {
+        {"vit-tiny.jit.pt", "torchscript"}, {"rn-tiny.jit.pt", "torchscript"}, {"vit-tiny.open_clip.pt", "pytorch-zip"},
+        {"vit-tiny.legacy.pt", "pytorch-legacy"}, {"vit-tiny.train_ckpt.pt", "pytorch-zip"},
+        {"vit-tiny-hf.pytorch_model.bin", "pytorch-zip"},
+    };
+    char path[512];
+    for (size_t i = 0; i < sizeof F / sizeof F[0]; i++) {
+        snprintf(path, sizeof path, "%s%s", th_shared(PT), F[i].file);
+        ca_status st;
+        ca_st_file *f = ca_weights_open(path, &st);
+        CHECK_MSG(f, "%s", ca_last_error());
+        if (!f) continue;
+        CHECK_STR(ca_st_format(f), F[i].format);
+        ca_st_close(f);
+    }
+    /* the legacy file and the training checkpoint hold the F16 tensors of vit-tiny.safetensors:
+     * same names (module. stripped), shapes and bytes */
+    ca_status st;
+    ca_st_file *ref = ca_st_open(th_shared("testdata/models/vit-tiny.safetensors"), &st);
+    static const char *same[] = {"vit-tiny.legacy.pt", "vit-tiny.train_ckpt.pt"};
+    for (int k = 0; k < 2 && ref; k++) {
+        snprintf(path, sizeof path, "%s%s", th_shared(PT), same[k]);
+        ca_st_file *f = ca_weights_open(path, &st);
+        CHECK(f && ca_st_count(f) == ca_st_count(ref));
+        for (int i = 0; f && i < ca_st_count(ref); i++) {
+            const ca_tensor_info *a = ca_st_at(ref, i), *b = ca_st_find(f, a->name);
+            CHECK_MSG(b, "%s: no tensor '%s'", same[k], a->name);
+            if (!b) continue;
+            CHECK_MSG(a->dtype == b->dtype && a->numel == b->numel && !memcmp(a->data, b->data, a->nbytes),
+                      "%s: tensor '%s' differs", same[k], a->name);
+        }
+        ca_st_close(f);
+    }
+    ca_st_close(ref);
+    /* a TorchScript archive names tensors by attribute path */
+    ca_st_file *f = ca_weights_open(th_shared(PT "rn-tiny.jit.pt"), &st);
+    CHECK(f && ca_st_find(f, "visual.layer1.0.bn1.running_var") && ca_st_find(f, "visual.attnpool.c_proj.weight"));
+    ca_st_close(f);
+}
+
+static void test_hostile_files_refused(void) {
+    static const char *evil[] = {"evil-system.pt", "evil-eval.pt", "evil-legacy.pt"};
+    unlink("/tmp/clipadapt-pwned");
+    char path[512];
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s%s", th_shared(PT), evil[i]);
+        ca_status st;
+        ca_model *m = ca_model_load(path, NULL, &st);
+        CHECK(!m && st == CA_E_UNSAFE);
+        CHECK_MSG(strstr(ca_last_error(), evil[i]) && strstr(ca_last_error(), ": refused") && !strchr(ca_last_error(), '\n'),
+                  "message: %s", ca_last_error());
+        CHECK(strstr(ca_last_error(), i == 1 ? "'__builtin__.eval'" : "'posix.system'"));
+        ca_model_free(m);
+    }
+    CHECK(access("/tmp/clipadapt-pwned", F_OK) != 0);
+    CHECK_EQ_INT(CA_E_UNSAFE, 12);
+    CHECK_STR(ca_strerror(CA_E_UNSAFE), "refused as unsafe");
+}
+
+/* A folder with vit-tiny.safetensors as open_clip_model.safetensors and (optionally) the GELU
+ * OpenCLIP config as open_clip_config.json, as OpenCLIP's hub folders hold them. */
+static void make_openclip_dir(char *dir, size_t n, int with_config) {
+    snprintf(dir, n, "/tmp/ca-torch-XXXXXX");
+    if (!mkdtemp(dir)) { dir[0] = 0; return; }
+    char dst[600];
+    snprintf(dst, sizeof dst, "%s/open_clip_model.safetensors", dir);
+    char *abs = realpath(th_shared("testdata/models/vit-tiny.safetensors"), NULL);
+    CHECK(abs && symlink(abs, dst) == 0);
+    free(abs);
+    if (with_config) {
+        snprintf(dst, sizeof dst, "%s/open_clip_config.json", dir);
+        abs = realpath(th_shared(PT "vit-tiny-gelu.open_clip_config.json"), NULL);
+        CHECK(abs && symlink(abs, dst) == 0);
+        free(abs);
+    }
+}
+
+static void remove_dir(const char *dir) {
+    char p[600];
+    snprintf(p, sizeof p, "%s/open_clip_model.safetensors", dir); unlink(p);
+    snprintf(p, sizeof p, "%s/open_clip_config.json", dir); unlink(p);
+    rmdir(dir);
+}
+
+static void test_activation(void) {
+    char dir[64], file[128];
+    /* with the config (as a folder and as the file in it): GELU, and the vit-tiny-gelu golden */
+    make_openclip_dir(dir, sizeof dir, 1);
+    snprintf(file, sizeof file, "%s/open_clip_model.safetensors", dir);
+    check_golden(dir, "vit-tiny-gelu", "vit", NULL);
+    check_golden(file, "vit-tiny-gelu", "vit", NULL);
+    ca_status st;
+    ca_model *m = ca_model_load(file, NULL, &st);
+    ca_model_info in;
+    CHECK(m && ca_model_get_info(m, &in) == CA_OK && !strcmp(in.activation, "gelu") && strstr(in.activation_source, "quick_gelu absent"));
+    ca_model_free(m);
+    remove_dir(dir);
+    /* without: QuickGELU, said so; then the GELU golden must NOT match (the test can fail) */
+    make_openclip_dir(dir, sizeof dir, 0);
+    snprintf(file, sizeof file, "%s/open_clip_model.safetensors", dir);
+    m = ca_model_load(file, NULL, &st);
+    CHECK(m && ca_model_get_info(m, &in) == CA_OK && !strcmp(in.activation, "quickgelu") && !strncmp(in.activation_source, "assumed", 7));
+    ca_model_free(m);
+    remove_dir(dir);
+    check_golden(th_shared("testdata/models/vit-tiny.safetensors"), "vit-tiny.open_clip.pt", "vit", NULL);
+    int was = th_cur_fail;
+    check_golden(th_shared("testdata/models/vit-tiny.safetensors"), "vit-tiny-gelu", "vit", NULL);
+    CHECK_MSG(th_cur_fail > was, "QuickGELU features matched the GELU golden: the GELU test cannot fail");
+    th_cur_fail = was;
+    /* the override */
+    ca_model_params p = ca_model_default_params();
+    p.activation = CA_ACTIVATION_GELU;
+    check_golden(th_shared("testdata/models/vit-tiny.safetensors"), "vit-tiny-gelu", "vit", &p);
+    /* an explicit OpenCLIP config */
+    p = ca_model_default_params();
+    p.config_path = th_shared(PT "vit-tiny-gelu.open_clip_config.json");
+    check_golden(th_shared(PT "vit-tiny.open_clip.pt"), "vit-tiny-gelu", "vit", &p);
+    /* TorchScript archives are OpenAI's */
+    m = ca_model_load(th_shared(PT "vit-tiny.jit.pt"), NULL, &st);
+    CHECK(m && ca_model_get_info(m, &in) == CA_OK && !strcmp(in.activation, "quickgelu") && strstr(in.activation_source, "TorchScript"));
+    ca_model_free(m);
+}
+
+static const float *f32_of(const ca_tensor_info *t) { return t && t->dtype == CA_DT_F32 ? t->data : NULL; }
+
+static void test_handmade_files(void) {
+    ca_status st;
+    static const char *sd[] = {SEEDS "state_dict.pt", SEEDS "deflated_zip64.pt"};
+    for (int k = 0; k < 2; k++) {
+        ca_st_file *f = ca_weights_open(sd[k], &st);
+        CHECK_MSG(f, "%s", ca_last_error());
+        if (!f) continue;
+        const ca_tensor_info *a = ca_st_find(f, "a"), *b = ca_st_find(f, "b"), *d = ca_st_find(f, "c.d");
+        CHECK(a && b && d && ca_st_count(f) == 3);
+        if (a && b && d) {
+            CHECK(a->ndim == 2 && a->shape[0] == 2 && a->shape[1] == 3 && b->shape[0] == 3 && b->shape[1] == 2);
+            float bv[6];
+            memcpy(bv, f32_of(b), sizeof bv);
+            static const float want[6] = {0, 3, 1, 4, 2, 5};   /* the transpose, made contiguous */
+            for (int i = 0; i < 6; i++) CHECK_NEAR(bv[i], want[i], 0);
+            float dv;
+            CHECK(d->dtype == CA_DT_F16 && ca_tensor_to_f32(d, &dv, 1) == CA_OK);
+            CHECK_NEAR(dv, 2.0, 0);                             /* storage offset 1 */
+        }
+        ca_st_close(f);
+    }
+    ca_st_file *f = ca_weights_open(SEEDS "train_ckpt.pt", &st);
+    const ca_tensor_info *x = f ? ca_st_find(f, "x") : NULL;
+    CHECK(x && x->numel == 4 && f32_of(x)[0] == 2.0f && ca_st_count(f) == 1);
+    ca_st_close(f);
+    f = ca_weights_open(SEEDS "torchscript.pt", &st);
+    CHECK(f && !strcmp(ca_st_format(f), "torchscript") && ca_st_find(f, "fc.weight") && ca_st_count(f) == 1);
+    CHECK(f && ca_st_metadata(f, "torchscript.activation") && !strcmp(ca_st_metadata(f, "torchscript.activation"), "quickgelu"));
+    ca_st_close(f);
+    f = ca_weights_open(SEEDS "legacy.pt", &st);
+    float w[2] = {0, 0};
+    CHECK(f && !strcmp(ca_st_format(f), "pytorch-legacy") && ca_st_find(f, "w") && ca_tensor_to_f32(ca_st_find(f, "w"), w, 2) == CA_OK);
+    CHECK(w[0] == 1.0f && w[1] == 2.0f);
+    ca_st_close(f);
+    static const struct { const char *file; ca_status st; const char *msg; } BAD[] = {
+        {SEEDS "evil.pt", CA_E_UNSAFE, "pickle calls 'posix.system': refused"},
+        {SEEDS "view_out_of_range.pt", CA_E_FORMAT, "view reaches element"},
+        {SEEDS "bad_memo.pt", CA_E_FORMAT, "memo reference"},
+        {SEEDS "missing_storage.pt", CA_E_FORMAT, "storage '9' missing"},
+    };
+    for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
+        f = ca_weights_open(BAD[i].file, &st);
+        CHECK_MSG(!f && st == BAD[i].st && strstr(ca_last_error(), BAD[i].msg) && strstr(ca_last_error(), BAD[i].file),
+                  "%s: status %d, '%s'", BAD[i].file, st, ca_last_error());
+        ca_st_close(f);
+    }
+}
+
+/* Every prefix-truncation and a spread of byte flips of each fixture: an error or a handle,
+ * never a crash (run under SAN=1 for the memory checks). */
+static void test_damaged_copies(void) {
+    static const char *files[] = {"vit-tiny.jit.pt", "vit-tiny.legacy.pt", "vit-tiny.open_clip.pt"};
+    char path[512], tmp[] = "/tmp/ca-torch-damaged-XXXXXX";
+    int fd = mkstemp(tmp);
+    CHECK(fd >= 0);
+    if (fd < 0) return;
+    close(fd);
+    for (int k = 0; k < 3; k++) {
+        snprintf(path, sizeof path, "%s%s", th_shared(PT), files[k]);
+        size_t len;
+        FILE *fp = fopen(path, "rb");
+        CHECK(fp != NULL);
+        if (!fp) continue;
+        fseek(fp, 0, SEEK_END);
+        len = (size_t)ftell(fp);
+        fseek(fp, 0, SEEK_SET);
+        unsigned char *b = malloc(len);
+        CHECK(fread(b, 1, len, fp) == len);
+        fclose(fp);
+        /* cuts: the pickle, the storages, the central directory, the last byte */
+        size_t cuts[] = {10, 100, 1000, len / 3, len / 2, len - 5000, len - 100, len - 1};
+        for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
+            FILE *o = fopen(tmp, "wb");
+            fwrite(b, 1, cuts[c], o);
+            fclose(o);
+            ca_status st;
+            ca_st_file *f = ca_weights_open(tmp, &st);
+            CHECK_MSG(!f && st != CA_OK && strstr(ca_last_error(), tmp) && !strchr(ca_last_error(), '\n'),
+                      "%s cut at %zu: opened or bad message '%s'", files[k], cuts[c], ca_last_error());
+            ca_st_close(f);
+        }
+        /* flips in the last 64 KiB (pickle, directory) and at the start */
+        for (int r = 0; r < 200; r++) {
+            size_t at = r < 20 ? (size_t)r * 7 : len - 1 - (size_t)((r * 2654435761u) % (len < 65536 ? len : 65536));
+            unsigned char keep = b[at];
+            b[at] ^= (unsigned char)(1 + r % 255);
+            FILE *o = fopen(tmp, "wb");
+            fwrite(b, 1, len, o);
+            fclose(o);
+            b[at] = keep;
+            ca_status st;
+            ca_st_file *f = ca_weights_open(tmp, &st);
+            if (!f) CHECK_MSG(st != CA_OK && ca_last_error()[0], "%s flip at %zu: no message", files[k], at);
+            ca_st_close(f);
+        }
+        free(b);
+    }
+    unlink(tmp);
+}
+
+int main(void) {
+    ca_status st;
+    golden = ca_st_open(th_shared(PT "pytorch-golden.safetensors"), &st);
+    if (!golden) {
+        fprintf(stderr, "%s\n", ca_last_error());
+        printf("0 passed, 1 failed\n");
+        return 1;
+    }
+    RUN(test_fixtures_match_goldens);
+    RUN(test_formats_and_names);
+    RUN(test_hostile_files_refused);
+    RUN(test_activation);
+    RUN(test_handmade_files);
+    RUN(test_damaged_copies);
+    ca_st_close(golden);
+    TEST_END();
+}
