@@ -304,6 +304,68 @@ static void test_damaged_copies(void) {
     unlink(tmp);
 }
 
+/* Write the golden inputs of a tower family ("vit" or "rn") as `images` and `tokens`. */
+static int write_inputs(const char *input, const char *path) {
+    char name[64];
+    ca_st_writer *w = ca_st_writer_new();
+    int ok = w != NULL;
+    static const char *what[2] = {"images", "tokens"};
+    for (int k = 0; k < 2 && ok; k++) {
+        snprintf(name, sizeof name, "input.%s.%s", input, what[k]);
+        const ca_tensor_info *t = ca_st_find(golden, name);
+        ok = t && ca_st_writer_add(w, what[k], t->dtype, t->ndim, t->shape, t->data) == CA_OK;
+    }
+    ok = ok && ca_st_writer_save(w, path) == CA_OK;
+    ca_st_writer_free(w);
+    return ok;
+}
+
+/* `clipadapt encode` on each fixture (and the GELU folder) against the goldens. */
+static void test_cli_encode(void) {
+    const char *ca = getenv("CA");
+    if (!ca || access(ca, X_OK) != 0) { fprintf(stderr, "  (no $CA binary: CLI check skipped)\n"); return; }
+    char dir[] = "/tmp/ca-torch-cli-XXXXXX";
+    if (!mkdtemp(dir)) { CHECK(0); return; }
+    char in_vit[128], in_rn[128], out[128], cmd[4096];
+    snprintf(in_vit, sizeof in_vit, "%s/in-vit.safetensors", dir);
+    snprintf(in_rn, sizeof in_rn, "%s/in-rn.safetensors", dir);
+    snprintf(out, sizeof out, "%s/out.safetensors", dir);
+    CHECK(write_inputs("vit", in_vit) && write_inputs("rn", in_rn));
+    char gdir[64];
+    make_openclip_dir(gdir, sizeof gdir, 1);
+    static const char *files[] = {"vit-tiny.jit.pt", "vit-tiny.open_clip.pt", "vit-tiny.legacy.pt", "vit-tiny.train_ckpt.pt",
+                                  "rn-tiny.jit.pt", "vit-tiny-hf.pytorch_model.bin", "GELU-FOLDER"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        int rn = !strncmp(files[i], "rn-", 3), hf = strstr(files[i], "-hf") != NULL, gelu = files[i][0] == 'G';
+        char model[600];
+        if (gelu) snprintf(model, sizeof model, "%s", gdir);
+        else snprintf(model, sizeof model, "%s%s", th_shared(PT), files[i]);
+        snprintf(cmd, sizeof cmd, "'%s' encode --model '%s' %s%s%s --input '%s' --output '%s' 2>/dev/null", ca, model,
+                 hf ? "--config '" : "", hf ? th_shared("testdata/models/vit-tiny-hf.config.json") : "", hf ? "'" : "",
+                 rn ? in_rn : in_vit, out);
+        unlink(out);
+        CHECK_MSG(system(cmd) == 0, "failed: %s", cmd);
+        ca_st_file *o = ca_st_open(out, NULL);
+        CHECK_MSG(o, "%s: no output", files[i]);
+        if (!o) continue;
+        static const char *feat[2] = {"image_features", "text_features"};
+        for (int q = 0; q < 2; q++) {
+            char gname[128];
+            snprintf(gname, sizeof gname, "%s.%s", gelu ? "vit-tiny-gelu" : files[i], feat[q]);
+            const ca_tensor_info *a = ca_st_find(o, feat[q]), *g = ca_st_find(golden, gname);
+            CHECK_MSG(a && g && a->dtype == CA_DT_F32 && a->numel == g->numel, "%s: %s missing or mis-shaped", files[i], feat[q]);
+            if (a && g && a->dtype == CA_DT_F32 && a->numel == g->numel) {
+                snprintf(gname, sizeof gname, "clipadapt encode %s %s", files[i], feat[q]);
+                compare(gname, a->data, g);
+            }
+        }
+        ca_st_close(o);
+    }
+    remove_dir(gdir);
+    unlink(in_vit); unlink(in_rn); unlink(out);
+    rmdir(dir);
+}
+
 int main(void) {
     ca_status st;
     golden = ca_st_open(th_shared(PT "pytorch-golden.safetensors"), &st);
@@ -318,6 +380,7 @@ int main(void) {
     RUN(test_activation);
     RUN(test_handmade_files);
     RUN(test_damaged_copies);
+    RUN(test_cli_encode);
     ca_st_close(golden);
     TEST_END();
 }

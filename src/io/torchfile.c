@@ -837,7 +837,11 @@ static ca_status zip_dir(const char *path, const uint8_t *p, size_t n, zentry **
             }
             x += 4 + sz;
         }
-        if (flags & 1) { free(e); return ca_fail(CA_E_UNSUPPORTED, "%s: zip entry '%.*s' is encrypted", path, (int)(nl > 200 ? 200 : nl), (const char *)z->name); }
+        if (flags & 1) {
+            ca_status st = ca_fail(CA_E_UNSUPPORTED, "%s: zip entry '%.*s' is encrypted", path, (int)(nl > 200 ? 200 : nl), (const char *)z->name);
+            free(e);
+            return st;
+        }
         q += 46 + nl + xl + cl;
     }
     *out = e;
