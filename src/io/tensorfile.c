@@ -110,21 +110,24 @@ static ca_st_file *open_file(const char *path, int depth, ca_status *st) {
     close(fd);
     if (map == MAP_FAILED) { *st = ca_fail(CA_E_IO, "%s: cannot map: %s", path, strerror(errno)); return NULL; }
     const uint8_t *p = map;
-    if (ca_torch_sniff(p, len) || (p[0] == 0x80 && p[1] >= 2 && p[1] <= 5)) {
+    /* safetensors: an 8-byte header length that fits the file, then a JSON object. Checked
+     * before the pickle test: a header of 640 bytes starts with the bytes 0x80 0x02 too. */
+    uint64_t hlen = 0;
+    for (int b = 7; b >= 0; b--) hlen = (hlen << 8) | p[b];
+    bool st_like = len > 8 && p[8] == '{' && hlen <= len - 8;
+    if (!st_like && (ca_torch_sniff(p, len) || (p[0] == 0x80 && p[1] >= 2 && p[1] <= 5))) {
         ca_st_file *f = ca_torch_open_mem(path, p, len, map, len, st);
         if (!f) munmap(map, len);
         return f;
     }
     size_t k = 0;
     while (k < len && k < 64 && (p[k] == ' ' || p[k] == '\n' || p[k] == '\r' || p[k] == '\t')) k++;
-    if (k < len && p[k] == '{') {
+    if (!st_like && k < len && p[k] == '{') {
         ca_st_file *f = len > ((size_t)64 << 20) ? (*st = ca_fail(CA_E_FORMAT, "%s: index file larger than 64 MB", path), NULL)
                                                   : open_index(path, (const char *)p, len, depth, st);
         munmap(map, len);
         return f;
     }
-    /* safetensors: 8-byte header length, then a JSON object */
-    bool st_like = len > 8 && p[8] == '{';
     munmap(map, len);
     if (!st_like) {
         *st = ca_fail(CA_E_FORMAT, "%s: not a checkpoint clipadapt reads (safetensors, PyTorch zip or legacy file, "
