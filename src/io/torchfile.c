@@ -338,7 +338,7 @@ static ca_status run_pickle(pm *M, const uint8_t *p, size_t n, size_t base, size
     size_t i = 0;
     M->sp = 0;
     M->nmarks = 0;
-    memset(M->memo, 0, M->capmemo * sizeof *M->memo);
+    if (M->memo) memset(M->memo, 0, M->capmemo * sizeof *M->memo);
     M->memo_count = 0;
 #define NEED(k) do { if ((k) > n - i) return fmt_err(M, "truncated pickle", base + i); } while (0)
 #define OOM() ca_fail(CA_E_NOMEM, "%s: out of memory reading the pickle", M->path)
