@@ -1,7 +1,7 @@
 /* cmd_extract.c — `clipadapt extract`: a labelled image dataset and a CLIP checkpoint in, a feature
  * set out (the ../shared/features schema plus augmented views), resumable chunk by chunk. */
 #include "cli.h"
-#include "core/core.h" /* the library's half-float conversion and monotonic clock */
+#include "core/core.h" /* the library's monotonic clock */
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -100,35 +100,6 @@ static void remove_parts(const char *dir) {
     rmdir(dir);
 }
 
-/* Add features (n, D) as F32 or F16 and labels (n) as I64 under prefix. */
-static ca_status add_split(ca_st_writer *w, const char *prefix, const float *x, const int *lab, int n, int D, int f16) {
-    char name[96];
-    ca_status st = CA_OK;
-    snprintf(name, sizeof name, "%s.features", prefix);
-    if (f16) {
-        uint16_t *h = malloc(sizeof(uint16_t) * (size_t)n * D + 1);
-        if (!h) return CA_E_NOMEM;
-        for (size_t i = 0; i < (size_t)n * D; i++) h[i] = ca_f32_to_f16(x[i]);
-        st = ca_st_writer_add(w, name, CA_DT_F16, 2, (int64_t[]){n, D}, h);
-        free(h);
-    } else {
-        st = ca_st_writer_add(w, name, CA_DT_F32, 2, (int64_t[]){n, D}, x);
-    }
-    int64_t *l = malloc(sizeof(int64_t) * (size_t)n + 1);
-    if (!l) return CA_E_NOMEM;
-    for (int i = 0; i < n; i++) l[i] = lab[i];
-    snprintf(name, sizeof name, "%s.labels", prefix);
-    if (st == CA_OK) st = ca_st_writer_add(w, name, CA_DT_I64, 1, (int64_t[]){n}, l);
-    free(l);
-    return st;
-}
-
-static cJSON *path_array(const ca_dataset *ds, int split, const int *idx, int n) {
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateString(ca_dataset_path(ds, split, idx ? idx[i] : i)));
-    return a;
-}
-
 int cmd_extract(int argc, char **argv) {
     opts o;
     memset(&o, 0, sizeof o);
@@ -199,12 +170,13 @@ int cmd_extract(int argc, char **argv) {
     int ntmpl = 0;
     int *tr_idx[16] = {0}, ntr[16] = {0}, *val_idx = NULL, nval = 0, *uni = NULL, nuni = 0;
     int *dense = NULL;
-    float *fu = NULL, *vu = NULL, *fval = NULL, *ftest = NULL, *text = NULL, *tmp = NULL;
+    float *fu = NULL, *vu = NULL, *fval = NULL, *ftest = NULL, *text = NULL, *tmp = NULL, *vu_s = NULL;
     const char **paths = NULL;
     uint64_t *ids = NULL;
-    int *labels = NULL;
+    int32_t *labels = NULL;
+    const char **strs = NULL; /* image paths of a split, then class names */
     char *parts = NULL;
-    ca_st_writer *w = NULL;
+    ca_features_writer *w = NULL;
 
     /* dataset */
     if (o.images) {
@@ -272,7 +244,7 @@ int cmd_extract(int argc, char **argv) {
     ftest = malloc(sizeof(float) * (size_t)n_test * D + 1);
     paths = malloc(sizeof(char *) * (size_t)maxn + 1);
     ids = malloc(sizeof(uint64_t) * (size_t)maxn + 1);
-    labels = malloc(sizeof(int) * (size_t)maxn + 1);
+    labels = malloc(sizeof(int32_t) * (size_t)maxn + 1);
     if (!fu || (o.views && !vu) || !fval || !ftest || !paths || !ids || !labels) { rc = cli_error("out of memory"); goto out; }
 
     ca_encode_params ep = ca_encode_default_params();
@@ -313,69 +285,60 @@ int cmd_extract(int argc, char **argv) {
     }
 
     /* assemble the feature set */
-    w = ca_st_writer_new();
-    if (!w) { rc = cli_error("out of memory"); goto out; }
-    cJSON *meta_paths = cJSON_CreateObject();
+    ca_features_writer_params wp = ca_features_writer_default_params();
+    wp.num_classes = C; wp.dim = D; wp.f16 = o.f16;
+    if (!(w = ca_features_writer_new(&wp, &st))) { rc = cli_status(st); goto out; }
+    strs = malloc(sizeof(char *) * (size_t)(C > maxn ? C : maxn) + 1);
+    if (!strs) { rc = cli_error("out of memory"); goto out; }
     for (int s = 0; st == CA_OK && s < o.nshots; s++) {
         int n = ntr[s];
         char prefix[48];
         snprintf(prefix, sizeof prefix, "train.%dshot", o.shots[s]);
         free(tmp);
-        tmp = malloc(sizeof(float) * (size_t)(o.views ? o.views : 1) * n * D + 1);
-        if (!tmp) { st = CA_E_NOMEM; break; }
+        tmp = malloc(sizeof(float) * (size_t)n * D + 1);
+        free(vu_s);
+        vu_s = o.views ? malloc(sizeof(float) * (size_t)o.views * n * D + 1) : NULL;
+        if (!tmp || (o.views && !vu_s)) { rc = cli_error("out of memory"); goto out; }
         for (int j = 0; j < n; j++) {
-            memcpy(tmp + (size_t)j * D, fu + (size_t)dense[tr_idx[s][j]] * D, sizeof(float) * (size_t)D);
-            labels[j] = ca_dataset_label(ds, CA_SPLIT_TRAIN, tr_idx[s][j]);
-        }
-        st = add_split(w, prefix, tmp, labels, n, D, o.f16);
-        if (st == CA_OK && o.views) {
+            int u = dense[tr_idx[s][j]];
+            memcpy(tmp + (size_t)j * D, fu + (size_t)u * D, sizeof(float) * (size_t)D);
             for (int v = 0; v < o.views; v++)
-                for (int j = 0; j < n; j++)
-                    memcpy(tmp + ((size_t)v * n + j) * D, vu + ((size_t)v * nuni + dense[tr_idx[s][j]]) * D, sizeof(float) * (size_t)D);
-            char name[64];
-            snprintf(name, sizeof name, "%s.views", prefix);
-            if (o.f16) {
-                uint16_t *h = malloc(sizeof(uint16_t) * (size_t)o.views * n * D + 1);
-                if (!h) { st = CA_E_NOMEM; break; }
-                for (size_t i = 0; i < (size_t)o.views * n * D; i++) h[i] = ca_f32_to_f16(tmp[i]);
-                st = ca_st_writer_add(w, name, CA_DT_F16, 3, (int64_t[]){o.views, n, D}, h);
-                free(h);
-            } else {
-                st = ca_st_writer_add(w, name, CA_DT_F32, 3, (int64_t[]){o.views, n, D}, tmp);
-            }
+                memcpy(vu_s + ((size_t)v * n + j) * D, vu + ((size_t)v * nuni + u) * D, sizeof(float) * (size_t)D);
+            labels[j] = ca_dataset_label(ds, CA_SPLIT_TRAIN, tr_idx[s][j]);
+            strs[j] = ca_dataset_path(ds, CA_SPLIT_TRAIN, tr_idx[s][j]);
         }
-        cJSON_AddItemToObject(meta_paths, prefix, path_array(ds, CA_SPLIT_TRAIN, tr_idx[s], n));
+        st = ca_features_writer_add_split(w, prefix, tmp, labels, n, vu_s, o.views, strs);
     }
-    for (int j = 0; st == CA_OK && j < nval; j++) labels[j] = ca_dataset_label(ds, CA_SPLIT_VAL, val_idx ? val_idx[j] : j);
-    if (st == CA_OK) st = add_split(w, "val", fval, labels, nval, D, o.f16);
-    cJSON_AddItemToObject(meta_paths, "val", path_array(ds, CA_SPLIT_VAL, val_idx, nval));
-    for (int j = 0; st == CA_OK && j < n_test; j++) labels[j] = ca_dataset_label(ds, CA_SPLIT_TEST, j);
-    if (st == CA_OK) st = add_split(w, "test", ftest, labels, n_test, D, o.f16);
-    cJSON_AddItemToObject(meta_paths, "test", path_array(ds, CA_SPLIT_TEST, NULL, n_test));
-    if (st == CA_OK && text) st = ca_st_writer_add(w, "text.weights", CA_DT_F32, 2, (int64_t[]){C, D}, text);
-    /* metadata: what a reader needs to name classes and reproduce the file */
-    cJSON *cn = cJSON_CreateArray(), *tj = cJSON_CreateArray();
-    for (int c = 0; cn && c < C; c++) cJSON_AddItemToArray(cn, cJSON_CreateString(ca_dataset_class_name(ds, c)));
-    for (int t = 0; tj && t < ntmpl; t++) cJSON_AddItemToArray(tj, cJSON_CreateString(tmpl[t]));
-    char *s_cn = cJSON_PrintUnformatted(cn), *s_tj = cJSON_PrintUnformatted(tj), *s_paths = cJSON_PrintUnformatted(meta_paths);
-    cJSON_Delete(cn); cJSON_Delete(tj); cJSON_Delete(meta_paths);
+    for (int j = 0; st == CA_OK && j < nval; j++) {
+        labels[j] = ca_dataset_label(ds, CA_SPLIT_VAL, val_idx ? val_idx[j] : j);
+        strs[j] = ca_dataset_path(ds, CA_SPLIT_VAL, val_idx ? val_idx[j] : j);
+    }
+    if (st == CA_OK) st = ca_features_writer_add_split(w, "val", fval, labels, nval, NULL, 0, strs);
+    for (int j = 0; st == CA_OK && j < n_test; j++) {
+        labels[j] = ca_dataset_label(ds, CA_SPLIT_TEST, j);
+        strs[j] = ca_dataset_path(ds, CA_SPLIT_TEST, j);
+    }
+    if (st == CA_OK) st = ca_features_writer_add_split(w, "test", ftest, labels, n_test, NULL, 0, strs);
+    if (st == CA_OK && text) st = ca_features_writer_set_text(w, text);
+    for (int c = 0; c < C; c++) strs[c] = ca_dataset_class_name(ds, c);
+    if (st == CA_OK) st = ca_features_writer_set_class_names(w, strs);
+    /* metadata: what a reader needs to reproduce the file */
+    if (st == CA_OK && !o.no_text) {
+        cJSON *tj = cJSON_CreateArray();
+        for (int t = 0; tj && t < ntmpl; t++) cJSON_AddItemToArray(tj, cJSON_CreateString(tmpl[t]));
+        char *s_tj = tj ? cJSON_PrintUnformatted(tj) : NULL;
+        cJSON_Delete(tj);
+        st = s_tj ? ca_features_writer_metadata(w, "templates", s_tj) : CA_E_NOMEM;
+        free(s_tj);
+    }
     char buf[64];
-    if (st == CA_OK) st = ca_st_writer_metadata(w, "format", "clipadapt.features.v1");
-    if (st == CA_OK) st = s_cn ? ca_st_writer_metadata(w, "class_names", s_cn) : CA_E_NOMEM;
-    if (st == CA_OK && !o.no_text) st = s_tj ? ca_st_writer_metadata(w, "templates", s_tj) : CA_E_NOMEM;
-    if (st == CA_OK) st = s_paths ? ca_st_writer_metadata(w, "image_paths", s_paths) : CA_E_NOMEM;
-    snprintf(buf, sizeof buf, "%d", C);
-    if (st == CA_OK) st = ca_st_writer_metadata(w, "num_classes", buf);
-    snprintf(buf, sizeof buf, "%d", o.views);
-    if (st == CA_OK) st = ca_st_writer_metadata(w, "views", buf);
     snprintf(buf, sizeof buf, "%ld", o.seed);
-    if (st == CA_OK) st = ca_st_writer_metadata(w, "seed", buf);
-    if (st == CA_OK) st = ca_st_writer_metadata(w, "model", ca_basename(o.model));
-    if (st == CA_OK) st = ca_st_writer_metadata(w, "compute", o.bf16 ? "bf16" : "f32");
+    if (st == CA_OK) st = ca_features_writer_metadata(w, "seed", buf);
+    if (st == CA_OK) st = ca_features_writer_metadata(w, "model", ca_basename(o.model));
+    if (st == CA_OK) st = ca_features_writer_metadata(w, "compute", o.bf16 ? "bf16" : "f32");
     char sig[512];
-    if (st == CA_OK && ca_model_signature(model, sig, sizeof sig) == CA_OK) st = ca_st_writer_metadata(w, "model_signature", sig);
-    free(s_cn); free(s_tj); free(s_paths);
-    if (st == CA_OK) st = ca_st_writer_save(w, o.output);
+    if (st == CA_OK && ca_model_signature(model, sig, sizeof sig) == CA_OK) st = ca_features_writer_metadata(w, "model_signature", sig);
+    if (st == CA_OK) st = ca_features_writer_save(w, o.output);
     if (st != CA_OK) { rc = cli_status(st); goto out; }
     remove_parts(parts);
 
@@ -388,10 +351,10 @@ int cmd_extract(int argc, char **argv) {
     }
     rc = CLI_OK;
 out:
-    ca_st_writer_free(w);
+    ca_features_writer_free(w);
     for (int s = 0; s < 16; s++) free(tr_idx[s]);
-    free(val_idx); free(uni); free(dense); free(fu); free(vu); free(fval); free(ftest); free(text); free(tmp);
-    free(paths); free(ids); free(labels); free(parts);
+    free(val_idx); free(uni); free(dense); free(fu); free(vu); free(fval); free(ftest); free(text); free(tmp); free(vu_s);
+    free(paths); free(ids); free(labels); free(strs); free(parts);
     ca_templates_free(tmpl, ntmpl);
     ca_tokenizer_free(tok);
     ca_model_free(model);

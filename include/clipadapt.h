@@ -171,6 +171,38 @@ CA_API const char *ca_features_class_name(const ca_featureset *fs, int i);
  * `clipadapt extract`; see ca_model_signature), or NULL when the file has none. */
 CA_API const char *ca_features_model_signature(const ca_featureset *fs);
 
+/* Writing a feature set in the schema ca_features_load reads (what `clipadapt extract` writes):
+ * make a writer, add the splits (train.{K}shot, val, test), optionally the text classifier,
+ * class names and metadata, then save. Everything given is checked (names, labels within
+ * [0, num_classes), finite values) and copied, so the caller may free it at once, and a saved
+ * file always loads back. One writer per thread; the caller frees it with
+ * ca_features_writer_free. */
+typedef struct ca_features_writer ca_features_writer;
+typedef struct {
+    int num_classes;         /* C, 1..100000: labels lie in [0, C); text.weights is (C, dim) */
+    int dim;                 /* D, 1..65536: width of every feature row */
+    int f16;                 /* store features and views as F16 (half the size); 0: F32 */
+} ca_features_writer_params;
+CA_API ca_features_writer_params ca_features_writer_default_params(void);
+CA_API ca_features_writer *ca_features_writer_new(const ca_features_writer_params *p, ca_status *st);
+CA_API void ca_features_writer_free(ca_features_writer *w);
+/* Add split name ("train.{K}shot" with K >= 1, "val" or "test"; each once): x (n, dim) features,
+ * y (n) labels, n >= 1; xv (views, n, dim) augmented views for train splits (NULL and 0 for
+ * none); paths (n) image paths recorded in metadata "image_paths" (NULL: none; the map is
+ * written only when every split gave its paths). */
+CA_API ca_status ca_features_writer_add_split(ca_features_writer *w, const char *name, const float *x,
+                                              const int32_t *y, int n, const float *xv, int views,
+                                              const char *const *paths);
+/* The text classifier (num_classes, dim), stored as float32 "text.weights". */
+CA_API ca_status ca_features_writer_set_text(ca_features_writer *w, const float *text);
+/* num_classes class names, stored as metadata "class_names". */
+CA_API ca_status ca_features_writer_set_class_names(ca_features_writer *w, const char *const *names);
+/* Other metadata ("model", "model_signature", "seed", "templates", ...). The writer sets
+ * "format", "num_classes", "class_names", "image_paths" and "views" itself and refuses them. */
+CA_API ca_status ca_features_writer_metadata(ca_features_writer *w, const char *key, const char *value);
+/* Check that a train split, val and test are present, then write path atomically. */
+CA_API ca_status ca_features_writer_save(ca_features_writer *w, const char *path);
+
 /* ======================================================================================== */
 /* Few-shot methods and fitted classifiers                                                  */
 /* ======================================================================================== */

@@ -28,6 +28,10 @@ for t in "$BUILD"/tests/test_*; do
   tally "$(basename "$t")" "$out" $rc; rm -f "$out"
 done
 
+echo "== structure"
+out=$(mktemp); python3 scripts/check_layers.py "$BUILD" >"$out" 2>&1; rc=$?
+tally "check_layers.py" "$out" $rc; rm -f "$out"
+
 echo "== CLI end-to-end tests"
 for s in tests/cli/test_*.sh; do
   [ -f "$s" ] || continue

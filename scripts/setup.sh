@@ -11,7 +11,8 @@ what=${1:-build}
 pkgs=(gcc g++ make libopenblas-dev libcjson-dev libutf8proc-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev zlib1g-dev)
 case "$what" in
   build) ;;
-  test)  pkgs+=(clang libclang-rt-14-dev) ;;               # libFuzzer for the fuzz targets
+  test)  pkgs+=(clang libclang-rt-14-dev python3) ;;       # libFuzzer for the fuzz targets; python3
+                                                           # for scripts/check_layers.py
   bench) pkgs+=(python3 python3-torch python3-numpy) ;;    # the PyTorch CPU reference, bench only
   *) echo "setup.sh: unknown target '$what' (build|test|bench)" >&2; exit 2 ;;
 esac

@@ -1,7 +1,7 @@
-/* registry.c — the list of methods, default options, and the method-agnostic classifier
- * container (fit, logits, parameters, save/load). Methods themselves live in their own files. */
+/* registry.c — the list of methods, default options, ca_fit, and saving/loading a classifier
+ * (the parts that look a method up by name). The container the methods fill lives in
+ * classifier.c, so methods depend on it and not on this table. */
 #include "adapt/adapt.h"
-#include "model/gemm.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -59,65 +59,6 @@ ca_fit_params ca_fit_default_params(void) {
     return p;
 }
 
-/* ---- classifier container ---- */
-
-void ca_classifier_free(ca_classifier *c) {
-    if (!c) return;
-    for (int i = 0; i < c->nt; i++) free(c->t[i].data);
-    if (c->class_names)
-        for (int i = 0; i < c->C; i++) free(c->class_names[i]);
-    free(c->class_names);
-    free(c->model_sig);
-    free(c);
-}
-
-ca_status ca_clf_set_param(ca_classifier *c, const char *name, double v) {
-    for (int i = 0; i < c->np; i++)
-        if (strcmp(c->pname[i], name) == 0) { c->pval[i] = v; return CA_OK; }
-    if (c->np == CA_CLF_MAX_PARAMS || strlen(name) >= sizeof c->pname[0])
-        return ca_fail(CA_E_INTERNAL, "classifier: cannot store parameter '%s'", name);
-    snprintf(c->pname[c->np], sizeof c->pname[0], "%s", name);
-    c->pval[c->np++] = v;
-    return CA_OK;
-}
-
-float *ca_clf_add_tensor(ca_classifier *c, const char *name, int ndim, const int64_t *shape) {
-    if (c->nt == CA_CLF_MAX_TENSORS || ndim < 1 || ndim > 4 || strlen(name) >= sizeof c->t[0].name) {
-        ca_fail(CA_E_INTERNAL, "classifier: cannot store tensor '%s'", name);
-        return NULL;
-    }
-    size_t n = 1;
-    for (int i = 0; i < ndim; i++)
-        if (shape[i] < 0 || !ca_mul_size(n, (size_t)shape[i], &n)) { ca_fail(CA_E_NOMEM, "tensor '%s' too large", name); return NULL; }
-    float *d = ca_calloc2(n, sizeof(float));
-    if (!d) return NULL;
-    ca_clf_tensor *t = &c->t[c->nt++];
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->ndim = ndim;
-    memcpy(t->shape, shape, (size_t)ndim * sizeof(int64_t));
-    t->data = d;
-    return d;
-}
-
-const float *ca_clf_get_tensor(const ca_classifier *c, const char *name, int64_t numel) {
-    for (int i = 0; i < c->nt; i++) {
-        if (strcmp(c->t[i].name, name) != 0) continue;
-        int64_t n = 1;
-        for (int d = 0; d < c->t[i].ndim; d++) n *= c->t[i].shape[d];
-        if (n != numel) {
-            ca_fail(CA_E_FORMAT, "classifier tensor '%s' has %lld elements, expected %lld", name, (long long)n, (long long)numel);
-            return NULL;
-        }
-        return c->t[i].data;
-    }
-    ca_fail(CA_E_FORMAT, "classifier has no tensor '%s' (method %s)", name, c->m->name);
-    return NULL;
-}
-
-void ca_logits_linear(const float *x, int n, const float *W, int C, int D, float scale, float *out) {
-    ca_sgemm(0, 1, n, C, D, scale, x, D, W, D, 0.0f, out, C);
-}
-
 static ca_status check_fit_data(const ca_method *m, const ca_fit_data *d) {
     if (d->num_classes < 2 || d->dim < 1) return ca_fail(CA_E_ARG, "fit: need >= 2 classes and dim >= 1");
     if (m->needs_text && !d->text_w)
@@ -153,30 +94,6 @@ ca_classifier *ca_fit(const char *method, const ca_fit_data *data, const ca_fit_
     if (!c) return NULL;
     if ((*st = m->fit(c, data, params)) != CA_OK) { ca_classifier_free(c); return NULL; }
     return c;
-}
-
-const char *ca_classifier_method(const ca_classifier *c) { return c ? c->m->name : NULL; }
-int ca_classifier_num_classes(const ca_classifier *c) { return c ? c->C : 0; }
-int ca_classifier_dim(const ca_classifier *c) { return c ? c->D : 0; }
-int ca_classifier_param_count(const ca_classifier *c) { return c ? c->np : 0; }
-const char *ca_classifier_param_name(const ca_classifier *c, int i) {
-    return (c && i >= 0 && i < c->np) ? c->pname[i] : NULL;
-}
-double ca_classifier_param(const ca_classifier *c, const char *name, double fallback) {
-    for (int i = 0; c && name && i < c->np; i++)
-        if (strcmp(c->pname[i], name) == 0) return c->pval[i];
-    return fallback;
-}
-const char *ca_classifier_class_name(const ca_classifier *c, int i) {
-    return (c && c->class_names && i >= 0 && i < c->C) ? c->class_names[i] : NULL;
-}
-
-const char *ca_classifier_model_signature(const ca_classifier *c) { return c ? c->model_sig : NULL; }
-
-ca_status ca_classifier_logits(const ca_classifier *c, const float *x, int n, float *out) {
-    if (!c || (n > 0 && (!x || !out)) || n < 0) return ca_fail(CA_E_ARG, "ca_classifier_logits: bad argument");
-    if (n == 0) return CA_OK;
-    return c->m->logits(c, x, n, out);
 }
 
 ca_status ca_classifier_save(const ca_classifier *c, const char *path, const char *const *class_names) {

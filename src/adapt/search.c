@@ -1,7 +1,7 @@
 /* search.c — Tip-Adapter's cache-logit kernel and the official α/β grid search (search_hp), in a
  * fast form and a straightforward oracle. It does not build caches or train keys (tip.c, tipf.c).
  */
-#include "adapt/tip.h"
+#include "adapt/search.h"
 #include "model/gemm.h"
 #include "model/vmath.h"
 

@@ -4,7 +4,7 @@
 #ifndef CA_DATA_PREPROCESS_H
 #define CA_DATA_PREPROCESS_H
 
-#include "io/image.h"
+#include "io/image_buf.h"
 
 /* Resampling coefficients of one axis for outputs [first, first + n) of an in_size -> out_size
  * resize (Pillow's precompute_coeffs with the bicubic filter, a = -0.5). */

@@ -5,7 +5,7 @@
  * quirks. A grey-ramp palette makes the image "L" (2 colours black/white: "1"), as in Pillow.
  * Not here: embedded JPEG/PNG, Huffman, other bitfield layouts, 2-bit or 64-bit pixels — those
  * are refused, as Pillow refuses them. Every size and offset is checked against the buffer. */
-#include "io/image.h"
+#include "io/decoders.h"
 
 #include <limits.h>
 #include <string.h>

@@ -5,7 +5,7 @@
  * index when its graphic control block sets one, else 0; transparency itself is metadata that
  * convert("RGB") ignores. Indices past the palette read Pillow's default grey ramp (i, i, i).
  * Not here: later frames, disposal, LZW itself (giflib). */
-#include "io/image.h"
+#include "io/decoders.h"
 
 #include <gif_lib.h>
 #include <string.h>

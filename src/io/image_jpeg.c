@@ -2,7 +2,7 @@
  * ISLOW DCT and fancy upsampling, grey -> L, 3 components -> RGB, 4 -> CMYK with Adobe's
  * inverted polarity undone (Pillow's "CMYK;I" raw mode). A truncated stream is an error (Pillow
  * raises "image file is truncated"); other libjpeg warnings are ignored as Pillow ignores them. */
-#include "io/image.h"
+#include "io/decoders.h"
 
 #include <setjmp.h>
 #include <string.h>

@@ -3,7 +3,7 @@
  * grey+alpha 8 -> LA, grey+alpha 16 -> RGBA, RGB(A) 16 -> high byte, palette -> P (indices
  * expanded through PLTE here, but resized with NEAREST like Pillow does for P). tRNS is never
  * turned into alpha: Pillow keeps it as metadata that convert("RGB") ignores. No gamma. */
-#include "io/image.h"
+#include "io/decoders.h"
 
 #include <png.h>
 #include <setjmp.h>

@@ -3,7 +3,7 @@
  * and only the first frame is kept, on a zero-filled canvas. The mode follows WebPGetFeatures:
  * RGBA when the file declares alpha, else RGB (Pillow's "RGBX" raw mode). Not here: encoding,
  * later animation frames, ICC profiles. */
-#include "io/image.h"
+#include "io/decoders.h"
 
 #include <string.h>
 #include <webp/decode.h>

@@ -27,7 +27,7 @@ struct ca_st_file {
     char **names;
     int meta_count;
     char **meta_keys, **meta_vals;
-    /* files built by other readers (io/tensorfile.h): what the handle owns besides the above */
+    /* files built by other readers (io/safetensors.h): what the handle owns besides the above */
     const char *format;        /* static: "safetensors", "pytorch-zip", ... */
     int cap;                   /* allocated entries of t[] / names[] */
     void **bufs; int nbufs;    /* malloc'd buffers (inflated entries, contiguous copies) */
@@ -255,7 +255,7 @@ ca_st_file *ca_st_open(const char *path, ca_status *st) {
 const char *ca_st_path(const ca_st_file *f) { return f ? f->path : NULL; }
 const char *ca_st_format(const ca_st_file *f) { return f ? f->format : NULL; }
 
-/* ---- building a handle from another format (io/tensorfile.h) ---- */
+/* ---- building a handle from another format (io/safetensors.h) ---- */
 
 ca_st_file *ca_st_new(const char *path, const char *format) {
     ca_st_file *f = calloc(1, sizeof *f);

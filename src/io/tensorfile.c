@@ -2,7 +2,7 @@
  * (zip or legacy pickle: torchfile.c; JSON: a sharded checkpoint's index; else safetensors), or a
  * folder holding one, opened as one ca_st_file. Not here: the parsers themselves.
  */
-#include "io/tensorfile.h"
+#include "io/torchfile.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

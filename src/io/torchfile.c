@@ -6,7 +6,7 @@
  * executed or imported. Every size, offset, index and memo reference from the file is checked.
  * Not here: choosing a reader by content (tensorfile.c) or the model's tensor names (model/).
  */
-#include "io/tensorfile.h"
+#include "io/torchfile.h"
 
 #include <string.h>
 #include <zlib.h>

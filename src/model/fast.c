@@ -1,7 +1,7 @@
 /* fast.c — the encoders' fast forward passes on packed weights (see fast.h). Numerically the
  * same computation as vit.c/text.c/resnet.c (float32 throughout; only summation order differs),
  * which tests/test_kernels.c checks on the shared goldens and against the plain path.
- * Not here: loading (load.c builds the float32 weights this packs), argument checks (model.c). */
+ * Not here: loading (load.c builds the float32 weights this packs), argument checks (api.c). */
 #include "model/fast.h"
 
 #include "model/fastgemm.h"
@@ -48,6 +48,16 @@ struct ca_fast {
 };
 
 /* ---- building ---- */
+
+/* Drop the float32 copy of a matrix w[0..n) of the model's weight block, now held packed: its
+ * whole pages go back to the system and read as zeros until written again (ca_fast_restore
+ * writes the packed values back). Sets m->released. Here, not in api.c, because only the
+ * packer calls it and api.c calls into this file. */
+static void ca_model_release_weights(ca_model *m, const float *w, size_t n) {
+    CA_ASSERT(w >= m->weights && n <= m->weights_len && (size_t)(w - m->weights) <= m->weights_len - n);
+    m->released = 1;
+    ca_drop_pages(w, n * sizeof(float), 1); /* a partial page at either end still holds other tensors */
+}
 
 /* How this build packs: panel dtype, and whether each matrix's float32 copy in the model's
  * weight block is dropped once packed (not for BF16 panels, which do not hold it exactly). */

@@ -6,7 +6,6 @@
 #include "model/fastgemm.h"
 
 #include "core/core.h"
-#include "model/gemm.h"
 #include "model/simd.h"
 
 #include <math.h>

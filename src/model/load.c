@@ -6,7 +6,6 @@
  * Not here: the forward passes (vit.c, resnet.c, text.c).
  */
 #include "io/safetensors.h"
-#include "io/tensorfile.h"
 #include "model/kernels.h"
 #include "model/model.h"
 

@@ -104,11 +104,6 @@ void ca_model_set_tap(ca_model *m, ca_model_tap_fn fn, void *user);
 /* Largest number of inputs a forward chunk holds (>= 1); tests lower it to exercise chunking. */
 void ca_model_set_max_chunk(ca_model *m, int n);
 
-/* Drop the float32 copy of a matrix w[0..n) of the weight block (now held packed by the fast
- * path) from memory: its whole pages go back to the system and read as zeros until written
- * again (ca_fast_restore writes the packed values back). Sets m->released. */
-void ca_model_release_weights(ca_model *m, const float *w, size_t n);
-
 /* Ensure m->scratch holds at least n floats. */
 ca_status ca_model_scratch(ca_model *m, size_t n);
 
@@ -128,8 +123,11 @@ void ca_resnet_forward(ca_model *m, const float *images, int n, float *out, int6
 size_t ca_text_scratch(const ca_text *t, int n);
 void ca_text_forward(ca_model *m, const int64_t *tokens, int n, float *out, int64_t first);
 
-/* Tap helper (no-op without a tap). */
-void ca_model_emit(const ca_model *m, const char *name, int64_t first, const float *data, int ndim,
-                   const int64_t *shape);
+/* Tap helper (no-op without a tap). Inline so the towers need nothing from api.c, which
+ * calls them. */
+static inline void ca_model_emit(const ca_model *m, const char *name, int64_t first, const float *data,
+                                 int ndim, const int64_t *shape) {
+    if (m->tap) m->tap(name, first, data, ndim, shape, m->tap_user);
+}
 
 #endif

@@ -1,6 +1,6 @@
 /* vit.c — forward pass of CLIP's VisionTransformer: patch embedding (a stride-P convolution),
  * class token, positional embedding, ln_pre, the residual stack, ln_post on the class token and
- * the projection. Not here: loading (load.c), chunking and argument checks (model.c).
+ * the projection. Not here: loading (load.c), chunking and argument checks (api.c).
  */
 #include "model/kernels.h"
 #include "model/model.h"

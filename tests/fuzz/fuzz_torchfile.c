@@ -3,7 +3,7 @@
  * refused with a status and a message or give tensors whose every byte can be read. The bytes
  * are read in memory (no file), so every descriptor must point into them or into a buffer the
  * handle owns. */
-#include "io/tensorfile.h"
+#include "io/torchfile.h"
 
 #include <string.h>
 

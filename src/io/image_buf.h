@@ -1,8 +1,9 @@
-/* image.h — internal layout of a decoded image and the per-format decoders behind
- * ca_image_decode. Pixels stay in the file's own Pillow mode (L, LA, RGB, RGBA, CMYK, I, P, 1)
- * because the reference resizes before it converts to RGB. Not public API. */
-#ifndef CA_IO_IMAGE_H
-#define CA_IO_IMAGE_H
+/* image_buf.h — internal layout of a decoded image and the buffer helpers (image_buf.c) that the
+ * decoders share; the decoders themselves are declared in decoders.h. Pixels stay in the file's
+ * own Pillow mode (L, LA, RGB, RGBA, CMYK, I, P, 1) because the reference resizes before it
+ * converts to RGB. Not public API. */
+#ifndef CA_IO_IMAGE_BUF_H
+#define CA_IO_IMAGE_BUF_H
 
 #include "core/core.h"
 
@@ -31,20 +32,6 @@ ca_image *ca_image_alloc(int w, int h, ca_pxmode mode, int64_t max_pixels, const
 /* The size checks of ca_image_alloc alone, for decoders that validate before allocating. */
 ca_status ca_image_check_size(int w, int h, int64_t max_pixels, const char *name);
 size_t ca_image_row_bytes(const ca_image *img);
-
-/* Decoders: buffer in, image out (NULL on failure with *st and ca_last_error set).
- * *orientation receives the EXIF orientation (1..8) when found, else 1. */
-ca_image *ca_decode_jpeg(const uint8_t *data, size_t len, const char *name,
-                         const ca_image_params *p, int *orientation, ca_status *st);
-ca_image *ca_decode_png(const uint8_t *data, size_t len, const char *name,
-                        const ca_image_params *p, int *orientation, ca_status *st);
-
-ca_image *ca_decode_webp(const uint8_t *data, size_t len, const char *name,
-                         const ca_image_params *p, int *orientation, ca_status *st);
-ca_image *ca_decode_gif(const uint8_t *data, size_t len, const char *name,
-                        const ca_image_params *p, int *orientation, ca_status *st);
-ca_image *ca_decode_bmp(const uint8_t *data, size_t len, const char *name,
-                        const ca_image_params *p, int *orientation, ca_status *st);
 
 /* EXIF orientation from a TIFF-structured block (starting at "II*\0" or "MM\0*"); 1 if absent. */
 int ca_exif_orientation(const uint8_t *tiff, size_t len);

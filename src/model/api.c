@@ -1,4 +1,4 @@
-/* model.c — the public model API around the towers: argument checks, chunking of large batches
+/* api.c — the public model API around the towers: argument checks, chunking of large batches
  * (so activations stay bounded), the scratch block and the debug tap.
  * Not here: loading (load.c) and the numerics (kernels.c, vit.c, resnet.c, text.c).
  */
@@ -87,17 +87,6 @@ ca_status ca_model_set_compute(ca_model *m, int mode) {
         return ca_fail(CA_E_UNSUPPORTED, "BF16 compute needs AVX512-BF16 (this build has none)");
     m->compute = mode;
     return CA_OK;
-}
-
-void ca_model_emit(const ca_model *m, const char *name, int64_t first, const float *data, int ndim,
-                   const int64_t *shape) {
-    if (m->tap) m->tap(name, first, data, ndim, shape, m->tap_user);
-}
-
-void ca_model_release_weights(ca_model *m, const float *w, size_t n) {
-    CA_ASSERT(w >= m->weights && n <= m->weights_len && (size_t)(w - m->weights) <= m->weights_len - n);
-    m->released = 1;
-    ca_drop_pages(w, n * sizeof(float), 1); /* a partial page at either end still holds other tensors */
 }
 
 ca_status ca_model_scratch(ca_model *m, size_t n) {

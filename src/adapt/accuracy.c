@@ -1,4 +1,5 @@
-/* metrics.c — accuracy of logits against labels. Reports and plots live beside it. */
+/* accuracy.c — top-1 accuracy of logits against labels. It sits in adapt/ because the methods'
+ * hyperparameter searches score themselves with it; eval/ (reports, plots) builds on it too. */
 #include "core/core.h"
 
 double ca_accuracy(const float *logits, const int32_t *labels, int n, int num_classes) {
