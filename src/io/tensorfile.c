@@ -29,10 +29,13 @@ static char *join(const char *dir, const char *name) {
     return s;
 }
 
-static ca_st_file *open_file(const char *path, int depth, ca_status *st);
+/* where a file is met: given directly, picked from a folder, or named by an index */
+enum { IN_FOLDER = 1, IN_INDEX = 2 };
+
+static ca_st_file *open_file(const char *path, int within, ca_status *st);
 
 /* {"weight_map": {tensor: shard file}}: every shard opened (each by content) and merged. */
-static ca_st_file *open_index(const char *path, const char *json, size_t len, int depth, ca_status *st) {
+static ca_st_file *open_index(const char *path, const char *json, size_t len, int within, ca_status *st) {
     const char *P = path;
     cJSON *root = cJSON_ParseWithLength(json, len);
     const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
@@ -40,7 +43,7 @@ static ca_st_file *open_index(const char *path, const char *json, size_t len, in
     char **files = NULL;
     int nfiles = 0;
     if (!cJSON_IsObject(wm)) { *st = ca_fail(CA_E_FORMAT, "%s: not a sharded checkpoint index (no \"weight_map\" object)", P); goto out; }
-    if (depth > 0) { *st = ca_fail(CA_E_FORMAT, "%s: an index inside an index", P); goto out; }
+    if (within & IN_INDEX) { *st = ca_fail(CA_E_FORMAT, "%s: an index inside an index", P); goto out; }
     int n = cJSON_GetArraySize(wm);
     files = calloc((size_t)n + 1, sizeof *files);
     f = ca_st_new(path, "safetensors-sharded");
@@ -59,7 +62,7 @@ static ca_st_file *open_index(const char *path, const char *json, size_t len, in
         files[nfiles++] = (char *)shard;
         char *sp = dir[0] ? join(dir, shard) : strdup(shard);
         if (!sp) { *st = ca_fail(CA_E_NOMEM, "%s: out of memory", P); break; }
-        ca_st_file *kid = open_file(sp, depth + 1, st);
+        ca_st_file *kid = open_file(sp, within | IN_INDEX, st);
         free(sp);
         if (!kid) break;
         if (strcmp(ca_st_format(kid), "safetensors")) ca_st_set_format(f, "pytorch-sharded");
@@ -81,19 +84,19 @@ out:
     return f;
 }
 
-static ca_st_file *open_file(const char *path, int depth, ca_status *st) {
+static ca_st_file *open_file(const char *path, int within, ca_status *st) {
     int fd = open(path, O_RDONLY);
     if (fd < 0) { *st = ca_fail(CA_E_IO, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
     struct stat sb;
     if (fstat(fd, &sb) != 0) { close(fd); *st = ca_fail(CA_E_IO, "%s: cannot stat: %s", path, strerror(errno)); return NULL; }
     if (S_ISDIR(sb.st_mode)) {
         close(fd);
-        if (depth > 0) { *st = ca_fail(CA_E_FORMAT, "%s: is a folder", path); return NULL; }
+        if (within) { *st = ca_fail(CA_E_FORMAT, "%s: is a folder", path); return NULL; }
         for (size_t i = 0; i < sizeof DIR_FILES / sizeof DIR_FILES[0]; i++) {
             char *p = join(path, DIR_FILES[i]);
             if (!p) { *st = ca_fail(CA_E_NOMEM, "out of memory"); return NULL; }
             if (access(p, R_OK) == 0) {
-                ca_st_file *f = open_file(p, depth + 1, st);
+                ca_st_file *f = open_file(p, within | IN_FOLDER, st);
                 free(p);
                 return f;
             }
@@ -124,7 +127,7 @@ static ca_st_file *open_file(const char *path, int depth, ca_status *st) {
     while (k < len && k < 64 && (p[k] == ' ' || p[k] == '\n' || p[k] == '\r' || p[k] == '\t')) k++;
     if (!st_like && k < len && p[k] == '{') {
         ca_st_file *f = len > ((size_t)64 << 20) ? (*st = ca_fail(CA_E_FORMAT, "%s: index file larger than 64 MB", path), NULL)
-                                                  : open_index(path, (const char *)p, len, depth, st);
+                                                  : open_index(path, (const char *)p, len, within, st);
         munmap(map, len);
         return f;
     }

@@ -587,7 +587,7 @@ static void choose_activation(loader *L, const ca_st_file *f, const ca_model_par
         snprintf(m->act_source, sizeof m->act_source, "%s", L->act_why);
     } else if (!strcmp(ca_st_format(f), "torchscript")) {
         act = ts && !strcmp(ts, "gelu") ? CA_ACT_GELU : CA_ACT_QUICKGELU;
-        snprintf(m->act_source, sizeof m->act_source, "TorchScript archive (%s modules)", ts && !strcmp(ts, "gelu") ? "GELU" : "OpenAI CLIP: QuickGELU");
+        snprintf(m->act_source, sizeof m->act_source, "TorchScript archive: %s", ts && !strcmp(ts, "gelu") ? "its modules use GELU" : "OpenAI CLIP, QuickGELU modules");
     } else {
         act = CA_ACT_QUICKGELU;
         snprintf(m->act_source, sizeof m->act_source, "assumed: OpenAI CLIP names and no open_clip_config.json beside the weights "
