@@ -98,6 +98,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
 
 demo: all
 	@mkdir -p $(BUILD)/demo
+	@echo "demo: one seed (1), trained methods at --epochs 20; bash scripts/results.sh runs seeds 1-3 at the defaults"
 	$(BIN) fewshot --features $(SHARED)/features/stanford_cars.safetensors --method all --shots all \
 	  --epochs 20 --json $(BUILD)/demo/results.json --plot $(BUILD)/demo/accuracy.svg
 

@@ -33,6 +33,8 @@ static const char *HELP =
     "  --views V             augmented views per training image (default 10; 0 = centre crop only)\n"
     "  --seed N              seed for splits, sampling and augmentation (default 1)\n"
     "  --templates NAME|FILE prompt templates for text.weights (default simple; built-in: see below)\n"
+    "  --prompts FILE.json   per-class prompt lists instead of templates (CuPL / APE format:\n"
+    "                        {\"class name\": [\"prompt\", ...]}); every class needs an entry\n"
     "  --no-text             skip text.weights (then --bpe is not needed)\n"
     "  --f16                 store features as F16 (half the size; default F32)\n"
     "model:\n"
@@ -53,7 +55,7 @@ static const char *HELP =
     "A progress bar with images/s and ETA is drawn on stderr when it is a terminal.\n";
 
 typedef struct {
-    const char *model, *config, *bpe, *images, *val_images, *test_images, *split_file, *image_root, *templates, *output;
+    const char *model, *config, *bpe, *images, *val_images, *test_images, *split_file, *image_root, *templates, *output, *prompts;
     double val_split, test_split;
     int shots[16], nshots, val_shots, views, batch, chunk, f16, no_text, verbose, bf16, act;
     long seed;
@@ -106,7 +108,7 @@ int cmd_extract(int argc, char **argv) {
     o.val_split = o.test_split = -1;
     o.shots[0] = 16; o.nshots = 1;
     o.views = 10; o.batch = 64; o.chunk = 64; o.seed = 1;
-    o.templates = "simple";
+    o.templates = NULL;   /* default "simple" unless --prompts */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         long n;
@@ -132,7 +134,7 @@ int cmd_extract(int argc, char **argv) {
         }
         STR("--model", model) STR("--config", config) STR("--bpe", bpe) STR("--images", images)
         STR("--val-images", val_images) STR("--test-images", test_images) STR("--split-file", split_file)
-        STR("--image-root", image_root) STR("--templates", templates) STR("--output", output)
+        STR("--image-root", image_root) STR("--templates", templates) STR("--output", output) STR("--prompts", prompts)
         FRAC("--val-split", val_split) FRAC("--test-split", test_split)
         INT("--val-shots", val_shots, 0, 100000) INT("--views", views, 0, 1024) INT("--batch", batch, 1, 4096)
         INT("--chunk", chunk, 1, 1 << 20)
@@ -154,6 +156,9 @@ int cmd_extract(int argc, char **argv) {
         return cli_usage("extract", "unknown option '%s'", a);
     }
     if (!o.model) return cli_usage("extract", "--model is required");
+    if (o.prompts && o.templates) return cli_usage("extract", "give --templates or --prompts, not both");
+    if (o.prompts && o.no_text) return cli_usage("extract", "--prompts builds text.weights; it cannot go with --no-text");
+    if (!o.templates) o.templates = "simple";
     if (!o.output) return cli_usage("extract", "--output is required");
     if (!o.no_text && !o.bpe) return cli_usage("extract", "--bpe is required for text.weights (or give --no-text)");
     if (!!o.images == !!o.split_file) return cli_usage("extract", "give either --images ROOT or --split-file F --image-root R");
@@ -168,6 +173,7 @@ int cmd_extract(int argc, char **argv) {
     ca_tokenizer *tok = NULL;
     char **tmpl = NULL;
     int ntmpl = 0;
+    ca_prompts *prompts = NULL;
     int *tr_idx[16] = {0}, ntr[16] = {0}, *val_idx = NULL, nval = 0, *uni = NULL, nuni = 0;
     int *dense = NULL;
     float *fu = NULL, *vu = NULL, *fval = NULL, *ftest = NULL, *text = NULL, *tmp = NULL, *vu_s = NULL;
@@ -197,7 +203,15 @@ int cmd_extract(int argc, char **argv) {
                        o.images ? o.images : o.split_file, n_val_all == 0 ? "val" : "test");
         goto out;
     }
-    if (o.templates && !o.no_text && !(tmpl = ca_templates_load(o.templates, &ntmpl, &st))) { rc = cli_status(st); goto out; }
+    if (o.prompts) {
+        /* every class must have prompts: checked now, before minutes of image encoding */
+        if (!(prompts = ca_prompts_load(o.prompts, &st))) { rc = cli_status(st); goto out; }
+        for (int c = 0; c < C; c++)
+            if (!ca_prompts_for(prompts, ca_dataset_class_name(ds, c), NULL)) {
+                rc = cli_error("%s: no prompts for class '%s'", o.prompts, ca_dataset_class_name(ds, c));
+                goto out;
+            }
+    } else if (o.templates && !o.no_text && !(tmpl = ca_templates_load(o.templates, &ntmpl, &st))) { rc = cli_status(st); goto out; }
 
     /* few-shot subsets; CoOp draws val from the same generator after train (we use the largest K) */
     int kmax = 0;
@@ -279,7 +293,8 @@ int cmd_extract(int argc, char **argv) {
         text = malloc(sizeof(float) * (size_t)C * D);
         if (!names || !text) { free(names); rc = cli_error("out of memory"); goto out; }
         for (int c = 0; c < C; c++) names[c] = ca_dataset_class_name(ds, c);
-        st = ca_text_classifier(model, tok, names, C, (const char *const *)tmpl, ntmpl, text);
+        if (prompts) st = ca_text_classifier_prompts(model, tok, names, C, prompts, text);
+        else st = ca_text_classifier(model, tok, names, C, (const char *const *)tmpl, ntmpl, text);
         free(names);
         if (st != CA_OK) { rc = cli_status(st); goto out; }
     }
@@ -323,7 +338,8 @@ int cmd_extract(int argc, char **argv) {
     for (int c = 0; c < C; c++) strs[c] = ca_dataset_class_name(ds, c);
     if (st == CA_OK) st = ca_features_writer_set_class_names(w, strs);
     /* metadata: what a reader needs to reproduce the file */
-    if (st == CA_OK && !o.no_text) {
+    if (st == CA_OK && prompts) st = ca_features_writer_metadata(w, "prompts", ca_basename(o.prompts));
+    if (st == CA_OK && !o.no_text && !prompts) {
         cJSON *tj = cJSON_CreateArray();
         for (int t = 0; tj && t < ntmpl; t++) cJSON_AddItemToArray(tj, cJSON_CreateString(tmpl[t]));
         char *s_tj = tj ? cJSON_PrintUnformatted(tj) : NULL;
@@ -356,6 +372,7 @@ out:
     free(val_idx); free(uni); free(dense); free(fu); free(vu); free(fval); free(ftest); free(text); free(tmp); free(vu_s);
     free(paths); free(ids); free(labels); free(strs); free(parts);
     ca_templates_free(tmpl, ntmpl);
+    ca_prompts_free(prompts);
     ca_tokenizer_free(tok);
     ca_model_free(model);
     ca_dataset_free(ds);

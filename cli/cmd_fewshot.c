@@ -18,8 +18,26 @@ static void help(void) {
            "  --method NAME|all      a method, a comma list, or all (default all): every registered\n"
            "                         method the set supports (those needing text weights are\n"
            "                         skipped when the set has none)\n"
-           "  --shots K|all          K, a comma list, or all available (default all)\n"
+           "  --shots K|all          K, a comma list, or all available (default all); with --sample\n"
+           "                         pool any K below the largest train split\n"
            "  --seed S               seed for every random choice (default 1)\n"
+           "  --seeds N|a,b,...      run every method x K once per seed (N alone: seeds 1..N) and\n"
+           "                         report mean ± sample std over seeds (table, JSON aggregate,\n"
+           "                         SVG error bars). A seed changes the training randomness\n"
+           "                         always; the K-shot sample too when the set holds a larger\n"
+           "                         train split (K of its shots per class, flagged resampled;\n"
+           "                         see --sample); the kshot-val draw. The images themselves are\n"
+           "                         sampled by `extract --seed`\n"
+           "  --select val|kshot-val|none\n"
+           "                         validation data for hyper-parameters and epochs: all of val\n"
+           "                         (default); min(K,4) val images per class drawn with the seed;\n"
+           "                         none (each method's published fixed values). Test is\n"
+           "                         evaluated once per run under every regime\n"
+           "  --sample pool|fixed    K-shot training set: pool (default) draws K per class from the\n"
+           "                         largest train split with the seed when K is smaller; fixed\n"
+           "                         uses the stored train.{K}shot split\n"
+           "  --no-timings           leave wall-clock fields out of the JSON, so that the same\n"
+           "                         command (and --threads) gives byte-identical JSON\n"
            "  --search-scale SB,SA   Tip-Adapter grid scales for beta, alpha (default 20,10)\n"
            "  --search-steps NB,NA   Tip-Adapter grid steps for beta, alpha (default 200,20)\n"
            "  --init-alpha A         Tip-Adapter-F training alpha (default 1)\n"
@@ -65,6 +83,25 @@ static int parse_shots(const char *s, int *ks) {
     return n ? n : -1;
 }
 
+/* --seeds: "N" (seeds 1..N) or a comma list of distinct seeds; returns the count or -1. */
+static int parse_seeds(const char *s, uint64_t *out) {
+    long v;
+    if (!strchr(s, ',')) {
+        if (cli_int(s, &v) || v < 1 || v > MAX_LIST) return -1;
+        for (long i = 0; i < v; i++) out[i] = (uint64_t)(i + 1);
+        return (int)v;
+    }
+    int n = 0;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (n == MAX_LIST || cli_int(tok, &v) || v < 0) return -1;
+        for (int j = 0; j < n; j++) if (out[j] == (uint64_t)v) return -1;
+        out[n++] = (uint64_t)v;
+    }
+    return n ? n : -1;
+}
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -79,6 +116,10 @@ static int progress(const char *stage, int64_t done, int64_t total, void *user) 
 int cmd_fewshot(int argc, char **argv) {
     const char *C = "fewshot", *features = NULL, *method = "all", *shots = "all", *json = NULL, *plot = NULL;
     ca_fit_params p = ca_fit_default_params();
+    ca_protocol proto = ca_protocol_default_params();
+    ca_report_params rp = ca_report_default_params();
+    uint64_t seeds[MAX_LIST];
+    int nseeds = 0, seed_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
         long l;
@@ -86,6 +127,7 @@ int cmd_fewshot(int argc, char **argv) {
         int r;
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { help(); return CLI_OK; }
         if (!strcmp(argv[i], "--quiet")) { quiet = 1; continue; }
+        if (!strcmp(argv[i], "--no-timings")) { rp.timings = 0; continue; }
 #define TAKE(name) ((r = cli_take(argc, argv, &i, name, &v)) < 0 ? (cli_usage(C, "%s needs a value", name), -1) : r)
 #define NEED(ok, ...) do { if (!(ok)) return cli_usage(C, __VA_ARGS__); } while (0)
         if ((r = TAKE("--features")) != 0) { if (r < 0) return CLI_USAGE; features = v; }
@@ -97,6 +139,18 @@ int cmd_fewshot(int argc, char **argv) {
             if (r < 0) return CLI_USAGE;
             NEED(!cli_int(v, &l) && l >= 0, "--seed wants a non-negative integer, got '%s'", v);
             p.seed = (uint64_t)l;
+            seed_given = 1;
+        } else if ((r = TAKE("--seeds")) != 0) {
+            if (r < 0) return CLI_USAGE;
+            NEED((nseeds = parse_seeds(v, seeds)) > 0, "--seeds wants N (seeds 1..N, N <= %d) or a comma list of distinct seeds, got '%s'", MAX_LIST, v);
+        } else if ((r = TAKE("--select")) != 0) {
+            if (r < 0) return CLI_USAGE;
+            NEED((proto.select = ca_select_from_name(v)) >= 0, "--select wants val, kshot-val or none, got '%s'", v);
+        } else if ((r = TAKE("--sample")) != 0) {
+            if (r < 0) return CLI_USAGE;
+            if (!strcmp(v, "pool")) proto.sample = CA_SAMPLE_POOL;
+            else if (!strcmp(v, "fixed")) proto.sample = CA_SAMPLE_FIXED;
+            else return cli_usage(C, "--sample wants pool or fixed, got '%s'", v);
         } else if ((r = TAKE("--search-scale")) != 0) {
             if (r < 0) return CLI_USAGE;
             NEED(!pair_double(v, &p.search_scale_beta, &p.search_scale_alpha) && p.search_scale_beta > 0 &&
@@ -161,6 +215,10 @@ int cmd_fewshot(int argc, char **argv) {
 #undef NEED
     }
     if (!features) return cli_usage(C, "--features FILE is required");
+    if (seed_given && nseeds) return cli_usage(C, "give --seed S or --seeds, not both");
+    rp.aggregate = nseeds > 0;   /* --seeds: the aggregate JSON, even for one seed */
+    if (!nseeds) seeds[nseeds++] = p.seed;
+    rp.features_path = features;
 
     /* methods: validate names before the (slow) load */
     const char *methods[MAX_LIST];
@@ -194,7 +252,7 @@ int cmd_fewshot(int argc, char **argv) {
     }
     for (int j = 0; j < nk; j++) {
         int found = 0;
-        for (int a = 0; a < na; a++) found |= avail[a] == ks[j];
+        for (int a = 0; a < na; a++) found |= avail[a] == ks[j] || (proto.sample == CA_SAMPLE_POOL && avail[a] > ks[j]);
         if (!found) {
             char list[256] = "";
             for (int a = 0; a < na; a++) snprintf(list + strlen(list), sizeof list - strlen(list), "%s%d", a ? "," : "", avail[a]);
@@ -213,20 +271,28 @@ int cmd_fewshot(int argc, char **argv) {
         if (nm == 0) { ca_features_free(fs); return cli_error("%s: no registered method runs without text.weights", features); }
     }
 
-    int total = nm * nk, done = 0, rc = CLI_OK;
+    int total = nseeds * nm * nk, done = 0, rc = CLI_OK, skip[MAX_LIST] = {0};
     ca_run_result *runs = calloc((size_t)total, sizeof *runs);
     if (!runs) { ca_features_free(fs); return cli_error("out of memory"); }
-    for (int j = 0; j < nm && rc == CLI_OK; j++)
-        for (int k = 0; k < nk && rc == CLI_OK; k++) {
-            progress("fewshot", done, total, NULL);
-            if ((st = ca_run_fewshot(fs, methods[j], ks[k], &p, &runs[done])) != CA_OK)
-                rc = cli_error("%s: %s at K=%d: %s", features, methods[j], ks[k], ca_last_error());
-            else done++;
-        }
+    for (int s = 0; s < nseeds && rc == CLI_OK; s++)
+        for (int j = 0; j < nm && rc == CLI_OK; j++)
+            for (int k = 0; k < nk && rc == CLI_OK && !skip[j]; k++) {
+                progress("fewshot", done, total, NULL);
+                p.seed = seeds[s];
+                if ((st = ca_run_fewshot_protocol(fs, methods[j], ks[k], &p, &proto, &runs[done])) == CA_OK) { done++; continue; }
+                /* --method all: a method that refuses this selection regime is left out, said once */
+                if (!explicit_methods && st == CA_E_ARG && proto.select != CA_SELECT_VAL && s == 0 && k == 0) {
+                    fprintf(stderr, "clipadapt: note: skipping %s (%s)\n", methods[j], ca_last_error());
+                    skip[j] = 1;
+                } else {
+                    rc = cli_error("%s: %s at K=%d, seed %llu: %s", features, methods[j], ks[k], (unsigned long long)seeds[s], ca_last_error());
+                }
+            }
+    if (rc == CLI_OK && done == 0) rc = cli_error("%s: no method ran under --select %s", features, ca_select_name(proto.select));
     if (rc == CLI_OK) progress("fewshot", done, total, NULL);
     char *table = NULL, *js = NULL, *svg = NULL;
     if (rc == CLI_OK && !(table = ca_report_table(runs, done))) rc = cli_status(CA_E_NOMEM);
-    if (rc == CLI_OK && json && !(js = ca_report_json(runs, done, features))) rc = cli_status(CA_E_NOMEM);
+    if (rc == CLI_OK && json && !(js = ca_report_json_ex(runs, done, &rp))) rc = cli_status(CA_E_NOMEM);
     if (rc == CLI_OK && plot) {
         char title[256];
         const char *base = strrchr(features, '/');

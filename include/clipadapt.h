@@ -284,16 +284,55 @@ CA_API double ca_accuracy(const float *logits, const int32_t *labels, int n, int
 typedef struct {
     const char *method;          /* static name from the registry */
     int shots;                   /* K */
-    double val_acc, test_acc;    /* top-1 accuracy in percent of the fitted classifier */
+    double val_acc, test_acc;    /* top-1 accuracy in percent of the fitted classifier; val_acc is
+                                    on the val images the method saw (NAN under CA_SELECT_NONE) */
     double seconds;              /* wall time of fit + both evaluations */
     ca_classifier *clf;          /* the fitted classifier, owned by the result (ca_run_free) */
+    /* the protocol of the run (ca_run_fewshot_protocol; ca_run_fewshot fills the defaults) */
+    uint64_t seed;               /* params->seed: training randomness and every draw below */
+    int select;                  /* CA_SELECT_* */
+    int resampled;               /* 1 when the K shots were drawn from a larger train split */
+    int train_n, val_n;          /* training rows and val images the method was given */
 } ca_run_result;
+
+/* Selection regimes: which validation data a method may use for its hyper-parameters, epochs
+ * and ensembling weights. Test is evaluated once after fitting under every regime. */
+enum {
+    CA_SELECT_VAL = 0,           /* the whole val split */
+    CA_SELECT_KSHOT_VAL = 1,     /* min(K, kshot_val_max) val images per class, drawn with the seed */
+    CA_SELECT_NONE = 2           /* no val at all: ca_fit_data.val.n == 0, each method's published
+                                    fixed hyper-parameters (or a CA_E_ARG refusal) */
+};
+/* Where the K shots come from. */
+enum {
+    CA_SAMPLE_POOL = 0,          /* K below the largest train split: K of its rows per class, drawn
+                                    with the seed (views follow their rows); otherwise the stored split */
+    CA_SAMPLE_FIXED = 1          /* always the stored train.{K}shot split */
+};
+
+typedef struct {
+    int select;                  /* CA_SELECT_* (default CA_SELECT_VAL) */
+    int sample;                  /* CA_SAMPLE_* (default CA_SAMPLE_POOL) */
+    int kshot_val_max;           /* per-class val cap of CA_SELECT_KSHOT_VAL (default 4) */
+} ca_protocol;
+CA_API ca_protocol ca_protocol_default_params(void);
+/* Name of a selection regime ("val", "kshot-val", "none") or NULL; and back (-1 when unknown). */
+CA_API const char *ca_select_name(int select);
+CA_API int ca_select_from_name(const char *name);
 
 /* Fit `method` on train.{shots}shot of fs (val for its searches and model selection), then
  * score val and test once. On success fills *out (free with ca_run_free); on failure returns
  * the status with the detail in ca_last_error(). Thread-safe on distinct outputs. */
 CA_API ca_status ca_run_fewshot(const ca_featureset *fs, const char *method, int shots,
                                 const ca_fit_params *params, ca_run_result *out);
+/* The same under a protocol (NULL: defaults). params->seed drives the training randomness, the
+ * K-shot draw (CA_SAMPLE_POOL: for each class a seeded permutation of the pool's rows, the first
+ * K taken, so K-shot samples of one seed are nested) and the kshot-val draw. Deterministic for a
+ * given (fs, method, shots, params, proto) and thread count. ca_run_fewshot is this with
+ * CA_SELECT_VAL and CA_SAMPLE_FIXED (the stored split), as before protocols existed. */
+CA_API ca_status ca_run_fewshot_protocol(const ca_featureset *fs, const char *method, int shots,
+                                         const ca_fit_params *params, const ca_protocol *proto,
+                                         ca_run_result *out);
 CA_API void ca_run_free(ca_run_result *r);
 
 /* Reports of n runs, as malloc'd NUL-terminated text (caller frees; NULL when out of memory).
@@ -304,6 +343,22 @@ CA_API void ca_run_free(ca_run_result *r);
 CA_API char *ca_report_table(const ca_run_result *runs, int n);
 CA_API char *ca_report_json(const ca_run_result *runs, int n, const char *features_path);
 CA_API char *ca_plot_svg(const ca_run_result *runs, int n, const char *title);
+
+/* Runs over several seeds: when some (method, K) has runs with more than one seed, the table
+ * shows "mean ± std" of test accuracy per cell (std: the sample standard deviation, n − 1) and
+ * the plot draws the mean with ±std error bars. ca_report_json_ex with aggregate (or several
+ * seeds) writes one object: {"features", "select", "seeds": [...], "runs": [per-seed records
+ * with "seed", "select", "resampled", "train_n", "val_n"], "aggregate": [per (method, K):
+ * "n_seeds", "test_mean", "test_std", "val_mean", "val_std", "test_accs"]}. */
+typedef struct {
+    const char *features_path;   /* recorded in the JSON, or NULL */
+    int timings;                 /* 1 (default): wall-clock fields ("seconds", "*_seconds"); 0: none,
+                                    so that the same runs give byte-identical JSON */
+    int aggregate;               /* 1: the aggregate object even for one seed (default 0: only
+                                    when the runs hold several seeds) */
+} ca_report_params;
+CA_API ca_report_params ca_report_default_params(void);
+CA_API char *ca_report_json_ex(const ca_run_result *runs, int n, const ca_report_params *p);
 /* Write text to path atomically (temporary file + rename): no partial output on failure. */
 CA_API ca_status ca_write_text(const char *path, const char *text);
 
@@ -523,6 +578,27 @@ CA_API char *ca_template_format(const char *tmpl, const char *class_name);
  * needs its text tower. Not thread-safe on one model or tokenizer. */
 CA_API ca_status ca_text_classifier(ca_model *m, ca_tokenizer *tok, const char *const *class_names, int C,
                                     const char *const *templates, int T, float *out);
+
+/* Per-class prompt lists, the CuPL / APE format: a JSON object {"class name": ["prompt", ...],
+ * ...}. A class name finds its list by exact key, else by the key equal up to case, '_' vs ' '
+ * and surrounding spaces (when that match is unique). Every list must be a non-empty array of
+ * strings; duplicate keys are refused. Read-only after loading (shareable by threads); the
+ * caller frees with ca_prompts_free. Errors name the file (`name` for ca_prompts_parse). */
+typedef struct ca_prompts ca_prompts;
+CA_API ca_prompts *ca_prompts_load(const char *path, ca_status *st);
+CA_API ca_prompts *ca_prompts_parse(const char *json, size_t len, const char *name, ca_status *st);
+CA_API void ca_prompts_free(ca_prompts *p);
+/* Number of classes (keys) in the file. */
+CA_API int ca_prompts_count(const ca_prompts *p);
+/* The prompt list of a class (owned by p) and its length, or NULL when the file has none. */
+CA_API const char *const *ca_prompts_for(const ca_prompts *p, const char *class_name, int *count);
+/* Text classifier from per-class prompts: per class, encode its prompts, L2-normalise each
+ * embedding, average, re-normalise (as ca_text_classifier does for templates). A class without
+ * an entry fails with CA_E_NOTFOUND naming the class and the file; a prompt too long for the
+ * context fails with CA_E_RANGE naming the class. out: (C, embed_dim). Not thread-safe on one
+ * model or tokenizer. */
+CA_API ca_status ca_text_classifier_prompts(ca_model *m, ca_tokenizer *tok, const char *const *class_names,
+                                            int C, const ca_prompts *prompts, float *out);
 
 /* Encode image files to L2-normalised features, in chunks; optionally with V augmented views
  * (ca_augment with (seed, ids[i], view)), the feature then being the L2-normalised mean of the

@@ -215,6 +215,10 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
     float ratio = (float)(p->ratio >= 0 && p->ratio <= 1 ? p->ratio : 0.2);
     if (p->ratio > 1) return ca_fail(CA_E_ARG, "clip-adapter: ratio %g is outside [0,1]", p->ratio);
     if (N < 1) return ca_fail(CA_E_ARG, "clip-adapter: empty training split");
+    /* Without val (selection regime "none") the adapters train at the fixed ratio and the last
+     * epoch is kept; a ratio search has nothing to search on, so it is refused, not faked. */
+    if (mode == 1 && d->val.n < 1)
+        return ca_fail(CA_E_ARG, "%s: --ratio-mode search needs val images, and this run has none (selection 'none'); use a fixed --ratio", c->m->name);
     int epochs = p->epochs > 0 ? p->epochs : 200;
     int B = p->batch > 0 ? p->batch : 32;
     if (B > N) B = N;
@@ -354,7 +358,7 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
     if ((st = ca_clf_set_param(c, "best_epoch", best_epoch))) goto done;
     if ((st = ca_clf_set_param(c, "optimizer", opt_kind))) goto done;
     if ((st = ca_clf_set_param(c, "lr", lr))) goto done;
-    if ((st = ca_clf_set_param(c, "val_acc", best_acc < 0 ? 0 : best_acc))) goto done;
+    if (d->val.n > 0 && (st = ca_clf_set_param(c, "val_acc", best_acc < 0 ? 0 : best_acc))) goto done;
     st = ca_clf_set_param(c, "train_seconds", ca_now() - t0);
 done:
     ca_train_threads_restore(blas_saved);

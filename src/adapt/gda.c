@@ -98,7 +98,8 @@ static ca_status gda_core(ca_classifier *c, const ca_fit_data *d, float **val_lo
         affine_logits(d->val.x, Nv, W, b, C, D, vl);
         *val_logits = vl;
     }
-    if (!(st = ca_clf_set_param(c, "shrinkage", best_s))) st = ca_clf_set_param(c, "val_acc", best_acc < 0 ? 0 : best_acc);
+    /* without val the shrinkage stays at 0.2 (ours: GDA's paper has no shrinkage to copy) */
+    if (!(st = ca_clf_set_param(c, "shrinkage", best_s)) && Nv > 0) st = ca_clf_set_param(c, "val_acc", best_acc);
 done:
     free(blk); free(S); free(iwork); free(cnt);
     return st;
@@ -132,12 +133,23 @@ static ca_status gdazs_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_
     float *G = NULL, *Z = NULL, *T = NULL;
     ca_status st = gda_core(c, d, &G);
     if (st) goto done;
-    double gda_acc = ca_classifier_param(c, "val_acc", 0);
+    double gda_acc = ca_classifier_param(c, "val_acc", NAN);
     float *tw = ca_clf_add_tensor(c, "text_w", 2, (int64_t[]){C, D});
     if (!tw) { st = CA_E_NOMEM; goto done; }
     memcpy(tw, d->text_w, sizeof(float) * (size_t)C * D);
     double alpha = 0, best = -1;
-    if (Nv > 0) {
+    if (Nv == 0) {
+        /* No val: α gives both terms the same spread on the training features (ours; there is
+         * no published fixed value for this combination). */
+        const int N = d->train.n;
+        Z = ca_malloc2((size_t)N * C, sizeof(float));
+        T = ca_malloc2((size_t)N * C, sizeof(float));
+        if (!Z || !T) { st = CA_E_NOMEM; goto done; }
+        ca_logits_linear(d->train.x, N, tw, C, D, 100.0f, Z);
+        if ((st = gda_logits(c, d->train.x, N, T)) != CA_OK) goto done;
+        double sg = stddev(T, (size_t)N * C), sz = stddev(Z, (size_t)N * C);
+        alpha = sg > 0 ? sz / sg : 0;
+    } else {
         Z = ca_malloc2((size_t)Nv * C, sizeof(float));
         T = ca_malloc2((size_t)Nv * C, sizeof(float));
         if (!Z || !T) { st = CA_E_NOMEM; goto done; }
@@ -153,8 +165,8 @@ static ca_status gdazs_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_
         }
     }
     if ((st = ca_clf_set_param(c, "alpha", alpha))) goto done;
-    if ((st = ca_clf_set_param(c, "gda_val_acc", gda_acc))) goto done;
-    st = ca_clf_set_param(c, "val_acc", best < 0 ? 0 : best);
+    if (Nv > 0 && (st = ca_clf_set_param(c, "gda_val_acc", gda_acc))) goto done;
+    if (Nv > 0) st = ca_clf_set_param(c, "val_acc", best);
 done:
     free(G); free(Z); free(T);
     return st;

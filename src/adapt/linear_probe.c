@@ -137,7 +137,9 @@ static ca_status lp_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_par
     int since = 0, iters = 0;
     for (int kk = 0; kk < N_LAMBDA; kk++) {
         double lambda = pow(10.0, 1.0 - kk);
-        if (Nv == 0) lambda = 1e-2;   /* no val split: one fixed, moderate penalty */
+        /* No val split: one fixed penalty, scikit-learn's default C = 1 (the CLIP paper's solver)
+         * on our mean-loss objective, λ = 1/(C·N), on the standardised features. */
+        if (Nv == 0) lambda = 1.0 / N;
         lr_problem pb = {X, d->train.y, N, C, D, lambda, scr};
         iters += lbfgs(&pb, theta, work);
         if (Nv == 0) { memcpy(best, theta, n * sizeof(float)); best_lambda = lambda; break; }
@@ -164,7 +166,7 @@ static ca_status lp_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_par
     }
     free(blk);
     ca_status st = ca_clf_set_param(c, "lambda", best_lambda);
-    if (!st) st = ca_clf_set_param(c, "val_acc", best_acc);
+    if (!st && Nv > 0) st = ca_clf_set_param(c, "val_acc", best_acc);
     if (!st) st = ca_clf_set_param(c, "lbfgs_iters", iters);
     if (!st) st = ca_clf_set_param(c, "train_seconds", ca_now() - t0);
     return st;
@@ -180,6 +182,6 @@ static ca_status lp_logits(const ca_classifier *c, const float *x, int n, float 
 
 const ca_method ca_method_linear_probe = {
     .name = "linear-probe",
-    .help = "multinomial logistic regression (L-BFGS), L2 penalty chosen on val (no text needed)",
+    .help = "multinomial logistic regression (L-BFGS), L2 penalty chosen on val, λ = 1/N without val (no text needed)",
     .needs_text = 0, .fit = lp_fit, .logits = lp_logits,
 };

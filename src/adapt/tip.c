@@ -87,15 +87,29 @@ done:
     return st;
 }
 
+/* Without val (selection regime "none"): the paper's fixed α = 1, β = 5.5 (Zhang et al., ECCV
+ * 2022, §4: the ImageNet setting used without search). */
+#define TIP_FIXED_ALPHA 1.0
+#define TIP_FIXED_BETA 5.5
+
+ca_status ca_tip_set_fixed(ca_classifier *c, double alpha, double beta) {
+    ca_status st = ca_clf_set_param(c, "alpha", alpha);
+    if (st == CA_OK) st = ca_clf_set_param(c, "beta", beta);
+    if (st == CA_OK) st = ca_clf_set_param(c, "searched", 0);
+    return st;
+}
+
 static ca_status tip_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_params *p) {
     if (d->train.n < 1) return ca_fail(CA_E_ARG, "tip-adapter: the train split is empty");
     ca_status st = ca_tip_store(c, d, d->train.x);
-    return st == CA_OK ? ca_tip_search_val(c, d, d->train.x, p) : st;
+    if (st != CA_OK) return st;
+    if (d->val.n < 1) return ca_tip_set_fixed(c, TIP_FIXED_ALPHA, TIP_FIXED_BETA);
+    return ca_tip_search_val(c, d, d->train.x, p);
 }
 
 const ca_method ca_method_tip_adapter = {
     .name = "tip-adapter",
-    .help = "Tip-Adapter: K-shot cache of features and one-hot labels added to zero-shot; α, β grid-searched on val (needs text weights; no training)",
+    .help = "Tip-Adapter: K-shot cache of features and one-hot labels added to zero-shot; α, β grid-searched on val, without val the paper's α = 1, β = 5.5 (needs text weights; no training)",
     .needs_text = 1,
     .fit = tip_fit,
     .logits = ca_tip_stored_logits,

@@ -2,6 +2,7 @@
  * features) and are fitted with AdamW + cosine schedule on the cross-entropy of the Tip logits
  * at fixed (init_alpha, init_beta); the best epoch is chosen on val (the original code chose it
  * on test; we never look at test), then α, β are re-searched on val. Values stay one-hot.
+ * Without val (selection regime "none"): the keys of the last epoch, at the training α, β.
  */
 #include "adapt/tip.h"
 #include "adapt/train.h"
@@ -72,7 +73,6 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
     const double lr = p->lr > 0 ? p->lr : 1e-3, wd = p->weight_decay >= 0 ? p->weight_decay : 0.01;
     const float a0 = (float)p->init_alpha, b0 = (float)p->init_beta;
     if (N < 1) return ca_fail(CA_E_ARG, "tip-adapter-f: the train split is empty");
-    if (nv < 1) return ca_fail(CA_E_ARG, "tip-adapter-f: model selection needs a non-empty val split");
     if (epochs > 100000 || !(isfinite(p->init_alpha) && isfinite(p->init_beta) && p->init_beta >= 0 && p->init_beta <= 1000))
         return ca_fail(CA_E_ARG, "tip-adapter-f: bad epochs %d or init alpha/beta %g/%g", epochs, p->init_alpha, p->init_beta);
     if (V > 0 && !d->train.xv) return ca_fail(CA_E_ARG, "tip-adapter-f: train split claims %d views but has none", V);
@@ -98,7 +98,7 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
 
     memcpy(keys, d->train.x, sizeof(float) * nd);  /* keys start as the cache */
     memcpy(best, keys, sizeof(float) * nd);
-    ca_logits_linear(d->val.x, nv, d->text_w, C, D, 100.0f, clipv);
+    if (nv > 0) ca_logits_linear(d->val.x, nv, d->text_w, C, D, 100.0f, clipv);
 
     const int64_t spe = (N + B - 1) / B, total = (int64_t)epochs * spe;
     int64_t step = 0;
@@ -125,10 +125,11 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
         }
         last_loss = loss_sum / N;
         if (!isfinite(last_loss)) { st = ca_fail(CA_E_RANGE, "tip-adapter-f: loss diverged at epoch %d (lr %g)", e + 1, lr); goto done; }
-        /* model selection on val only, at the training α, β; the first best epoch wins */
-        double acc = val_acc(d, keys, clipv, a0, b0, affv, Lv);
+        /* model selection on val only, at the training α, β; the first best epoch wins; without
+         * val every epoch "wins", so the last one is kept */
+        double acc = nv > 0 ? val_acc(d, keys, clipv, a0, b0, affv, Lv) : 0;
         if (acc < 0) { st = CA_E_NOMEM; goto done; }
-        if (acc > best_acc) {
+        if (acc > best_acc || nv == 0) {
             best_acc = acc; best_epoch = e;
             memcpy(best, keys, sizeof(float) * nd);
         }
@@ -138,7 +139,9 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
         }
     }
     if ((st = ca_tip_store(c, d, best)) != CA_OK) goto done;
-    if ((st = ca_tip_search_val(c, d, best, p)) != CA_OK) goto done;
+    if (nv > 0) st = ca_tip_search_val(c, d, best, p);
+    else st = ca_tip_set_fixed(c, p->init_alpha, p->init_beta);
+    if (st != CA_OK) goto done;
     const char *names[] = {"best_epoch", "select_val_acc", "train_loss", "epochs", "batch", "lr",
                            "weight_decay", "init_alpha", "init_beta", "seed"};
     double vals[] = {best_epoch + 1, best_acc, last_loss, epochs, B, lr, wd, p->init_alpha, p->init_beta, (double)p->seed};
@@ -151,7 +154,7 @@ done:
 
 const ca_method ca_method_tip_adapter_f = {
     .name = "tip-adapter-f",
-    .help = "Tip-Adapter-F: cache keys fine-tuned with AdamW (20 epochs, best epoch on val), then α, β searched on val (needs text weights)",
+    .help = "Tip-Adapter-F: cache keys fine-tuned with AdamW (20 epochs, best epoch on val), then α, β searched on val; without val the last epoch at the training α, β (needs text weights)",
     .needs_text = 1,
     .fit = tipf_fit,
     .logits = ca_tip_stored_logits,

@@ -1,19 +1,38 @@
-/* textclf.c — CLIP's zero-shot text classifier from class names and prompt templates: tokenize,
- * encode with the text tower, then ca_text_class_vector per class. Separate from templates.c so
- * that template handling links without the model. */
+/* textclf.c — CLIP's zero-shot text classifier from class names and prompt templates, or from
+ * per-class prompt lists: tokenize, encode with the text tower, then ca_text_class_vector per
+ * class. Separate from templates.c and prompts.c so that those link without the model. */
 #include "data/templates.h"
 
 #include <string.h>
+
+/* One class: encode its T prompts and reduce them into out (D). tokens (T,L), emb (T,D) scratch. */
+static ca_status class_vector(ca_model *m, ca_tokenizer *tok, const char *class_name, const char *const *texts,
+                              int T, int L, int D, int64_t *tokens, float *emb, float *out) {
+    /* Too-long prompts are an error, as in the reference's clip.tokenize (truncate=False):
+     * cutting them would silently change the classifier. */
+    ca_status st = ca_tokenize_batch(tok, texts, T, L, 0, tokens);
+    if (st != CA_OK) return ca_fail(st, "class '%s': %s", class_name, ca_last_error());
+    if ((st = ca_model_encode_text(m, tokens, T, emb)) != CA_OK) return st;
+    ca_text_class_vector(emb, T, D, out);
+    return CA_OK;
+}
+
+static ca_status text_dims(ca_model *m, int *D, int *L) {
+    ca_model_info info;
+    ca_status st = ca_model_get_info(m, &info);
+    if (st != CA_OK) return st;
+    if (!info.has_text) return ca_fail(CA_E_ARG, "text classifier: the model has no text tower");
+    *D = info.embed_dim; *L = info.context_length;
+    return CA_OK;
+}
 
 ca_status ca_text_classifier(ca_model *m, ca_tokenizer *tok, const char *const *class_names, int C,
                              const char *const *templates, int T, float *out) {
     if (!m || !tok || !class_names || !templates || !out || C < 1 || T < 1)
         return ca_fail(CA_E_ARG, "ca_text_classifier: bad argument");
-    ca_model_info info;
-    ca_status st = ca_model_get_info(m, &info);
+    int D = 0, L = 0;
+    ca_status st = text_dims(m, &D, &L);
     if (st != CA_OK) return st;
-    if (!info.has_text) return ca_fail(CA_E_ARG, "text classifier: the model has no text tower");
-    int D = info.embed_dim, L = info.context_length;
     int64_t *tokens = ca_malloc2((size_t)T * (size_t)L, sizeof(int64_t));
     float *emb = ca_malloc2((size_t)T * (size_t)D, sizeof(float));
     char **texts = calloc((size_t)T, sizeof(char *));
@@ -26,16 +45,36 @@ ca_status ca_text_classifier(ca_model *m, ca_tokenizer *tok, const char *const *
                 break;
             }
         }
-        /* Too-long prompts are an error, as in the reference's clip.tokenize (truncate=False):
-         * cutting them would silently change the classifier. */
-        if (st == CA_OK) {
-            st = ca_tokenize_batch(tok, (const char *const *)texts, T, L, 0, tokens);
-            if (st != CA_OK) st = ca_fail(st, "class %d ('%s'): %s", c, class_names[c], ca_last_error());
-        }
-        if (st == CA_OK) st = ca_model_encode_text(m, tokens, T, emb);
-        if (st == CA_OK) ca_text_class_vector(emb, T, D, out + (size_t)c * D);
+        if (st == CA_OK) st = class_vector(m, tok, class_names[c], (const char *const *)texts, T, L, D, tokens, emb, out + (size_t)c * D);
     }
     if (texts) for (int t = 0; t < T; t++) free(texts[t]);
     free(texts); free(tokens); free(emb);
+    return st;
+}
+
+ca_status ca_text_classifier_prompts(ca_model *m, ca_tokenizer *tok, const char *const *class_names, int C,
+                                     const ca_prompts *prompts, float *out) {
+    if (!m || !tok || !class_names || !prompts || !out || C < 1)
+        return ca_fail(CA_E_ARG, "ca_text_classifier_prompts: bad argument");
+    int D = 0, L = 0, Tmax = 0;
+    ca_status st = text_dims(m, &D, &L);
+    if (st != CA_OK) return st;
+    /* every class must have its prompts before any encoding starts */
+    for (int c = 0; c < C; c++) {
+        int T = 0;
+        if (!ca_prompts_for(prompts, class_names[c], &T))
+            return ca_fail(CA_E_NOTFOUND, "%s: no prompts for class '%s'", ca_prompts_name(prompts), class_names[c]);
+        if (T > Tmax) Tmax = T;
+    }
+    int64_t *tokens = ca_malloc2((size_t)Tmax * (size_t)L, sizeof(int64_t));
+    float *emb = ca_malloc2((size_t)Tmax * (size_t)D, sizeof(float));
+    if (!tokens || !emb) st = ca_fail(CA_E_NOMEM, "out of memory");
+    for (int c = 0; st == CA_OK && c < C; c++) {
+        int T = 0;
+        const char *const *texts = ca_prompts_for(prompts, class_names[c], &T);
+        st = class_vector(m, tok, class_names[c], texts, T, L, D, tokens, emb, out + (size_t)c * D);
+        if (st != CA_OK && st != CA_E_NOMEM) st = ca_fail(st, "%s: %s", ca_prompts_name(prompts), ca_last_error());
+    }
+    free(tokens); free(emb);
     return st;
 }

@@ -35,7 +35,8 @@ grep -q "tip-adapter</text>" "$T/p.svg" && ok "svg legend" || bad "svg legend"
 # failures: one clear line, exit 1 (2 for usage), no crash, no partial output
 expect_fail "missing --features" "required" "$CA" fewshot --method zero-shot
 expect_fail "unknown method" "unknown method 'nope'" "$CA" fewshot --features "$CARS" --method nope
-expect_fail "unknown K" "no 3-shot split.*available K: 1,2,4,8,16" "$CA" fewshot --features "$CARS" --method zero-shot --shots 3
+expect_fail "unknown K (fixed sample)" "no 3-shot split.*available K: 1,2,4,8,16" "$CA" fewshot --features "$CARS" --method zero-shot --shots 3 --sample fixed
+expect_fail "K above the pool" "no 32-shot split.*available K: 1,2,4,8,16" "$CA" fewshot --features "$CARS" --method zero-shot --shots 32
 expect_fail "bad steps" "search-steps" "$CA" fewshot --features "$CARS" --method tip-adapter --search-steps 0,5
 expect_fail "zero-shot without text" "text" "$CA" fewshot --features "$PETS" --method zero-shot --shots 1 --json "$T/none.json"
 [ ! -e "$T/none.json" ] && ok "no partial json" || bad "no partial json"
