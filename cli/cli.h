@@ -5,6 +5,7 @@
 
 #include "clipadapt.h"
 #include <stdint.h>
+#include <stdio.h>
 
 /* Exit codes: 0 success, 1 runtime failure (bad input, I/O), 2 usage error. */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
@@ -15,6 +16,8 @@ int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Print the library's detail for a failed status (ca_last_error, else ca_strerror), return CLI_FAIL. */
 int cli_status(ca_status st);
+/* The same, prefixed with the user's file the failure concerns unless the detail names it. */
+int cli_status_file(ca_status st, const char *path);
 /* --bf16: switch m to BF16 compute (CA_COMPUTE_BF16); a one-line error and CLI_FAIL when the CPU
  * or build lacks AVX512-BF16. */
 int cli_use_bf16(ca_model *m);
@@ -34,6 +37,51 @@ void cli_log(int level, const char *msg, void *user);
 /* Progress callback: a bar with rate and ETA on stderr when it is a terminal, silent otherwise
  * (or when CLIPADAPT_QUIET is set). Matches ca_progress_fn; user is unused. */
 int cli_progress(const char *stage, int64_t done, int64_t total, void *user);
+
+/* A file a command reads or writes, named by the flag it came from. dir: an input folder whose
+ * every file is an input (--images). */
+typedef struct { const char *flag, *path; int dir; } cli_file;
+/* The output policy, run before any work: refuse an output that is the same file as an input
+ * (device and inode) or lies inside an input folder, an existing directory, an output given
+ * twice, or one whose folder cannot be written. NULL paths are skipped; "-" is stdout (once). */
+int cli_check_outputs(const cli_file *in, int nin, const cli_file *out, int nout);
+/* Flush and close stdout; on a write error print it with the reason and return CLI_FAIL, else rc. */
+int cli_finish_stdout(int rc);
+
+/* ---- the option table (opts.c): one row per flag; every command parses and documents its flags
+ * from rows, most of them shared, so the same thing has the same flag everywhere ---- */
+enum { CLI_FLAG, CLI_STR, CLI_INT, CLI_U64, CLI_DBL, CLI_PAIR_DBL, CLI_PAIR_INT, CLI_ENUM, CLI_FN };
+enum { CLI_HELP = -1 };   /* cli_parse printed --help: the command returns CLI_OK */
+typedef struct {
+    const char *name, *alias;       /* "--init-alpha", and an accepted older spelling or NULL */
+    int kind;                       /* CLI_*: the type behind dst (int, uint64_t, double, const char *) */
+    void *dst, *dst2;               /* where the value goes (dst2: second of a pair) */
+    double lo, hi;                  /* inclusive range of numbers */
+    const char *const *choices;     /* CLI_ENUM: names, the index is stored as int */
+    int (*fn)(const char *cmd, const char *v, void *dst);   /* CLI_FN: non-zero after printing usage */
+    const char *metavar, *help;     /* for --help */
+    const char *section;            /* a --help heading printed before this row, or NULL */
+} cli_opt;
+typedef struct {
+    const char *name, *usage, *about, *footer;   /* footer may be NULL */
+    const cli_opt *opts;
+    int nopts;
+    int *short_v;                   /* "-v" sets it (--verbose), or NULL */
+} cli_cmd;
+cli_opt cli_opt_str(const char *name, const char **dst, const char *metavar, const char *help);
+cli_opt cli_opt_flag(const char *name, int *dst, const char *help);
+cli_opt cli_opt_int(const char *name, int *dst, double lo, double hi, const char *metavar, const char *help);
+cli_opt cli_opt_dbl(const char *name, double *dst, double lo, double hi, const char *metavar, const char *help);
+/* --act quickgelu|gelu into *dst (CA_ACTIVATION_*; left as is when absent): extract, encode,
+ * predict and info. */
+cli_opt cli_opt_act(int *dst);
+/* The training and search options shared by fit and fewshot (and any command that fits), into t
+ * (room for 16); returns the count. */
+int cli_opts_training(cli_opt *t, ca_fit_params *p);
+/* Parse argv[1..] against c's rows. Positional arguments go to pos (room for argc) when given,
+ * else are usage errors. Returns CLI_OK, CLI_HELP (help printed), or CLI_USAGE (message printed). */
+int cli_parse(const cli_cmd *c, int argc, char **argv, const char **pos, int *npos);
+void cli_help(const cli_cmd *c, FILE *fp);
 
 typedef struct {
     const char *name;

@@ -4,30 +4,10 @@
  */
 #include "cli.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const char *HELP =
-    "usage: clipadapt encode --model WEIGHTS --input IN.safetensors --output OUT.safetensors\n"
-    "                        [--config CONFIG.json] [--act quickgelu|gelu] [--batch N] [--threads N] [--bf16]\n\n"
-    "Encode preprocessed images and/or token rows with a CLIP checkpoint (safetensors, PyTorch\n"
-    ".pt/.bin, OpenAI TorchScript, sharded index or a folder; OpenAI, OpenCLIP or Hugging Face\n"
-    "names; F32/F16/BF16). The architecture is inferred from shapes.\n\n"
-    "  --model WEIGHTS   CLIP checkpoint, any format clipadapt reads (chosen by content)\n"
-    "  --config FILE     Hugging Face config.json or OpenCLIP open_clip_config.json (default:\n"
-    "                    <stem>.config.json / config.json beside HF-named weights,\n"
-    "                    <stem>.open_clip_config.json / open_clip_config.json beside others)\n"
-    "  --act A           MLP activation, quickgelu or gelu (default: from the config or format;\n"
-    "                    QuickGELU assumed for bare OpenAI-named weights, with a note)\n"
-    "  --input FILE      safetensors with 'images' [N,3,R,R] float (normalised) and/or\n"
-    "                    'tokens' [N,context] int64; 'input.images'/'input.tokens' also accepted\n"
-    "  --output FILE     safetensors written atomically with 'image_features' [N,E] and/or\n"
-    "                    'text_features' [N,E], float32, not normalised\n"
-    "  --batch N         inputs per forward call (default 64)\n"
-    "  --threads N       OpenMP threads (default: all)\n"
-    "  --bf16            BF16 compute (AVX512-BF16): about 1.8x faster, features within about 1%\n"
-    "                    of float32 (cosine > 0.9999 on the benchmark models); default float32\n";
 
 static const ca_tensor_info *find2(ca_st_file *f, const char *a, const char *b) {
     const ca_tensor_info *t = ca_st_find(f, a);
@@ -35,34 +15,35 @@ static const ca_tensor_info *find2(ca_st_file *f, const char *a, const char *b) 
 }
 
 int cmd_encode(int argc, char **argv) {
-    const char *model = NULL, *config = NULL, *input = NULL, *output = NULL, *v;
-    long batch = 64, threads = 0;
-    int bf16 = 0, act = CA_ACTIVATION_AUTO;
-    for (int i = 1; i < argc; i++) {
-        int r;
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { fputs(HELP, stdout); return CLI_OK; }
-        if ((r = cli_take(argc, argv, &i, "--model", &model)) || (r = cli_take(argc, argv, &i, "--config", &config)) ||
-            (r = cli_take(argc, argv, &i, "--input", &input)) || (r = cli_take(argc, argv, &i, "--output", &output))) {
-            if (r < 0) return cli_usage("encode", "%s needs a value", argv[i]);
-            continue;
-        }
-        if (!strcmp(argv[i], "--bf16")) { bf16 = 1; continue; }
-        if ((r = cli_take(argc, argv, &i, "--act", &v))) {
-            if (r < 0 || cli_act(v, &act)) return cli_usage("encode", "--act needs quickgelu or gelu");
-            continue;
-        }
-        if ((r = cli_take(argc, argv, &i, "--batch", &v))) {
-            if (r < 0 || cli_int(v, &batch) || batch < 1 || batch > 1 << 20) return cli_usage("encode", "--batch needs a positive integer");
-            continue;
-        }
-        if ((r = cli_take(argc, argv, &i, "--threads", &v))) {
-            if (r < 0 || cli_int(v, &threads) || threads < 0 || threads > 1024) return cli_usage("encode", "--threads needs an integer >= 0");
-            continue;
-        }
-        return cli_usage("encode", "unknown option '%s'", argv[i]);
-    }
+    const char *model = NULL, *config = NULL, *input = NULL, *output = NULL;
+    int batch = 64, threads = 0, bf16 = 0, act = CA_ACTIVATION_AUTO;
+    cli_opt t[] = {
+        cli_opt_str("--model", &model, "WEIGHTS", "CLIP checkpoint, any format clipadapt reads (chosen by content) (required)"),
+        cli_opt_str("--config", &config, "FILE", "Hugging Face config.json or OpenCLIP open_clip_config.json (default: "
+                                                  "<stem>.config.json / config.json beside HF-named weights, "
+                                                  "<stem>.open_clip_config.json / open_clip_config.json beside others)"),
+        cli_opt_act(&act),
+        cli_opt_str("--input", &input, "FILE", "safetensors with 'images' [N,3,R,R] float (normalised) and/or 'tokens' "
+                                                "[N,context] int64; 'input.images'/'input.tokens' also accepted (required)"),
+        cli_opt_str("--output", &output, "FILE", "safetensors written atomically with 'image_features' [N,E] and/or "
+                                                  "'text_features' [N,E], float32, not normalised ('-' = stdout) (required)"),
+        cli_opt_int("--batch", &batch, 1, 1 << 20, "N", "inputs per forward call (default 64)"),
+        cli_opt_int("--threads", &threads, 0, 4096, "N", "threads (default: all cores)"),
+        cli_opt_flag("--bf16", &bf16, "BF16 compute (AVX512-BF16): about 1.8x faster, features within about 1% of float32 "
+                                      "(cosine > 0.9999 on the benchmark models); default float32"),
+    };
+    cli_cmd cmd = {"encode", "--model WEIGHTS --input IN.safetensors --output OUT.safetensors [options]",
+                   "Encode preprocessed images and/or token rows with a CLIP checkpoint (safetensors, PyTorch\n"
+                   ".pt/.bin, OpenAI TorchScript, sharded index or a folder; OpenAI, OpenCLIP or Hugging Face\n"
+                   "names; F32/F16/BF16). The architecture is inferred from shapes.",
+                   NULL, t, (int)(sizeof t / sizeof t[0]), NULL};
+    int r = cli_parse(&cmd, argc, argv, NULL, NULL);
+    if (r) return r == CLI_HELP ? CLI_OK : r;
     if (!model || !input || !output) return cli_usage("encode", "--model, --input and --output are required");
 
+    cli_file fin[] = {{"--model", model, 0}, {"--config", config, 0}, {"--input", input, 0}}, fout[] = {{"--output", output, 0}};
+    int rc0 = cli_check_outputs(fin, 3, fout, 1);
+    if (rc0) return rc0;
     ca_status st;
     ca_st_file *in = ca_st_open(input, &st);
     if (!in) return cli_status(st);
@@ -145,6 +126,16 @@ int cmd_encode(int argc, char **argv) {
         }
         cli_progress("texts", n, n, NULL);
         if ((st = ca_st_writer_add(w, "text_features", CA_DT_F32, 2, (int64_t[]){n, E}, ft))) { cli_status(st); goto out; }
+    }
+    /* nothing non-finite leaves encode */
+    for (int k = 0; k < 2; k++) {
+        const float *x = k ? ft : fi;
+        size_t n = x ? (size_t)(k ? tt->shape[0] : ti->shape[0]) * E : 0;
+        for (size_t i = 0; i < n; i++)
+            if (!isfinite(x[i])) {
+                cli_error("%s: gave non-finite %s features (NaN or infinity) for %s; nothing written", model, k ? "text" : "image", input);
+                goto out;
+            }
     }
     if ((st = ca_st_writer_save(w, output))) { cli_status(st); goto out; }
     rc = CLI_OK;

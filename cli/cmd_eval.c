@@ -7,19 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void help(void) {
-    printf("usage: clipadapt eval --classifier CLF --features F [--split test] [--predictions FILE] [--json]\n"
-           "\n"
-           "Top-1 accuracy of a classifier (from `clipadapt fit`) on one split of a feature set.\n"
-           "\n"
-           "  --classifier F    classifier file\n"
-           "  --features F      feature set with the same feature dimension and classes\n"
-           "  --split S         val, test (default) or train.{K}shot\n"
-           "  --predictions F   write one line per row: index, true label, predicted label, predicted\n"
-           "                    class name, image path (when the feature set records them), tab-separated\n"
-           "  --json            print {\"accuracy\": ..., \"n\": ..., \"split\": ..., \"method\": ...}\n");
-}
-
 /* image_paths metadata {"test": [...], ...} entry for split, or NULL; *out owns the parsed JSON. */
 static const cJSON *split_paths(const char *features, const char *split, int n, cJSON **out) {
     *out = NULL;
@@ -36,24 +23,33 @@ static const cJSON *split_paths(const char *features, const char *split, int n, 
 int cmd_eval(int argc, char **argv) {
     const char *clf = NULL, *features = NULL, *split = "test", *pred = NULL;
     int json = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        int r;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { help(); return CLI_OK; }
-        if (!strcmp(a, "--json")) { json = 1; continue; }
-        if ((r = cli_take(argc, argv, &i, "--classifier", &v)) != 0) { if (r < 0) return cli_usage("eval", "--classifier needs a file"); clf = v; continue; }
-        if ((r = cli_take(argc, argv, &i, "--features", &v)) != 0) { if (r < 0) return cli_usage("eval", "--features needs a file"); features = v; continue; }
-        if ((r = cli_take(argc, argv, &i, "--split", &v)) != 0) { if (r < 0) return cli_usage("eval", "--split needs a name"); split = v; continue; }
-        if ((r = cli_take(argc, argv, &i, "--predictions", &v)) != 0) { if (r < 0) return cli_usage("eval", "--predictions needs a file"); pred = v; continue; }
-        return cli_usage("eval", "unknown option '%s'", a);
-    }
+    cli_opt t[] = {
+        cli_opt_str("--classifier", &clf, "FILE", "classifier from `clipadapt fit` (required)"),
+        cli_opt_str("--features", &features, "FILE", "feature set with the same feature dimension and classes (required)"),
+        cli_opt_str("--split", &split, "NAME", "val, test (default) or train.{K}shot"),
+        cli_opt_str("--predictions", &pred, "FILE|-", "write one line per row: index, true label, predicted label, predicted "
+                                                       "class name, image path (when the feature set records them), tab-separated; "
+                                                       "'-' is standard output"),
+        cli_opt_flag("--json", &json, "print {\"method\", \"split\", \"n\", \"accuracy\"} instead of the sentence"),
+    };
+    cli_cmd cmd = {"eval", "--classifier CLF --features F [--split test] [--predictions FILE] [--json]",
+                   "Top-1 accuracy of a classifier (from `clipadapt fit`) on one split of a feature set. Classes\n"
+                   "are matched by name: a feature set listing the same classes in another order is remapped\n"
+                   "(labels are the classifier's indices), one with other classes is refused.",
+                   NULL, t, (int)(sizeof t / sizeof t[0]), NULL};
+    int r = cli_parse(&cmd, argc, argv, NULL, NULL);
+    if (r) return r == CLI_HELP ? CLI_OK : r;
     if (!clf || !features) return cli_usage("eval", "--classifier and --features are required");
+    cli_file in[] = {{"--classifier", clf, 0}, {"--features", features, 0}}, out[] = {{"--predictions", pred, 0}};
+    int rc = cli_check_outputs(in, 2, out, 1);
+    if (rc) return rc;
     ca_status st;
-    int rc = CLI_FAIL;
+    rc = CLI_FAIL;
     ca_classifier *c = ca_classifier_load(clf, &st);
     if (!c) return cli_status(st);
     ca_featureset *fs = ca_features_load(features, &st);
     float *lg = NULL;
+    int32_t *lab = NULL;
     cJSON *pj = NULL;
     if (!fs) { rc = cli_status(st); goto out; }
     ca_split sp;
@@ -66,21 +62,48 @@ int cmd_eval(int argc, char **argv) {
         goto out;
     }
     if (ca_features_num_classes(fs) != C) { rc = cli_error("%s: %d classes, but %s has %d", features, ca_features_num_classes(fs), clf, C); goto out; }
+    if (sp.n == 0) { rc = cli_error("%s: split '%s' has no rows (extracted with a zero split?)", features, split); goto out; }
+    /* classes are matched by name: the same names in another order are remapped, other names
+     * refused, so labels are never scored against the wrong class */
+    lab = malloc(sizeof(int32_t) * (size_t)sp.n + 1);
+    int *map = malloc(sizeof(int) * (size_t)C + 1);
+    if (!lab || !map) { free(map); rc = cli_error("out of memory"); goto out; }
+    int reordered = 0;
+    for (int k = 0; k < C; k++) {
+        const char *fn = ca_features_class_name(fs, k);
+        map[k] = k;
+        if (!fn || !ca_classifier_class_name(c, k)) continue;
+        map[k] = -1;
+        for (int j = 0; j < C && map[k] < 0; j++) {
+            const char *cn = ca_classifier_class_name(c, j);
+            if (cn && !strcmp(cn, fn)) map[k] = j;
+        }
+        if (map[k] < 0) {
+            free(map);
+            rc = cli_error("%s: class '%s' is not one of the classes of %s (classifier and features come from different datasets)", features, fn, clf);
+            goto out;
+        }
+        reordered |= map[k] != k;
+    }
+    for (int i = 0; i < sp.n; i++) lab[i] = map[sp.y[i]];
+    free(map);
+    if (reordered) fprintf(stderr, "clipadapt: note: %s lists the classes in another order than %s; matched by name\n", features, clf);
     lg = malloc(sizeof(float) * (size_t)sp.n * C + 1);
     if (!lg) { rc = cli_error("out of memory"); goto out; }
     if ((st = ca_classifier_logits(c, sp.x, sp.n, lg)) != CA_OK) { rc = cli_status(st); goto out; }
-    double acc = ca_accuracy(lg, sp.y, sp.n, C);
+    double acc = ca_accuracy(lg, lab, sp.n, C);
     if (pred) {
         const cJSON *paths = split_paths(features, split, sp.n, &pj);
         ca_outfile of;
         if ((st = ca_outfile_open(&of, pred)) != CA_OK) { rc = cli_status(st); goto out; }
-        for (int i = 0; i < sp.n; i++) {
+        for (int i = 0; st == CA_OK && i < sp.n; i++) {
             int best;
             ca_top_k(lg + (size_t)i * C, C, 1, &best);
             const char *nm = ca_classifier_class_name(c, best);
             const cJSON *pi = paths ? cJSON_GetArrayItem(paths, i) : NULL;
-            fprintf(of.fp, "%d\t%d\t%d\t%s\t%s\n", i, sp.y[i], best, nm ? nm : "", cJSON_IsString(pi) ? pi->valuestring : "");
+            st = ca_outfile_printf(&of, "%d\t%d\t%d\t%s\t%s\n", i, lab[i], best, nm ? nm : "", cJSON_IsString(pi) ? pi->valuestring : "");
         }
+        if (st != CA_OK) { ca_outfile_abort(&of); rc = cli_status(st); goto out; }
         if ((st = ca_outfile_commit(&of)) != CA_OK) { rc = cli_status(st); goto out; }
     }
     if (json) printf("{\"method\": \"%s\", \"split\": \"%s\", \"n\": %d, \"accuracy\": %.4f}\n", ca_classifier_method(c), split, sp.n, acc);
@@ -88,7 +111,7 @@ int cmd_eval(int argc, char **argv) {
     rc = CLI_OK;
 out:
     cJSON_Delete(pj);
-    free(lg);
+    free(lg); free(lab);
     ca_features_free(fs);
     ca_classifier_free(c);
     return rc;

@@ -6,62 +6,21 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *HELP =
-    "usage: clipadapt extract --model W.safetensors --bpe VOCAB (--images ROOT | --split-file F --image-root R)\n"
-    "                         --output FEATS.safetensors [options]\n"
-    "\n"
-    "Encode a labelled image dataset with CLIP into a feature set for `clipadapt fit`/`fewshot`:\n"
-    "train.{K}shot.features/labels/views, val.*, test.*, text.weights, class names in metadata.\n"
-    "\n"
-    "dataset:\n"
-    "  --images ROOT         image folder ROOT/<class>/<image>; class name = folder name, '_' -> ' '\n"
-    "  --val-split F         fraction of each class held out as val (default 0.2 unless --val-images)\n"
-    "  --test-split F        fraction of each class held out as test (default 0.2 unless --test-images)\n"
-    "  --val-images DIR      separate val folder (same class folder names)\n"
-    "  --test-images DIR     separate test folder\n"
-    "  --split-file F        CoOp split file split_zhou_*.json ({\"train\": [[path, label, class], ...], ...})\n"
-    "  --image-root R        folder the split file's paths are relative to\n"
-    "sampling and features:\n"
-    "  --shots K[,K...]      images per class in each train split (default 16), as CoOp samples them\n"
-    "  --val-shots K         sample K per class from val too (default 0: all of val)\n"
-    "  --views V             augmented views per training image (default 10; 0 = centre crop only)\n"
-    "  --seed N              seed for splits, sampling and augmentation (default 1)\n"
-    "  --templates NAME|FILE prompt templates for text.weights (default simple; built-in: see below)\n"
-    "  --prompts FILE.json   per-class prompt lists instead of templates (CuPL / APE format:\n"
-    "                        {\"class name\": [\"prompt\", ...]}); every class needs an entry\n"
-    "  --no-text             skip text.weights (then --bpe is not needed)\n"
-    "  --f16                 store features as F16 (half the size; default F32)\n"
-    "model:\n"
-    "  --model W             CLIP checkpoint (safetensors; OpenAI/OpenCLIP or Hugging Face names)\n"
-    "  --config C            Hugging Face config.json or OpenCLIP open_clip_config.json (optional)\n"
-    "  --act A               MLP activation quickgelu|gelu (default: from the config or format)\n"
-    "  --bpe VOCAB           CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz)\n"
-    "  --batch N             encoder inputs per model call (default 64; larger is faster, uses more memory)\n"
-    "  --bf16                BF16 compute (AVX512-BF16): about 1.8x faster encoders, features within\n"
-    "                        about 1% of float32; recorded in the output's metadata (compute)\n"
-    "  --chunk N             images per resumable chunk (default 64)\n"
-    "output:\n"
-    "  --output F            feature set, written atomically; finished chunks are kept in F.parts/\n"
-    "                        until the end, so re-running the same command after an interruption\n"
-    "                        redoes only the unfinished chunk\n"
-    "  -v, --verbose         print a summary (images, seconds, images/s, chunks reused) to stderr\n"
-    "\n"
-    "A progress bar with images/s and ETA is drawn on stderr when it is a terminal.\n";
-
 typedef struct {
     const char *model, *config, *bpe, *images, *val_images, *test_images, *split_file, *image_root, *templates, *output, *prompts;
     double val_split, test_split;
-    int shots[16], nshots, val_shots, views, batch, chunk, f16, no_text, verbose, bf16, act;
-    long seed;
+    int shots[16], nshots, val_shots, views, batch, chunk, f16, no_text, verbose, bf16, threads, act;
+    uint64_t seed;
 } opts;
 
-static int parse_shots(const char *s, opts *o) {
+static int parse_shots_list(const char *s, opts *o) {
     o->nshots = 0;
     char buf[256];
     snprintf(buf, sizeof buf, "%s", s);
@@ -72,6 +31,11 @@ static int parse_shots(const char *s, opts *o) {
         o->shots[o->nshots++] = (int)k;
     }
     return o->nshots ? 0 : -1;
+}
+
+static int parse_shots(const char *cmd, const char *v, void *dst) {
+    if (parse_shots_list(v, dst)) { cli_usage(cmd, "--shots needs K or K1,K2,... (distinct, >= 1, at most 16)"); return -1; }
+    return 0;
 }
 
 /* FNV-1a of the model file's identity: chunks of another model (or a rewritten file) never match. */
@@ -102,6 +66,70 @@ static void remove_parts(const char *dir) {
     rmdir(dir);
 }
 
+/* At least two classes, and no two that read the same once '_' became ' '. */
+static int check_classes(const ca_dataset *ds, const char *src) {
+    int C = ca_dataset_num_classes(ds);
+    if (C < 2)
+        return cli_error("%s: %d class found; a classifier needs at least 2 (one folder per class)", src, C);
+    for (int c = 1; c < C; c++)
+        for (int d = 0; d < c; d++)
+            if (!strcmp(ca_dataset_class_name(ds, c), ca_dataset_class_name(ds, d)))
+                return cli_error("%s: two classes are both named '%s' (folder names read '_' as a space); rename one",
+                                 src, ca_dataset_class_name(ds, c));
+    return CLI_OK;
+}
+
+/* Every prompt (template x class) must fit the text tower's context, as clip.tokenize with
+ * truncate=False demands; found here, before any image is encoded. */
+static int check_prompts(ca_tokenizer *tok, const ca_dataset *ds, const ca_prompts *pr, const char *const *tmpl, int T,
+                         int context, const char *tsrc) {
+    int64_t *row = malloc(sizeof(int64_t) * (size_t)(context > 0 ? context : 1));
+    if (!row) return cli_error("out of memory");
+    int rc = CLI_OK;
+    for (int c = 0; rc == CLI_OK && c < ca_dataset_num_classes(ds); c++) {
+        const char *const *list = tmpl;
+        int nt = T;
+        if (pr) list = ca_prompts_for(pr, ca_dataset_class_name(ds, c), &nt);   /* the class's own prompts */
+        for (int t = 0; rc == CLI_OK && list && t < nt; t++) {
+            char *text = pr ? strdup(list[t]) : ca_template_format(list[t], ca_dataset_class_name(ds, c));
+            int n = 0;
+            ca_status st = text ? ca_tokenize_row(tok, text, strlen(text), context, 1, row, &n) : CA_E_ARG;
+            if (!text) rc = cli_error("%s: template '%s' must contain \"{}\" exactly once", tsrc, list[t]);
+            else if (st != CA_OK) rc = cli_error("%s: prompt '%s': %s", tsrc, text, ca_last_error());
+            else if (n > context - 2)
+                rc = cli_error("%s: prompt '%s' is %d tokens, more than the model's context of %d allows (%d); shorten the "
+                               "class name or template", tsrc, text, n, context, context - 2);
+            free(text);
+        }
+    }
+    free(row);
+    return rc;
+}
+
+/* Say so when a class cannot give the requested shots (CoOp then takes all it has). */
+static void warn_short_classes(const ca_dataset *ds, const char *src, const int *shots, int nshots) {
+    int C = ca_dataset_num_classes(ds), n = ca_dataset_size(ds, CA_SPLIT_TRAIN);
+    int *cnt = calloc((size_t)C, sizeof *cnt), *cv = calloc((size_t)C, sizeof *cv);
+    if (!cnt || !cv) { free(cnt); free(cv); return; }
+    for (int i = 0; i < n; i++) cnt[ca_dataset_label(ds, CA_SPLIT_TRAIN, i)]++;
+    for (int i = 0; i < ca_dataset_size(ds, CA_SPLIT_VAL); i++) cv[ca_dataset_label(ds, CA_SPLIT_VAL, i)]++;
+    for (int s = 0; s < nshots; s++) {
+        int short_ = 0, fewest = 0;
+        for (int c = 0; c < C; c++) {
+            if (cnt[c] < shots[s]) short_++;
+            if (cnt[c] < cnt[fewest]) fewest = c;
+        }
+        if (short_)
+            fprintf(stderr, "clipadapt: warning: %s: %d of %d classes have fewer than %d training images (after the val/test "
+                            "split; fewest: '%s' with %d): train.%dshot takes all they have\n",
+                    src, short_, C, shots[s], ca_dataset_class_name(ds, fewest), cnt[fewest], shots[s]);
+    }
+    int noval = 0;
+    for (int c = 0; c < C; c++) noval += cv[c] == 0;
+    if (noval) fprintf(stderr, "clipadapt: warning: %s: %d of %d classes have no val image (too few images to split)\n", src, noval, C);
+    free(cnt); free(cv);
+}
+
 int cmd_extract(int argc, char **argv) {
     opts o;
     memset(&o, 0, sizeof o);
@@ -109,51 +137,56 @@ int cmd_extract(int argc, char **argv) {
     o.shots[0] = 16; o.nshots = 1;
     o.views = 10; o.batch = 64; o.chunk = 64; o.seed = 1;
     o.templates = NULL;   /* default "simple" unless --prompts */
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        long n;
-        double d;
-        int r;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(HELP, stdout);
-            printf("\nbuilt-in template sets:");
-            for (const char *const *s = ca_template_set_names(); *s; s++) printf(" %s", *s);
-            printf("\n");
-            return CLI_OK;
-        }
-#define STR(flag, field) if ((r = cli_take(argc, argv, &i, flag, &v)) != 0) { if (r < 0) return cli_usage("extract", "%s needs a value", flag); o.field = v; continue; }
-#define INT(flag, field, lo, hi) if ((r = cli_take(argc, argv, &i, flag, &v)) != 0) { \
-            if (r < 0 || cli_int(v, &n) || n < (lo) || n > (hi)) return cli_usage("extract", "%s needs an integer in [%d, %d]", flag, (int)(lo), (int)(hi)); \
-            o.field = (int)n; continue; }
-#define FRAC(flag, field) if ((r = cli_take(argc, argv, &i, flag, &v)) != 0) { \
-            if (r < 0 || cli_double(v, &d) || d < 0 || d >= 1) return cli_usage("extract", "%s needs a fraction in [0, 1)", flag); \
-            o.field = d; continue; }
-        if ((r = cli_take(argc, argv, &i, "--act", &v)) != 0) {
-            if (r < 0 || cli_act(v, &o.act)) return cli_usage("extract", "--act needs quickgelu or gelu");
-            continue;
-        }
-        STR("--model", model) STR("--config", config) STR("--bpe", bpe) STR("--images", images)
-        STR("--val-images", val_images) STR("--test-images", test_images) STR("--split-file", split_file)
-        STR("--image-root", image_root) STR("--templates", templates) STR("--output", output) STR("--prompts", prompts)
-        FRAC("--val-split", val_split) FRAC("--test-split", test_split)
-        INT("--val-shots", val_shots, 0, 100000) INT("--views", views, 0, 1024) INT("--batch", batch, 1, 4096)
-        INT("--chunk", chunk, 1, 1 << 20)
-        if ((r = cli_take(argc, argv, &i, "--seed", &v)) != 0) {
-            if (r < 0 || cli_int(v, &n) || n < 0) return cli_usage("extract", "--seed needs a non-negative integer");
-            o.seed = n; continue;
-        }
-        if ((r = cli_take(argc, argv, &i, "--shots", &v)) != 0) {
-            if (r < 0 || parse_shots(v, &o)) return cli_usage("extract", "--shots needs K or K1,K2,... (distinct, >= 1, at most 16)");
-            continue;
-        }
-        if (!strcmp(a, "--f16")) { o.f16 = 1; continue; }
-        if (!strcmp(a, "--bf16")) { o.bf16 = 1; continue; }
-        if (!strcmp(a, "--no-text")) { o.no_text = 1; continue; }
-        if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) { o.verbose = 1; continue; }
-#undef STR
-#undef INT
-#undef FRAC
-        return cli_usage("extract", "unknown option '%s'", a);
+    cli_opt t[] = {
+        {.name = "--images", .kind = CLI_STR, .dst = &o.images, .metavar = "ROOT", .section = "dataset",
+         .help = "image folder ROOT/<class>/<image>; class name = folder name, '_' -> ' '"},
+        cli_opt_dbl("--val-split", &o.val_split, 0, 0.999999, "F", "fraction of each class held out as val (default 0.2 unless --val-images)"),
+        cli_opt_dbl("--test-split", &o.test_split, 0, 0.999999, "F", "fraction of each class held out as test (default 0.2 unless "
+                                                                     "--test-images; 0: keep every image for train and val)"),
+        cli_opt_str("--val-images", &o.val_images, "DIR", "separate val folder (same class folder names)"),
+        cli_opt_str("--test-images", &o.test_images, "DIR", "separate test folder"),
+        cli_opt_str("--split-file", &o.split_file, "F", "CoOp split file split_zhou_*.json ({\"train\": [[path, label, class], ...], ...})"),
+        cli_opt_str("--image-root", &o.image_root, "R", "folder the split file's paths are relative to"),
+        {.name = "--shots", .kind = CLI_FN, .fn = parse_shots, .dst = &o, .metavar = "K[,K...]", .section = "sampling and features",
+         .help = "images per class in each train split (default 16), as CoOp samples them"},
+        cli_opt_int("--val-shots", &o.val_shots, 0, 100000, "K", "sample K per class from val too (default 0: all of val)"),
+        cli_opt_int("--views", &o.views, 0, 1024, "V", "augmented views per training image (default 10; 0 = centre crop only)"),
+        {.name = "--seed", .kind = CLI_U64, .dst = &o.seed, .lo = 0, .hi = 9007199254740992.0, .metavar = "N",
+         .help = "seed for splits, sampling and augmentation (default 1)"},
+        cli_opt_str("--templates", &o.templates, "NAME|FILE", "prompt templates for text.weights (default simple; built-in: see below)"),
+        cli_opt_str("--prompts", &o.prompts, "FILE.json", "per-class prompt lists instead of templates (CuPL / APE format: "
+                                                          "{\"class name\": [\"prompt\", ...]}); every class needs an entry"),
+        cli_opt_flag("--no-text", &o.no_text, "skip text.weights (then --bpe is not needed)"),
+        cli_opt_flag("--f16", &o.f16, "store features as F16 (half the size; default F32)"),
+        {.name = "--model", .kind = CLI_STR, .dst = &o.model, .metavar = "W", .section = "model",
+         .help = "CLIP checkpoint: safetensors, PyTorch .pt/.bin, TorchScript, a sharded index or a folder; OpenAI/OpenCLIP "
+                 "or Hugging Face names"},
+        cli_opt_str("--config", &o.config, "C", "Hugging Face config.json or OpenCLIP open_clip_config.json (optional)"),
+        cli_opt_act(&o.act),
+        cli_opt_str("--bpe", &o.bpe, "VOCAB", "CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz)"),
+        cli_opt_int("--batch", &o.batch, 1, 4096, "N", "encoder inputs per model call (default 64; larger is faster, uses more memory)"),
+        cli_opt_flag("--bf16", &o.bf16, "BF16 compute (AVX512-BF16): about 1.8x faster encoders, features within about 1% of "
+                                        "float32; recorded in the output's metadata (compute)"),
+        cli_opt_int("--threads", &o.threads, 0, 4096, "N", "threads (default: all cores)"),
+        cli_opt_int("--chunk", &o.chunk, 1, 1 << 20, "N", "images per resumable chunk (default 64)"),
+        {.name = "--output", .kind = CLI_STR, .dst = &o.output, .metavar = "F", .section = "output",
+         .help = "feature set, written atomically; finished chunks are kept in F.parts/ until the end, so re-running the "
+                 "same command after an interruption redoes only the unfinished chunk"},
+        cli_opt_flag("--verbose", &o.verbose, "print a summary (images, seconds, images/s, chunks reused) to stderr (also -v)"),
+    };
+    char footer[1024] = "Every input (classes, templates, vocabulary, model, each prompt's length, the output path) is\n"
+                        "checked before the first image is decoded. Progress goes to stderr: a bar on a terminal, a line\n"
+                        "per 5% otherwise (CLIPADAPT_QUIET=1 hides it).\n\nbuilt-in template sets:";
+    for (const char *const *ts = ca_template_set_names(); *ts; ts++) snprintf(footer + strlen(footer), sizeof footer - strlen(footer), " %s", *ts);
+    snprintf(footer + strlen(footer), sizeof footer - strlen(footer), "\n");
+    cli_cmd cmd = {"extract", "--model W.safetensors --bpe VOCAB (--images ROOT | --split-file F --image-root R)\n"
+                              "                         --output FEATS.safetensors [options]",
+                   "Encode a labelled image dataset with CLIP into a feature set for `clipadapt fit`/`fewshot`:\n"
+                   "train.{K}shot.features/labels/views, val.*, test.*, text.weights, class names in metadata.",
+                   footer, t, (int)(sizeof t / sizeof t[0]), &o.verbose};
+    {
+        int r = cli_parse(&cmd, argc, argv, NULL, NULL);
+        if (r) return r == CLI_HELP ? CLI_OK : r;
     }
     if (!o.model) return cli_usage("extract", "--model is required");
     if (o.prompts && o.templates) return cli_usage("extract", "give --templates or --prompts, not both");
@@ -166,6 +199,16 @@ int cmd_extract(int argc, char **argv) {
     if (o.split_file && (o.val_images || o.test_images || o.val_split >= 0 || o.test_split >= 0))
         return cli_usage("extract", "--val-*/--test-* options apply to --images only; the split file defines the splits");
 
+    {
+        const char *tfile = o.templates && !ca_templates_builtin(o.templates, NULL) ? o.templates : NULL;
+        cli_file in[] = {{"--model", o.model, 0}, {"--config", o.config, 0}, {"--bpe", o.bpe, 0},
+                         {"--templates", tfile, 0}, {"--split-file", o.split_file, 0}, {"--images", o.images, 1},
+                         {"--val-images", o.val_images, 1}, {"--test-images", o.test_images, 1},
+                         {"--image-root", o.image_root, 1}, {"--prompts", o.prompts, 0}};
+        cli_file out[] = {{"--output", o.output, 0}};
+        int r = cli_check_outputs(in, 10, out, 1);
+        if (r) return r;
+    }
     int rc = CLI_FAIL;
     ca_status st = CA_OK;
     ca_dataset *ds = NULL;
@@ -196,22 +239,31 @@ int cmd_extract(int argc, char **argv) {
         ds = ca_dataset_from_split_file(o.split_file, o.image_root, &st);
     }
     if (!ds) { rc = cli_status(st); goto out; }
+    /* Everything is checked before the first image is decoded: classes, splits, templates,
+     * vocabulary, model and every prompt's length (file names and stats only, no pixels). */
+    const char *src = o.images ? o.images : o.split_file;
     int C = ca_dataset_num_classes(ds);
     int n_val_all = ca_dataset_size(ds, CA_SPLIT_VAL), n_test = ca_dataset_size(ds, CA_SPLIT_TEST);
-    if (n_val_all == 0 || n_test == 0) {
-        rc = cli_error("%s: the dataset has no %s images (a feature set needs train, val and test)",
-                       o.images ? o.images : o.split_file, n_val_all == 0 ? "val" : "test");
+    if ((rc = check_classes(ds, src)) != CLI_OK) goto out;
+    rc = CLI_FAIL;
+    if (n_val_all == 0 || (n_test == 0 && o.test_split != 0)) {
+        rc = cli_error("%s: the dataset has no %s images (a feature set needs train, val and test%s)", src,
+                       n_val_all == 0 ? "val" : "test", n_val_all == 0 ? "" : "; --test-split 0 keeps none on purpose");
         goto out;
     }
     if (o.prompts) {
-        /* every class must have prompts: checked now, before minutes of image encoding */
+        /* every class must have prompts */
         if (!(prompts = ca_prompts_load(o.prompts, &st))) { rc = cli_status(st); goto out; }
         for (int c = 0; c < C; c++)
             if (!ca_prompts_for(prompts, ca_dataset_class_name(ds, c), NULL)) {
                 rc = cli_error("%s: no prompts for class '%s'", o.prompts, ca_dataset_class_name(ds, c));
                 goto out;
             }
-    } else if (o.templates && !o.no_text && !(tmpl = ca_templates_load(o.templates, &ntmpl, &st))) { rc = cli_status(st); goto out; }
+    }
+    if (!o.no_text) {
+        if (!prompts && !(tmpl = ca_templates_load(o.templates, &ntmpl, &st))) { rc = cli_status(st); goto out; }
+        if (!(tok = ca_tokenizer_load(o.bpe, &st))) { rc = cli_status(st); goto out; }
+    }
 
     /* few-shot subsets; CoOp draws val from the same generator after train (we use the largest K) */
     int kmax = 0;
@@ -239,11 +291,16 @@ int cmd_extract(int argc, char **argv) {
     mp.config_path = o.config;
     mp.activation = o.act;
     mp.load_text = !o.no_text;
+    mp.threads = o.threads;
     if (!(model = ca_model_load(o.model, &mp, &st))) { rc = cli_status(st); goto out; }
     if (o.bf16 && (rc = cli_use_bf16(model))) goto out;
     ca_model_info info;
     if ((st = ca_model_get_info(model, &info)) != CA_OK) { rc = cli_status(st); goto out; }
     int D = info.embed_dim;
+    if (tok && (rc = check_prompts(tok, ds, prompts, (const char *const *)tmpl, ntmpl, info.context_length,
+                                   prompts ? o.prompts : o.templates)) != CLI_OK) goto out;
+    rc = CLI_FAIL;
+    warn_short_classes(ds, src, o.shots, o.nshots);
     size_t plen = strlen(o.output) + 8;
     parts = malloc(plen);
     if (!parts) { rc = cli_error("out of memory"); goto out; }
@@ -288,15 +345,34 @@ int cmd_extract(int argc, char **argv) {
     double t_img = ca_now() - t0;
 
     if (!o.no_text) {
-        if (!(tok = ca_tokenizer_load(o.bpe, &st))) { rc = cli_status(st); goto out; }
         const char **names = malloc(sizeof(char *) * (size_t)C);
         text = malloc(sizeof(float) * (size_t)C * D);
         if (!names || !text) { free(names); rc = cli_error("out of memory"); goto out; }
         for (int c = 0; c < C; c++) names[c] = ca_dataset_class_name(ds, c);
-        if (prompts) st = ca_text_classifier_prompts(model, tok, names, C, prompts, text);
-        else st = ca_text_classifier(model, tok, names, C, (const char *const *)tmpl, ntmpl, text);
+        /* a few classes per call, so that the text phase has progress too */
+        int step = C / 50 > 1 ? C / 50 : 1;
+        for (int c = 0; st == CA_OK && c < C; c += step) {
+            cli_progress("text", c, C, NULL);
+            int nc = C - c < step ? C - c : step;
+            if (prompts) st = ca_text_classifier_prompts(model, tok, names + c, nc, prompts, text + (size_t)c * D);
+            else st = ca_text_classifier(model, tok, names + c, nc, (const char *const *)tmpl, ntmpl, text + (size_t)c * D);
+        }
+        if (st == CA_OK) cli_progress("text", C, C, NULL);
         free(names);
         if (st != CA_OK) { rc = cli_status(st); goto out; }
+    }
+    /* nothing non-finite leaves extract */
+    {
+        const struct { const char *what; const float *x; size_t n; } parts_[] = {
+            {"training images", fu, (size_t)nuni * D}, {"augmented views", vu, vu ? (size_t)o.views * nuni * D : 0},
+            {"val images", fval, (size_t)nval * D}, {"test images", ftest, (size_t)n_test * D},
+            {"class prompts (text.weights)", text, text ? (size_t)C * D : 0}};
+        for (int k = 0; k < 5; k++)
+            for (size_t i = 0; i < parts_[k].n; i++)
+                if (!isfinite(parts_[k].x[i])) {
+                    rc = cli_error("%s: gave non-finite features (NaN or infinity) for the %s; nothing written", o.model, parts_[k].what);
+                    goto out;
+                }
     }
 
     /* assemble the feature set */
@@ -348,7 +424,7 @@ int cmd_extract(int argc, char **argv) {
         free(s_tj);
     }
     char buf[64];
-    snprintf(buf, sizeof buf, "%ld", o.seed);
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)o.seed);
     if (st == CA_OK) st = ca_features_writer_metadata(w, "seed", buf);
     if (st == CA_OK) st = ca_features_writer_metadata(w, "model", ca_basename(o.model));
     if (st == CA_OK) st = ca_features_writer_metadata(w, "compute", o.bf16 ? "bf16" : "f32");

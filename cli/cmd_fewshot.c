@@ -10,66 +10,6 @@
 
 #define MAX_LIST 64
 
-static void help(void) {
-    printf("usage: clipadapt fewshot --features FILE [options]\n\n"
-           "Fit few-shot methods on a feature set (train.{K}shot, val, test; see `extract`), choose\n"
-           "hyper-parameters and epochs on val only, and report test accuracy once per run.\n\n"
-           "  --features FILE        feature set (.safetensors)                        (required)\n"
-           "  --method NAME|all      a method, a comma list, or all (default all): every registered\n"
-           "                         method the set supports (those needing text weights are\n"
-           "                         skipped when the set has none)\n"
-           "  --shots K|all          K, a comma list, or all available (default all); with --sample\n"
-           "                         pool any K below the largest train split\n"
-           "  --seed S               seed for every random choice (default 1)\n"
-           "  --seeds N|a,b,...      run every method x K once per seed (N alone: seeds 1..N) and\n"
-           "                         report mean ± sample std over seeds (table, JSON aggregate,\n"
-           "                         SVG error bars). A seed changes the training randomness\n"
-           "                         always; the K-shot sample too when the set holds a larger\n"
-           "                         train split (K of its shots per class, flagged resampled;\n"
-           "                         see --sample); the kshot-val draw. The images themselves are\n"
-           "                         sampled by `extract --seed`\n"
-           "  --select val|kshot-val|none\n"
-           "                         validation data for hyper-parameters and epochs: all of val\n"
-           "                         (default); min(K,4) val images per class drawn with the seed;\n"
-           "                         none (each method's published fixed values). Test is\n"
-           "                         evaluated once per run under every regime\n"
-           "  --sample pool|fixed    K-shot training set: pool (default) draws K per class from the\n"
-           "                         largest train split with the seed when K is smaller; fixed\n"
-           "                         uses the stored train.{K}shot split\n"
-           "  --no-timings           leave wall-clock fields out of the JSON, so that the same\n"
-           "                         command (and --threads) gives byte-identical JSON\n"
-           "  --search-scale SB,SA   Tip-Adapter grid scales for beta, alpha (default 20,10)\n"
-           "  --search-steps NB,NA   Tip-Adapter grid steps for beta, alpha (default 200,20)\n"
-           "  --init-alpha A         Tip-Adapter-F training alpha (default 1)\n"
-           "  --init-beta B          Tip-Adapter-F training beta (default 1)\n"
-           "  --epochs N             training epochs (default: the method's; Tip-Adapter-F 20)\n"
-           "  --batch N              batch size (default: the method's; Tip-Adapter-F 256)\n"
-           "  --lr X                 learning rate (default: the method's; Tip-Adapter-F 1e-3)\n"
-           "  --weight-decay X       weight decay (default: the method's; Tip-Adapter-F 0.01)\n"
-           "  --reduction R          CLIP-Adapter bottleneck D/R (default 4)\n"
-           "  --ratio X              CLIP-Adapter residual ratio (default 0.2)\n"
-           "  --ratio-mode M         fixed|search|learn (default fixed)\n"
-           "  --optimizer O          default|sgd|adamw (default: the method's)\n"
-           "  --warmup-epochs N      warm-up epochs (default: the method's)\n"
-           "  --threads N            threads (default: all cores)\n"
-           "  --json PATH|-          write JSON records (an object for one run, else an array);\n"
-           "                         with '-' the JSON goes to stdout and the table to stderr\n"
-           "  --plot FILE.svg        write test accuracy vs K, one line per method\n"
-           "  --quiet                no progress bar\n\nmethods:\n");
-    for (const char *const *m = ca_method_names(); *m; m++)
-        printf("  %-16s %s\n", *m, ca_method_help(*m));
-}
-
-/* "a,b" -> two doubles */
-static int pair_double(const char *s, double *a, double *b) {
-    char buf[128];
-    const char *comma = strchr(s, ',');
-    if (!comma || (size_t)(comma - s) >= sizeof buf) return -1;
-    memcpy(buf, s, (size_t)(comma - s));
-    buf[comma - s] = 0;
-    return cli_double(buf, a) || cli_double(comma + 1, b) ? -1 : 0;
-}
-
 /* Comma list of K into ks (strictly positive); returns the count or -1. */
 static int parse_shots(const char *s, int *ks) {
     int n = 0;
@@ -113,107 +53,75 @@ static int progress(const char *stage, int64_t done, int64_t total, void *user) 
     return quiet ? 0 : cli_progress(stage, done, total, user);
 }
 
+typedef struct { uint64_t *seeds; int *n; } seeds_arg;
+static int take_seeds(const char *cmd, const char *v, void *dst) {
+    seeds_arg *a = dst;
+    if ((*a->n = parse_seeds(v, a->seeds)) > 0) return 0;
+    cli_usage(cmd, "--seeds wants N (seeds 1..N, N <= %d) or a comma list of distinct seeds, got '%s'", MAX_LIST, v);
+    return -1;
+}
+static int take_select(const char *cmd, const char *v, void *dst) {
+    if ((((ca_protocol *)dst)->select = ca_select_from_name(v)) >= 0) return 0;
+    cli_usage(cmd, "--select wants val, kshot-val or none, got '%s'", v);
+    return -1;
+}
+static int take_sample(const char *cmd, const char *v, void *dst) {
+    if (!strcmp(v, "pool")) ((ca_protocol *)dst)->sample = CA_SAMPLE_POOL;
+    else if (!strcmp(v, "fixed")) ((ca_protocol *)dst)->sample = CA_SAMPLE_FIXED;
+    else { cli_usage(cmd, "--sample wants pool or fixed, got '%s'", v); return -1; }
+    return 0;
+}
+
 int cmd_fewshot(int argc, char **argv) {
     const char *C = "fewshot", *features = NULL, *method = "all", *shots = "all", *json = NULL, *plot = NULL;
     ca_fit_params p = ca_fit_default_params();
     ca_protocol proto = ca_protocol_default_params();
     ca_report_params rp = ca_report_default_params();
     uint64_t seeds[MAX_LIST];
-    int nseeds = 0, seed_given = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *v = NULL;
-        long l;
-        double d;
-        int r;
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { help(); return CLI_OK; }
-        if (!strcmp(argv[i], "--quiet")) { quiet = 1; continue; }
-        if (!strcmp(argv[i], "--no-timings")) { rp.timings = 0; continue; }
-#define TAKE(name) ((r = cli_take(argc, argv, &i, name, &v)) < 0 ? (cli_usage(C, "%s needs a value", name), -1) : r)
-#define NEED(ok, ...) do { if (!(ok)) return cli_usage(C, __VA_ARGS__); } while (0)
-        if ((r = TAKE("--features")) != 0) { if (r < 0) return CLI_USAGE; features = v; }
-        else if ((r = TAKE("--method")) != 0) { if (r < 0) return CLI_USAGE; method = v; }
-        else if ((r = TAKE("--shots")) != 0) { if (r < 0) return CLI_USAGE; shots = v; }
-        else if ((r = TAKE("--json")) != 0) { if (r < 0) return CLI_USAGE; json = v; }
-        else if ((r = TAKE("--plot")) != 0) { if (r < 0) return CLI_USAGE; plot = v; }
-        else if ((r = TAKE("--seed")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            NEED(!cli_int(v, &l) && l >= 0, "--seed wants a non-negative integer, got '%s'", v);
-            p.seed = (uint64_t)l;
-            seed_given = 1;
-        } else if ((r = TAKE("--seeds")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            NEED((nseeds = parse_seeds(v, seeds)) > 0, "--seeds wants N (seeds 1..N, N <= %d) or a comma list of distinct seeds, got '%s'", MAX_LIST, v);
-        } else if ((r = TAKE("--select")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            NEED((proto.select = ca_select_from_name(v)) >= 0, "--select wants val, kshot-val or none, got '%s'", v);
-        } else if ((r = TAKE("--sample")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            if (!strcmp(v, "pool")) proto.sample = CA_SAMPLE_POOL;
-            else if (!strcmp(v, "fixed")) proto.sample = CA_SAMPLE_FIXED;
-            else return cli_usage(C, "--sample wants pool or fixed, got '%s'", v);
-        } else if ((r = TAKE("--search-scale")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            NEED(!pair_double(v, &p.search_scale_beta, &p.search_scale_alpha) && p.search_scale_beta > 0 &&
-                 p.search_scale_alpha > 0, "--search-scale wants SB,SA (positive numbers), got '%s'", v);
-        } else if ((r = TAKE("--search-steps")) != 0) {
-            double a, b;
-            if (r < 0) return CLI_USAGE;
-            NEED(!pair_double(v, &a, &b) && a >= 1 && b >= 1 && a <= 100000 && b <= 100000 && a == (int)a && b == (int)b,
-                 "--search-steps wants NB,NA (integers in [1,100000]), got '%s'", v);
-            p.search_steps_beta = (int)a; p.search_steps_alpha = (int)b;
-        } else if ((r = TAKE("--init-alpha")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            NEED(!cli_double(v, &p.init_alpha), "--init-alpha wants a number, got '%s'", v);
-        } else if ((r = TAKE("--init-beta")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            NEED(!cli_double(v, &p.init_beta) && p.init_beta >= 0, "--init-beta wants a number >= 0, got '%s'", v);
-        } else if ((r = TAKE("--epochs")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            NEED(!cli_int(v, &l) && l >= 1 && l <= 100000, "--epochs wants an integer in [1,100000], got '%s'", v);
-            p.epochs = (int)l;
-        } else if ((r = TAKE("--batch")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            NEED(!cli_int(v, &l) && l >= 1 && l <= 1000000, "--batch wants a positive integer, got '%s'", v);
-            p.batch = (int)l;
-        } else if ((r = TAKE("--lr")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            NEED(!cli_double(v, &d) && d > 0, "--lr wants a positive number, got '%s'", v);
-            p.lr = d;
-        } else if ((r = TAKE("--weight-decay")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            NEED(!cli_double(v, &d) && d >= 0, "--weight-decay wants a number >= 0, got '%s'", v);
-            p.weight_decay = d;
-        } else if ((r = TAKE("--reduction")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            NEED(!cli_int(v, &l) && l >= 1 && l <= 65536, "--reduction wants a positive integer, got '%s'", v);
-            p.reduction = (int)l;
-        } else if ((r = TAKE("--ratio")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            NEED(!cli_double(v, &p.ratio), "--ratio wants a number, got '%s'", v);
-        } else if ((r = TAKE("--ratio-mode")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            if (!strcmp(v, "fixed")) p.ratio_mode = 0;
-            else if (!strcmp(v, "search")) p.ratio_mode = 1;
-            else if (!strcmp(v, "learn")) p.ratio_mode = 2;
-            else return cli_usage(C, "--ratio-mode wants fixed, search or learn, got '%s'", v);
-        } else if ((r = TAKE("--optimizer")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            if (!strcmp(v, "default")) p.optimizer = 0;
-            else if (!strcmp(v, "sgd")) p.optimizer = 1;
-            else if (!strcmp(v, "adamw")) p.optimizer = 2;
-            else return cli_usage(C, "--optimizer wants default, sgd or adamw, got '%s'", v);
-        } else if ((r = TAKE("--warmup-epochs")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            NEED(!cli_int(v, &l) && l >= 0 && l <= 100000, "--warmup-epochs wants an integer >= 0, got '%s'", v);
-            p.warmup_epochs = (int)l;
-        } else if ((r = TAKE("--threads")) != 0) {
-            if (r < 0) return CLI_USAGE;
-            NEED(!cli_int(v, &l) && l >= 0 && l <= 4096, "--threads wants an integer >= 0, got '%s'", v);
-            p.threads = (int)l;
-        } else return cli_usage(C, "unknown option '%s'", argv[i]);
-#undef TAKE
-#undef NEED
-    }
+    int nseeds = 0, seed_given = 0, no_timings = 0;
+    seeds_arg sa = {seeds, &nseeds};
+    cli_opt t[40];
+    int n = 0;
+    t[n++] = cli_opt_str("--features", &features, "FILE", "feature set (.safetensors) (required)");
+    t[n++] = cli_opt_str("--method", &method, "NAME|all", "a method, a comma list, or all (default all): every registered method "
+                                                          "the set supports (those needing text weights are skipped when it has none)");
+    t[n++] = cli_opt_str("--shots", &shots, "K|all", "K, a comma list, or all available (default all); with --sample pool any K "
+                                                     "below the largest train split");
+    t[n++] = (cli_opt){.name = "--seeds", .kind = CLI_FN, .fn = take_seeds, .dst = &sa, .metavar = "N|a,b,...",
+                       .help = "run every method x K once per seed (N alone: seeds 1..N) and report mean ± sample std over "
+                               "seeds (table, JSON aggregate, SVG error bars). A seed changes the training randomness always; "
+                               "the K-shot sample too when the set holds a larger train split (K of its shots per class, flagged "
+                               "resampled; see --sample); the kshot-val "
+                               "draw. The images themselves are sampled by `extract --seed`"};
+    t[n++] = (cli_opt){.name = "--select", .kind = CLI_FN, .fn = take_select, .dst = &proto, .metavar = "val|kshot-val|none",
+                       .help = "validation data for hyper-parameters and epochs: all of val (default); min(K,4) val images per "
+                               "class drawn with the seed; none (each method's published fixed values). Test is evaluated "
+                               "once per run under every regime"};
+    t[n++] = (cli_opt){.name = "--sample", .kind = CLI_FN, .fn = take_sample, .dst = &proto, .metavar = "pool|fixed",
+                       .help = "K-shot training set: pool (default) draws K per class from the largest train split with the "
+                               "seed when K is smaller; fixed uses the stored train.{K}shot split"};
+    t[n++] = cli_opt_flag("--no-timings", &no_timings, "leave wall-clock fields out of the JSON, so that the same command (and "
+                                                       "--threads) gives byte-identical JSON");
+    t[n++] = cli_opt_str("--json", &json, "PATH|-", "write JSON records (an object for one run, else an array); with '-' the "
+                                                    "JSON goes to stdout and the table to stderr");
+    t[n++] = cli_opt_str("--plot", &plot, "FILE.svg", "write test accuracy vs K, one line per method");
+    t[n++] = cli_opt_flag("--quiet", &quiet, "no progress output");
+    int nt0 = n;
+    n += cli_opts_training(t + n, &p);
+    char footer[4096] = "methods:\n";
+    for (const char *const *m = ca_method_names(); *m; m++)
+        snprintf(footer + strlen(footer), sizeof footer - strlen(footer), "  %-16s %s\n", *m, ca_method_help(*m));
+    cli_cmd cmd = {"fewshot", "--features FILE [options]",
+                   "Fit few-shot methods on a feature set (train.{K}shot, val, test; see `extract`), choose\n"
+                   "hyper-parameters and epochs on val only, and report test accuracy once per run. The\n"
+                   "training and search options are those of `clipadapt fit`.",
+                   footer, t, n, NULL};
+    (void)nt0;
+    int r = cli_parse(&cmd, argc, argv, NULL, NULL);
+    if (r) return r == CLI_HELP ? CLI_OK : r;
+    if (no_timings) rp.timings = 0;
+    for (int i = 1; i < argc; i++)   /* --seed given explicitly (it conflicts with --seeds) */
+        if (!strcmp(argv[i], "--seed") || !strncmp(argv[i], "--seed=", 7)) seed_given = 1;
     if (!features) return cli_usage(C, "--features FILE is required");
     if (seed_given && nseeds) return cli_usage(C, "give --seed S or --seeds, not both");
     rp.aggregate = nseeds > 0;   /* --seeds: the aggregate JSON, even for one seed */
@@ -236,6 +144,9 @@ int cmd_fewshot(int argc, char **argv) {
         if (nm == 0) return cli_usage(C, "--method is empty");
     }
 
+    cli_file in[] = {{"--features", features, 0}}, out[] = {{"--json", json, 0}, {"--plot", plot, 0}};
+    int rc0 = cli_check_outputs(in, 1, out, 2);
+    if (rc0) return rc0;
     double t_start = now_s();
     ca_status st;
     ca_featureset *fs = ca_features_load(features, &st);

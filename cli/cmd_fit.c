@@ -4,63 +4,37 @@
 #include <stdio.h>
 #include <string.h>
 
-static void help(void) {
-    printf("usage: clipadapt fit --features F --method M --shots K --output CLF.safetensors [options]\n"
-           "\n"
-           "Fit a few-shot method on split train.{K}shot of a feature set (val for its search, text.weights\n"
-           "when the method needs them) and save the classifier (method, hyper-parameters, tensors, class\n"
-           "names) as safetensors for `clipadapt predict` and `clipadapt eval`.\n"
-           "\n"
-           "  --features F      feature set (from `clipadapt extract`, or ../shared/features)\n"
-           "  --method M        method name (see below; --list prints them one per line)\n"
-           "  --shots K         which train.{K}shot split (default: the largest in the file)\n"
-           "  --output F        classifier file, written atomically\n"
-           "  --seed N          seed of all randomness (default 1)\n"
-           "  --epochs N        training epochs (default: the method's)\n"
-           "  --batch N         training batch size (default: the method's)\n"
-           "  --lr X            learning rate (default: the method's)\n"
-           "  --weight-decay X  weight decay (default: the method's)\n"
-           "  --alpha X, --beta X  Tip-Adapter-F initial alpha/beta (default 1, 1)\n"
-           "  --reduction N     CLIP-Adapter bottleneck ratio (default 4)\n"
-           "  --ratio X         CLIP-Adapter residual ratio (default 0.2)\n"
-           "  --threads N       threads (default: all)\n"
-           "\nmethods:\n");
-    for (const char *const *m = ca_method_names(); *m; m++) printf("  %-22s %s\n", *m, ca_method_help(*m));
-}
-
 int cmd_fit(int argc, char **argv) {
     const char *features = NULL, *method = NULL, *output = NULL;
-    long shots = 0;
+    int shots = 0, list = 0, quiet = 0;
     ca_fit_params p = ca_fit_default_params();
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        long n;
-        double d;
-        int r;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { help(); return CLI_OK; }
-        if (!strcmp(a, "--list")) {
-            for (const char *const *m = ca_method_names(); *m; m++) printf("%s\n", *m);
-            return CLI_OK;
-        }
-        if ((r = cli_take(argc, argv, &i, "--features", &v)) != 0) { if (r < 0) return cli_usage("fit", "--features needs a file"); features = v; continue; }
-        if ((r = cli_take(argc, argv, &i, "--method", &v)) != 0) { if (r < 0) return cli_usage("fit", "--method needs a name"); method = v; continue; }
-        if ((r = cli_take(argc, argv, &i, "--output", &v)) != 0) { if (r < 0) return cli_usage("fit", "--output needs a file"); output = v; continue; }
-#define INT(flag, dst, lo) if ((r = cli_take(argc, argv, &i, flag, &v)) != 0) { \
-            if (r < 0 || cli_int(v, &n) || n < (lo) || n > 1000000000) return cli_usage("fit", "%s needs an integer >= %d", flag, (int)(lo)); \
-            dst = n; continue; }
-#define DBL(flag, dst, lo) if ((r = cli_take(argc, argv, &i, flag, &v)) != 0) { \
-            if (r < 0 || cli_double(v, &d) || d < (lo)) return cli_usage("fit", "%s needs a number >= %g", flag, (double)(lo)); \
-            dst = d; continue; }
-        INT("--shots", shots, 1) INT("--seed", p.seed, 0) INT("--epochs", p.epochs, 1) INT("--batch", p.batch, 1)
-        INT("--reduction", p.reduction, 1) INT("--threads", p.threads, 1)
-        DBL("--lr", p.lr, 0) DBL("--weight-decay", p.weight_decay, 0) DBL("--alpha", p.init_alpha, 0)
-        DBL("--beta", p.init_beta, 0) DBL("--ratio", p.ratio, 0)
-#undef INT
-#undef DBL
-        return cli_usage("fit", "unknown option '%s'", a);
+    cli_opt t[32];
+    int n = 0;
+    t[n++] = cli_opt_str("--features", &features, "FILE", "feature set from `clipadapt extract` (required)");
+    t[n++] = cli_opt_str("--method", &method, "NAME", "method to fit (required; see below or --list)");
+    t[n++] = cli_opt_int("--shots", &shots, 1, 1000000, "K", "fit on train.{K}shot (default: the largest K in the set)");
+    t[n++] = cli_opt_str("--output", &output, "FILE", "classifier to write (required; atomically; '-' = stdout)");
+    t[n++] = cli_opt_flag("--list", &list, "print the method names, one per line, and exit");
+    t[n++] = cli_opt_flag("--quiet", &quiet, "no progress output");
+    n += cli_opts_training(t + n, &p);
+    char footer[4096] = "methods:\n";
+    for (const char *const *m = ca_method_names(); *m; m++)
+        snprintf(footer + strlen(footer), sizeof footer - strlen(footer), "  %-22s %s\n", *m, ca_method_help(*m));
+    cli_cmd cmd = {"fit", "--features F --method M --output CLF [options]",
+                   "Fit a few-shot method on train.{K}shot of a feature set (hyper-parameters and epochs chosen\n"
+                   "on val only) and save the classifier: method, options, tensors, class names.",
+                   footer, t, n, NULL};
+    int r = cli_parse(&cmd, argc, argv, NULL, NULL);
+    if (r) return r == CLI_HELP ? CLI_OK : r;
+    if (list) {
+        for (const char *const *m = ca_method_names(); *m; m++) printf("%s\n", *m);
+        return CLI_OK;
     }
     if (!features || !method || !output) return cli_usage("fit", "--features, --method and --output are required");
     if (ca_method_needs_text(method) < 0) return cli_usage("fit", "unknown method '%s' (clipadapt fit --list)", method);
+    cli_file in[] = {{"--features", features, 0}}, out[] = {{"--output", output, 0}};
+    int rc0 = cli_check_outputs(in, 1, out, 1);
+    if (rc0) return rc0;
     ca_status st;
     ca_featureset *fs = ca_features_load(features, &st);
     if (!fs) return cli_status(st);
@@ -69,17 +43,22 @@ int cmd_fit(int argc, char **argv) {
         int nk = ca_features_shots(fs, ks, 64);
         shots = nk > 0 ? ks[nk < 64 ? nk - 1 : 63] : 1;
     }
-    p.progress = cli_progress;
-    ca_classifier *c = ca_fit_features(method, fs, (int)shots, &p, &st);
+    if (!quiet) p.progress = cli_progress;
+    ca_classifier *c = ca_fit_features(method, fs, shots, &p, &st);
     int rc = CLI_OK;
-    if (!c) rc = cli_status(st);
+    if (!c) rc = cli_status_file(st, features);
     else if ((st = ca_classifier_save(c, output, NULL)) != CA_OK) rc = cli_status(st);
     else {
-        printf("fitted %s on train.%ldshot (%d classes, %d-d) -> %s\n", method, shots, ca_classifier_num_classes(c),
-               ca_classifier_dim(c), output);
+        /* the report goes to stderr when the classifier itself goes to stdout */
+        FILE *rep = strcmp(output, "-") ? stdout : stderr;
+        fprintf(rep, "fitted %s on train.%dshot (%d classes, %d-d) -> %s\n", method, shots, ca_classifier_num_classes(c),
+                ca_classifier_dim(c), output);
         for (int i = 0; i < ca_classifier_param_count(c); i++) {
             const char *nm = ca_classifier_param_name(c, i);
-            printf("  %-14s %g\n", nm, ca_classifier_param(c, nm, 0));
+            double v = ca_classifier_param(c, nm, 0);
+            const char *vn = ca_fit_param_value_name(nm, v);
+            if (vn) fprintf(rep, "  %-14s %s\n", nm, vn);
+            else fprintf(rep, "  %-14s %g\n", nm, v);
         }
     }
     ca_classifier_free(c);

@@ -6,30 +6,24 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *HELP =
-    "usage: clipadapt info --model WEIGHTS [--config CONFIG.json] [--act quickgelu|gelu]\n\n"
-    "Print the file format found (safetensors, pytorch-zip, torchscript, pytorch-legacy, sharded),\n"
-    "the architecture inferred from a CLIP checkpoint's tensor shapes (towers, ViT or\n"
-    "ModifiedResNet sizes, text transformer sizes, embedding dimension, parameter count, dtype)\n"
-    "and the MLP activation with where it came from. A checkpoint holding one tower only is\n"
-    "described as such.\n";
-
 int cmd_info(int argc, char **argv) {
-    const char *model = NULL, *config = NULL, *v;
+    const char *model = NULL, *config = NULL;
     int act = CA_ACTIVATION_AUTO;
-    for (int i = 1; i < argc; i++) {
-        int r;
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { fputs(HELP, stdout); return CLI_OK; }
-        if ((r = cli_take(argc, argv, &i, "--model", &model)) || (r = cli_take(argc, argv, &i, "--config", &config))) {
-            if (r < 0) return cli_usage("info", "%s needs a value", argv[i]);
-            continue;
-        }
-        if ((r = cli_take(argc, argv, &i, "--act", &v))) {
-            if (r < 0 || cli_act(v, &act)) return cli_usage("info", "--act needs quickgelu or gelu");
-            continue;
-        }
-        return cli_usage("info", "unknown option '%s'", argv[i]);
-    }
+    cli_opt t[] = {
+        cli_opt_str("--model", &model, "WEIGHTS", "CLIP checkpoint: safetensors, PyTorch .pt/.bin, TorchScript, "
+                                                  "a sharded index or a folder (required)"),
+        cli_opt_str("--config", &config, "CONFIG.json", "Hugging Face config.json (optional)"),
+        cli_opt_act(&act),
+    };
+    cli_cmd cmd = {"info", "--model WEIGHTS [--config CONFIG.json] [--act quickgelu|gelu]",
+                   "Print the file format found (safetensors, pytorch-zip, torchscript, pytorch-legacy, sharded),\n"
+                   "the architecture inferred from a CLIP checkpoint's tensor shapes (towers, ViT or\n"
+                   "ModifiedResNet sizes, text transformer sizes, embedding dimension, parameter count, dtype)\n"
+                   "and the MLP activation with where it came from. A checkpoint holding one tower only is\n"
+                   "described as such.",
+                   NULL, t, (int)(sizeof t / sizeof t[0]), NULL};
+    int r = cli_parse(&cmd, argc, argv, NULL, NULL);
+    if (r) return r == CLI_HELP ? CLI_OK : r;
     if (!model) return cli_usage("info", "--model is required");
 
     /* Both towers first; a one-tower checkpoint then loads as such. The first error is the one

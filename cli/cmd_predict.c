@@ -1,62 +1,38 @@
 /* cmd_predict.c — `clipadapt predict`: classify image files with a CLIP model and a fitted
  * classifier; prints the top-k classes with probabilities as a table or JSON. */
 #include "cli.h"
+#include "core/core.h" /* ca_fail: a detail for the per-image error line */
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void help(void) {
-    printf("usage: clipadapt predict --model W --classifier CLF [--top-k 5] [--json] [--bf16] IMAGE...\n"
-           "\n"
-           "Classify images: CLIP preprocessing (bicubic resize, centre crop), image encoder, L2\n"
-           "normalisation, the classifier's logits, softmax. The model must be the one the features\n"
-           "were extracted with.\n"
-           "\n"
-           "  --model W         CLIP checkpoint (safetensors)\n"
-           "  --config C        Hugging Face config.json or OpenCLIP open_clip_config.json (optional)\n"
-           "  --act A           MLP activation quickgelu|gelu (default: from the config or format)\n"
-           "  --classifier F    classifier from `clipadapt fit`\n"
-           "  --top-k K         classes shown per image (default 5)\n"
-           "  --json            one JSON array: [{\"image\", \"top\": [{\"class\", \"index\", \"prob\"}, ...]}]\n"
-           "  --bf16            BF16 image encoder (AVX512-BF16; faster, features within ~1%% of float32)\n"
-           "\n"
-           "Table output: one line per image and rank: image, rank, probability, class index, class name\n"
-           "(tab-separated). Exit status 1 when any image fails (the others are still printed).\n");
-}
-
 int cmd_predict(int argc, char **argv) {
     const char *model_path = NULL, *config = NULL, *clf_path = NULL;
-    long topk = 5;
-    int json = 0, nimg = 0, bf16 = 0, act = CA_ACTIVATION_AUTO;
+    int topk = 5, json = 0, nimg = 0, bf16 = 0, threads = 0, act = CA_ACTIVATION_AUTO;
     const char **images = calloc((size_t)argc + 1, sizeof(char *));
     if (!images) return cli_error("out of memory");
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        int r;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { free(images); help(); return CLI_OK; }
-        if (!strcmp(a, "--json")) { json = 1; continue; }
-        if (!strcmp(a, "--bf16")) { bf16 = 1; continue; }
-        if (!strcmp(a, "--")) { while (++i < argc) images[nimg++] = argv[i]; break; }
-        if ((r = cli_take(argc, argv, &i, "--model", &v)) != 0) { if (r < 0) goto missing; model_path = v; continue; }
-        if ((r = cli_take(argc, argv, &i, "--config", &v)) != 0) { if (r < 0) goto missing; config = v; continue; }
-        if ((r = cli_take(argc, argv, &i, "--act", &v)) != 0) {
-            if (r < 0 || cli_act(v, &act)) { free(images); return cli_usage("predict", "--act needs quickgelu or gelu"); }
-            continue;
-        }
-        if ((r = cli_take(argc, argv, &i, "--classifier", &v)) != 0) { if (r < 0) goto missing; clf_path = v; continue; }
-        if ((r = cli_take(argc, argv, &i, "--top-k", &v)) != 0) {
-            if (r < 0 || cli_int(v, &topk) || topk < 1) { free(images); return cli_usage("predict", "--top-k needs an integer >= 1"); }
-            continue;
-        }
-        if (a[0] == '-' && a[1]) { free(images); return cli_usage("predict", "unknown option '%s'", a); }
-        images[nimg++] = a;
-        continue;
-    missing:
-        free(images);
-        return cli_usage("predict", "%s needs a value", a);
-    }
+    cli_opt t[] = {
+        cli_opt_str("--model", &model_path, "W", "CLIP checkpoint (any format `info` reads) the features were extracted with (required)"),
+        cli_opt_str("--config", &config, "C", "Hugging Face config.json or OpenCLIP open_clip_config.json (optional)"),
+        cli_opt_act(&act),
+        cli_opt_str("--classifier", &clf_path, "FILE", "classifier from `clipadapt fit` (required)"),
+        cli_opt_int("--top-k", &topk, 1, 1000000, "K", "classes shown per image (default 5)"),
+        cli_opt_flag("--json", &json, "one JSON array: [{\"image\", \"top\": [{\"class\", \"index\", \"prob\"}, ...]}]"),
+        cli_opt_flag("--bf16", &bf16, "BF16 image encoder (AVX512-BF16; faster, features within ~1% of float32)"),
+        cli_opt_int("--threads", &threads, 0, 4096, "N", "threads (default: all cores)"),
+    };
+    cli_cmd cmd = {"predict", "--model W --classifier CLF [--top-k 5] [--json] [--bf16] IMAGE...",
+                   "Classify images: CLIP preprocessing (bicubic resize, centre crop), image encoder, L2\n"
+                   "normalisation, the classifier's logits, softmax. The model must be the one the features\n"
+                   "were extracted with (a classifier of another model is refused before any image).",
+                   "Table output: one line per image and rank: image, rank, probability, class index, class name\n"
+                   "(tab-separated). Exit status 1 when any image fails (the others are still printed).\n",
+                   t, (int)(sizeof t / sizeof t[0]), NULL};
+    int r = cli_parse(&cmd, argc, argv, images, &nimg);
+    if (r) { free(images); return r == CLI_HELP ? CLI_OK : r; }
     if (!model_path || !clf_path) { free(images); return cli_usage("predict", "--model and --classifier are required"); }
     if (nimg == 0) { free(images); return cli_usage("predict", "no images given"); }
 
@@ -72,9 +48,25 @@ int cmd_predict(int argc, char **argv) {
     mp.load_text = 0;
     mp.config_path = config;
     mp.activation = act;
+    mp.threads = threads;
     if (!(m = ca_model_load(model_path, &mp, &st))) { rc = cli_status(st); goto done; }
     if (bf16 && (rc = cli_use_bf16(m))) goto done;
     int C = ca_classifier_num_classes(c), k = topk < C ? (int)topk : C;
+    /* a classifier of another model is refused once, not once per image */
+    ca_model_info info;
+    char sig[512];
+    if ((st = ca_model_get_info(m, &info)) != CA_OK) { rc = cli_status(st); goto done; }
+    if (info.embed_dim != ca_classifier_dim(c)) {
+        rc = cli_error("%s: expects %d-d features but %s gives %d-d (fit on features of another model)", clf_path,
+                       ca_classifier_dim(c), model_path, info.embed_dim);
+        goto done;
+    }
+    if (ca_classifier_model_signature(c) && ca_model_signature(m, sig, sizeof sig) == CA_OK &&
+        !ca_model_signature_match(ca_classifier_model_signature(c), sig)) {
+        rc = cli_error("%s: fit on features of another model than %s (image projections differ); predict with the "
+                       "model used for extract", clf_path, model_path);
+        goto done;
+    }
     probs = malloc(sizeof(float) * (size_t)C);
     idx = malloc(sizeof(int) * (size_t)k);
     out = json ? cJSON_CreateArray() : NULL;
@@ -85,6 +77,8 @@ int cmd_predict(int argc, char **argv) {
         if (img) {
             st = ca_classify_image(m, c, img, probs);
             ca_image_free(img);
+            for (int j = 0; st == CA_OK && j < C; j++)
+                if (!isfinite(probs[j])) st = ca_fail(CA_E_NONFINITE, "%s: non-finite class probabilities (NaN or infinity in the model or classifier)", images[i]);
         }
         if (st != CA_OK) {   /* report and go on: one bad file should not hide the other results */
             const char *d = ca_last_error();

@@ -10,62 +10,42 @@
 #include <omp.h>
 #endif
 
-static void help(FILE *fp) {
-    fprintf(fp,
-            "usage: clipadapt preprocess --size N --output OUT.safetensors [options] IMAGE...\n\n"
-            "Resize the shorter side to N (Pillow bicubic), centre-crop N x N, convert to RGB and\n"
-            "normalise with CLIP's mean/std, exactly as the reference Python pipeline. Writes one\n"
-            "F32 [3,N,N] tensor per image, named BASENAME@N (e.g. photo.jpg@224).\n\n"
-            "options:\n"
-            "  --size N          output side in pixels (required; e.g. 224 for ViT-B/32)\n"
-            "  --output PATH     safetensors file to write (required; written atomically)\n"
-            "  --skip-bad        report unreadable images and go on without them (default: fail)\n"
-            "  --exif-rotate     apply the EXIF orientation first (default: off, like the reference)\n"
-            "  --max-pixels N    refuse images with more pixels (default 178956970)\n"
-            "  --threads N       images processed in parallel (default: all cores)\n"
-            "  -h, --help        show this help\n");
-}
-
 static const char *base_name(const char *path) {
     const char *s = strrchr(path, '/');
     return s ? s + 1 : path;
 }
 
+static int set_max_pixels(const char *cmd, const char *v, void *dst) {
+    long n;
+    if (cli_int(v, &n) || n < 1) { cli_usage(cmd, "--max-pixels needs a positive integer"); return -1; }
+    ((ca_image_params *)dst)->max_pixels = n;
+    return 0;
+}
+
 int cmd_preprocess(int argc, char **argv) {
-    const char *out_path = NULL, *v;
-    long size = 0, threads = 0, max_pixels = -1;
-    int skip_bad = 0, nfiles = 0;
+    const char *out_path = NULL;
+    int size = 0, threads = 0, skip_bad = 0, nfiles = 0;
     ca_image_params ip = ca_image_default_params();
     const char **files = calloc((size_t)argc + 1, sizeof *files);
     if (!files) return cli_error("out of memory");
     int rc = CLI_OK;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int r;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { help(stdout); free(files); return CLI_OK; }
-        if (!strcmp(a, "--skip-bad")) { skip_bad = 1; continue; }
-        if (!strcmp(a, "--exif-rotate")) { ip.exif_rotate = 1; continue; }
-        if (!strcmp(a, "--")) { while (++i < argc) files[nfiles++] = argv[i]; break; }
-        if ((r = cli_take(argc, argv, &i, "--size", &v))) {
-            if (r < 0 || cli_int(v, &size) || size < 1 || size > 4096) { rc = cli_usage("preprocess", "--size needs an integer in 1..4096"); goto done; }
-            continue;
-        }
-        if ((r = cli_take(argc, argv, &i, "--output", &v))) {
-            if (r < 0 || !*v) { rc = cli_usage("preprocess", "--output needs a path"); goto done; }
-            out_path = v;
-            continue;
-        }
-        if ((r = cli_take(argc, argv, &i, "--threads", &v))) {
-            if (r < 0 || cli_int(v, &threads) || threads < 0 || threads > 1024) { rc = cli_usage("preprocess", "--threads needs an integer in 0..1024"); goto done; }
-            continue;
-        }
-        if ((r = cli_take(argc, argv, &i, "--max-pixels", &v))) {
-            if (r < 0 || cli_int(v, &max_pixels) || max_pixels < 1) { rc = cli_usage("preprocess", "--max-pixels needs a positive integer"); goto done; }
-            ip.max_pixels = max_pixels;
-            continue;
-        }
-        if (a[0] == '-' && a[1]) { rc = cli_usage("preprocess", "unknown option '%s'", a); goto done; }
-        files[nfiles++] = a;
+    cli_opt t[] = {
+        cli_opt_int("--size", &size, 1, 4096, "N", "output side in pixels (required; e.g. 224 for ViT-B/32)"),
+        cli_opt_str("--output", &out_path, "PATH", "safetensors file to write (required; written atomically; '-' = stdout)"),
+        cli_opt_flag("--skip-bad", &skip_bad, "report unreadable images and go on without them (default: fail)"),
+        cli_opt_flag("--exif-rotate", &ip.exif_rotate, "apply the EXIF orientation first (default: off, like the reference)"),
+        {.name = "--max-pixels", .kind = CLI_FN, .fn = set_max_pixels, .dst = &ip, .metavar = "N",
+         .help = "refuse images with more pixels (default 178956970)"},
+        cli_opt_int("--threads", &threads, 0, 1024, "N", "images processed in parallel (default: all cores)"),
+    };
+    cli_cmd cmd = {"preprocess", "--size N --output OUT.safetensors [options] IMAGE...",
+                   "Resize the shorter side to N (Pillow bicubic), centre-crop N x N, convert to RGB and\n"
+                   "normalise with CLIP's mean/std, exactly as the reference Python pipeline. Writes one\n"
+                   "F32 [3,N,N] tensor per image, named BASENAME@N (e.g. photo.jpg@224).",
+                   NULL, t, (int)(sizeof t / sizeof t[0]), NULL};
+    {
+        int r = cli_parse(&cmd, argc, argv, files, &nfiles);
+        if (r) { free(files); return r == CLI_HELP ? CLI_OK : r; }
     }
     if (!size) { rc = cli_usage("preprocess", "--size is required"); goto done; }
     if (!out_path) { rc = cli_usage("preprocess", "--output is required"); goto done; }
@@ -74,11 +54,19 @@ int cmd_preprocess(int argc, char **argv) {
     for (int i = 0; i < nfiles; i++)
         for (int j = 0; j < i; j++)
             if (!strcmp(base_name(files[i]), base_name(files[j]))) {
-                rc = cli_usage("preprocess", "'%s' and '%s' would both be named '%s@%ld'", files[j], files[i],
+                rc = cli_usage("preprocess", "'%s' and '%s' would both be named '%s@%d'", files[j], files[i],
                                base_name(files[i]), size);
                 goto done;
             }
 
+    {
+        cli_file *in = calloc((size_t)(nfiles > 0 ? nfiles : 1), sizeof *in), out[] = {{"--output", out_path, 0}};
+        if (!in) { rc = cli_error("out of memory"); goto done; }
+        for (int i = 0; i < nfiles; i++) in[i] = (cli_file){"image", files[i], 0};
+        rc = cli_check_outputs(in, nfiles, out, 1);
+        free(in);
+        if (rc) goto done;
+    }
     size_t per = (size_t)3 * (size_t)size * (size_t)size;
     const int chunk = 32; /* images held in memory at once before they go to the writer */
     float *buf = malloc(per * sizeof(float) * chunk);
@@ -115,7 +103,7 @@ int cmd_preprocess(int argc, char **argv) {
             }
             if (bad && !skip_bad) continue; /* failing anyway: keep reporting, stop storing */
             char name[1024];
-            snprintf(name, sizeof name, "%s@%ld", base_name(files[c0 + k]), size);
+            snprintf(name, sizeof name, "%s@%d", base_name(files[c0 + k]), size);
             int64_t shape[3] = {3, size, size};
             ca_status st = ca_st_writer_add(w, name, CA_DT_F32, 3, shape, buf + per * k);
             if (st) { bad++; cli_status(st); }
@@ -130,7 +118,7 @@ int cmd_preprocess(int argc, char **argv) {
         rc = cli_error("no image could be processed; nothing written");
     } else {
         char sz[32];
-        snprintf(sz, sizeof sz, "%ld", size);
+        snprintf(sz, sizeof sz, "%d", size);
         ca_st_writer_metadata(w, "transform", "Resize(n, bicubic) CenterCrop(n) RGB ToTensor Normalize(CLIP mean/std)");
         ca_st_writer_metadata(w, "size", sz);
         ca_status st = ca_st_writer_save(w, out_path);

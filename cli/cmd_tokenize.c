@@ -6,24 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void help(void) {
-    printf("usage: clipadapt tokenize [--context N] [--truncate] [--bpe PATH | --vocab vocab.json --merges merges.txt]\n\n"
-           "Reads UTF-8 text from stdin, one item per line, and prints one JSON array of token ids per\n"
-           "line: the BPE ids alone (no start/end tokens), or with --context N the full model input\n"
-           "[49406, ids..., 49407, 0, ...] of exactly N ids. Cleaning, pre-tokenisation and BPE are those\n"
-           "of the reference CLIP tokenizer.\n\n"
-           "options:\n"
-           "  --context N     print the padded row of N ids (CLIP uses 77); N >= 2\n"
-           "  --truncate      with --context: cut a too-long line (its last id becomes the end token)\n"
-           "                  instead of failing\n"
-           "  --bpe PATH      CLIP vocabulary (bpe_simple_vocab_16e6.txt.gz, gzip or plain text);\n"
-           "                  default: $CLIPADAPT_BPE\n"
-           "  --vocab PATH    Hugging Face vocab.json (with --merges, instead of --bpe)\n"
-           "  --merges PATH   Hugging Face merges.txt\n"
-           "  -h, --help      this help\n\n"
-           "exit status: 0 ok, 1 bad input (invalid UTF-8, line too long, unreadable vocabulary), 2 usage\n");
-}
-
 typedef struct { char *p; size_t n, cap; } strbuf;
 
 static int sb_add(strbuf *b, const char *s, size_t n) {
@@ -51,24 +33,24 @@ static int sb_ids(strbuf *b, const int64_t *ids, int n) {
 }
 
 int cmd_tokenize(int argc, char **argv) {
-    const char *bpe = NULL, *vocab = NULL, *merges = NULL, *v;
-    long context = 0;
-    int truncate = 0;
-    for (int i = 1; i < argc; i++) {
-        int r;
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { help(); return CLI_OK; }
-        if (!strcmp(argv[i], "--truncate")) { truncate = 1; continue; }
-        if ((r = cli_take(argc, argv, &i, "--context", &v)) != 0) {
-            if (r < 0) return cli_usage("tokenize", "--context needs a value");
-            if (cli_int(v, &context) || context < 2 || context > 1000000)
-                return cli_usage("tokenize", "--context must be an integer from 2 to 1000000, not '%s'", v);
-            continue;
-        }
-        if ((r = cli_take(argc, argv, &i, "--bpe", &bpe)) != 0) { if (r < 0) return cli_usage("tokenize", "--bpe needs a path"); continue; }
-        if ((r = cli_take(argc, argv, &i, "--vocab", &vocab)) != 0) { if (r < 0) return cli_usage("tokenize", "--vocab needs a path"); continue; }
-        if ((r = cli_take(argc, argv, &i, "--merges", &merges)) != 0) { if (r < 0) return cli_usage("tokenize", "--merges needs a path"); continue; }
-        return cli_usage("tokenize", "unknown argument '%s'", argv[i]);
-    }
+    const char *bpe = NULL, *vocab = NULL, *merges = NULL;
+    int context = 0, truncate = 0;
+    cli_opt t[] = {
+        cli_opt_int("--context", &context, 2, 1000000, "N", "print the padded row of N ids (CLIP uses 77)"),
+        cli_opt_flag("--truncate", &truncate, "with --context: cut a too-long line (its last id becomes the end token) instead of failing"),
+        cli_opt_str("--bpe", &bpe, "PATH", "CLIP vocabulary (bpe_simple_vocab_16e6.txt.gz, gzip or plain text); default: $CLIPADAPT_BPE"),
+        cli_opt_str("--vocab", &vocab, "PATH", "Hugging Face vocab.json (with --merges, instead of --bpe)"),
+        cli_opt_str("--merges", &merges, "PATH", "Hugging Face merges.txt"),
+    };
+    cli_cmd cmd = {"tokenize", "[--context N] [--truncate] [--bpe PATH | --vocab vocab.json --merges merges.txt]",
+                   "Reads UTF-8 text from stdin, one item per line, and prints one JSON array of token ids per\n"
+                   "line: the BPE ids alone (no start/end tokens), or with --context N the full model input\n"
+                   "[49406, ids..., 49407, 0, ...] of exactly N ids. Cleaning, pre-tokenisation and BPE are those\n"
+                   "of the reference CLIP tokenizer.",
+                   "exit status: 0 ok, 1 bad input (invalid UTF-8, line too long, unreadable vocabulary), 2 usage\n",
+                   t, (int)(sizeof t / sizeof t[0]), NULL};
+    int r = cli_parse(&cmd, argc, argv, NULL, NULL);
+    if (r) return r == CLI_HELP ? CLI_OK : r;
     if (truncate && !context) return cli_usage("tokenize", "--truncate needs --context");
     if (!vocab != !merges) return cli_usage("tokenize", "--vocab and --merges go together");
     if (vocab && bpe) return cli_usage("tokenize", "give either --bpe or --vocab/--merges, not both");

@@ -35,6 +35,13 @@ int cli_status(ca_status st) {
     return cli_error("%s", d && *d ? d : ca_strerror(st));
 }
 
+int cli_status_file(ca_status st, const char *path) {
+    const char *d = ca_last_error();
+    if (!d || !*d) d = ca_strerror(st);
+    if (path && strstr(d, path)) return cli_error("%s", d);
+    return cli_error("%s: %s", path, d);
+}
+
 int cli_use_bf16(ca_model *m) {
     ca_status st = ca_model_set_compute(m, CA_COMPUTE_BF16);
     if (st == CA_E_UNSUPPORTED) return cli_error("--bf16: this CPU or build has no AVX512-BF16 kernels; run without --bf16");
@@ -77,9 +84,15 @@ int cli_act(const char *s, int *out) {
     return 0;
 }
 
+/* CLIPADAPT_QUIET set, non-empty and not "0": progress and notes hidden (warnings stay) */
+static int quiet(void) {
+    const char *q = getenv("CLIPADAPT_QUIET");
+    return q && *q && strcmp(q, "0") != 0;
+}
+
 void cli_log(int level, const char *msg, void *user) {
     (void)user;
-    if (level < 1 || (level == 1 && getenv("CLIPADAPT_QUIET"))) return;
+    if (level < 1 || (level == 1 && quiet())) return;
     fprintf(stderr, "clipadapt: %s: %s\n", level >= 2 ? "warning" : "note", msg);
 }
 
@@ -89,14 +102,37 @@ static double now_s(void) {
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
+/* Not a terminal (a log file, CI): one line per 5% step of each stage, no carriage returns. A few
+ * stages may interleave (fewshot's runs and each run's epochs), so each keeps its own step. */
+static void progress_line(const char *stage, int64_t done, int64_t total, double t) {
+    static struct { char name[32]; int step; double t0; } st[8];
+    static int n;
+    int k = 0;
+    while (k < n && strncmp(st[k].name, stage, sizeof st[k].name - 1) != 0) k++;
+    if (k == n) {
+        if (n < 8) n++;
+        else k = 7;
+        snprintf(st[k].name, sizeof st[k].name, "%s", stage);
+        st[k].step = 0; st[k].t0 = t;
+    }
+    if (done == 0 || done < st[k].step * total / 20) { st[k].step = 0; st[k].t0 = t; }   /* restarted */
+    int step = (int)(20 * done / total);
+    if (step <= st[k].step) return;
+    st[k].step = step;
+    double el = t - st[k].t0, rate = el > 0 ? done / el : 0, eta = rate > 0 ? (total - done) / rate : 0;
+    fprintf(stderr, "clipadapt: %s: %3.0f%% (%lld/%lld), %.1f/s, ETA %.0f s\n", stage, 100.0 * done / total,
+            (long long)done, (long long)total, rate, eta);
+}
+
 int cli_progress(const char *stage, int64_t done, int64_t total, void *user) {
     (void)user;
     static int tty = -1;
     static double t0, last;
     static char cur[64];
-    if (tty < 0) tty = isatty(2) && !getenv("CLIPADAPT_QUIET");
+    if (tty < 0) tty = quiet() ? 0 : isatty(2) ? 1 : 2;
     if (!tty || total <= 0) return 0;
     double t = now_s();
+    if (tty == 2) { progress_line(stage, done, total, t); return 0; }
     if (strncmp(cur, stage, sizeof cur - 1) != 0 || done == 0) {
         snprintf(cur, sizeof cur, "%s", stage);
         t0 = t; last = 0;

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const cli_command COMMANDS[] = {
     {"preprocess", cmd_preprocess, "decode images and write CLIP-preprocessed tensors (Pillow-exact)"},
@@ -25,12 +26,14 @@ static void usage(FILE *fp) {
 }
 
 int main(int argc, char **argv) {
+    /* one write at the end for piped output, so a failed write is seen (with its reason) there */
+    if (!isatty(1)) setvbuf(stdout, NULL, _IOFBF, 1 << 16);
     if (argc < 2) { usage(stderr); return CLI_USAGE; }
-    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) { usage(stdout); return CLI_OK; }
-    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) { printf("clipadapt %s\n", CA_VERSION); return CLI_OK; }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) { usage(stdout); return cli_finish_stdout(CLI_OK); }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) { printf("clipadapt %s\n", CA_VERSION); return cli_finish_stdout(CLI_OK); }
     ca_set_log(cli_log, NULL);
     for (size_t i = 0; i < N_COMMANDS; i++)
-        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], COMMANDS[i].name)) return cli_finish_stdout(COMMANDS[i].run(argc - 1, argv + 1));
     fprintf(stderr, "clipadapt: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return CLI_USAGE;

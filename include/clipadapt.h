@@ -40,7 +40,9 @@ typedef enum {
     CA_E_UNSUPPORTED,   /* valid input that this build does not handle (dtype, layout, codec) */
     CA_E_RANGE,         /* a value is outside its allowed range (image too large, text too long) */
     CA_E_INTERNAL,      /* a bug in clipadapt: please report it */
-    CA_E_UNSAFE = 12    /* a file asks for something clipadapt refuses to do (a pickle global) */
+    /* 10 is CA_E_CANCELLED, allocated to the session branch */
+    CA_E_NONFINITE = 11, /* NaN/Inf in weights, features, probabilities, or a diverged loss */
+    CA_E_UNSAFE = 12     /* a file asks for something clipadapt refuses to do (a pickle global) */
 } ca_status;
 
 /* Short, static description of a status code ("I/O error", ...). Never NULL. */
@@ -137,7 +139,11 @@ CA_API void ca_st_writer_free(ca_st_writer *w);
 CA_API ca_status ca_st_writer_add(ca_st_writer *w, const char *name, ca_dtype dt, int ndim,
                                   const int64_t *shape, const void *data);
 CA_API ca_status ca_st_writer_metadata(ca_st_writer *w, const char *key, const char *value);
-/* Write to path atomically (temporary file in the same folder, fsync, rename). */
+/* Write to path. A regular or new file is written atomically (hidden temporary in the same
+ * folder, fsync, rename; the old file's mode is kept); a symbolic link is followed and its
+ * target replaced (the link stays); a FIFO or character device is written directly; "-" is
+ * standard output; a directory is refused. Errors name path with the system's reason. The same
+ * rules hold for every library function that writes a file (ca_classifier_save, ca_write_text). */
 CA_API ca_status ca_st_writer_save(const ca_st_writer *w, const char *path);
 
 /* ======================================================================================== */
@@ -187,7 +193,7 @@ CA_API ca_features_writer_params ca_features_writer_default_params(void);
 CA_API ca_features_writer *ca_features_writer_new(const ca_features_writer_params *p, ca_status *st);
 CA_API void ca_features_writer_free(ca_features_writer *w);
 /* Add split name ("train.{K}shot" with K >= 1, "val" or "test"; each once): x (n, dim) features,
- * y (n) labels, n >= 1; xv (views, n, dim) augmented views for train splits (NULL and 0 for
+ * y (n) labels, n >= 1 (test: n >= 0, an empty test split); xv (views, n, dim) augmented views for train splits (NULL and 0 for
  * none); paths (n) image paths recorded in metadata "image_paths" (NULL: none; the map is
  * written only when every split gave its paths). */
 CA_API ca_status ca_features_writer_add_split(ca_features_writer *w, const char *name, const float *x,
@@ -266,7 +272,11 @@ CA_API ca_status ca_classifier_logits(const ca_classifier *c, const float *x, in
 CA_API int ca_classifier_param_count(const ca_classifier *c);
 CA_API const char *ca_classifier_param_name(const ca_classifier *c, int i);
 CA_API double ca_classifier_param(const ca_classifier *c, const char *name, double fallback);
-/* Save/load as safetensors (method, class names, hyper-parameters in metadata). */
+/* The name of an option value that is a name ("adamw" for ("optimizer", 2), "learn" for
+ * ("ratio_mode", 2)), or NULL when the parameter is a plain number. Static string. */
+CA_API const char *ca_fit_param_value_name(const char *param, double value);
+/* Save/load as safetensors (method, class names, hyper-parameters in metadata; named values such
+ * as the optimizer stored by name). */
 CA_API ca_status ca_classifier_save(const ca_classifier *c, const char *path,
                                     const char *const *class_names);
 CA_API ca_classifier *ca_classifier_load(const char *path, ca_status *st);
@@ -359,7 +369,8 @@ typedef struct {
 } ca_report_params;
 CA_API ca_report_params ca_report_default_params(void);
 CA_API char *ca_report_json_ex(const ca_run_result *runs, int n, const ca_report_params *p);
-/* Write text to path atomically (temporary file + rename): no partial output on failure. */
+/* Write text to path atomically (temporary file + rename): no partial output on failure; links,
+ * special files and "-" as for ca_st_writer_save. */
 CA_API ca_status ca_write_text(const char *path, const char *text);
 
 /* ======================================================================================== */

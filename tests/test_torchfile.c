@@ -257,6 +257,43 @@ static void test_handmade_files(void) {
     }
 }
 
+/* A NaN in a PyTorch file's weights is refused at load, naming the tensor, as for safetensors:
+ * each format's copy of vit-tiny with the first element of 'visual.conv1.weight' made NaN (the
+ * tensor's bytes are found in the file; stored zip entries carry no checked CRC). */
+static void test_nonfinite_weights(void) {
+    static const char *files[] = {"vit-tiny.open_clip.pt", "vit-tiny.legacy.pt", "vit-tiny.jit.pt"};
+    for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
+        char src[1024], dst[1024];
+        snprintf(src, sizeof src, "%s%s", th_shared(PT), files[k]);
+        snprintf(dst, sizeof dst, "%s/nan-%s", th_tmpdir(), files[k]);
+        ca_status st;
+        ca_st_file *f = ca_weights_open(src, &st);
+        const ca_tensor_info *t = f ? ca_st_find(f, "visual.conv1.weight") : NULL;
+        FILE *fp = fopen(src, "rb");
+        char *buf = NULL;
+        long len = -1;
+        if (fp && fseek(fp, 0, SEEK_END) == 0 && (len = ftell(fp)) > 0 && fseek(fp, 0, SEEK_SET) == 0 && (buf = malloc((size_t)len)))
+            len = (long)fread(buf, 1, (size_t)len, fp);
+        if (fp) fclose(fp);
+        char *at = buf && t && t->nbytes >= 64 ? memmem(buf, (size_t)len, t->data, 64) : NULL;
+        CHECK_MSG(at, "%s: visual.conv1.weight not found in the file", files[k]);
+        if (at) {
+            if (t->dtype == CA_DT_F32) { static const uint32_t nan32 = 0x7fc00000u; memcpy(at, &nan32, 4); }
+            else { static const uint16_t nan16 = 0x7e00u; memcpy(at, &nan16, 2); }   /* F16 and BF16 NaN */
+            fp = fopen(dst, "wb");
+            CHECK(fp && fwrite(buf, 1, (size_t)len, fp) == (size_t)len);
+            if (fp) fclose(fp);
+            ca_model *m = ca_model_load(dst, NULL, &st);
+            CHECK_MSG(!m && st == CA_E_NONFINITE && strstr(ca_last_error(), "visual.conv1.weight") && strstr(ca_last_error(), dst),
+                      "%s: status %d, '%s'", files[k], st, ca_last_error());
+            ca_model_free(m);
+            unlink(dst);
+        }
+        free(buf);
+        ca_st_close(f);
+    }
+}
+
 /* Every prefix-truncation and a spread of byte flips of each fixture: an error or a handle,
  * never a crash (run under SAN=1 for the memory checks). */
 static void test_damaged_copies(void) {
@@ -430,6 +467,7 @@ int main(void) {
     RUN(test_hostile_files_refused);
     RUN(test_activation);
     RUN(test_handmade_files);
+    RUN(test_nonfinite_weights);
     RUN(test_damaged_copies);
     RUN(test_sharded);
     RUN(test_cli_encode);

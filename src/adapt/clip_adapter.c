@@ -281,9 +281,19 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
                 memcpy(Xb + (size_t)i * D, src, sizeof(float) * D);
                 yb[i] = d->train.y[idx];
             }
-            loss_grad(&L, P, W0, Xb, yb, nb, &vb, &tb, Ws, dWs, logits, Xb + (size_t)B * D, G);
+            double loss = loss_grad(&L, P, W0, Xb, yb, nb, &vb, &tb, Ws, dWs, logits, Xb + (size_t)B * D, G);
+            if (!isfinite(loss)) {
+                st = ca_fail(CA_E_NONFINITE, "%s: training diverged: loss %g at epoch %d with lr %g (lower --lr)",
+                             ca_classifier_method(c), fabs(loss), ep + 1, lr);
+                goto done;
+            }
             step++;
             ca_optim_step(&opt, ca_lr_cosine(lr, step - 1, total, warm), step, P, G, M, V, L.n);
+        }
+        if (!all_finite(P, L.n)) {
+            st = ca_fail(CA_E_NONFINITE, "%s: training diverged: non-finite weights after epoch %d with lr %g (lower --lr)",
+                         ca_classifier_method(c), ep + 1, lr);
+            goto done;
         }
         if ((ep + 1) % eval_every == 0 || ep + 1 == epochs) {
             const float *Wc = text_classifier(&L, P, W0, &tb, Ws);

@@ -45,6 +45,28 @@ const char *ca_method_help(const char *method) {
     return m ? m->help : NULL;
 }
 
+/* Parameters whose values are names: stored, printed and reported by name. */
+static const struct { const char *param; const char *names[4]; } ENUMS[] = {
+    {"optimizer", {"default", "sgd", "adamw", NULL}},
+    {"ratio_mode", {"fixed", "search", "learn", NULL}},
+};
+
+const char *ca_fit_param_value_name(const char *param, double value) {
+    for (size_t i = 0; param && i < sizeof ENUMS / sizeof ENUMS[0]; i++)
+        if (!strcmp(ENUMS[i].param, param))
+            for (int k = 0; ENUMS[i].names[k]; k++)
+                if (value == k) return ENUMS[i].names[k];
+    return NULL;
+}
+
+static int enum_value(const char *param, const char *name) {
+    for (size_t i = 0; i < sizeof ENUMS / sizeof ENUMS[0]; i++)
+        if (!strcmp(ENUMS[i].param, param))
+            for (int k = 0; ENUMS[i].names[k]; k++)
+                if (!strcmp(ENUMS[i].names[k], name)) return k;
+    return -1;
+}
+
 ca_fit_params ca_fit_default_params(void) {
     ca_fit_params p;
     memset(&p, 0, sizeof p);
@@ -93,6 +115,23 @@ ca_classifier *ca_fit(const char *method, const ca_fit_data *data, const ca_fit_
     ca_classifier *c = clf_new(m, data->num_classes, data->dim, st);
     if (!c) return NULL;
     if ((*st = m->fit(c, data, params)) != CA_OK) { ca_classifier_free(c); return NULL; }
+    /* whatever the method, a classifier holding NaN/Inf never leaves ca_fit */
+    for (int i = 0; i < c->np; i++)
+        if (!isfinite(c->pval[i])) {
+            *st = ca_fail(CA_E_NONFINITE, "%s: training diverged: parameter '%s' is %g (lower --lr)", m->name, c->pname[i], c->pval[i]);
+            ca_classifier_free(c);
+            return NULL;
+        }
+    for (int i = 0; i < c->nt; i++) {
+        int64_t n = 1;
+        for (int k = 0; k < c->t[i].ndim; k++) n *= c->t[i].shape[k];
+        for (int64_t j = 0; j < n; j++)
+            if (!isfinite(c->t[i].data[j])) {
+                *st = ca_fail(CA_E_NONFINITE, "%s: training diverged: tensor '%s' holds non-finite values (lower --lr)", m->name, c->t[i].name);
+                ca_classifier_free(c);
+                return NULL;
+            }
+    }
     return c;
 }
 
@@ -110,7 +149,9 @@ ca_status ca_classifier_save(const ca_classifier *c, const char *path, const cha
     for (int i = 0; st == CA_OK && i < c->np; i++) {
         char key[64];
         snprintf(key, sizeof key, "param.%s", c->pname[i]);
-        snprintf(buf, sizeof buf, "%.17g", c->pval[i]);
+        const char *vn = ca_fit_param_value_name(c->pname[i], c->pval[i]);
+        if (vn) snprintf(buf, sizeof buf, "%s", vn);
+        else snprintf(buf, sizeof buf, "%.17g", c->pval[i]);
         st = ca_st_writer_metadata(w, key, buf);
     }
     if (st == CA_OK && c->model_sig) st = ca_st_writer_metadata(w, "model_signature", c->model_sig);
@@ -153,7 +194,10 @@ ca_classifier *ca_classifier_load(const char *path, ca_status *st) {
         char *end;
         const char *v = ca_st_metadata(f, k);
         double d = strtod(v, &end);
+        int ev = enum_value(k + 6, v);
+        if (ev >= 0) { d = ev; end = (char *)v + strlen(v); }
         if (end == v || *end) { *st = ca_fail(CA_E_FORMAT, "%s: metadata '%s' is not a number", path, k); goto fail; }
+        if (!isfinite(d)) { *st = ca_fail(CA_E_NONFINITE, "%s: metadata '%s' is not finite", path, k); goto fail; }
         if ((*st = ca_clf_set_param(c, k + 6, d)) != CA_OK) goto fail;
     }
     for (int i = 0; i < ca_st_count(f); i++) {
@@ -163,7 +207,7 @@ ca_classifier *ca_classifier_load(const char *path, ca_status *st) {
         if (!d) { *st = CA_E_FORMAT; goto fail; }
         if ((*st = ca_tensor_to_f32(t, d, t->numel)) != CA_OK) goto fail;
         for (int64_t j = 0; j < t->numel; j++)
-            if (!isfinite(d[j])) { *st = ca_fail(CA_E_FORMAT, "%s: tensor '%s' has a non-finite value", path, t->name); goto fail; }
+            if (!isfinite(d[j])) { *st = ca_fail(CA_E_NONFINITE, "%s: tensor '%s' has a non-finite value", path, t->name); goto fail; }
     }
     const char *ms = ca_st_metadata(f, "model_signature");
     if (ms && !(c->model_sig = strdup(ms))) { *st = ca_fail(CA_E_NOMEM, "out of memory"); goto fail; }

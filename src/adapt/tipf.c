@@ -124,7 +124,7 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
             ca_optim_step(&opt, ca_lr_cosine(lr, step, total, 0), step + 1, keys, grad, mom, mom + nd, nd);
         }
         last_loss = loss_sum / N;
-        if (!isfinite(last_loss)) { st = ca_fail(CA_E_RANGE, "tip-adapter-f: loss diverged at epoch %d (lr %g)", e + 1, lr); goto done; }
+        if (!isfinite(last_loss)) { st = ca_fail(CA_E_NONFINITE, "tip-adapter-f: training diverged: loss %g at epoch %d with lr %g (lower --lr)", last_loss, e + 1, lr); goto done; }
         /* model selection on val only, at the training α, β; the first best epoch wins; without
          * val every epoch "wins", so the last one is kept */
         double acc = nv > 0 ? val_acc(d, keys, clipv, a0, b0, affv, Lv) : 0;

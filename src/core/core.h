@@ -56,11 +56,23 @@ uint32_t ca_rng_below(ca_rng *r, uint32_t n);   /* uniform in [0, n), unbiased *
 void ca_rng_shuffle_int(ca_rng *r, int *a, int n);
 uint64_t ca_hash64(uint64_t x);                 /* splitmix64 finaliser */
 
-/* Atomic output: write into "<path>.tmp.<pid>" and rename over path on commit. */
-typedef struct { FILE *fp; char *path; char *tmp; } ca_outfile;
+/* The one output routine of the library. A regular or new file is written to a hidden temporary
+ * in its folder and renamed over it on commit (no partial output; the replaced file's mode is
+ * kept); a symbolic link is followed, so its target is replaced and the link stays; a FIFO,
+ * character device or other special file is written directly, never renamed over; "-" is
+ * standard output (flushed, not closed); a directory is refused. Every error names `path` (the
+ * caller's, never the temporary) and carries strerror text. */
+typedef struct { FILE *fp; char *path, *target, *tmp; int direct, err; } ca_outfile;
 ca_status ca_outfile_open(ca_outfile *o, const char *path);
-ca_status ca_outfile_commit(ca_outfile *o);    /* flush, fsync, close, rename */
-void ca_outfile_abort(ca_outfile *o);          /* close and delete the temporary */
+/* Write through o, recording the first failure (with errno) for commit. */
+ca_status ca_outfile_write(ca_outfile *o, const void *data, size_t n);
+ca_status ca_outfile_printf(ca_outfile *o, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+ca_status ca_outfile_commit(ca_outfile *o);    /* flush, fsync, close, rename; frees o */
+void ca_outfile_abort(ca_outfile *o);          /* close and delete the temporary; frees o */
 
 /* Whole file into a malloc'd buffer (NUL-terminated, *len excludes the NUL). */
 char *ca_read_file(const char *path, size_t *len, ca_status *st);

@@ -19,6 +19,7 @@ const char *ca_strerror(ca_status st) {
     case CA_E_UNSUPPORTED: return "unsupported";
     case CA_E_RANGE: return "out of range";
     case CA_E_INTERNAL: return "internal error";
+    case CA_E_NONFINITE: return "non-finite value (NaN or infinity)";
     case CA_E_UNSAFE: return "refused as unsafe";
     }
     return "unknown status";
@@ -29,10 +30,14 @@ const char *ca_last_error(void) { return tl_err; }
 void ca_clear_error(void) { tl_err[0] = 0; }
 
 ca_status ca_fail(ca_status st, const char *fmt, ...) {
+    /* Format into a local buffer first: callers pass ca_last_error() itself as an argument to
+     * prefix the previous detail, and vsnprintf into its own source is undefined. */
+    char buf[sizeof tl_err];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(tl_err, sizeof tl_err, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    memcpy(tl_err, buf, sizeof buf);
     /* keep it one line */
     for (char *p = tl_err; *p; p++)
         if (*p == '\n' || *p == '\r') *p = ' ';

@@ -2,6 +2,10 @@
 #include "core.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <string.h>
 #include <time.h>
@@ -160,44 +164,141 @@ void ca_rng_shuffle_int(ca_rng *r, int *a, int n) {
 
 /* ---- files ---- */
 
+/* Follow symbolic links from path to the file they finally name (which may not exist yet), so
+ * that replacing the output replaces the link's target and keeps the link. malloc'd. */
+static char *resolve_links(const char *path) {
+    char *cur = strdup(path);
+    for (int hops = 0; cur && hops < 40; hops++) {
+        struct stat sb;
+        if (lstat(cur, &sb) != 0 || !S_ISLNK(sb.st_mode)) return cur;
+        char link[4096];
+        ssize_t n = readlink(cur, link, sizeof link - 1);
+        if (n < 0) return cur;
+        link[n] = 0;
+        char *next;
+        const char *slash = strrchr(cur, '/');
+        if (link[0] == '/' || !slash) {
+            next = strdup(link);
+        } else {   /* relative to the link's own folder */
+            size_t dl = (size_t)(slash - cur) + 1;
+            next = malloc(dl + (size_t)n + 1);
+            if (next) { memcpy(next, cur, dl); memcpy(next + dl, link, (size_t)n + 1); }
+        }
+        free(cur);
+        cur = next;
+    }
+    return cur;   /* a loop: opening it reports ELOOP */
+}
+
 ca_status ca_outfile_open(ca_outfile *o, const char *path) {
     memset(o, 0, sizeof *o);
-    size_t n = strlen(path) + 32;
-    o->path = strdup(path);
-    o->tmp = malloc(n);
-    if (!o->path || !o->tmp) {
-        free(o->path); free(o->tmp);
-        return ca_fail(CA_E_NOMEM, "out of memory");
+    if (!path || !*path) return ca_fail(CA_E_ARG, "output path is empty");
+    o->path = strdup(strcmp(path, "-") ? path : "standard output");   /* the name errors use */
+    if (!o->path) return ca_fail(CA_E_NOMEM, "out of memory");
+    if (!strcmp(path, "-") || !strcmp(path, "/dev/stdout") || !strcmp(path, "/dev/fd/1") || !strcmp(path, "/proc/self/fd/1")) {
+        /* standard output: the process's own stream (keeps order with other output), not closed */
+        o->fp = stdout;
+        o->direct = 2;
+        return CA_OK;
     }
-    snprintf(o->tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    o->fp = fopen(o->tmp, "wb");
+    struct stat sb;
+    int exists = stat(path, &sb) == 0;
+    if (exists && S_ISDIR(sb.st_mode)) {
+        ca_outfile_abort(o);
+        return ca_fail(CA_E_IO, "%s: is a directory", path);
+    }
+    /* an open descriptor named by path (/dev/stdout, /dev/fd/N) may be a shell redirection to a
+     * regular file: append to it as the shell's descriptor would, never rename over it */
+    int fd_alias = !strcmp(path, "/dev/stdout") || !strcmp(path, "/dev/stderr") || !strncmp(path, "/dev/fd/", 8) ||
+                   !strncmp(path, "/proc/self/fd/", 14);
+    if (exists && (fd_alias || !S_ISREG(sb.st_mode))) {
+        /* FIFO, character device, socket...: write into it; renaming over it would replace the
+         * special file with a regular one (and a reader of a FIFO would wait forever) */
+        o->fp = fopen(path, fd_alias ? "a" : "w");
+        if (!o->fp) {
+            int e = errno;
+            ca_outfile_abort(o);
+            return ca_fail(CA_E_IO, "%s: cannot open for writing: %s", path, strerror(e));
+        }
+        o->direct = 1;
+        return CA_OK;
+    }
+    o->target = resolve_links(path);
+    if (!o->target) { ca_outfile_abort(o); return ca_fail(CA_E_NOMEM, "out of memory"); }
+    /* regular or new file: a hidden temporary in the same folder, renamed over it on commit */
+    size_t n = strlen(o->target) + 64;
+    o->tmp = malloc(n);
+    if (!o->tmp) { ca_outfile_abort(o); return ca_fail(CA_E_NOMEM, "out of memory"); }
+    const char *slash = strrchr(o->target, '/');
+    int dl = slash ? (int)(slash - o->target) + 1 : 0;
+    static _Atomic unsigned counter;
+    snprintf(o->tmp, n, "%.*s.%s.tmp.%ld.%u", dl, o->target, o->target + dl, (long)getpid(), counter++);
+    int fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        int e = errno;
+        free(o->tmp); o->tmp = NULL;
+        ca_outfile_abort(o);
+        if (e == ENOENT) return ca_fail(CA_E_IO, "%s: cannot create: its folder does not exist", path);
+        return ca_fail(CA_E_IO, "%s: cannot create a file in its folder: %s", path, strerror(e));
+    }
+    if (exists) (void)fchmod(fd, sb.st_mode & 07777);   /* a replaced file keeps its permissions */
+    o->fp = fdopen(fd, "wb");
     if (!o->fp) {
-        ca_status st = ca_fail(CA_E_IO, "%s: cannot create: %s", o->tmp, strerror(errno));
-        free(o->path); free(o->tmp);
-        memset(o, 0, sizeof *o);
-        return st;
+        int e = errno;
+        close(fd);
+        ca_outfile_abort(o);
+        return ca_fail(CA_E_IO, "%s: cannot open for writing: %s", path, strerror(e));
+    }
+    return CA_OK;
+}
+
+ca_status ca_outfile_write(ca_outfile *o, const void *data, size_t n) {
+    if (o->err) return CA_E_IO;
+    if (n && fwrite(data, 1, n, o->fp) != n) {
+        o->err = errno ? errno : EIO;
+        return ca_fail(CA_E_IO, "%s: write failed: %s", o->path, strerror(o->err));
+    }
+    return CA_OK;
+}
+
+ca_status ca_outfile_printf(ca_outfile *o, const char *fmt, ...) {
+    if (o->err) return CA_E_IO;
+    va_list ap;
+    va_start(ap, fmt);
+    errno = 0;
+    int r = vfprintf(o->fp, fmt, ap);
+    va_end(ap);
+    if (r < 0) {
+        o->err = errno ? errno : EIO;
+        return ca_fail(CA_E_IO, "%s: write failed: %s", o->path, strerror(o->err));
     }
     return CA_OK;
 }
 
 ca_status ca_outfile_commit(ca_outfile *o) {
+    int e = o->err;
+    errno = 0;
+    if (!e && fflush(o->fp) != 0) e = errno ? errno : EIO;
+    if (!e && ferror(o->fp)) e = errno ? errno : EIO;
+    if (o->direct == 2) {   /* stdout stays open for the caller */
+        o->fp = NULL;
+    } else {
+        if (!e && o->tmp && fsync(fileno(o->fp)) != 0 && errno != EINVAL) e = errno;
+        if (fclose(o->fp) != 0 && !e) e = errno ? errno : EIO;
+        o->fp = NULL;
+        if (!e && o->tmp && rename(o->tmp, o->target) != 0) e = errno;
+    }
     ca_status st = CA_OK;
-    if (fflush(o->fp) != 0 || ferror(o->fp)) st = ca_fail(CA_E_IO, "%s: write failed: %s", o->path, strerror(errno));
-    if (st == CA_OK) fsync(fileno(o->fp));
-    if (fclose(o->fp) != 0 && st == CA_OK) st = ca_fail(CA_E_IO, "%s: close failed: %s", o->path, strerror(errno));
-    o->fp = NULL;
-    if (st == CA_OK && rename(o->tmp, o->path) != 0)
-        st = ca_fail(CA_E_IO, "%s: cannot rename into place: %s", o->path, strerror(errno));
-    if (st != CA_OK) remove(o->tmp);
-    free(o->path); free(o->tmp);
-    o->path = o->tmp = NULL;
+    if (e) st = ca_fail(CA_E_IO, "%s: write failed: %s", o->path, strerror(e));
+    else if (o->tmp) { free(o->tmp); o->tmp = NULL; }   /* renamed: nothing to remove */
+    ca_outfile_abort(o);
     return st;
 }
 
 void ca_outfile_abort(ca_outfile *o) {
-    if (o->fp) fclose(o->fp);
+    if (o->fp && o->direct != 2) fclose(o->fp);
     if (o->tmp) remove(o->tmp);
-    free(o->path); free(o->tmp);
+    free(o->path); free(o->target); free(o->tmp);
     memset(o, 0, sizeof *o);
 }
 
@@ -205,6 +306,12 @@ char *ca_read_file(const char *path, size_t *len, ca_status *st) {
     FILE *fp = fopen(path, "rb");
     if (!fp) {
         *st = ca_fail(CA_E_IO, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat sb;
+    if (fstat(fileno(fp), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fclose(fp);
+        *st = ca_fail(CA_E_IO, "%s: is a directory, not a file", path);
         return NULL;
     }
     size_t cap = 1 << 16, n = 0;
@@ -219,10 +326,10 @@ char *ca_read_file(const char *path, size_t *len, ca_status *st) {
         n += r;
         if (r == 0) break;
     }
-    int err = ferror(fp);
+    int err = ferror(fp) ? (errno ? errno : EIO) : 0;
     fclose(fp);
     if (!buf) { *st = ca_fail(CA_E_NOMEM, "%s: out of memory reading file", path); return NULL; }
-    if (err) { free(buf); *st = ca_fail(CA_E_IO, "%s: read error", path); return NULL; }
+    if (err) { free(buf); *st = ca_fail(CA_E_IO, "%s: cannot read: %s", path, strerror(err)); return NULL; }
     buf[n] = 0;
     if (len) *len = n;
     *st = CA_OK;

@@ -38,7 +38,7 @@ void ca_features_free(ca_featureset *fs) {
 
 static ca_status check_finite(const char *path, const char *name, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i])) return ca_fail(CA_E_FORMAT, "%s: tensor '%s': non-finite value at element %zu", path, name, i);
+        if (!isfinite(x[i])) return ca_fail(CA_E_NONFINITE, "%s: tensor '%s': non-finite value at element %zu", path, name, i);
     return CA_OK;
 }
 
@@ -54,8 +54,10 @@ static ca_status load_split(ca_featureset *fs, const ca_st_file *f, const char *
     const ca_tensor_info *tf = ca_st_find(f, fn), *tl = ca_st_find(f, ln);
     if (!tf) return ca_fail(CA_E_NOTFOUND, "%s: tensor '%s' is missing", fs->path, fn);
     if (!tl) return ca_fail(CA_E_NOTFOUND, "%s: tensor '%s' is missing", fs->path, ln);
-    if (tf->ndim != 2 || tf->shape[0] < 1 || tf->shape[1] < 1 || tf->shape[0] > INT32_MAX || tf->shape[1] > 65536)
-        return ca_fail(CA_E_SHAPE, "%s: tensor '%s': expected shape [N,D] with N, D >= 1", fs->path, fn);
+    /* test may be empty: `extract --test-split 0` keeps every labelled image for train and val */
+    int min_n = strcmp(prefix, "test") == 0 ? 0 : 1;
+    if (tf->ndim != 2 || tf->shape[0] < min_n || tf->shape[1] < 1 || tf->shape[0] > INT32_MAX || tf->shape[1] > 65536)
+        return ca_fail(CA_E_SHAPE, "%s: tensor '%s': expected shape [N,D] with N >= %d, D >= 1", fs->path, fn, min_n);
     if (fs->dim == 0) fs->dim = (int)tf->shape[1];
     if (tf->shape[1] != fs->dim)
         return ca_fail(CA_E_SHAPE, "%s: tensor '%s': feature dim %lld, other splits have %d", fs->path, fn, (long long)tf->shape[1], fs->dim);

@@ -78,9 +78,11 @@ static ca_status add_floats(ca_features_writer *w, const char *name, int ndim, c
 
 ca_status ca_features_writer_add_split(ca_features_writer *w, const char *name, const float *x, const int32_t *y,
                                        int n, const float *xv, int views, const char *const *paths) {
-    if (!w || !name || !x || !y || n < 1 || views < 0 || (views > 0) != (xv != NULL))
-        return ca_fail(CA_E_ARG, "ca_features_writer_add_split: need a name, n >= 1 rows of features and labels, "
-                                 "and views > 0 exactly when view features are given");
+    /* test alone may be empty: `extract --test-split 0` keeps every labelled image for train and val */
+    int min_n = name && !strcmp(name, "test") ? 0 : 1;
+    if (!w || !name || (n > 0 && (!x || !y)) || n < min_n || views < 0 || (views > 0) != (xv != NULL))
+        return ca_fail(CA_E_ARG, "ca_features_writer_add_split: need a name, n >= 1 rows of features and labels (test: "
+                                 "n >= 0), and views > 0 exactly when view features are given");
     int k = 0, used = 0, train = sscanf(name, "train.%dshot%n", &k, &used) == 1 && name[used] == 0 && k > 0;
     if (!train && strcmp(name, "val") != 0 && strcmp(name, "test") != 0)
         return ca_fail(CA_E_ARG, "feature set split '%s': the name must be train.{K}shot (K >= 1), val or test", name);

@@ -83,7 +83,9 @@ static cJSON *run_json(const ca_run_result *r, const ca_report_params *rp, int w
     for (int i = 0; i < ca_classifier_param_count(r->clf); i++) {
         const char *k = ca_classifier_param_name(r->clf, i);
         if (!rp->timings && is_timing(k)) continue;
-        cJSON_AddItemToObject(p, k, num_or_null(ca_classifier_param(r->clf, k, NAN)));
+        double v = ca_classifier_param(r->clf, k, NAN);
+        const char *vn = ca_fit_param_value_name(k, v);   /* "optimizer": "adamw", not 2 */
+        cJSON_AddItemToObject(p, k, vn ? cJSON_CreateString(vn) : num_or_null(v));
     }
     cJSON_AddItemToObject(o, "params", p);
     return o;
@@ -166,10 +168,6 @@ ca_status ca_write_text(const char *path, const char *text) {
     ca_outfile o;
     ca_status st = ca_outfile_open(&o, path);
     if (st != CA_OK) return st;
-    size_t len = strlen(text);
-    if (fwrite(text, 1, len, o.fp) != len) {
-        ca_outfile_abort(&o);
-        return ca_fail(CA_E_IO, "%s: write failed", path);
-    }
+    if ((st = ca_outfile_write(&o, text, strlen(text))) != CA_OK) { ca_outfile_abort(&o); return st; }
     return ca_outfile_commit(&o);
 }

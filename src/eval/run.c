@@ -119,6 +119,9 @@ ca_status ca_run_fewshot_protocol(const ca_featureset *fs, const char *method, i
     ca_status st = ca_features_split(fs, "val", &val);
     if (st == CA_OK) st = ca_features_split(fs, "test", &test);
     if (st != CA_OK) return st;
+    if (test.n == 0)
+        return ca_fail(CA_E_ARG, "the feature set has no test rows (extracted with --test-split 0): nothing to score "
+                                 "(fit still trains on it, choosing on val)");
     if (shots < 1) return ca_fail(CA_E_ARG, "protocol: K must be >= 1, got %d", shots);
     /* the K shots: drawn from the largest train split when it is larger (any K below it, stored
      * or not), else the stored train.{K}shot */

@@ -583,12 +583,12 @@ ca_status ca_st_writer_save(const ca_st_writer *w, const char *path) {
     if (st != CA_OK) { free(json); return st; }
     uint8_t len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
-    fwrite(len8, 1, 8, o.fp);
-    fwrite(json, 1, jl, o.fp);
-    for (size_t i = jl; i < padded; i++) fputc(' ', o.fp);
+    static const char spaces[8] = "        ";
+    st = ca_outfile_write(&o, len8, 8);
+    if (st == CA_OK) st = ca_outfile_write(&o, json, jl);
+    if (st == CA_OK) st = ca_outfile_write(&o, spaces, padded - jl);
     free(json);
-    for (int i = 0; i < w->n; i++)
-        if (w->t[i].nbytes) fwrite(w->t[i].data, 1, w->t[i].nbytes, o.fp);
-    if (ferror(o.fp)) { ca_outfile_abort(&o); return ca_fail(CA_E_IO, "%s: write failed", path); }
+    for (int i = 0; st == CA_OK && i < w->n; i++) st = ca_outfile_write(&o, w->t[i].data, w->t[i].nbytes);
+    if (st != CA_OK) { ca_outfile_abort(&o); return st; }
     return ca_outfile_commit(&o);
 }

@@ -156,6 +156,12 @@ static void note_mat(loader *L, const ca_tensor_info *t) {
 static void convert(loader *L, const ca_tensor_info *t, float *dst) {
     ca_status st = ca_tensor_to_f32(t, dst, t->numel);
     if (st) failf(L, st, "tensor '%s': cannot convert to float32", t->name);
+    /* NaN/Inf weights would turn every feature into NaN: refuse them here, naming the tensor */
+    for (int64_t i = 0; !st && i < t->numel; i++)
+        if (!isfinite(dst[i])) {
+            failf(L, CA_E_NONFINITE, "tensor '%s': non-finite value %g at element %lld", t->name, dst[i], (long long)i);
+            break;
+        }
     /* read once: peak memory is then the float32 block, not that plus the mapped file */
     ca_st_drop_pages(L->f, t);
 }
@@ -619,7 +625,8 @@ ca_model *ca_model_load(const char *path, const ca_model_params *p, ca_status *s
     loader L;
     memset(&L, 0, sizeof L);
     L.f = f;
-    L.file = ca_basename(wpath);
+    /* errors name the path as the user gave it (for a folder, the checkpoint file in it) */
+    L.file = wpath;
     L.act = -1;
     L.n = ca_st_count(f);
     L.t = calloc(L.n ? (size_t)L.n : 1, sizeof *L.t);
@@ -681,9 +688,11 @@ ca_model *ca_model_load(const char *path, const ca_model_params *p, ca_status *s
     m->logit_scale = 100.0f;
     if (!L.st && li >= 0) {
         const ca_tensor_info *ls = need(&L, "logit_scale", L.t[li]->ndim, L.t[li]->shape);
-        float v;
+        float v = NAN;
         if (ls && ls->numel != 1) failf(&L, CA_E_SHAPE, "tensor 'logit_scale': %lld elements, expected 1", (long long)ls->numel);
-        else if (ls && ca_tensor_to_f32(ls, &v, 1) == CA_OK) m->logit_scale = expf(v);
+        else if (ls && (ca_tensor_to_f32(ls, &v, 1) != CA_OK || !isfinite(expf(v))))
+            failf(&L, CA_E_NONFINITE, "tensor 'logit_scale': non-finite scale exp(%g)", v);
+        else if (ls) m->logit_scale = expf(v);
     }
     /* Anything left in a requested tower is a tensor this architecture does not have. */
     for (int i = 0; i < L.n && !L.st; i++) {

@@ -5,7 +5,9 @@
 
 #include <cjson/cJSON.h>
 #include <limits.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #define CLIP_MERGES 48894          /* merge lines 1 .. 49152-256-2 of the file */
@@ -227,8 +229,12 @@ static ca_status build_tables(ca_tokenizer *t, const strmap *vocab, const merge_
 
 /* Read a whole file through zlib (gzip or plain), at most MAX_VOCAB_FILE bytes. */
 static char *read_gz(const char *path, size_t *len, ca_status *st) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) { *st = ca_fail(CA_E_IO, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
+    if (S_ISDIR(sb.st_mode)) { *st = ca_fail(CA_E_IO, "%s: is a directory, not a vocabulary file", path); return NULL; }
+    errno = 0;
     gzFile gz = gzopen(path, "rb");
-    if (!gz) { *st = ca_fail(CA_E_IO, "%s: cannot open", path); return NULL; }
+    if (!gz) { *st = ca_fail(CA_E_IO, "%s: cannot open: %s", path, strerror(errno ? errno : EIO)); return NULL; }
     size_t cap = 1u << 20, n = 0;
     char *buf = malloc(cap + 1);
     if (!buf) { gzclose(gz); *st = ca_fail(CA_E_NOMEM, "%s: out of memory", path); return NULL; }

@@ -40,8 +40,8 @@ else bad "NUL in a line: $(cat "$T/o" "$T/e")"; fi
 
 expect_fail "no vocabulary" "no vocabulary.*CLIPADAPT_BPE" "$CA" tokenize </dev/null
 expect_fail "missing vocabulary file" "nope.txt.gz: cannot open" "$CA" tokenize --bpe "$T/nope.txt.gz" </dev/null
-expect_fail "bad --context" "--context must be" "$CA" tokenize --bpe "$BPE" --context 1 </dev/null
+expect_fail "bad --context" "--context wants an integer in \[2, 1000000\]" "$CA" tokenize --bpe "$BPE" --context 1 </dev/null
 expect_fail "--truncate alone" "--truncate needs --context" "$CA" tokenize --bpe "$BPE" --truncate </dev/null
-expect_fail "unknown option" "unknown argument" "$CA" tokenize --frobnicate </dev/null
+expect_fail "unknown option" "unknown option" "$CA" tokenize --frobnicate </dev/null
 "$CA" tokenize --frobnicate </dev/null 2>/dev/null; [ $? -eq 2 ] && ok "usage exit 2" || bad "usage exit 2"
 finish

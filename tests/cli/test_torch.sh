@@ -53,6 +53,23 @@ for f in vit-tiny.jit.pt vit-tiny.legacy.pt rn-tiny.jit.pt vit-tiny.train_ckpt.p
   cmp -s "$T/a.safetensors" "$T/b.safetensors" && ok "converted $f encodes identically" || bad "converted $f encodes differently"
 done
 expect_fail "convert missing args" "required" "$CA" convert "$P/vit-tiny.jit.pt"
+# convert goes through the one output routine: an output that is the input (or the checkpoint a
+# folder holds) is refused before anything is written; '-' is stdout; --act is an option-table row
+cp "$P/vit-tiny.legacy.pt" "$T/same.pt"
+expect_fail "convert onto its input" "same file as the IN input" "$CA" convert "$T/same.pt" "$T/same.pt"
+cmp -s "$P/vit-tiny.legacy.pt" "$T/same.pt" && ok "input intact after refused convert" || bad "convert changed its input"
+mkdir -p "$T/hub"
+cp "$P/vit-tiny.open_clip.pt" "$T/hub/open_clip_pytorch_model.bin"
+expect_fail "convert onto the folder's checkpoint" "same file as the IN input" "$CA" convert "$T/hub" "$T/hub/open_clip_pytorch_model.bin"
+cmp -s "$P/vit-tiny.open_clip.pt" "$T/hub/open_clip_pytorch_model.bin" && ok "folder checkpoint intact" || bad "convert changed the folder's checkpoint"
+expect_fail "convert into a directory" "is a directory" "$CA" convert "$P/vit-tiny.jit.pt" "$T/hub"
+expect_fail "convert extra argument" "too many arguments" "$CA" convert "$P/vit-tiny.jit.pt" "$T/a" "$T/b"
+expect_fail "convert unknown option" "unknown option '--nope'" "$CA" convert --nope "$P/vit-tiny.jit.pt" "$T/a"
+expect_ok "convert jit" "$CA" convert "$P/vit-tiny.jit.pt" "$T/jit.safetensors"
+"$CA" convert "$P/vit-tiny.jit.pt" - 2>/dev/null | cmp -s - "$T/jit.safetensors" && ok "convert to stdout" || bad "convert - differs from a file"
+for cmd in extract encode predict info; do
+  "$CA" $cmd --help 2>/dev/null | grep -q -- "--act quickgelu|gelu" && ok "$cmd --help lists --act" || bad "$cmd --help lacks --act"
+done
 
 # activation: the note when it is assumed; GELU from the OpenCLIP config; --act
 mkdir -p "$T/oc"
