@@ -28,6 +28,11 @@ int cli_take(int argc, char **argv, int *i, const char *name, const char **val);
 /* Strict number parsing: return 0 on success, -1 when s is not entirely a number. */
 int cli_int(const char *s, long *out);
 int cli_double(const char *s, double *out);
+/* --act VALUE: "quickgelu" or "gelu" into *out (CA_ACTIVATION_*); -1 for anything else. */
+int cli_act(const char *s, int *out);
+/* Log sink for the library: notes (level >= 1) to stderr as "clipadapt: note: ..."; level 1
+ * is hidden by CLIPADAPT_QUIET. Matches ca_log_fn. */
+void cli_log(int level, const char *msg, void *user);
 
 /* Progress callback: a bar with rate and ETA on stderr when it is a terminal, silent otherwise
  * (or when CLIPADAPT_QUIET is set). Matches ca_progress_fn; user is unused. */
@@ -67,6 +72,9 @@ cli_opt cli_opt_str(const char *name, const char **dst, const char *metavar, con
 cli_opt cli_opt_flag(const char *name, int *dst, const char *help);
 cli_opt cli_opt_int(const char *name, int *dst, double lo, double hi, const char *metavar, const char *help);
 cli_opt cli_opt_dbl(const char *name, double *dst, double lo, double hi, const char *metavar, const char *help);
+/* --act quickgelu|gelu into *dst (CA_ACTIVATION_*; left as is when absent): extract, encode,
+ * predict and info. */
+cli_opt cli_opt_act(int *dst);
 /* The training and search options shared by fit and fewshot (and any command that fits), into t
  * (room for 16); returns the count. */
 int cli_opts_training(cli_opt *t, ca_fit_params *p);
@@ -90,6 +98,7 @@ int cmd_preprocess(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 
 #endif

@@ -16,11 +16,13 @@ static const ca_tensor_info *find2(ca_st_file *f, const char *a, const char *b) 
 
 int cmd_encode(int argc, char **argv) {
     const char *model = NULL, *config = NULL, *input = NULL, *output = NULL;
-    int batch = 64, threads = 0, bf16 = 0;
+    int batch = 64, threads = 0, bf16 = 0, act = CA_ACTIVATION_AUTO;
     cli_opt t[] = {
-        cli_opt_str("--model", &model, "WEIGHTS", "CLIP checkpoint (.safetensors) (required)"),
-        cli_opt_str("--config", &config, "FILE", "Hugging Face config.json (default: <weights>.config.json or config.json "
-                                                  "beside HF-named weights, when present; else shapes alone)"),
+        cli_opt_str("--model", &model, "WEIGHTS", "CLIP checkpoint, any format clipadapt reads (chosen by content) (required)"),
+        cli_opt_str("--config", &config, "FILE", "Hugging Face config.json or OpenCLIP open_clip_config.json (default: "
+                                                  "<stem>.config.json / config.json beside HF-named weights, "
+                                                  "<stem>.open_clip_config.json / open_clip_config.json beside others)"),
+        cli_opt_act(&act),
         cli_opt_str("--input", &input, "FILE", "safetensors with 'images' [N,3,R,R] float (normalised) and/or 'tokens' "
                                                 "[N,context] int64; 'input.images'/'input.tokens' also accepted (required)"),
         cli_opt_str("--output", &output, "FILE", "safetensors written atomically with 'image_features' [N,E] and/or "
@@ -31,8 +33,9 @@ int cmd_encode(int argc, char **argv) {
                                       "(cosine > 0.9999 on the benchmark models); default float32"),
     };
     cli_cmd cmd = {"encode", "--model WEIGHTS --input IN.safetensors --output OUT.safetensors [options]",
-                   "Encode preprocessed images and/or token rows with a CLIP checkpoint (safetensors; OpenAI,\n"
-                   "OpenCLIP or Hugging Face names; F32/F16/BF16). The architecture is inferred from shapes.",
+                   "Encode preprocessed images and/or token rows with a CLIP checkpoint (safetensors, PyTorch\n"
+                   ".pt/.bin, OpenAI TorchScript, sharded index or a folder; OpenAI, OpenCLIP or Hugging Face\n"
+                   "names; F32/F16/BF16). The architecture is inferred from shapes.",
                    NULL, t, (int)(sizeof t / sizeof t[0]), NULL};
     int r = cli_parse(&cmd, argc, argv, NULL, NULL);
     if (r) return r == CLI_HELP ? CLI_OK : r;
@@ -69,6 +72,7 @@ int cmd_encode(int argc, char **argv) {
     p.load_vision = ti != NULL;
     p.load_text = tt != NULL;
     p.threads = (int)threads;
+    p.activation = act;
     int lrc;
     m = cli_load_model(model, &p, bf16, &lrc);
     if (!m) goto out;

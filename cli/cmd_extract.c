@@ -16,7 +16,7 @@
 typedef struct {
     const char *model, *config, *bpe, *images, *val_images, *test_images, *split_file, *image_root, *templates, *output, *prompts;
     double val_split, test_split;
-    int shots[16], nshots, val_shots, views, batch, chunk, f16, no_text, verbose, bf16, threads, skip_bad;
+    int shots[16], nshots, val_shots, views, batch, chunk, f16, no_text, verbose, bf16, threads, skip_bad, act;
     uint64_t seed;
 } opts;
 
@@ -211,8 +211,10 @@ int cmd_extract(int argc, char **argv) {
         cli_opt_flag("--no-text", &o.no_text, "skip text.weights (then --bpe is not needed)"),
         cli_opt_flag("--f16", &o.f16, "store features as F16 (half the size; default F32)"),
         {.name = "--model", .kind = CLI_STR, .dst = &o.model, .metavar = "W", .section = "model",
-         .help = "CLIP checkpoint (safetensors; OpenAI/OpenCLIP or Hugging Face names)"},
-        cli_opt_str("--config", &o.config, "C", "Hugging Face config.json (optional)"),
+         .help = "CLIP checkpoint: safetensors, PyTorch .pt/.bin, TorchScript, a sharded index or a folder; OpenAI/OpenCLIP "
+                 "or Hugging Face names"},
+        cli_opt_str("--config", &o.config, "C", "Hugging Face config.json or OpenCLIP open_clip_config.json (optional)"),
+        cli_opt_act(&o.act),
         cli_opt_str("--bpe", &o.bpe, "VOCAB", "CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz)"),
         cli_opt_int("--batch", &o.batch, 1, 4096, "N", "encoder inputs per model call (default 64; larger is faster, uses more memory)"),
         cli_opt_flag("--bf16", &o.bf16, "BF16 compute (AVX512-BF16): about 1.8x faster encoders, features within about 1% of "
@@ -308,6 +310,7 @@ int cmd_extract(int argc, char **argv) {
     /* model; chunk cache next to the output */
     ca_model_params mp = ca_model_default_params();
     mp.config_path = o.config;
+    mp.activation = o.act;
     mp.load_text = !o.no_text;
     mp.threads = o.threads;
     if (!(model = cli_load_model(o.model, &mp, o.bf16, &rc))) goto out;

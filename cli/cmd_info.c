@@ -8,15 +8,20 @@
 
 int cmd_info(int argc, char **argv) {
     const char *model = NULL, *config = NULL;
+    int act = CA_ACTIVATION_AUTO;
     cli_opt t[] = {
-        cli_opt_str("--model", &model, "WEIGHTS", "CLIP checkpoint (.safetensors) (required)"),
+        cli_opt_str("--model", &model, "WEIGHTS", "CLIP checkpoint: safetensors, PyTorch .pt/.bin, TorchScript, "
+                                                  "a sharded index or a folder (required)"),
         cli_opt_str("--config", &config, "CONFIG.json", "Hugging Face config.json (optional)"),
+        cli_opt_act(&act),
     };
-    cli_cmd cmd = {"info", "--model WEIGHTS [--config CONFIG.json]",
-                   "Print the architecture inferred from a CLIP checkpoint's tensor shapes: towers, ViT or\n"
-                   "ModifiedResNet sizes, text transformer sizes, embedding dimension, parameter count, dtype.\n"
-                   "A checkpoint holding one tower only is described as such.",
-                   NULL, t, 2, NULL};
+    cli_cmd cmd = {"info", "--model WEIGHTS [--config CONFIG.json] [--act quickgelu|gelu]",
+                   "Print the file format found (safetensors, pytorch-zip, torchscript, pytorch-legacy, sharded),\n"
+                   "the architecture inferred from a CLIP checkpoint's tensor shapes (towers, ViT or\n"
+                   "ModifiedResNet sizes, text transformer sizes, embedding dimension, parameter count, dtype)\n"
+                   "and the MLP activation with where it came from. A checkpoint holding one tower only is\n"
+                   "described as such.",
+                   NULL, t, (int)(sizeof t / sizeof t[0]), NULL};
     int r = cli_parse(&cmd, argc, argv, NULL, NULL);
     if (r) return r == CLI_HELP ? CLI_OK : r;
     if (!model) return cli_usage("info", "--model is required");
@@ -30,6 +35,7 @@ int cmd_info(int argc, char **argv) {
     for (int k = 0; k < 3 && !m; k++) {
         ca_model_params p = ca_model_default_params();
         p.config_path = config;
+        p.activation = act;
         p.load_vision = towers[k][0];
         p.load_text = towers[k][1];
         m = ca_model_load(model, &p, &st);
@@ -43,6 +49,7 @@ int cmd_info(int argc, char **argv) {
     ca_model_info in;
     ca_model_get_info(m, &in);
     printf("model:       %s\n", model);
+    printf("format:      %s\n", in.format);
     printf("names:       %s\n", in.naming);
     printf("dtype:       %s\n", ca_dtype_name(in.dtype));
     if (in.has_vision && in.is_vit)
@@ -60,6 +67,7 @@ int cmd_info(int argc, char **argv) {
     else
         printf("text:        (none)\n");
     printf("embed dim:   %d\n", in.embed_dim);
+    printf("activation:  %s (%s)\n", in.activation, in.activation_source);
     printf("parameters:  %lld (%.2f M)\n", (long long)in.n_params, in.n_params / 1e6);
     printf("logit scale: %.4f\n", ca_model_logit_scale(m));
     ca_model_free(m);

@@ -11,12 +11,13 @@
 
 int cmd_predict(int argc, char **argv) {
     const char *model_path = NULL, *config = NULL, *clf_path = NULL;
-    int topk = 5, json = 0, nimg = 0, bf16 = 0, threads = 0, skip_bad = 0;
+    int topk = 5, json = 0, nimg = 0, bf16 = 0, threads = 0, skip_bad = 0, act = CA_ACTIVATION_AUTO;
     const char **images = calloc((size_t)argc + 1, sizeof(char *));
     if (!images) return cli_error("out of memory");
     cli_opt t[] = {
-        cli_opt_str("--model", &model_path, "W", "CLIP checkpoint (safetensors) the features were extracted with (required)"),
-        cli_opt_str("--config", &config, "C", "Hugging Face config.json (optional)"),
+        cli_opt_str("--model", &model_path, "W", "CLIP checkpoint (any format `info` reads) the features were extracted with (required)"),
+        cli_opt_str("--config", &config, "C", "Hugging Face config.json or OpenCLIP open_clip_config.json (optional)"),
+        cli_opt_act(&act),
         cli_opt_str("--classifier", &clf_path, "FILE", "classifier from `clipadapt fit` (required)"),
         cli_opt_int("--top-k", &topk, 1, 1000000, "K", "classes shown per image (default 5)"),
         cli_opt_flag("--json", &json, "one JSON array: [{\"image\", \"top\": [{\"class\", \"index\", \"prob\"}, ...]}]"),
@@ -53,6 +54,7 @@ int cmd_predict(int argc, char **argv) {
     ca_model_params mp = ca_model_default_params();
     mp.load_text = 0;
     mp.config_path = config;
+    mp.activation = act;
     mp.threads = threads;
     if (!(m = cli_load_model(model_path, &mp, bf16, &rc))) goto done;
     int C = ca_classifier_num_classes(c), k = topk < C ? (int)topk : C;

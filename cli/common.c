@@ -82,6 +82,25 @@ int cli_double(const char *s, double *out) {
     return 0;
 }
 
+int cli_act(const char *s, int *out) {
+    if (!strcmp(s, "quickgelu") || !strcmp(s, "quick_gelu")) *out = CA_ACTIVATION_QUICKGELU;
+    else if (!strcmp(s, "gelu")) *out = CA_ACTIVATION_GELU;
+    else return -1;
+    return 0;
+}
+
+/* CLIPADAPT_QUIET set, non-empty and not "0": progress and notes hidden (warnings stay) */
+static int quiet(void) {
+    const char *q = getenv("CLIPADAPT_QUIET");
+    return q && *q && strcmp(q, "0") != 0;
+}
+
+void cli_log(int level, const char *msg, void *user) {
+    (void)user;
+    if (level < 1 || (level == 1 && quiet())) return;
+    fprintf(stderr, "clipadapt: %s: %s\n", level >= 2 ? "warning" : "note", msg);
+}
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -115,7 +134,7 @@ int cli_progress(const char *stage, int64_t done, int64_t total, void *user) {
     static int tty = -1;
     static double t0, last;
     static char cur[64];
-    if (tty < 0) tty = getenv("CLIPADAPT_QUIET") && *getenv("CLIPADAPT_QUIET") && strcmp(getenv("CLIPADAPT_QUIET"), "0") ? 0 : isatty(2) ? 1 : 2;
+    if (tty < 0) tty = quiet() ? 0 : isatty(2) ? 1 : 2;
     if (!tty || total <= 0) return 0;
     double t = now_s();
     if (tty == 2) { progress_line(stage, done, total, t); return 0; }

@@ -8,7 +8,8 @@
 static const cli_command COMMANDS[] = {
     {"preprocess", cmd_preprocess, "decode images and write CLIP-preprocessed tensors (Pillow-exact)"},
     {"encode", cmd_encode, "encode preprocessed images and/or tokens with a CLIP checkpoint"},
-    {"info", cmd_info, "print the architecture inferred from a CLIP checkpoint"},
+    {"info", cmd_info, "print the format, architecture and activation of a CLIP checkpoint"},
+    {"convert", cmd_convert, "rewrite a checkpoint (PyTorch, TorchScript, sharded...) as one safetensors file"},
     {"fewshot", cmd_fewshot, "run few-shot methods on a feature set; print accuracy table, JSON, SVG plot"},
     {"extract", cmd_extract, "encode an image folder or CoOp split with CLIP into a feature set"},
     {"fit", cmd_fit, "fit a few-shot method on a feature set and save the classifier"},
@@ -38,6 +39,7 @@ int main(int argc, char **argv) {
         printf("clipadapt %s (kernels: %s)\n", ca_version(), cpu);
         return cli_finish_stdout(CLI_OK);
     }
+    ca_set_log(cli_log, NULL);
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (!strcmp(argv[1], COMMANDS[i].name)) return cli_finish_stdout(COMMANDS[i].run(argc - 1, argv + 1));
     fprintf(stderr, "clipadapt: unknown command '%s'\n", argv[1]);

@@ -27,6 +27,18 @@ cli_opt cli_opt_dbl(const char *name, double *dst, double lo, double hi, const c
     return (cli_opt){.name = name, .kind = CLI_DBL, .dst = dst, .lo = lo, .hi = hi, .metavar = metavar, .help = help};
 }
 
+static int take_act(const char *cmd, const char *v, void *dst) {
+    if (!cli_act(v, (int *)dst)) return 0;
+    cli_usage(cmd, "--act wants quickgelu or gelu, got '%s'", v);
+    return 1;
+}
+
+cli_opt cli_opt_act(int *dst) {
+    return (cli_opt){.name = "--act", .kind = CLI_FN, .fn = take_act, .dst = dst, .metavar = "quickgelu|gelu",
+                     .help = "MLP activation of both towers, overriding the checkpoint's (default: from "
+                             "open_clip_config.json, the Hugging Face config or the format; docs/checkpoints.md)"};
+}
+
 int cli_opts_training(cli_opt *t, ca_fit_params *p) {
     int n = 0;
     t[n++] = (cli_opt){.name = "--seed", .kind = CLI_U64, .dst = &p->seed, .lo = 0, .hi = 9007199254740992.0, .metavar = "N",

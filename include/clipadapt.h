@@ -112,6 +112,20 @@ typedef struct ca_st_file ca_st_file;
 CA_API ca_st_file *ca_st_open(const char *path, ca_status *st);
 CA_API void ca_st_close(ca_st_file *f);
 CA_API const char *ca_st_path(const ca_st_file *f);
+/* Open any checkpoint clipadapt reads, chosen by content, not by extension, as the same handle:
+ * safetensors; PyTorch zip archives (`torch.save` >= 1.6: OpenCLIP `.pt`/`.bin`, HF
+ * `pytorch_model.bin`, training checkpoints, whose 'state_dict'/'model' entry is unwrapped and
+ * 'module.' prefix stripped) and TorchScript archives (OpenAI's `clip.load` files, tensors named
+ * by attribute path, `visual.conv1.weight`); the legacy pre-1.6 `torch.save` stream; a sharded
+ * checkpoint's `*.index.json`; or a folder holding one of these (an HF snapshot or OpenCLIP hub
+ * folder). Pickles run in a restricted reader that builds data only: any other global fails with
+ * CA_E_UNSAFE ("evil.pt: pickle calls 'posix.system': refused") and nothing is executed. Tensor
+ * data points into the mapped file where stored as-is (no copy). ca_st_path then names the file
+ * actually read. Caller frees with ca_st_close. */
+CA_API ca_st_file *ca_weights_open(const char *path, ca_status *st);
+/* Format found by ca_weights_open / ca_st_open: "safetensors", "safetensors-sharded",
+ * "pytorch-zip", "torchscript", "pytorch-legacy", "pytorch-sharded". Static string. */
+CA_API const char *ca_st_format(const ca_st_file *f);
 CA_API int ca_st_count(const ca_st_file *f);
 /* Tensor i (0 <= i < count) in header order; NULL when out of range. */
 CA_API const ca_tensor_info *ca_st_at(const ca_st_file *f, int i);
@@ -527,6 +541,12 @@ CA_API ca_status ca_augment(const ca_image *img, int size, uint64_t seed, uint64
 /* Contract (implementation may add functions, but must keep these signatures). */
 typedef struct ca_model ca_model;
 
+/* Transformer MLP activation (ca_model_params.activation). OpenAI CLIP uses QuickGELU
+ * (x·σ(1.702x)); OpenCLIP's LAION models use exact GELU with the same tensor names and shapes. */
+#define CA_ACTIVATION_AUTO 0       /* from the checkpoint: see ca_model_load */
+#define CA_ACTIVATION_QUICKGELU 1
+#define CA_ACTIVATION_GELU 2
+
 /* Compute path of the encoders, chosen at load (ca_model_params.compute) and fixed for the
  * model's life. CA_COMPUTE_FAST (the default): matrices packed once at load straight from the
  * file (F16-stored weights as F16 panels, others as F32 panels; no float32 copy of them is
@@ -543,10 +563,12 @@ typedef struct ca_model ca_model;
 typedef struct {
     int load_vision;         /* default 1 */
     int load_text;           /* default 1 */
-    const char *config_path; /* Hugging Face config.json, optional (NULL: infer from shapes) */
+    const char *config_path; /* Hugging Face config.json or OpenCLIP open_clip_config.json, optional
+                                (NULL: looked for beside the weights, else inferred from shapes) */
     int threads;             /* default thread budget of sessions made on this model (0 = library
                                 default: OpenMP's max threads); also used to pack at load */
     int compute;             /* CA_COMPUTE_* (default CA_COMPUTE_FAST) */
+    int activation;          /* CA_ACTIVATION_*: AUTO (default) or an override for both towers */
 } ca_model_params;
 CA_API ca_model_params ca_model_default_params(void);
 
@@ -561,13 +583,23 @@ typedef struct {
     int64_t n_params;
     ca_dtype dtype;                  /* stored weight dtype */
     const char *naming;              /* "openai" or "hf" */
+    const char *format;              /* file format read (ca_st_format): "safetensors", "torchscript", ... */
+    const char *activation;          /* "quickgelu", "gelu" or "gelu_tanh" (the text tower's when both) */
+    const char *activation_source;   /* why: "open_clip_config.json: quick_gelu absent", "assumed ..." */
 } ca_model_info;
 
-/* Load a CLIP checkpoint (safetensors, OpenAI/OpenCLIP or Hugging Face names; F32/F16/BF16),
- * inferring the architecture from tensor shapes, and pack its weights for p->compute. The model
- * is immutable afterwards: any number of threads may use it at once, each through its own
- * ca_session (or the one-call functions below, which make one on the fly). Caller frees with
- * ca_model_free, after every session on it. */
+/* Load a CLIP checkpoint (any file ca_weights_open reads: safetensors, PyTorch zip / TorchScript /
+ * legacy files, sharded indexes, folders; OpenAI/OpenCLIP or Hugging Face names; F32/F16/BF16),
+ * inferring the architecture from tensor shapes, and pack its weights for p->compute. The
+ * activation is never guessed silently: an override in p->activation; else HF names: the config's
+ * hidden_act (HF's default quick_gelu); TorchScript archives are OpenAI's: QuickGELU;
+ * OpenAI/OpenCLIP names: open_clip_config.json beside the weights (or
+ * "<stem>.open_clip_config.json", or p->config_path) decides by model_cfg.quick_gelu (absent =
+ * GELU, as OpenCLIP); without one QuickGELU is assumed and said so through the log callback
+ * (level 1) and ca_model_info.activation_source. NaN/Inf weights fail with CA_E_NONFINITE naming
+ * the tensor, whatever the format. The model is immutable afterwards: any number of threads may
+ * use it at once, each through its own ca_session (or the one-call functions below, which make
+ * one on the fly). Caller frees with ca_model_free, after every session on it. */
 CA_API ca_model *ca_model_load(const char *path, const ca_model_params *p, ca_status *st);
 CA_API void ca_model_free(ca_model *m);
 CA_API ca_status ca_model_get_info(const ca_model *m, ca_model_info *out);

@@ -27,6 +27,11 @@ struct ca_st_file {
     char **names;
     int meta_count;
     char **meta_keys, **meta_vals;
+    /* files built by other readers (io/safetensors.h): what the handle owns besides the above */
+    const char *format;        /* static: "safetensors", "pytorch-zip", ... */
+    int cap;                   /* allocated entries of t[] / names[] */
+    void **bufs; int nbufs;    /* malloc'd buffers (inflated entries, contiguous copies) */
+    ca_st_file **kids; int nkids; /* shards of a sharded checkpoint */
 };
 
 static const struct { const char *name; ca_dtype dt; size_t size; } DTYPES[] = {
@@ -66,6 +71,9 @@ static bool json_uint(const cJSON *j, uint64_t *out) {
 void ca_st_close(ca_st_file *f) {
     if (!f) return;
     if (f->map) munmap(f->map, f->map_len);
+    for (int i = 0; i < f->nbufs; i++) free(f->bufs[i]);
+    for (int i = 0; i < f->nkids; i++) ca_st_close(f->kids[i]);
+    free(f->bufs); free(f->kids);
     for (int i = 0; i < f->count; i++) free(f->names[i]);
     for (int i = 0; i < f->meta_count; i++) { free(f->meta_keys[i]); free(f->meta_vals[i]); }
     free(f->names); free(f->t); free(f->meta_keys); free(f->meta_vals); free(f->path);
@@ -73,7 +81,10 @@ void ca_st_close(ca_st_file *f) {
 }
 
 void ca_st_drop_pages(const ca_st_file *f, const ca_tensor_info *t) {
-    if (!f || !f->map || !t || !t->data || t->nbytes == 0) return;
+    if (!f || !t || !t->data || t->nbytes == 0) return;
+    for (int i = 0; i < f->nkids; i++) ca_st_drop_pages(f->kids[i], t);
+    if (!f->map) return;
+    /* only bytes inside this handle's own file mapping (never a malloc'd copy) */
     const char *d = t->data, *base = (const char *)f->map;
     if (d < base || (size_t)(d - base) > f->map_len || (size_t)t->nbytes > f->map_len - (size_t)(d - base)) return;
     /* whole pages around the tensor: the mapping is read-only and private, so dropping a page it
@@ -202,6 +213,7 @@ ca_st_file *ca_st_open(const char *path, ca_status *st) {
     if (!path) { *st = ca_fail(CA_E_ARG, "ca_st_open: path is NULL"); return NULL; }
     ca_st_file *f = calloc(1, sizeof *f);
     if (!f || !(f->path = strdup(path))) { free(f); *st = ca_fail(CA_E_NOMEM, "out of memory"); return NULL; }
+    f->format = "safetensors";
     int fd = open(path, O_RDONLY);
     if (fd < 0) { *st = ca_fail(CA_E_IO, "%s: cannot open: %s", path, strerror(errno)); ca_st_close(f); return NULL; }
     struct stat sb;
@@ -242,6 +254,112 @@ ca_st_file *ca_st_open(const char *path, ca_status *st) {
 }
 
 const char *ca_st_path(const ca_st_file *f) { return f ? f->path : NULL; }
+const char *ca_st_format(const ca_st_file *f) { return f ? f->format : NULL; }
+
+/* ---- building a handle from another format (io/safetensors.h) ---- */
+
+ca_st_file *ca_st_new(const char *path, const char *format) {
+    ca_st_file *f = calloc(1, sizeof *f);
+    if (!f || !(f->path = strdup(path ? path : "?"))) { free(f); ca_fail(CA_E_NOMEM, "out of memory"); return NULL; }
+    f->format = format;
+    return f;
+}
+
+void ca_st_set_format(ca_st_file *f, const char *format) { if (f) f->format = format; }
+
+ca_status ca_st_keep_map(ca_st_file *f, void *map, size_t len) {
+    if (f->map) return ca_fail(CA_E_INTERNAL, "%s: mapping set twice", f->path);
+    f->map = map;
+    f->map_len = len;
+    return CA_OK;
+}
+
+/* Append p to a pointer array of n entries (grown by doubling at powers of two). */
+static bool push_ptr(void ***arr, int *n, void *p) {
+    if ((*n & (*n - 1)) == 0) {
+        size_t cap = *n ? (size_t)*n * 2 : 4;
+        void **a = realloc(*arr, cap * sizeof *a);
+        if (!a) return false;
+        *arr = a;
+    }
+    (*arr)[(*n)++] = p;
+    return true;
+}
+
+ca_status ca_st_keep_buf(ca_st_file *f, void *buf) {
+    if (!push_ptr(&f->bufs, &f->nbufs, buf)) { free(buf); return ca_fail(CA_E_NOMEM, "%s: out of memory", f->path); }
+    return CA_OK;
+}
+
+ca_status ca_st_keep_file(ca_st_file *f, ca_st_file *kid) {
+    if (!push_ptr((void ***)&f->kids, &f->nkids, kid)) { ca_st_close(kid); return ca_fail(CA_E_NOMEM, "%s: out of memory", f->path); }
+    return CA_OK;
+}
+
+ca_status ca_st_add(ca_st_file *f, const char *name, ca_dtype dt, int ndim, const int64_t *shape,
+                    const void *data, size_t nbytes) {
+    size_t numel = 1, need;
+    if (ndim < 0 || ndim > CA_MAX_DIMS || !ca_dtype_size(dt)) return ca_fail(CA_E_INTERNAL, "%s: bad tensor '%s'", f->path, name);
+    for (int d = 0; d < ndim; d++)
+        if (shape[d] < 0 || !ca_mul_size(numel, (size_t)shape[d], &numel))
+            return ca_fail(CA_E_FORMAT, "%s: tensor '%s': shape overflows", f->path, name);
+    if (!ca_mul_size(numel, ca_dtype_size(dt), &need) || need != nbytes)
+        return ca_fail(CA_E_FORMAT, "%s: tensor '%s': %zu bytes for its shape", f->path, name, nbytes);
+    if (f->count == f->cap) {
+        int nc = f->cap ? f->cap * 2 : 64;
+        ca_tensor_info *t = realloc(f->t, (size_t)nc * sizeof *t);
+        if (t) f->t = t;
+        char **nm = t ? realloc(f->names, (size_t)nc * sizeof *nm) : NULL;
+        if (!nm) return ca_fail(CA_E_NOMEM, "%s: out of memory", f->path);
+        f->names = nm;
+        f->cap = nc;
+        /* names moved: re-point every entry's name */
+        for (int i = 0; i < f->count; i++) f->t[i].name = f->names[i];
+    }
+    char *s = strdup(name);
+    if (!s) return ca_fail(CA_E_NOMEM, "%s: out of memory", f->path);
+    ca_tensor_info *t = &f->t[f->count];
+    memset(t, 0, sizeof *t);
+    f->names[f->count] = s;
+    t->name = s;
+    t->dtype = dt;
+    t->ndim = ndim;
+    for (int d = 0; d < ndim; d++) t->shape[d] = shape[d];
+    t->numel = (int64_t)numel;
+    t->data = data;
+    t->nbytes = nbytes;
+    f->count++;
+    return CA_OK;
+}
+
+ca_status ca_st_add_metadata(ca_st_file *f, const char *key, const char *val) {
+    /* few entries: grown one at a time (parse_header sizes its arrays exactly, too) */
+    char **k = realloc(f->meta_keys, (size_t)(f->meta_count + 1) * sizeof *k);
+    if (k) f->meta_keys = k;
+    char **v = k ? realloc(f->meta_vals, (size_t)(f->meta_count + 1) * sizeof *v) : NULL;
+    if (v) f->meta_vals = v;
+    char *ks = v ? strdup(key) : NULL, *vs = ks ? strdup(val) : NULL;
+    if (!vs) { free(ks); return ca_fail(CA_E_NOMEM, "%s: out of memory", f->path); }
+    f->meta_keys[f->meta_count] = ks;
+    f->meta_vals[f->meta_count] = vs;
+    f->meta_count++;
+    return CA_OK;
+}
+
+static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+ca_status ca_st_check_unique(const ca_st_file *f) {
+    if (f->count < 2) return CA_OK;
+    char **s = malloc((size_t)f->count * sizeof *s);
+    if (!s) return ca_fail(CA_E_NOMEM, "%s: out of memory", f->path);
+    memcpy(s, f->names, (size_t)f->count * sizeof *s);
+    qsort(s, (size_t)f->count, sizeof *s, cmp_name);
+    ca_status st = CA_OK;
+    for (int i = 1; i < f->count && !st; i++)
+        if (!strcmp(s[i - 1], s[i])) st = ca_fail(CA_E_FORMAT, "%s: tensor '%s' appears twice", f->path, s[i]);
+    free(s);
+    return st;
+}
 int ca_st_count(const ca_st_file *f) { return f ? f->count : 0; }
 
 const ca_tensor_info *ca_st_at(const ca_st_file *f, int i) {

@@ -41,6 +41,8 @@ typedef struct {
     ca_status st;                    /* first failure; later calls are no-ops */
     char name[4][256];
     int k;
+    int act;                         /* activation from an OpenCLIP config, -1 when none */
+    char act_why[200];
 } loader;
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -620,6 +622,43 @@ static void cfg_tower(loader *L, const char *cfg, const cJSON *o, const char *se
     }
 }
 
+/* OpenCLIP's open_clip_config.json: model_cfg.quick_gelu picks the activation (absent = false, as
+ * OpenCLIP's model classes default it); the sizes it states must match the weights; the text
+ * heads (text_cfg.heads) and the ViT head width (vision_cfg.head_width) set the head counts. */
+static void apply_openclip(loader *L, const char *cfg, const cJSON *mc) {
+    ca_model *m = L->m;
+    const cJSON *vc = cJSON_GetObjectItemCaseSensitive(mc, "vision_cfg");
+    const cJSON *tc = cJSON_GetObjectItemCaseSensitive(mc, "text_cfg");
+    if (m->info.has_vision) cfg_check(L, cfg, mc, "model_cfg", "embed_dim", m->vis.embed_dim);
+    if (m->info.has_text) cfg_check(L, cfg, mc, "model_cfg", "embed_dim", m->txt.embed_dim);
+    if (m->info.has_vision && m->info.is_vit && cJSON_IsObject(vc)) {
+        cfg_check(L, cfg, vc, "vision_cfg", "width", m->vis.width);
+        cfg_check(L, cfg, vc, "vision_cfg", "layers", m->vis.tf.layers);
+        cfg_check(L, cfg, vc, "vision_cfg", "patch_size", m->vis.patch);
+        cfg_check(L, cfg, vc, "vision_cfg", "image_size", m->vis.image_size);
+        int hw;
+        if (!L->st && cfg_int(vc, "head_width", &hw)) {
+            if (hw <= 0 || m->vis.width % hw) failf(L, CA_E_SHAPE, "%s: vision_cfg.head_width = %d does not divide width %d", cfg, hw, m->vis.width);
+            else m->vis.tf.heads = m->vis.width / hw;
+        }
+    }
+    if (m->info.has_text && cJSON_IsObject(tc)) {
+        cfg_check(L, cfg, tc, "text_cfg", "width", m->txt.width);
+        cfg_check(L, cfg, tc, "text_cfg", "layers", m->txt.tf.layers);
+        cfg_check(L, cfg, tc, "text_cfg", "context_length", m->txt.context);
+        cfg_check(L, cfg, tc, "text_cfg", "vocab_size", m->txt.vocab);
+        int h;
+        if (!L->st && cfg_int(tc, "heads", &h)) {
+            if (h <= 0 || m->txt.width % h) failf(L, CA_E_SHAPE, "%s: text_cfg.heads = %d does not divide width %d", cfg, h, m->txt.width);
+            else m->txt.tf.heads = h;
+        }
+    }
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(mc, "quick_gelu");
+    if (q && !cJSON_IsBool(q)) { failf(L, CA_E_FORMAT, "%s: model_cfg.quick_gelu is not true or false", cfg); return; }
+    L->act = cJSON_IsTrue(q) ? CA_ACT_QUICKGELU : CA_ACT_GELU;
+    snprintf(L->act_why, sizeof L->act_why, "%s: model_cfg.quick_gelu %s", cfg, !q ? "absent (OpenCLIP default: GELU)" : cJSON_IsTrue(q) ? "true" : "false");
+}
+
 static void apply_config(loader *L, const char *path) {
     ca_status st;
     size_t len;
@@ -634,6 +673,13 @@ static void apply_config(loader *L, const char *path) {
         return;
     }
     ca_model *m = L->m;
+    const cJSON *mc = cJSON_GetObjectItemCaseSensitive(root, "model_cfg");
+    if (cJSON_IsObject(mc)) {
+        if (L->hf) failf(L, CA_E_FORMAT, "%s: an OpenCLIP config for Hugging Face-named weights", cfg);
+        else apply_openclip(L, cfg, mc);
+        cJSON_Delete(root);
+        return;
+    }
     const cJSON *vc = cJSON_GetObjectItemCaseSensitive(root, "vision_config");
     const cJSON *tc = cJSON_GetObjectItemCaseSensitive(root, "text_config");
     if (m->info.has_vision && m->info.is_vit) {
@@ -655,22 +701,64 @@ static void apply_config(loader *L, const char *path) {
     cJSON_Delete(root);
 }
 
-/* "<weights minus .safetensors>.config.json", then "config.json" beside the weights; NULL if none. */
-static char *find_config(const char *path) {
-    size_t n = strlen(path);
-    char *buf = malloc(n + 32);
+/* The config beside the weights: "<stem>.NAME" (stem = the file name less its checkpoint
+ * extension), then "NAME" in the same folder; NAME is config.json for HF names and
+ * open_clip_config.json for OpenAI/OpenCLIP names. NULL if none. */
+static char *find_config(const char *path, int hf) {
+    static const char *const EXT[] = {".safetensors.index.json", ".bin.index.json", ".safetensors", ".bin", ".pt", ".pth", ".ckpt"};
+    const char *name = hf ? "config.json" : "open_clip_config.json";
+    size_t n = strlen(path), nl = strlen(name);
+    char *buf = malloc(n + nl + 2);
     if (!buf) return NULL;
-    size_t stem = ends(path, ".safetensors") ? n - strlen(".safetensors") : n;
+    size_t stem = n;
+    for (size_t i = 0; i < sizeof EXT / sizeof EXT[0] && stem == n; i++)
+        if (ends(path, EXT[i])) stem = n - strlen(EXT[i]);
     memcpy(buf, path, stem);
-    strcpy(buf + stem, ".config.json");
+    buf[stem] = '.';
+    memcpy(buf + stem + 1, name, nl + 1);
     if (access(buf, R_OK) == 0) return buf;
     const char *base = ca_basename(path);
     size_t dir = (size_t)(base - path);
     memcpy(buf, path, dir);
-    strcpy(buf + dir, "config.json");
+    memcpy(buf + dir, name, nl + 1);
     if (access(buf, R_OK) == 0) return buf;
     free(buf);
     return NULL;
+}
+
+static const char *act_name(ca_act a) { return a == CA_ACT_GELU ? "gelu" : a == CA_ACT_GELU_TANH ? "gelu_tanh" : "quickgelu"; }
+
+/* Decide the MLP activation of both towers and say why (ca_model_info.activation_source). */
+static void choose_activation(loader *L, const ca_st_file *f, const ca_model_params *p, const char *cfg) {
+    ca_model *m = L->m;
+    int act = -1;
+    const char *ts = ca_st_metadata(f, "torchscript.activation");
+    if (p->activation == CA_ACTIVATION_QUICKGELU || p->activation == CA_ACTIVATION_GELU) {
+        act = p->activation == CA_ACTIVATION_GELU ? CA_ACT_GELU : CA_ACT_QUICKGELU;
+        snprintf(m->act_source, sizeof m->act_source, "set by the caller (--act)");
+    } else if (p->activation != CA_ACTIVATION_AUTO) {
+        failf(L, CA_E_ARG, "activation %d is not a CA_ACTIVATION_* value", p->activation);
+        return;
+    } else if (L->hf) {
+        snprintf(m->act_source, sizeof m->act_source, "%s", cfg ? "the Hugging Face config's hidden_act" : "Hugging Face default (quick_gelu; no config.json found)");
+    } else if (L->act >= 0) {
+        act = L->act;
+        snprintf(m->act_source, sizeof m->act_source, "%s", L->act_why);
+    } else if (!strcmp(ca_st_format(f), "torchscript")) {
+        act = ts && !strcmp(ts, "gelu") ? CA_ACT_GELU : CA_ACT_QUICKGELU;
+        snprintf(m->act_source, sizeof m->act_source, "TorchScript archive: %s", ts && !strcmp(ts, "gelu") ? "its modules use GELU" : "OpenAI CLIP, QuickGELU modules");
+    } else {
+        act = CA_ACT_QUICKGELU;
+        snprintf(m->act_source, sizeof m->act_source, "assumed: OpenAI CLIP names and no open_clip_config.json beside the weights "
+                                                      "(OpenCLIP LAION weights need --act gelu)");
+        ca_log(1, "%s: activation QuickGELU %s", L->file, m->act_source);
+    }
+    if (act >= 0) {
+        m->vis.tf.act = (ca_act)act;
+        m->txt.tf.act = (ca_act)act;
+    }
+    m->info.activation = act_name(m->info.has_text ? m->txt.tf.act : m->vis.tf.act);
+    m->info.activation_source = m->act_source;
 }
 
 /* ---- entry point --------------------------------------------------------------------------- */
@@ -702,13 +790,17 @@ ca_model *ca_model_load(const char *path, const ca_model_params *p, ca_status *s
 }
 
 static ca_model *load(const char *path, const ca_model_params *p, ca_status *st) {
-    ca_st_file *f = ca_st_open(path, st);
+    /* any format, chosen by content; f's path is the file read (a folder's checkpoint) */
+    ca_st_file *f = ca_weights_open(path, st);
     if (!f) return NULL;
+    const char *wpath = ca_st_path(f);
 
     loader L;
     memset(&L, 0, sizeof L);
     L.f = f;
-    L.file = path;   /* errors name the path as the user gave it */
+    /* errors name the path as the user gave it (for a folder, the checkpoint file in it) */
+    L.file = wpath;
+    L.act = -1;
     L.n = ca_st_count(f);
     L.t = calloc(L.n ? (size_t)L.n : 1, sizeof *L.t);
     L.used = calloc(L.n ? (size_t)L.n : 1, 1);
@@ -788,9 +880,11 @@ static ca_model *load(const char *path, const ca_model_params *p, ca_status *st)
     if (L.st) goto done;
 
     const char *cfg = p->config_path;
-    if (!cfg && L.hf) cfg = cfg_found = find_config(path);
+    if (!cfg) cfg = cfg_found = find_config(wpath, L.hf);
     if (cfg) apply_config(&L, cfg);
+    if (!L.st) choose_activation(&L, f, p, cfg);
     if (L.st) goto done;
+    m->info.format = ca_st_format(f);
 
     ca_model_info *in = &m->info;
     const ca_vision *v = &m->vis;

@@ -95,6 +95,7 @@ typedef void (*ca_model_tap_fn)(const char *name, int64_t first, const float *da
 struct ca_model {
     ca_model_info info;
     char naming[8];
+    char act_source[256];             /* ca_model_info.activation_source */
     ca_vision vis;
     ca_text txt;
     float *weights;                   /* one block holding every float32 weight (anonymous mmap) */
