@@ -139,7 +139,7 @@ $(SO): $(LIB_OBJ) scripts/libclipadapt.map
 $(BIN): $(CLI_OBJ) $(LIB)
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(CLI_LIBS) $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/harness.h $(LIB)
+$(BUILD)/tests/%: tests/%.c tests/harness.h tests/testmath.h $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 

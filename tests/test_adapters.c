@@ -4,54 +4,13 @@
  * oxford_pets 16-shot (linear probe and GDA must beat prototype) and stanford_cars 16-shot
  * (CLIP-Adapter beats zero-shot by 5 points). */
 #include "harness.h"
+#define TM_SEED 12345
+#include "testmath.h"
 #include "adapt/methods.h"
 #include "adapt/train.h"
 #include "clipadapt.h"
 
 #include <stdint.h>
-
-static uint64_t rs = 12345;
-static double urand(void) { rs = rs * 6364136223846793005ull + 1442695040888963407ull; return (double)(rs >> 11) / 9007199254740992.0; }
-static double nrand(void) { double u = urand() + 1e-12, v = urand(); return sqrt(-2 * log(u)) * cos(6.283185307179586 * v); }
-static void fill(float *x, size_t n, double s) { for (size_t i = 0; i < n; i++) x[i] = (float)(s * nrand()); }
-static void normrows(float *x, int n, int D) {
-    for (int i = 0; i < n; i++) {
-        double s = 0;
-        for (int k = 0; k < D; k++) s += (double)x[i * D + k] * x[i * D + k];
-        for (int k = 0; k < D; k++) x[i * D + k] /= (float)sqrt(s);
-    }
-}
-
-/* Compare analytic g against central differences of f over all n coordinates of x, at step eps
- * and at eps/4: a coordinate is bad when both disagree beyond tol (relative, with floor_). The
- * large step fights float noise, the small one ReLU kinks; a wrong gradient fails at both. */
-typedef double (*objective)(const float *x, float *g, void *u);
-static double fd(objective f, float *x, size_t i, double eps, float *tmp, void *u) {
-    float x0 = x[i];
-    x[i] = x0 + (float)eps; double fp = f(x, tmp, u);
-    x[i] = x0 - (float)eps; double fm = f(x, tmp, u);
-    x[i] = x0;
-    return (fp - fm) / (2 * eps);
-}
-static int gradcheck(objective f, float *x, size_t n, double eps, double tol, double floor_, void *u, const char *what) {
-    float *g = malloc(n * sizeof(float)), *tmp = malloc(n * sizeof(float));
-    f(x, g, u);
-    int bad = 0;
-    double worst = 0;
-    for (size_t i = 0; i < n; i++) {
-        double err = 1e30, num = 0;
-        for (int k = 0; k < 2 && err > tol; k++) {
-            num = fd(f, x, i, k ? eps / 4 : eps, tmp, u);
-            double e = fabs(num - g[i]) / fmax(fabs(num) + fabs(g[i]), floor_);
-            err = e < err ? e : err;
-        }
-        if (err > worst) worst = err;
-        if (err > tol) { if (bad < 3) fprintf(stderr, "  %s: coord %zu analytic %.6g numeric %.6g\n", what, i, g[i], num); bad++; }
-    }
-    fprintf(stderr, "  %s: %zu coords, worst rel err %.2g, %d over %.0g\n", what, n, worst, bad, tol);
-    free(g); free(tmp);
-    return bad;
-}
 
 /* ---- softmax CE and L2 norm ---- */
 typedef struct { int B, C, D; const int32_t *y; const float *w; } small_ctx;
@@ -143,27 +102,6 @@ static void test_logreg_gradient(void) {
 }
 
 /* ---- every method on synthetic sets ---- */
-typedef struct { int C, D, K, Nv; float *x, *xv, *W; int32_t *y, *yv; } synth;
-
-static void synth_make(synth *s, int C, int D, int K, int Nv, double noise) {
-    s->C = C; s->D = D; s->K = K; s->Nv = Nv;
-    float *mu = malloc(sizeof(float) * C * D);
-    fill(mu, (size_t)C * D, 1); normrows(mu, C, D);
-    s->x = malloc(sizeof(float) * C * K * D); s->y = malloc(sizeof(int32_t) * C * K);
-    s->xv = malloc(sizeof(float) * Nv * D); s->yv = malloc(sizeof(int32_t) * Nv);
-    s->W = malloc(sizeof(float) * C * D);
-    for (int i = 0; i < C * K + Nv; i++) {
-        int cl = i % C;
-        float *r = i < C * K ? s->x + (size_t)i * D : s->xv + (size_t)(i - C * K) * D;
-        for (int k = 0; k < D; k++) r[k] = mu[cl * D + k] + (float)(noise * nrand() / sqrt(D));
-        normrows(r, 1, D);
-        if (i < C * K) s->y[i] = cl; else s->yv[i - C * K] = cl;
-    }
-    for (int i = 0; i < C * D; i++) s->W[i] = mu[i] + (float)(1.2 * nrand() / sqrt(D));
-    normrows(s->W, C, D);
-    free(mu);
-}
-static void synth_free(synth *s) { free(s->x); free(s->xv); free(s->W); free(s->y); free(s->yv); }
 
 static void check_method_on(const synth *s, const char *m, const ca_fit_params *p) {
     ca_fit_data d = {.num_classes = s->C, .dim = s->D, .text_w = s->W};
