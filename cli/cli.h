@@ -86,6 +86,7 @@ int cmd_extract(int argc, char **argv);
 int cmd_fit(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 int cmd_preprocess(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
 int cmd_info(int argc, char **argv);

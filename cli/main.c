@@ -14,6 +14,7 @@ static const cli_command COMMANDS[] = {
     {"fit", cmd_fit, "fit a few-shot method on a feature set and save the classifier"},
     {"eval", cmd_eval, "score a saved classifier on a split of a feature set"},
     {"predict", cmd_predict, "classify image files with a CLIP model and a saved classifier"},
+    {"merge", cmd_merge, "join the parts of a job split with --shard I/N into the single-process file"},
     {"tokenize", cmd_tokenize, "CLIP BPE token ids of each stdin line, as JSON arrays"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
