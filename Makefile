@@ -1,25 +1,40 @@
-# clipadapt — plain Makefile. Targets: all (default), test, demo, bench, fuzz, clean.
+# clipadapt — plain Makefile. Targets: all (default), test, demo, bench, fuzz, install, clean.
 # SAN=1 builds everything under AddressSanitizer + UBSan into build-san/.
 # Every target first runs scripts/setup.sh, which installs missing Debian packages (as root).
+#
+# The default build is portable: it runs on any x86-64, the model kernels being compiled once
+# per SIMD path (generic, AVX2/FMA, AVX-512 + BF16) and chosen at run time from CPUID
+# (src/model/cpu.c; CLIPADAPT_CPU=generic|avx2|avx512 forces one). ARCH=-march=native builds
+# for this CPU only, without the choice (use another BUILD folder, e.g. BUILD=build-native).
+# On other CPUs (aarch64) the portable C kernels are compiled once.
 
 CC      ?= cc
-ARCH    ?= -march=native
+ARCH    ?=
 OPT     ?= -O2
 SAN     ?= 0
 SHARED  ?= ../shared
+PREFIX  ?= /usr/local
+VERSION := $(shell sed -n 's/^\#define CA_VERSION "\([^"]*\)".*/\1/p' include/clipadapt.h)
+SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
 
 ifeq ($(SAN),1)
-BUILD   := build-san
+BUILD   ?= build-san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 OPT     := -O1
+SO_LDFLAGS :=
 else
-BUILD   := build
+BUILD   ?= build
 SANFLAGS :=
+SO_LDFLAGS := -Wl,--no-undefined
 endif
 
+# -fPIC: the same objects make the static and the shared library. -fvisibility=hidden: only
+# what include/clipadapt.h marks CA_API is exported from libclipadapt.so.
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter $(OPT) -g $(ARCH) -fopenmp $(SANFLAGS) \
-           -Iinclude -Isrc -MMD -MP
-LDLIBS  += -lopenblas -lcjson -lutf8proc -ljpeg -lpng -lwebpdemux -lwebp -lgif -lz -lm -fopenmp $(SANFLAGS)
+           -fPIC -fvisibility=hidden -Iinclude -Isrc -MMD -MP
+LIBS    := -lopenblas -lcjson -lutf8proc -ljpeg -lpng -lwebpdemux -lwebp -lgif -lz -lm
+LDLIBS  += $(LIBS) -fopenmp $(SANFLAGS)
+CLI_LIBS := -lmicrohttpd -lpthread    # clipadapt serve (cli/serve*.c) only
 
 LIB_SRC  := $(shell find src -name '*.c' | sort)
 CLI_SRC  := $(wildcard cli/*.c)
@@ -27,17 +42,40 @@ TEST_SRC := $(wildcard tests/test_*.c)
 EX_SRC   := $(wildcard examples/*.c)
 BENCH_SRC:= $(wildcard bench/*.c)
 
+# Run-time dispatch: x86-64 and no ARCH given. The kernel files are compiled once per path into
+# $(BUILD)/isa-raw/PATH/, their global symbols renamed name_PATH into $(BUILD)/isa/PATH/, and
+# $(BUILD)/isa/stubs.S forwards each name to the path cpu.c picked (scripts/gen_isa_stubs.sh).
+ISA_SRC   := $(addprefix src/model/,fast.c fastgemm.c fastops.c gemm.c kernels.c vmath.c)
+ISA_PATHS := generic avx2 avx512
+ISA_FLAGS_generic :=
+ISA_FLAGS_avx2    := -march=x86-64-v3
+ISA_FLAGS_avx512  := -march=x86-64-v4 -mavx512bf16
+DISPATCH := $(if $(strip $(ARCH)),0,$(if $(filter x86_64-%,$(shell $(CC) -dumpmachine)),1,0))
+
+ifeq ($(DISPATCH),1)
+ISA_RAW  := $(foreach p,$(ISA_PATHS),$(ISA_SRC:%.c=$(BUILD)/isa-raw/$(p)/%.o))
+LIB_OBJ  := $(filter-out $(ISA_SRC:%.c=$(BUILD)/obj/%.o),$(LIB_SRC:%.c=$(BUILD)/obj/%.o)) \
+            $(foreach p,$(ISA_PATHS),$(ISA_SRC:%.c=$(BUILD)/isa/$(p)/%.o)) $(BUILD)/isa/stubs.o
+else
+ISA_RAW  :=
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+endif
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 LIB      := $(BUILD)/libclipadapt.a
+SO       := $(BUILD)/libclipadapt.so.$(VERSION)
 BIN      := $(BUILD)/clipadapt
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 EXAMPLES := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 DEPS_OK  := $(BUILD)/.deps-ok
 
-.PHONY: all test demo bench fuzz clean deps
-all: $(DEPS_OK) $(LIB) $(BIN) $(EXAMPLES)
+# Objects are rebuilt when the flags change (ARCH=..., OPT=...): the stamp is rewritten only then.
+FLAGS_STAMP := $(BUILD)/.flags
+$(shell mkdir -p $(BUILD) && echo '$(CC) $(CFLAGS) $(DISPATCH)' | cmp -s - $(FLAGS_STAMP) || \
+        echo '$(CC) $(CFLAGS) $(DISPATCH)' > $(FLAGS_STAMP))
+
+.PHONY: all test demo bench bench-bins bench-serve fuzz install clean deps
+all: $(DEPS_OK) $(LIB) $(SO) $(BIN) $(EXAMPLES)
 
 deps: $(DEPS_OK)
 $(DEPS_OK): scripts/setup.sh
@@ -45,9 +83,30 @@ $(DEPS_OK): scripts/setup.sh
 	@bash scripts/setup.sh build
 	@touch $@
 
-$(BUILD)/obj/%.o: %.c | $(DEPS_OK)
+$(BUILD)/obj/%.o: %.c $(FLAGS_STAMP) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+ifeq ($(DISPATCH),1)
+$(BUILD)/obj/src/model/cpu.o: CFLAGS += -DCA_DISPATCH
+define ISA_RULES
+$(BUILD)/isa-raw/$(1)/%.o: %.c $(FLAGS_STAMP) | $(DEPS_OK)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) $$(ISA_FLAGS_$(1)) -c $$< -o $$@
+$(BUILD)/isa/$(1)/%.o: $(BUILD)/isa-raw/$(1)/%.o $(BUILD)/isa/syms.txt
+	@mkdir -p $$(dir $$@)
+	@bash scripts/gen_isa_stubs.sh redefine $(1) $(BUILD)/isa/syms.txt >$$@.syms
+	objcopy --redefine-syms=$$@.syms $$< $$@
+endef
+$(foreach p,$(ISA_PATHS),$(eval $(call ISA_RULES,$(p))))
+$(BUILD)/isa/syms.txt: $(ISA_RAW) scripts/gen_isa_stubs.sh
+	@mkdir -p $(dir $@)
+	@bash scripts/gen_isa_stubs.sh syms $(ISA_RAW) >$@.tmp && mv $@.tmp $@
+$(BUILD)/isa/stubs.S: $(BUILD)/isa/syms.txt
+	@bash scripts/gen_isa_stubs.sh asm $< $(ISA_PATHS) >$@.tmp && mv $@.tmp $@
+$(BUILD)/isa/stubs.o: $(BUILD)/isa/stubs.S
+	$(CC) -c $< -o $@
+endif
 
 # The optimiser steps' sqrtf only vectorises without errno handling (arguments are never
 # negative; no value changes, no fast-math).
@@ -57,8 +116,15 @@ $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# libclipadapt.so.X.Y.Z with SONAME libclipadapt.so.X and the usual two links beside it.
+$(SO): $(LIB_OBJ) scripts/libclipadapt.map
+	$(CC) -shared -Wl,-soname,libclipadapt.so.$(SOMAJOR) -Wl,--version-script=scripts/libclipadapt.map \
+	    $(SO_LDFLAGS) -o $@ $(LIB_OBJ) $(LDLIBS)
+	ln -sf libclipadapt.so.$(VERSION) $(BUILD)/libclipadapt.so.$(SOMAJOR)
+	ln -sf libclipadapt.so.$(SOMAJOR) $(BUILD)/libclipadapt.so
+
 $(BIN): $(CLI_OBJ) $(LIB)
-	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(CLI_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/harness.h $(LIB)
 	@mkdir -p $(dir $@)
@@ -102,11 +168,38 @@ demo: all
 	$(BIN) fewshot --features $(SHARED)/features/stanford_cars.safetensors --method all --shots all \
 	  --epochs 20 --json $(BUILD)/demo/results.json --plot $(BUILD)/demo/accuracy.svg
 
-bench: all $(BENCHES)
+# make bench also builds build-native/ (ARCH=-march=native, no dispatch) and times its encoders
+# beside the portable build's, which should stay within 3 %.
+NATIVE_BUILD ?= build-native
+bench-bins: all $(BENCHES) $(BUILD)/tests/test_grow
+bench: bench-bins
 	@bash scripts/setup.sh bench
-	@BUILD=$(BUILD) SHARED=$(SHARED) bash bench/run.sh
+	@$(MAKE) --no-print-directory BUILD=$(NATIVE_BUILD) ARCH=-march=native bench-bins
+	@BUILD=$(BUILD) NATIVE_BUILD=$(NATIVE_BUILD) SHARED=$(SHARED) bash bench/run.sh
+
+# make install PREFIX=/usr/local [DESTDIR=...]: header, both libraries, the program, pkg-config.
+LIBDIR        ?= $(PREFIX)/lib
+INCLUDEDIR    ?= $(PREFIX)/include
+BINDIR        ?= $(PREFIX)/bin
+PKGCONFIGDIR  ?= $(LIBDIR)/pkgconfig
+install: all
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 644 include/clipadapt.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(LIB) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(SO) $(DESTDIR)$(LIBDIR)/
+	ln -sf libclipadapt.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libclipadapt.so.$(SOMAJOR)
+	ln -sf libclipadapt.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libclipadapt.so
+	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|; s|@LIBS@|$(LIBS) -fopenmp|' scripts/clipadapt.pc.in \
+	    >$(DESTDIR)$(PKGCONFIGDIR)/clipadapt.pc
+
+# Only the load test of `clipadapt serve` (also the last part of make bench).
+bench-serve: all $(BENCHES) $(BUILD)/tests/test_grow
+	@bash scripts/setup.sh bench
+	@BUILD=$(BUILD) bash bench/serve.sh
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-native
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(ISA_RAW:.o=.d) $(CLI_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)

@@ -56,3 +56,10 @@ for m in vit-b32 rn50 vit-b16; do
   fi
   "$BUILD"/bench/model "$ck" --reps 3 "${args[@]}"
 done
+
+# The same encoders built with -march=native (make bench builds $NATIVE_BUILD): the portable
+# build's run-time dispatch should cost under 3 % (bench/dispatch.sh).
+if [ -n "${NATIVE_BUILD:-}" ]; then bash bench/dispatch.sh "$W"; fi
+# clipadapt serve (issue 13): loopback load test against offline encode, same run (bench/serve.sh)
+echo "== serve: classify throughput and latency at concurrency 1, 8, 32 vs offline encode; RSS over 10,000 requests"
+BUILD=$BUILD bash bench/serve.sh

@@ -15,6 +15,7 @@ static const cli_command COMMANDS[] = {
     {"eval", cmd_eval, "score a saved classifier on a split of a feature set"},
     {"predict", cmd_predict, "classify image files with a CLIP model and a saved classifier"},
     {"merge", cmd_merge, "join the parts of a job split with --shard I/N into the single-process file"},
+    {"serve", cmd_serve, "serve classifiers over HTTP; add examples and classes while it runs"},
     {"tokenize", cmd_tokenize, "CLIP BPE token ids of each stdin line, as JSON arrays"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
@@ -30,7 +31,14 @@ int main(int argc, char **argv) {
     if (!isatty(1)) setvbuf(stdout, NULL, _IOFBF, 1 << 16);
     if (argc < 2) { usage(stderr); return CLI_USAGE; }
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) { usage(stdout); return cli_finish_stdout(CLI_OK); }
-    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) { printf("clipadapt %s\n", CA_VERSION); return cli_finish_stdout(CLI_OK); }
+    /* CLIPADAPT_CPU naming a path this CPU lacks is refused before any work */
+    ca_status st;
+    const char *cpu = ca_cpu_path(&st);
+    if (!cpu) return cli_status(st);
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("clipadapt %s (kernels: %s)\n", ca_version(), cpu);
+        return cli_finish_stdout(CLI_OK);
+    }
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (!strcmp(argv[1], COMMANDS[i].name)) return cli_finish_stdout(COMMANDS[i].run(argc - 1, argv + 1));
     fprintf(stderr, "clipadapt: unknown command '%s'\n", argv[1]);

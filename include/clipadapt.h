@@ -23,7 +23,7 @@
 extern "C" {
 #endif
 
-#define CA_VERSION "0.1.0"
+#define CA_VERSION "0.2.0" /* major.minor.patch; libclipadapt.so.MAJOR is the SONAME */
 
 /* ======================================================================================== */
 /* Status codes and errors                                                                  */
@@ -56,6 +56,18 @@ CA_API const char *ca_last_error(void);
  * level: 0 = debug, 1 = info, 2 = warning. Set once before use; not thread-safe to change. */
 typedef void (*ca_log_fn)(int level, const char *msg, void *user);
 CA_API void ca_set_log(ca_log_fn fn, void *user);
+
+/* The version of the library in use ("0.2.0"): with a shared library it can differ from the
+ * CA_VERSION a program was compiled with. Static string, never NULL. */
+CA_API const char *ca_version(void);
+
+/* The SIMD path the model kernels run on: "generic", "avx2" or "avx512". A portable x86-64
+ * build picks the best one this CPU supports at start-up; the environment variable
+ * CLIPADAPT_CPU=generic|avx2|avx512 forces one (for tests and comparisons). When it names an
+ * unknown path, one this CPU lacks, or one a build with fixed ARCH flags does not have, this
+ * returns NULL with CA_E_UNSUPPORTED and the reason in ca_last_error(), the kernels stay on the
+ * generic path and ca_model_load refuses the same way. st may be NULL. Thread-safe. */
+CA_API const char *ca_cpu_path(ca_status *st);
 
 /* Progress callback for long work: stage name, done units, total units. Return non-zero to
  * cancel (the call then fails with CA_E_ARG and "cancelled"). */
@@ -266,6 +278,44 @@ CA_API ca_status ca_classifier_save(const ca_classifier *c, const char *path,
 CA_API ca_classifier *ca_classifier_load(const char *path, ca_status *st);
 /* Class name i from a loaded classifier, or NULL when none were saved. */
 CA_API const char *ca_classifier_class_name(const ca_classifier *c, int i);
+
+/* Growing a fitted classifier without training (src/adapt/grow.c). A loaded classifier is not
+ * changed by these behind anyone's back: to grow one that other threads read, copy it with
+ * ca_classifier_clone, grow the copy, and swap it in (what `clipadapt serve` does). None of these
+ * is thread-safe on the classifier it changes. */
+/* 1 when ca_classifier_add_example works without training: tip-adapter, tip-adapter-f and
+ * tip-cache (the example joins the cache: one key, its one-hot value) and prototype (the class
+ * mean moves by one example). α, β and every other fitted value stay as they are. */
+CA_API int ca_classifier_can_grow(const ca_classifier *c);
+/* 1 when the classifier keeps a text classifier (tensor text_w: zero-shot, tip-adapter(-f));
+ * a new class then needs its text weight. */
+CA_API int ca_classifier_has_text(const ca_classifier *c);
+/* Its text classifier (num_classes, dim), owned by c, or NULL when it has none. */
+CA_API const float *ca_classifier_text_weights(const ca_classifier *c);
+/* Index of the class with this name ("class N" for an unnamed one), or -1. */
+CA_API int ca_classifier_class_index(const ca_classifier *c, const char *name);
+/* A deep copy (caller frees with ca_classifier_free); NULL on failure. Thread-safe on c. */
+CA_API ca_classifier *ca_classifier_clone(const ca_classifier *c, ca_status *st);
+/* Append a class named name (new, non-empty) as index num_classes. text_w (dim; normalised
+ * here) is required when ca_classifier_has_text, ignored otherwise; the class has no examples
+ * yet. Zero-shot, tip-adapter(-f), tip-cache and prototype; others fail with CA_E_UNSUPPORTED. */
+CA_API ca_status ca_classifier_add_class(ca_classifier *c, const char *name, const float *text_w);
+/* Add one example: feature x (dim; L2-normalised here) of class label. CA_E_UNSUPPORTED when
+ * !ca_classifier_can_grow (such a method needs a refit, e.g. ca_fit on ca_classifier_cache_get
+ * plus the new examples). */
+CA_API ca_status ca_classifier_add_example(ca_classifier *c, const float *x, int label);
+/* Number of cached examples (tip-adapter(-f), tip-cache keys; 0 for other methods), and a copy
+ * of them: keys_out (n, dim) and labels_out (n), either may be NULL. */
+CA_API int ca_classifier_cache_size(const ca_classifier *c);
+CA_API ca_status ca_classifier_cache_get(const ca_classifier *c, float *keys_out, int32_t *labels_out);
+/* Examples per class (num_classes) into counts: cached keys per label, or for prototype the
+ * counts it was fit and grown with; zeros when the method keeps none. */
+CA_API ca_status ca_classifier_class_counts(const ca_classifier *c, int64_t *counts);
+/* Name class i (copied; replaces any name it had). Not thread-safe on c. */
+CA_API ca_status ca_classifier_set_class_name(ca_classifier *c, int i, const char *name);
+/* Record a named number saved with the classifier (metadata param.NAME; at most 39 bytes).
+ * Changing a value the method reads (alpha, beta, cache_size) changes its logits. */
+CA_API ca_status ca_classifier_set_param(ca_classifier *c, const char *name, double value);
 
 /* Top-1 accuracy in percent of logits (n, num_classes) against labels. */
 CA_API double ca_accuracy(const float *logits, const int32_t *labels, int n, int num_classes);

@@ -126,9 +126,13 @@ def main():
     objs = {}
     for src in sources(root):
         if src.endswith(".c"):
-            o = os.path.join(build, "obj", os.path.splitext(src)[0] + ".o")
-            if os.path.exists(o):
-                objs[module_of(src)] = nm(o)
+            # portable x86-64 builds compile the kernel files per CPU path (Makefile ISA_SRC):
+            # their generic objects, before the symbols are renamed, are the ones to read
+            for o in (os.path.join(build, "isa-raw", "generic", os.path.splitext(src)[0] + ".o"),
+                      os.path.join(build, "obj", os.path.splitext(src)[0] + ".o")):
+                if os.path.exists(o):
+                    objs[module_of(src)] = nm(o)
+                    break
     definer = {}
     for mod, (defined, _) in objs.items():
         for s in defined:

@@ -3,7 +3,7 @@
 # each fuzz target; sums their "N passed, N failed" lines. A crash counts as one failure.
 set -u
 BUILD=${BUILD:-build}; SHARED=${SHARED:-../shared}; SAN=${SAN:-0}
-export SHARED CA="$BUILD/clipadapt" ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} UBSAN_OPTIONS=print_stacktrace=1
+export SHARED SAN CA="$BUILD/clipadapt" ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} UBSAN_OPTIONS=print_stacktrace=1
 total_p=0; total_f=0
 start=$(date +%s)
 
@@ -26,6 +26,20 @@ for t in "$BUILD"/tests/test_*; do
   [ -x "$t" ] || continue
   out=$(mktemp); "$t" >"$out" 2>&1; rc=$?
   tally "$(basename "$t")" "$out" $rc; rm -f "$out"
+done
+
+# The golden and fast-path tests again on every other SIMD path this CPU has (portable builds
+# choose one at run time; CLIPADAPT_CPU forces it). A build with fixed ARCH flags has one path.
+cur=$("$CA" --version 2>/dev/null | sed -n 's/.*(kernels: \(.*\))/\1/p')
+for p in generic avx2 avx512; do
+  [ "$p" = "$cur" ] && continue
+  CLIPADAPT_CPU=$p "$CA" --version >/dev/null 2>&1 || continue
+  echo "== golden and fast-path tests on the $p path (CLIPADAPT_CPU=$p)"
+  for t in test_kernels test_fastpath test_model test_model_full; do
+    [ -x "$BUILD/tests/$t" ] || continue
+    out=$(mktemp); CLIPADAPT_CPU=$p "$BUILD/tests/$t" >"$out" 2>&1; rc=$?
+    tally "$t [$p]" "$out" $rc; rm -f "$out"
+  done
 done
 
 echo "== structure"

@@ -5,15 +5,17 @@
 set -euo pipefail
 what=${1:-build}
 
-# build: compiler, OpenBLAS (GEMM), cJSON (JSON headers/splits), utf8proc (Unicode for the
+# build: compiler (binutils: objcopy, nm), OpenBLAS (GEMM), cJSON (JSON headers/splits), utf8proc (Unicode for the
 # tokenizer), libjpeg-turbo, libpng, libwebp and giflib (image decoding; BMP is hand-written),
-# zlib (gzip vocabulary)
-pkgs=(gcc g++ make libopenblas-dev libcjson-dev libutf8proc-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev zlib1g-dev)
+# zlib (gzip vocabulary, CRC32 of the serve examples log), libmicrohttpd (the HTTP server of
+# `clipadapt serve`)
+pkgs=(gcc g++ make libopenblas-dev libcjson-dev libutf8proc-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev zlib1g-dev libmicrohttpd-dev)
 case "$what" in
   build) ;;
-  test)  pkgs+=(clang libclang-rt-14-dev python3) ;;       # libFuzzer for the fuzz targets; python3
-                                                           # for scripts/check_layers.py
-  bench) pkgs+=(python3 python3-torch python3-numpy) ;;    # the PyTorch CPU reference, bench only
+  test)  pkgs+=(clang libclang-rt-14-dev python3 pkg-config curl chromium) ;; # libFuzzer for the fuzz
+                              # targets; python3: scripts/check_layers.py; pkg-config:
+                              # tests/cli/test_install.sh; serve tests: HTTP client, headless browser
+  bench) pkgs+=(python3 python3-torch python3-numpy curl) ;;  # the PyTorch CPU reference, bench only
   *) echo "setup.sh: unknown target '$what' (build|test|bench)" >&2; exit 2 ;;
 esac
 

@@ -9,15 +9,18 @@ static ca_status proto_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_
     (void)p;
     const int C = c->C, D = c->D;
     float *P = ca_clf_add_tensor(c, "protos", 2, (int64_t[]){C, D});
-    float *nrm = ca_malloc2((size_t)C, sizeof(float));
-    if (!P || !nrm) { free(nrm); return CA_E_NOMEM; }
+    /* |sum| and the count per class let ca_classifier_add_example (grow.c) add one more example
+     * with the weight of one: the prototype stays the normalised sum of its class's features. */
+    float *nrm = P ? ca_clf_add_tensor(c, "proto_norms", 1, (int64_t[]){C}) : NULL;
+    float *cnt = nrm ? ca_clf_add_tensor(c, "class_counts", 1, (int64_t[]){C}) : NULL;
+    if (!cnt) return CA_E_NOMEM;
     for (int i = 0; i < d->train.n; i++) {
         float *r = P + (size_t)d->train.y[i] * D;
         const float *x = d->train.x + (size_t)i * D;
         for (int k = 0; k < D; k++) r[k] += x[k];
+        cnt[d->train.y[i]] += 1.0f;
     }
     ca_l2norm_forward(P, C, D, P, nrm);   /* a class without examples keeps a zero row */
-    free(nrm);
     return CA_OK;
 }
 

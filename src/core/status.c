@@ -26,6 +26,8 @@ const char *ca_strerror(ca_status st) {
 
 const char *ca_last_error(void) { return tl_err; }
 
+const char *ca_version(void) { return CA_VERSION; }
+
 void ca_clear_error(void) { tl_err[0] = 0; }
 
 ca_status ca_fail(ca_status st, const char *fmt, ...) {

@@ -33,7 +33,7 @@
 enum { MR = 12, NR = 32, KC = CA_GEMM_KC, MC = CA_GEMM_MC };
 
 int ca_fastgemm_avx512(void) { return CA_HAVE_AVX512; }
-int ca_fastgemm_bf16(void) { return CA_HAVE_BF16; }
+/* ca_fastgemm_bf16 is in cpu.c: compiled in is not enough, the CPU must have AVX512-BF16. */
 
 float ca_epi_ref(ca_epi act, float x) {
     switch (act) {
@@ -283,7 +283,7 @@ ca_status ca_packed_cols(const ca_packed *w, int n0, int n, ca_packed *view) {
 }
 
 ca_status ca_packed_to_bf16(ca_packed *w) {
-    if (!CA_HAVE_BF16) return ca_fail(CA_E_UNSUPPORTED, "this build has no AVX512-BF16 kernels");
+    if (!CA_HAVE_BF16 || !ca_fastgemm_bf16()) return ca_fail(CA_E_UNSUPPORTED, "no AVX512-BF16 kernels on this CPU path");
     if (!w->p && !w->ph) return w->pb ? CA_OK : ca_fail(CA_E_ARG, "unpacked weights");
     int N = w->N, K = w->K, np = (N + NR - 1) / NR, K2 = (K + 1) / 2;
     size_t n;
@@ -313,7 +313,7 @@ ca_status ca_packed_to_bf16(ca_packed *w) {
 
 ca_status ca_pack_weights_bf16(ca_packed *out, const void *W, ca_dtype dt, int N, int K, int ldw) {
     memset(out, 0, sizeof *out);
-    if (!CA_HAVE_BF16) return ca_fail(CA_E_UNSUPPORTED, "this build has no AVX512-BF16 kernels");
+    if (!CA_HAVE_BF16 || !ca_fastgemm_bf16()) return ca_fail(CA_E_UNSUPPORTED, "no AVX512-BF16 kernels on this CPU path");
     return ca_pack_weights_as(out, W, dt, N, K, ldw, CA_DT_BF16);
 }
 

@@ -48,7 +48,7 @@ ca_status ca_packed_unpack(const ca_packed *w, float *W, int ldw);
 ca_status ca_pack_weights_bf16(ca_packed *out, const void *W, ca_dtype dt, int N, int K, int ldw);
 /* Convert F32- or F16-packed weights to BF16 in place (frees the F32/F16 panels). */
 ca_status ca_packed_to_bf16(ca_packed *w);
-/* 1 when the AVX512-BF16 kernels are compiled in. */
+/* 1 when the AVX512-BF16 kernels are compiled in and this CPU runs them (cpu.c). */
 int ca_fastgemm_bf16(void);
 /* A view of output columns [n0, n0+n) of a packed matrix (any panel dtype, and its column
  * scale), sharing its panels (do not free it;
@@ -85,7 +85,7 @@ void ca_quickgelu_fast(const float *x, float *y, long n);
 /* exp(x) for n elements (relative error < 2e-7 on [-87, 88]). */
 void ca_exp_fast(const float *x, float *y, long n);
 
-/* 1 when the AVX-512 kernels are compiled in. */
+/* 1 when the kernels in use are the AVX-512 ones (the path chosen in cpu.c). */
 int ca_fastgemm_avx512(void);
 
 #endif

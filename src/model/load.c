@@ -529,6 +529,7 @@ ca_model *ca_model_load(const char *path, const ca_model_params *p, ca_status *s
     if (!p) p = &def;
     if (!path) { *st = ca_fail(CA_E_ARG, "ca_model_load: NULL path"); return NULL; }
     if (!p->load_vision && !p->load_text) { *st = ca_fail(CA_E_ARG, "%s: neither tower requested", ca_basename(path)); return NULL; }
+    if (!ca_cpu_path(st)) return NULL; /* CLIPADAPT_CPU asked for a path this CPU lacks */
     ca_st_file *f = ca_st_open(path, st);
     if (!f) return NULL;
 
