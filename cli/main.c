@@ -40,7 +40,13 @@ int main(int argc, char **argv) {
         return cli_finish_stdout(CLI_OK);
     }
     for (size_t i = 0; i < N_COMMANDS; i++)
-        if (!strcmp(argv[1], COMMANDS[i].name)) return cli_finish_stdout(COMMANDS[i].run(argc - 1, argv + 1));
+        if (!strcmp(argv[1], COMMANDS[i].name)) {
+#ifdef CA_MPI
+            return cli_finish_stdout(cli_mpi_run(COMMANDS[i].run, argc - 1, argv + 1));
+#else
+            return cli_finish_stdout(COMMANDS[i].run(argc - 1, argv + 1));
+#endif
+        }
     fprintf(stderr, "clipadapt: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return CLI_USAGE;
