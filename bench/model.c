@@ -3,10 +3,10 @@
  * RSS, the machine's measured FMA peak and our fraction of it, agreement with the PyTorch
  * reference's features, and the speed ratio against PyTorch timings passed in by bench/run.sh.
  * Usage: model CKPT [--reps N] [--torch-golden F] [--torch-img-ms X] [--torch-text-ms Y]
- *        [--batches 1,32] [--threads 1,2] [--text-batch 64] [--panels f32]
- * --panels f32 packs F16 checkpoints as F32 panels (as before F16 panels), for comparison. */
+ *        [--batches 1,32] [--threads 1,2] [--text-batch 64] [--load-only 1]
+ * --load-only 1 stops after the load line (load time, of it the packing, weight bytes and peak
+ * RSS: what `make bench` reports per format). */
 #include "core/core.h"
-#include "model/fast.h"
 #include "model/model.h"
 
 #include <math.h>
@@ -140,25 +140,25 @@ static void bench_tokens(int64_t *t, int n, int ctx) {
     }
 }
 
-static double time_images(ca_model *m, const float *img, int batch, float *out, int reps) {
+static double time_images(ca_session *m, const float *img, int batch, float *out, int reps) {
     double t[16];
     if (reps > 16) reps = 16;
-    ca_model_encode_images(m, img, batch, out); /* warm-up: scratch, packing, page faults */
+    ca_session_encode_images(m, img, batch, out); /* warm-up: scratch, page faults */
     for (int r = 0; r < reps; r++) {
         double t0 = ca_now();
-        if (ca_model_encode_images(m, img, batch, out) != CA_OK) { fprintf(stderr, "encode failed: %s\n", ca_last_error()); exit(1); }
+        if (ca_session_encode_images(m, img, batch, out) != CA_OK) { fprintf(stderr, "encode failed: %s\n", ca_last_error()); exit(1); }
         t[r] = ca_now() - t0;
     }
     return median(t, reps) * 1e3 / batch;
 }
 
-static double time_text(ca_model *m, const int64_t *tok, int batch, float *out, int reps) {
+static double time_text(ca_session *m, const int64_t *tok, int batch, float *out, int reps) {
     double t[16];
     if (reps > 16) reps = 16;
-    ca_model_encode_text(m, tok, batch, out);
+    ca_session_encode_text(m, tok, batch, out);
     for (int r = 0; r < reps; r++) {
         double t0 = ca_now();
-        if (ca_model_encode_text(m, tok, batch, out) != CA_OK) { fprintf(stderr, "encode failed: %s\n", ca_last_error()); exit(1); }
+        if (ca_session_encode_text(m, tok, batch, out) != CA_OK) { fprintf(stderr, "encode failed: %s\n", ca_last_error()); exit(1); }
         t[r] = ca_now() - t0;
     }
     return median(t, reps) * 1e3 / batch;
@@ -219,7 +219,7 @@ static int parse_list(const char *s, int *v, int max) {
 int main(int argc, char **argv) {
     if (argc < 2) { fprintf(stderr, "usage: model CKPT [--reps N] [--torch-golden F] [--torch-img-ms X] [--torch-text-ms Y]\n"); return 2; }
     const char *path = argv[1], *golden = NULL;
-    int reps = 3, batches[4] = {1, 32}, nb = 2, threads[4] = {1, 2}, nth = 2, text_batch = 64, f32_panels = 0;
+    int reps = 3, batches[4] = {1, 32}, nb = 2, threads[4] = {1, 2}, nth = 2, text_batch = 64, load_only = 0;
     double torch_img = 0, torch_text = 0;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
@@ -229,22 +229,23 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--batches")) nb = parse_list(argv[i + 1], batches, 4);
         else if (!strcmp(argv[i], "--threads")) nth = parse_list(argv[i + 1], threads, 4);
         else if (!strcmp(argv[i], "--text-batch")) text_batch = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--panels") && !strcmp(argv[i + 1], "f32")) f32_panels = 1;
+        else if (!strcmp(argv[i], "--load-only")) load_only = atoi(argv[i + 1]);
         else { fprintf(stderr, "model: unknown option %s\n", argv[i]); return 2; }
     }
-    double peak[4];
-    for (int t = 0; t < nth; t++) peak[t] = fma_peak(threads[t]);
-
     ca_status st;
     double t0 = ca_now();
     ca_model *m = ca_model_load(path, NULL, &st);
     if (!m) { fprintf(stderr, "model: %s: %s\n", path, ca_last_error()); return 1; }
-    double t_load = ca_now() - t0;
-    if (f32_panels) m->mat_dtype = CA_DT_F32; /* the fast path then packs F32 panels */
-    t0 = ca_now();
-    if (ca_fast_build(m) != CA_OK) { fprintf(stderr, "model: packing failed: %s\n", ca_last_error()); return 1; }
-    double t_pack = ca_now() - t0;
+    double t_load = ca_now() - t0, rss_load = peak_rss_mib();
     const char *name = ca_basename(path);
+    /* the load packs the weights straight from the mapped file; of its time, the packing */
+    printf("== %s: load + pack %.3f s (of it packing %.3f s), %.0f MiB of weights, peak RSS after load %.0f MiB\n",
+           name, t_load, m->pack_seconds, ca_model_weight_bytes(m) / 1048576.0, rss_load);
+    printf("LOAD | %s | %.3f s | %.3f s | %.0f MiB | %.0f MiB |\n", name, t_load, m->pack_seconds,
+           ca_model_weight_bytes(m) / 1048576.0, rss_load);
+    if (load_only) { ca_model_free(m); return 0; }
+    double peak[4];
+    for (int t = 0; t < nth; t++) peak[t] = fma_peak(threads[t]);
     /* GFLOP/s and % of peak count the FLOPs we execute (fl); the model's own count (fl_model) is
      * what the reference computes, for comparison */
     double fl = image_flops(m, 1), fl_model = image_flops(m, 0);
@@ -253,8 +254,6 @@ int main(int argc, char **argv) {
            fl / 1e9);
     const char *cpu = ca_cpu_path(NULL);
     printf("  kernels: %s path (%s)\n", cpu ? cpu : "?", strstr(argv[0], "native") ? "-march=native build" : "this build");
-    printf("  load %.2f s + weight packing %.2f s (%s panels, %.0f MiB); peak RSS after packing %.0f MiB\n", t_load, t_pack,
-           m->mat_dtype == CA_DT_F16 ? "F16" : "F32", ca_fast_bytes(m->fast) / 1048576.0, peak_rss_mib());
     int bad = golden ? check_torch(m, golden) : 0;
 
     int R = m->vis.image_size, E = m->info.embed_dim, bmax = 1;
@@ -264,14 +263,15 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < (size_t)bmax * 3 * R * R; i++) img[i] = (float)ca_rng_normal(&rng);
     double ms_b32_t2 = 0;
     for (int t = 0; t < nth; t++) {
-        m->threads = threads[t];
+        ca_session *ss = ca_session_new(m, &(ca_session_params){.threads = threads[t]}, &st);
         for (int b = 0; b < nb; b++) {
-            double ms = time_images(m, img, batches[b], out, batches[b] == 1 ? 2 * reps + 1 : reps);
+            double ms = time_images(ss, img, batches[b], out, batches[b] == 1 ? 2 * reps + 1 : reps);
             double gf = fl / (ms * 1e-3) / 1e9;
             printf("  image  batch %-3d threads %d: %8.2f ms/image  %7.1f GFLOP/s  (%4.1f%% of FMA peak %.0f)\n", batches[b],
                    threads[t], ms, gf, 100 * gf / peak[t], peak[t]);
             if (batches[b] == 32 && threads[t] == 2) ms_b32_t2 = ms;
         }
+        ca_session_free(ss);
     }
     int ctx = m->txt.context;
     int64_t *tok = malloc(sizeof(int64_t) * (size_t)text_batch * ctx);
@@ -282,23 +282,27 @@ int main(int argc, char **argv) {
     double tfl = xformer_flops(&m->txt.tf, tok_eff, 1) + 2.0 * m->txt.width * E;
     double ms_text_t2 = 0;
     for (int t = 0; t < nth; t++) {
-        m->threads = threads[t];
-        double ms = time_text(m, tok, text_batch, out, reps);
+        ca_session *ss = ca_session_new(m, &(ca_session_params){.threads = threads[t]}, &st);
+        double ms = time_text(ss, tok, text_batch, out, reps);
+        ca_session_free(ss);
         printf("  text   batch %-3d threads %d: %8.2f ms/prompt %7.1f GFLOP/s  (%.1f tokens/prompt up to EOT)\n", text_batch,
                threads[t], ms, tfl / (ms * 1e-3) / 1e9, tok_eff);
         if (threads[t] == 2) ms_text_t2 = ms;
     }
     /* optional BF16 compute: speed, and its accuracy loss against the float32 features */
     double ms_bf16 = 0;
-    if (ca_model_set_compute(m, CA_COMPUTE_BF16) == CA_OK) {
+    ca_model_params bp = ca_model_default_params();
+    bp.compute = CA_COMPUTE_BF16;
+    ca_model *mb = ca_model_load(path, &bp, NULL); /* the compute path is fixed at load */
+    if (mb) {
         int nb32 = bmax < 32 ? bmax : 32;
         float *ref = malloc(sizeof(float) * (size_t)nb32 * E), *bf = malloc(sizeof(float) * (size_t)nb32 * E);
-        ca_model_set_compute(m, CA_COMPUTE_FAST);
         ca_model_encode_images(m, img, nb32, ref);
-        ca_model_set_compute(m, CA_COMPUTE_BF16);
+        ca_session *ss = NULL;
         for (int t = 0; t < nth; t++) {
-            m->threads = threads[t];
-            double ms = time_images(m, img, nb32, bf, reps);
+            ca_session_free(ss);
+            ss = ca_session_new(mb, &(ca_session_params){.threads = threads[t]}, &st);
+            double ms = time_images(ss, img, nb32, bf, reps);
             double gf = fl / (ms * 1e-3) / 1e9;
             printf("  BF16   batch %-3d threads %d: %8.2f ms/image  %7.1f GFLOP/s  (%4.1f%% of F32 FMA peak)\n", nb32, threads[t], ms, gf,
                    100 * gf / peak[t]);
@@ -313,11 +317,12 @@ int main(int argc, char **argv) {
             }
             if (ab / sqrt(aa * bb) < mincos) mincos = ab / sqrt(aa * bb);
         }
-        double tms = time_text(m, tok, text_batch, out, reps);
+        double tms = time_text(ss, tok, text_batch, out, reps);
+        ca_session_free(ss);
         printf("  BF16   text batch %d threads %d: %.2f ms/prompt\n", text_batch, threads[nth - 1], tms);
         printf("  BF16 vs F32 image features (%d images): min cosine %.6f, max|d| %.3g (max rel %.3g)\n", nb32, mincos, ma, re);
-        ca_model_set_compute(m, CA_COMPUTE_FAST);
         free(ref); free(bf);
+        ca_model_free(mb);
     }
     printf("  peak RSS %.0f MiB\n", peak_rss_mib());
     if (torch_img > 0 && ms_b32_t2 > 0)

@@ -40,6 +40,24 @@ torch_ms() { # model batch [text]: median ms per item of the PyTorch reference o
   OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 "$PY" bench/torch_clip.py bench "$1" 2 "$2" 2 $3 |
     "$PY" -c 'import json,sys; d=json.load(sys.stdin); print("%.3f" % (d["median_ms"] / d["batch"]))'
 }
+# Loading (issue 17 #4): load + pack straight from the mapped file, per checkpoint; the figures
+# before the change (load converting to float32, then packing) are in docs/perf.md.
+echo "== load + pack, warm page cache (bench/model --load-only: LOAD | file | load+pack | of it packing | weights | peak RSS |)"
+for m in vit-b32 rn50 vit-b16; do
+  cat "$W/$m.safetensors" >/dev/null
+  /usr/bin/time -f "   whole process: %e s wall, %U s user, %S s sys, peak RSS %M KiB" \
+    "$BUILD"/bench/model "$W/$m.safetensors" --load-only 1
+done
+echo "== clipadapt predict of one image with ViT-B/32, as a whole process (best of 3)"
+clf="$W/zero-shot-512.clf.safetensors"
+[ -f "$clf" ] || "$BUILD"/clipadapt fit --features "$SHARED/features/stanford_cars.safetensors" \
+  --method zero-shot --output "$clf" >/dev/null
+img=$(ls "$SHARED"/testdata/preprocess/images/*.jpg | head -n 1)
+for i in 1 2 3; do
+  /usr/bin/time -f "   predict: %e s wall, %U s user, %S s sys, peak RSS %M KiB" \
+    "$BUILD"/clipadapt predict --model "$W/vit-b32.safetensors" --classifier "$clf" "$img" >/dev/null
+done
+
 for m in vit-b32 rn50 vit-b16; do
   ck="$W/$m.safetensors"; args=()
   if [ $have_torch = 1 ]; then

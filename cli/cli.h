@@ -16,11 +16,11 @@ int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Print the library's detail for a failed status (ca_last_error, else ca_strerror), return CLI_FAIL. */
 int cli_status(ca_status st);
+/* Load a model for the CLI: BF16 compute when bf16 (a clear message when the CPU lacks it).
+ * Returns NULL with the error printed and the exit code in *rc. */
+ca_model *cli_load_model(const char *path, const ca_model_params *p, int bf16, int *rc);
 /* The same, prefixed with the user's file the failure concerns unless the detail names it. */
 int cli_status_file(ca_status st, const char *path);
-/* --bf16: switch m to BF16 compute (CA_COMPUTE_BF16); a one-line error and CLI_FAIL when the CPU
- * or build lacks AVX512-BF16. */
-int cli_use_bf16(ca_model *m);
 
 /* "--name VALUE" or "--name=VALUE" at argv[*i]: returns 1 and sets *val (advancing *i past the
  * value), 0 when argv[*i] is another option, -1 when the value is missing. */

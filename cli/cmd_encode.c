@@ -47,6 +47,7 @@ int cmd_encode(int argc, char **argv) {
     const ca_tensor_info *ti = find2(in, "images", "input.images"), *tt = find2(in, "tokens", "input.tokens");
     int rc = CLI_FAIL;
     ca_model *m = NULL;
+    ca_session *sess = NULL; /* one for every batch: its scratch is reused */
     float *images = NULL, *fi = NULL, *ft = NULL;
     int64_t *tokens = NULL;
     ca_st_writer *w = NULL;
@@ -68,9 +69,10 @@ int cmd_encode(int argc, char **argv) {
     p.load_vision = ti != NULL;
     p.load_text = tt != NULL;
     p.threads = (int)threads;
-    m = ca_model_load(model, &p, &st);
-    if (!m) { cli_status(st); goto out; }
-    if (bf16 && cli_use_bf16(m)) goto out;
+    int lrc;
+    m = cli_load_model(model, &p, bf16, &lrc);
+    if (!m) goto out;
+    if (!(sess = ca_session_new(m, NULL, &st))) { cli_status(st); goto out; }
     ca_model_info info;
     ca_model_get_info(m, &info);
     int E = info.embed_dim;
@@ -93,7 +95,7 @@ int cmd_encode(int argc, char **argv) {
         for (int64_t i = 0; i < n; i += batch) {
             int c = (int)(n - i < batch ? n - i : batch);
             cli_progress("images", i, n, NULL);
-            if ((st = ca_model_encode_images(m, images + (size_t)i * img, c, fi + (size_t)i * E))) { cli_status(st); goto out; }
+            if ((st = ca_session_encode_images(sess, images + (size_t)i * img, c, fi + (size_t)i * E))) { cli_status(st); goto out; }
         }
         cli_progress("images", n, n, NULL);
         if ((st = ca_st_writer_add(w, "image_features", CA_DT_F32, 2, (int64_t[]){n, E}, fi))) { cli_status(st); goto out; }
@@ -113,7 +115,7 @@ int cmd_encode(int argc, char **argv) {
         for (int64_t i = 0; i < n; i += batch) {
             int c = (int)(n - i < batch ? n - i : batch);
             cli_progress("texts", i, n, NULL);
-            st = ca_model_encode_text(m, tokens + (size_t)i * T, c, ft + (size_t)i * E);
+            st = ca_session_encode_text(sess, tokens + (size_t)i * T, c, ft + (size_t)i * E);
             if (st) {
                 /* name the input file: the library knows only the batch-relative row */
                 cli_error("%s: rows %lld..: %s", input, (long long)i, ca_last_error());
@@ -138,6 +140,7 @@ int cmd_encode(int argc, char **argv) {
 out:
     ca_st_writer_free(w);
     free(images); free(fi); free(tokens); free(ft);
+    ca_session_free(sess);
     ca_model_free(m);
     ca_st_close(in);
     return rc;

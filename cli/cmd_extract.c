@@ -16,7 +16,7 @@
 typedef struct {
     const char *model, *config, *bpe, *images, *val_images, *test_images, *split_file, *image_root, *templates, *output, *prompts;
     double val_split, test_split;
-    int shots[16], nshots, val_shots, views, batch, chunk, f16, no_text, verbose, bf16, threads, shard[2];
+    int shots[16], nshots, val_shots, views, batch, chunk, f16, no_text, verbose, bf16, threads, skip_bad, shard[2];
     uint64_t seed;
 } opts;
 
@@ -66,16 +66,19 @@ static ca_status encode_owned(ca_model *m, const char *const *paths, const uint6
     if (V && !vt) return ca_fail(CA_E_NOMEM, "out of memory");
     ca_status st = CA_OK;
     int64_t base = ep->progress_base;
+    uint8_t *bad = ep->bad_out;
     for (int c0 = 0; st == CA_OK && c0 < n; c0 += ep->chunk) {
         if ((*g)++ % shard[1] != shard[0]) continue;
         int cm = n - c0 < ep->chunk ? n - c0 : ep->chunk, r = 0;
         ep->progress_base = base + c0;
+        ep->bad_out = bad ? bad + c0 : NULL;
         st = ca_encode_images(m, paths + c0, ids + c0, cm, ep, feats + (size_t)c0 * D, vt, &r);
         for (int v = 0; st == CA_OK && v < V; v++)
             memcpy(views + ((size_t)v * n + c0) * D, vt + (size_t)v * cm * D, sizeof(float) * (size_t)cm * D);
         *reused += r;
     }
     ep->progress_base = base;
+    ep->bad_out = bad;
     free(vt);
     return st;
 }
@@ -92,6 +95,27 @@ static uint64_t model_salt(const char *path, const char *config) {
         for (size_t i = 0; i < sizeof meta; i++) { h ^= ((unsigned char *)meta)[i]; h *= 0x100000001b3ull; }
     }
     return h;
+}
+
+/* An image's id: a hash of its path below the dataset root, so that it does not depend on which
+ * other files exist (augmentation stream, chunk keys). */
+static uint64_t image_id(const char *path, const char *root) {
+    size_t rl = root ? strlen(root) : 0;
+    while (rl > 1 && root[rl - 1] == '/') rl--;
+    const char *rel = rl && !strncmp(path, root, rl) ? path + rl : path;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *rel; rel++) { h ^= (unsigned char)*rel; h *= 0x100000001b3ull; }
+    return h;
+}
+
+/* One line for an image left out by --skip-bad, with the decoder's reason. */
+static void report_bad(const char *path) {
+    ca_status st;
+    ca_image *img = ca_image_load(path, NULL, &st);
+    ca_image_free(img);
+    const char *d = img ? "" : ca_last_error();
+    if (d && *d && strstr(d, path)) fprintf(stderr, "clipadapt: skipped: %s\n", d);
+    else fprintf(stderr, "clipadapt: skipped: %s: %s\n", path, d && *d ? d : "cannot be decoded");
 }
 
 static void remove_parts(const char *dir) {
@@ -172,6 +196,37 @@ static void warn_short_classes(const ca_dataset *ds, const char *src, const int 
     free(cnt); free(cv);
 }
 
+/* The dataset as the options describe it, less the images in exclude (--skip-bad's finds). */
+static ca_dataset *load_dataset(const opts *o, char *const *exclude, int n_exclude, ca_status *st) {
+    if (o->images) {
+        ca_dataset_params dp = ca_dataset_default_params();
+        dp.seed = o->seed;
+        dp.val_dir = o->val_images; dp.test_dir = o->test_images;
+        dp.val_split = o->val_split >= 0 ? o->val_split : o->val_images ? 0 : 0.2;
+        dp.test_split = o->test_split >= 0 ? o->test_split : o->test_images ? 0 : 0.2;
+        dp.exclude = (const char *const *)exclude; dp.n_exclude = n_exclude;
+        return ca_dataset_from_folder(o->images, &dp, st);
+    }
+    ca_dataset *ds = ca_dataset_from_split_file(o->split_file, o->image_root, st);
+    if (ds && n_exclude) {
+        ca_dataset *d2 = ca_dataset_drop(ds, (const char *const *)exclude, n_exclude, st);
+        ca_dataset_free(ds);
+        ds = d2;
+    }
+    return ds;
+}
+
+/* Classes as check_classes wants them, and a val split and (unless --test-split 0) a test split. */
+static int check_dataset(const ca_dataset *ds, const opts *o, const char *src) {
+    int rc = check_classes(ds, src);
+    if (rc != CLI_OK) return rc;
+    int n_val = ca_dataset_size(ds, CA_SPLIT_VAL), n_test = ca_dataset_size(ds, CA_SPLIT_TEST);
+    if (n_val == 0 || (n_test == 0 && o->test_split != 0))
+        return cli_error("%s: the dataset has no %s images (a feature set needs train, val and test%s)", src,
+                         n_val == 0 ? "val" : "test", n_val == 0 ? "" : "; --test-split 0 keeps none on purpose");
+    return CLI_OK;
+}
+
 int cmd_extract(int argc, char **argv) {
     opts o;
     memset(&o, 0, sizeof o);
@@ -209,7 +264,9 @@ int cmd_extract(int argc, char **argv) {
         cli_opt_flag("--bf16", &o.bf16, "BF16 compute (AVX512-BF16): about 1.8x faster encoders, features within about 1% of "
                                         "float32; recorded in the output's metadata (compute)"),
         cli_opt_int("--threads", &o.threads, 0, 4096, "N", "threads (default: all cores)"),
-        cli_opt_int("--chunk", &o.chunk, 1, 1 << 20, "N", "images per resumable chunk (default 64)"),
+        cli_opt_int("--chunk", &o.chunk, 1, 1 << 20, "N", "images per resumable chunk, on average (default 64)"),
+        cli_opt_flag("--skip-bad", &o.skip_bad, "leave out images that cannot be decoded (each named on stderr, a count at "
+                                                "the end) as if they were not in the folder; default: the first one stops the run"),
         {.name = "--output", .kind = CLI_STR, .dst = &o.output, .metavar = "F", .section = "output",
          .help = "feature set, written atomically; finished chunks are kept in F.parts/ until the end, so re-running the "
                  "same command after an interruption redoes only the unfinished chunk"},
@@ -270,31 +327,19 @@ int cmd_extract(int argc, char **argv) {
     const char **strs = NULL; /* image paths of a split, then class names */
     char *parts = NULL;
     ca_features_writer *w = NULL;
+    uint8_t *bad = NULL;
+    char **skipped = NULL;   /* images left out as undecodable (--skip-bad) */
+    int nskipped = 0;
 
-    /* dataset */
-    if (o.images) {
-        ca_dataset_params dp = ca_dataset_default_params();
-        dp.seed = (uint64_t)o.seed;
-        dp.val_dir = o.val_images; dp.test_dir = o.test_images;
-        dp.val_split = o.val_split >= 0 ? o.val_split : o.val_images ? 0 : 0.2;
-        dp.test_split = o.test_split >= 0 ? o.test_split : o.test_images ? 0 : 0.2;
-        ds = ca_dataset_from_folder(o.images, &dp, &st);
-    } else {
-        ds = ca_dataset_from_split_file(o.split_file, o.image_root, &st);
-    }
-    if (!ds) { rc = cli_status(st); goto out; }
     /* Everything is checked before the first image is decoded: classes, splits, templates,
-     * vocabulary, model and every prompt's length (file names and stats only, no pixels). */
+     * vocabulary, model and every prompt's length (file names and stats only, no pixels). The
+     * dataset is built here once; with --skip-bad the loop below builds it again without the
+     * images that turned out undecodable. */
     const char *src = o.images ? o.images : o.split_file;
-    int C = ca_dataset_num_classes(ds);
-    int n_val_all = ca_dataset_size(ds, CA_SPLIT_VAL), n_test = ca_dataset_size(ds, CA_SPLIT_TEST);
-    if ((rc = check_classes(ds, src)) != CLI_OK) goto out;
+    if (!(ds = load_dataset(&o, NULL, 0, &st))) { rc = cli_status(st); goto out; }
+    if ((rc = check_dataset(ds, &o, src)) != CLI_OK) goto out;
     rc = CLI_FAIL;
-    if (n_val_all == 0 || (n_test == 0 && o.test_split != 0)) {
-        rc = cli_error("%s: the dataset has no %s images (a feature set needs train, val and test%s)", src,
-                       n_val_all == 0 ? "val" : "test", n_val_all == 0 ? "" : "; --test-split 0 keeps none on purpose");
-        goto out;
-    }
+    int C = ca_dataset_num_classes(ds);
     if (o.prompts) {
         /* every class must have prompts */
         if (!(prompts = ca_prompts_load(o.prompts, &st))) { rc = cli_status(st); goto out; }
@@ -309,34 +354,12 @@ int cmd_extract(int argc, char **argv) {
         if (!(tok = ca_tokenizer_load(o.bpe, &st))) { rc = cli_status(st); goto out; }
     }
 
-    /* few-shot subsets; CoOp draws val from the same generator after train (we use the largest K) */
-    int kmax = 0;
-    for (int s = 0; s < o.nshots; s++) if (o.shots[s] > o.shots[kmax]) kmax = s;
-    for (int s = 0; s < o.nshots; s++) {
-        int *vi = NULL, nv = 0;
-        st = ca_dataset_fewshot2(ds, o.shots[s], s == kmax ? o.val_shots : 0, (uint64_t)o.seed, &tr_idx[s], &ntr[s], &vi, &nv);
-        if (st != CA_OK) { rc = cli_status(st); goto out; }
-        if (s == kmax) { val_idx = vi; nval = nv; } else free(vi);
-    }
-    if (!val_idx) nval = n_val_all;
-
-    /* union of the training images over all K: each is encoded once */
-    int n_train_all = ca_dataset_size(ds, CA_SPLIT_TRAIN);
-    dense = malloc(sizeof(int) * (size_t)n_train_all + 1);
-    uni = malloc(sizeof(int) * (size_t)n_train_all + 1);
-    if (!dense || !uni) { rc = cli_error("out of memory"); goto out; }
-    for (int i = 0; i < n_train_all; i++) dense[i] = -1;
-    for (int s = 0; s < o.nshots; s++)
-        for (int j = 0; j < ntr[s]; j++) dense[tr_idx[s][j]] = 0;
-    for (int i = 0; i < n_train_all; i++) if (dense[i] == 0) { dense[i] = nuni; uni[nuni++] = i; }
-
     /* model; chunk cache next to the output */
     ca_model_params mp = ca_model_default_params();
     mp.config_path = o.config;
     mp.load_text = !o.no_text;
     mp.threads = o.threads;
-    if (!(model = ca_model_load(o.model, &mp, &st))) { rc = cli_status(st); goto out; }
-    if (o.bf16 && (rc = cli_use_bf16(model))) goto out;
+    if (!(model = cli_load_model(o.model, &mp, o.bf16, &rc))) goto out;
     ca_model_info info;
     if ((st = ca_model_get_info(model, &info)) != CA_OK) { rc = cli_status(st); goto out; }
     int D = info.embed_dim;
@@ -350,42 +373,103 @@ int cmd_extract(int argc, char **argv) {
     snprintf(parts, plen, "%s.parts", o.output);
     if (mkdir(parts, 0777) != 0 && errno != EEXIST) { rc = cli_error("%s: cannot create folder: %s", parts, strerror(errno)); goto out; }
 
-    int maxn = nuni > nval ? nuni : nval;
-    if (n_test > maxn) maxn = n_test;
-    /* zeroed: with --shard, rows of other shards stay zero bytes for merge */
-    fu = calloc((size_t)nuni * D + 1, sizeof(float));
-    vu = o.views ? calloc((size_t)o.views * nuni * D + 1, sizeof(float)) : NULL;
-    fval = calloc((size_t)nval * D + 1, sizeof(float));
-    ftest = calloc((size_t)n_test * D + 1, sizeof(float));
-    paths = malloc(sizeof(char *) * (size_t)maxn + 1);
-    ids = malloc(sizeof(uint64_t) * (size_t)maxn + 1);
-    labels = malloc(sizeof(int32_t) * (size_t)maxn + 1);
-    if (!fu || (o.views && !vu) || !fval || !ftest || !paths || !ids || !labels) { rc = cli_error("out of memory"); goto out; }
-
-    ca_encode_params ep = ca_encode_default_params();
-    ep.seed = (uint64_t)o.seed;
-    ep.batch = o.batch; ep.chunk = o.chunk;
-    ep.cache_dir = parts;
-    ep.cache_salt = model_salt(o.model, o.config) ^ (o.bf16 ? 0x6266313600000000ull : 0); /* BF16 chunks differ */
-    ep.stage = "extract";
-    ep.progress = cli_progress;
-    ep.progress_total = (int64_t)nuni + nval + n_test;
-    int reused = 0, r1 = 0, r2 = 0, r3 = 0;
+    /* With --skip-bad, undecodable images are left out as if they were not there: the dataset is
+     * built again without them and sampled again, so the result equals a run on the folder
+     * without those files; the chunk cache makes the second round cheap. Rounds repeat only
+     * while newly sampled images turn out bad. */
+    int reused = 0, n_val_all = 0, n_test = 0, kmax = 0, maxn = 0;
     double t0 = ca_now();
-    /* train (augmented views), then val and test (centre crop) */
-    for (int j = 0; j < nuni; j++) { paths[j] = ca_dataset_path(ds, CA_SPLIT_TRAIN, uni[j]); ids[j] = (uint64_t)uni[j]; }
-    ep.views = o.views;
-    ep.progress_base = 0;
-    int64_t g = 0;
-    if ((st = encode_owned(model, paths, ids, nuni, &ep, fu, vu, D, o.shard, &g, &r1)) != CA_OK) { rc = cli_status(st); goto out; }
-    for (int j = 0; j < nval; j++) { paths[j] = ca_dataset_path(ds, CA_SPLIT_VAL, val_idx ? val_idx[j] : j); ids[j] = (uint64_t)j; }
-    ep.views = 0;
-    ep.progress_base = nuni;
-    if ((st = encode_owned(model, paths, ids, nval, &ep, fval, NULL, D, o.shard, &g, &r2)) != CA_OK) { rc = cli_status(st); goto out; }
-    for (int j = 0; j < n_test; j++) { paths[j] = ca_dataset_path(ds, CA_SPLIT_TEST, j); ids[j] = (uint64_t)j; }
-    ep.progress_base = (int64_t)nuni + nval;
-    if ((st = encode_owned(model, paths, ids, n_test, &ep, ftest, NULL, D, o.shard, &g, &r3)) != CA_OK) { rc = cli_status(st); goto out; }
-    reused = r1 + r2 + r3;
+    const char *root = o.images ? o.images : o.image_root;
+    for (int round = 0;; round++) {
+        if (round > 0) {   /* the dataset less every image found bad so far, checked as up front */
+            ca_dataset_free(ds);
+            if (!(ds = load_dataset(&o, skipped, nskipped, &st))) { rc = cli_status(st); goto out; }
+            if ((rc = check_dataset(ds, &o, src)) != CLI_OK) goto out;
+            rc = CLI_FAIL;
+        }
+        for (int s = 0; s < 16; s++) { free(tr_idx[s]); tr_idx[s] = NULL; }
+        free(val_idx); free(uni); free(dense); free(fu); free(vu); free(fval); free(ftest); free(paths); free(ids); free(labels);
+        free(bad);
+        val_idx = NULL; uni = dense = NULL; labels = NULL; fu = vu = fval = ftest = NULL; paths = NULL; ids = NULL; bad = NULL;
+        nuni = 0;
+        C = ca_dataset_num_classes(ds);
+        n_val_all = ca_dataset_size(ds, CA_SPLIT_VAL); n_test = ca_dataset_size(ds, CA_SPLIT_TEST);
+
+        /* few-shot subsets; CoOp draws val from the same generator after train (we use the largest K) */
+        kmax = 0;
+        for (int s = 0; s < o.nshots; s++) if (o.shots[s] > o.shots[kmax]) kmax = s;
+        nval = 0;
+        for (int s = 0; s < o.nshots; s++) {
+            int *vi = NULL, nv = 0;
+            st = ca_dataset_fewshot2(ds, o.shots[s], s == kmax ? o.val_shots : 0, (uint64_t)o.seed, &tr_idx[s], &ntr[s], &vi, &nv);
+            if (st != CA_OK) { rc = cli_status(st); goto out; }
+            if (s == kmax) { val_idx = vi; nval = nv; } else free(vi);
+        }
+        if (!val_idx) nval = n_val_all;
+
+        /* union of the training images over all K: each is encoded once */
+        int n_train_all = ca_dataset_size(ds, CA_SPLIT_TRAIN);
+        dense = malloc(sizeof(int) * (size_t)n_train_all + 1);
+        uni = malloc(sizeof(int) * (size_t)n_train_all + 1);
+        if (!dense || !uni) { rc = cli_error("out of memory"); goto out; }
+        for (int i = 0; i < n_train_all; i++) dense[i] = -1;
+        for (int s = 0; s < o.nshots; s++)
+            for (int j = 0; j < ntr[s]; j++) dense[tr_idx[s][j]] = 0;
+        for (int i = 0; i < n_train_all; i++) if (dense[i] == 0) { dense[i] = nuni; uni[nuni++] = i; }
+
+        maxn = nuni > nval ? nuni : nval;
+        if (n_test > maxn) maxn = n_test;
+        /* zeroed: with --shard, rows of other shards stay zero bytes for merge */
+        fu = calloc((size_t)nuni * D + 1, sizeof(float));
+        vu = o.views ? calloc((size_t)o.views * nuni * D + 1, sizeof(float)) : NULL;
+        fval = calloc((size_t)nval * D + 1, sizeof(float));
+        ftest = calloc((size_t)n_test * D + 1, sizeof(float));
+        paths = malloc(sizeof(char *) * (size_t)maxn + 1);
+        ids = malloc(sizeof(uint64_t) * (size_t)maxn + 1);
+        labels = malloc(sizeof(int32_t) * (size_t)maxn + 1);
+        bad = calloc((size_t)maxn + 1, 1);
+        if (!fu || (o.views && !vu) || !fval || !ftest || !paths || !ids || !labels || !bad) { rc = cli_error("out of memory"); goto out; }
+
+        ca_encode_params ep = ca_encode_default_params();
+        ep.seed = (uint64_t)o.seed;
+        ep.batch = o.batch; ep.chunk = o.chunk;
+        ep.cache_dir = parts;
+        ep.cache_salt = model_salt(o.model, o.config) ^ (o.bf16 ? 0x6266313600000000ull : 0); /* BF16 chunks differ */
+        ep.stage = "extract";
+        ep.progress = cli_progress;
+        ep.progress_total = (int64_t)nuni + nval + n_test;
+        ep.skip_bad = o.skip_bad; ep.bad_out = bad;
+        int r = 0, found = 0;
+        int64_t g = 0;   /* chunk counter over the three splits, for --shard */
+        reused = 0;
+        /* train (augmented views), then val and test (centre crop); each image's id (its
+         * augmentation stream and part of its chunk key) comes from its own path */
+        for (int sp = 0; sp < 3; sp++) {
+            int n = sp == 0 ? nuni : sp == 1 ? nval : n_test;
+            for (int j = 0; j < n; j++) {
+                paths[j] = sp == 0 ? ca_dataset_path(ds, CA_SPLIT_TRAIN, uni[j])
+                         : sp == 1 ? ca_dataset_path(ds, CA_SPLIT_VAL, val_idx ? val_idx[j] : j)
+                                   : ca_dataset_path(ds, CA_SPLIT_TEST, j);
+                ids[j] = image_id(paths[j], root);
+            }
+            ep.views = sp == 0 ? o.views : 0;
+            ep.progress_base = sp == 0 ? 0 : sp == 1 ? nuni : (int64_t)nuni + nval;
+            st = encode_owned(model, paths, ids, n, &ep, sp == 0 ? fu : sp == 1 ? fval : ftest, sp == 0 ? vu : NULL, D, o.shard, &g, &r);
+            if (st != CA_OK) { rc = cli_status(st); goto out; }
+            reused += r;
+            for (int j = 0; j < n; j++) {
+                if (!bad[j]) continue;
+                char **nsk = realloc(skipped, sizeof(char *) * (size_t)(nskipped + 1));
+                if (!nsk) { rc = cli_error("out of memory"); goto out; }
+                skipped = nsk;
+                if (!(skipped[nskipped] = strdup(paths[j]))) { rc = cli_error("out of memory"); goto out; }
+                nskipped++;
+                found++;
+                report_bad(paths[j]);
+            }
+        }
+        if (!found) break;
+    }
     double t_img = ca_now() - t0;
 
     if (!o.no_text) {
@@ -478,7 +562,11 @@ int cmd_extract(int argc, char **argv) {
     if (st == CA_OK && ca_model_signature(model, sig, sizeof sig) == CA_OK) st = ca_features_writer_metadata(w, "model_signature", sig);
     if (st == CA_OK) st = ca_features_writer_save(w, o.output);
     if (st != CA_OK) { rc = cli_status(st); goto out; }
-    remove_parts(parts);
+    if (nskipped)   /* the re-run after removing them finds its chunks here */
+        fprintf(stderr, "clipadapt: extract: skipped %d undecodable image%s (named above); kept %s/ so that a re-run "
+                        "after removing them reuses the encoded chunks\n", nskipped, nskipped == 1 ? "" : "s", parts);
+    else
+        remove_parts(parts);
 
     if (o.verbose || isatty(2)) {
         int64_t nimg = (int64_t)nuni * (o.views ? o.views : 1) + nval + n_test;
@@ -492,7 +580,9 @@ out:
     ca_features_writer_free(w);
     for (int s = 0; s < 16; s++) free(tr_idx[s]);
     free(val_idx); free(uni); free(dense); free(fu); free(vu); free(fval); free(ftest); free(text); free(tmp); free(vu_s);
-    free(paths); free(ids); free(labels); free(strs); free(parts);
+    free(paths); free(ids); free(labels); free(strs); free(parts); free(bad);
+    for (int i = 0; i < nskipped; i++) free(skipped[i]);
+    free(skipped);
     ca_templates_free(tmpl, ntmpl);
     ca_prompts_free(prompts);
     ca_tokenizer_free(tok);

@@ -198,7 +198,8 @@ int cmd_predict(int argc, char **argv) {
         cli_opt_flag("--json", &json, "JSON lines: one {\"image\", \"top\": [{\"class\", \"index\", \"prob\"}, ...]} per image"),
         cli_opt_str("--output", &output, "FILE|-", "write here instead of standard output; .jsonl/.json = JSON lines, .csv = CSV "
                                                   "(image,rank,prob,index,class), else the table; resumable (see below)"),
-        cli_opt_flag("--skip-bad", &skip_bad, "skip images that cannot be read or decoded (counted on stderr) instead of failing"),
+        cli_opt_flag("--skip-bad", &skip_bad, "name each image that cannot be decoded on stderr, classify the others, and "
+                                              "print a count at the end (exit 1 only when no image could be read)"),
         cli_opt_int("--batch", &batch, 1, 4096, "N", "images per encoder call (default 32)"),
         {.name = "--shard", .kind = CLI_FN, .fn = parse_shard, .dst = shard, .metavar = "I/N",
          .help = "classify only slice I of N (whole batches, in input order) into a part for `clipadapt merge`"},
@@ -210,8 +211,9 @@ int cmd_predict(int argc, char **argv) {
                    "normalisation, the classifier's logits, softmax. The model must be the one the features\n"
                    "were extracted with (a classifier of another model is refused before any image).",
                    "Table output: one line per image and rank: image, rank, probability, class index, class name\n"
-                   "(tab-separated). Records are written in input order as batches finish. On standard output a\n"
-                   "bad image is reported and the others still printed (exit 1). With --output FILE records go to\n"
+                   "(tab-separated). Records are written in input order as batches finish. An image that cannot be\n"
+                   "decoded stops the command (exit 1; a file output is not written), unless --skip-bad; on standard\n"
+                   "output the batches before it have been printed. With --output FILE records go to\n"
                    "FILE.partial (fsync'd per batch) and FILE.partial.state; re-running the same command after an\n"
                    "interruption continues there, and the finished FILE is byte-identical to an uninterrupted run.\n",
                    t, (int)(sizeof t / sizeof t[0]), NULL};
@@ -257,8 +259,7 @@ int cmd_predict(int argc, char **argv) {
     mp.load_text = 0;
     mp.config_path = config;
     mp.threads = threads;
-    if (!(m = ca_model_load(model_path, &mp, &st))) { rc = cli_status(st); goto done; }
-    if (bf16 && (rc = cli_use_bf16(m))) goto done;
+    if (!(m = cli_load_model(model_path, &mp, bf16, &rc))) goto done;
     rc = CLI_FAIL;
     int C = ca_classifier_num_classes(c), k = topk < C ? (int)topk : C;
     /* a classifier of another model is refused once, not once per image */
@@ -345,13 +346,19 @@ int cmd_predict(int argc, char **argv) {
                 ca_status s2;
                 ca_image *img = ca_image_load(in.v[b0 + j], &ip, &s2);
                 if (img) { ca_image_free(img); good[ng] = j; bpaths[ng++] = in.v[b0 + j]; continue; }
-                if (skip_bad) { skipped++; continue; }
-                failed++;
                 const char *d = ca_last_error();
-                if (d && strstr(d, in.v[b0 + j])) cli_error("%s", d);
-                else cli_error("%s: %s", in.v[b0 + j], d && *d ? d : ca_strerror(s2));
+                char line[1024];
+                if (d && strstr(d, in.v[b0 + j])) snprintf(line, sizeof line, "%s", d);
+                else snprintf(line, sizeof line, "%s: %s", in.v[b0 + j], d && *d ? d : ca_strerror(s2));
+                if (!skip_bad) { failed++; cli_error("%s", line); break; }
+                fprintf(stderr, "clipadapt: skipped: %s\n", line);
+                skipped++;
             }
-            if (failed && to_file) { rc = CLI_FAIL; fclose(of); of = NULL; remove(partial); remove(state); goto done; }
+            if (failed) {   /* the first bad image ends the run; a file output is not written */
+                if (to_file) { fclose(of); of = NULL; remove(partial); remove(state); }
+                rc = CLI_FAIL;
+                goto done;
+            }
             st = ng ? ca_encode_images(m, bpaths, NULL, ng, &ep, feats, NULL, NULL) : CA_OK;
         }
         if (st == CA_OK && ng) st = ca_classifier_logits(c, feats, ng, logits);
@@ -383,8 +390,9 @@ int cmd_predict(int argc, char **argv) {
         if (bad || rename(partial, output) != 0) { rc = cli_error("%s: cannot write: %s", output, strerror(errno)); goto done; }
         remove(state);
     }
-    if (skipped) fprintf(stderr, "predict: skipped %d unreadable image%s (--skip-bad)\n", skipped, skipped == 1 ? "" : "s");
-    rc = failed ? CLI_FAIL : CLI_OK;
+    if (skipped && skipped == i1 - i0) { rc = cli_error("predict: none of the %d images could be decoded", skipped); goto done; }
+    if (skipped) fprintf(stderr, "clipadapt: predict: skipped %d of %lld images that could not be decoded\n", skipped, i1 - i0);
+    rc = CLI_OK;
 done:
     if (of && of != stdout) fclose(of);
     for (int i = 0; i < in.n; i++) free(in.v[i]);

@@ -35,17 +35,22 @@ int cli_status(ca_status st) {
     return cli_error("%s", d && *d ? d : ca_strerror(st));
 }
 
+ca_model *cli_load_model(const char *path, const ca_model_params *p, int bf16, int *rc) {
+    ca_model_params mp = *p;
+    if (bf16) mp.compute = CA_COMPUTE_BF16; /* the compute path is fixed at load (weights packed for it) */
+    ca_status st;
+    ca_model *m = ca_model_load(path, &mp, &st);
+    if (m) { *rc = CLI_OK; return m; }
+    if (bf16 && st == CA_E_UNSUPPORTED) *rc = cli_error("--bf16: this CPU or build has no AVX512-BF16 kernels; run without --bf16");
+    else *rc = cli_status(st);
+    return NULL;
+}
+
 int cli_status_file(ca_status st, const char *path) {
     const char *d = ca_last_error();
     if (!d || !*d) d = ca_strerror(st);
     if (path && strstr(d, path)) return cli_error("%s", d);
     return cli_error("%s: %s", path, d);
-}
-
-int cli_use_bf16(ca_model *m) {
-    ca_status st = ca_model_set_compute(m, CA_COMPUTE_BF16);
-    if (st == CA_E_UNSUPPORTED) return cli_error("--bf16: this CPU or build has no AVX512-BF16 kernels; run without --bf16");
-    return st ? cli_status(st) : CLI_OK;
 }
 
 int cli_take(int argc, char **argv, int *i, const char *name, const char **val) {

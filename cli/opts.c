@@ -10,6 +10,7 @@
 
 static const char *const OPTIMIZERS[] = {"default", "sgd", "adamw", NULL};
 static const char *const RATIO_MODES[] = {"fixed", "search", "learn", NULL};
+static const char *const COVARIANCES[] = {"tuned", "ks", NULL};   /* CA_COV_TUNED, CA_COV_KS */
 
 /* ---- shared rows ---- */
 
@@ -48,6 +49,8 @@ int cli_opts_training(cli_opt *t, ca_fit_params *p) {
                        .help = "CLIP-Adapter ratio: fixed, searched on val, or a learnt gate (default fixed)"};
     t[n++] = (cli_opt){.name = "--optimizer", .kind = CLI_ENUM, .dst = &p->optimizer, .choices = OPTIMIZERS, .metavar = "O",
                        .help = "optimiser (default: the method's, AdamW)"};
+    t[n++] = (cli_opt){.name = "--covariance", .kind = CLI_ENUM, .dst = &p->covariance, .choices = COVARIANCES, .metavar = "E",
+                       .help = "gda, gda-zs covariance: tuned (shrinkage chosen on val) or ks (the ICLR 2024 estimator) (default tuned)"};
     t[n++] = cli_opt_int("--warmup-epochs", &p->warmup_epochs, 0, 100000, "N", "learning-rate warm-up epochs (default: the method's)");
     t[n++] = cli_opt_int("--threads", &p->threads, 0, 4096, "N", "threads (default: all cores)");
     return n;

@@ -26,7 +26,8 @@ struct work {
     pthread_t *workers; int nworkers, enc_started;
     pthread_t enc;
     /* model state: touched by the encoder thread only, once started */
-    ca_model *m;
+    ca_model *m;                     /* immutable once loaded */
+    ca_session *ses;                 /* the encoder's scratch and thread budget */
     ca_tokenizer *tok;
     char **templates; int ntempl;
     int R, E, context, has_text, max_batch, wait_ms;
@@ -57,14 +58,14 @@ static void l2norm(float *x, int n) {
 /* ---- the model: every call is in this block, made from the encoder thread only ---- */
 
 static ca_status enc_images(struct work *w, int n) {
-    return ca_model_encode_images(w->m, w->in_buf, n, w->out_buf);
+    return ca_session_encode_images(w->ses, w->in_buf, n, w->out_buf);
 }
 static ca_status enc_texts(struct work *w, const int64_t *tokens, int n, float *out) {
-    return ca_model_encode_text(w->m, tokens, n, out);
+    return ca_session_encode_text(w->ses, tokens, n, out);
 }
 static ca_status enc_class_text(struct work *w, const char *label, float *out) {
     const char *names[1] = {label};
-    return ca_text_classifier(w->m, w->tok, names, 1, (const char *const *)w->templates, w->ntempl, out);
+    return ca_session_text_classifier(w->ses, w->tok, names, 1, (const char *const *)w->templates, w->ntempl, out);
 }
 
 /* ---- completion ---- */
@@ -353,11 +354,17 @@ int work_start(srv *s, char *err, size_t errn) {
     mp.config_path = o->config;
     mp.threads = o->threads;
     mp.load_text = w->tok != NULL;   /* text needs the tokenizer; without it, save the memory */
-    if (!(w->m = ca_model_load(o->model, &mp, &st))) { snprintf(err, errn, "%s", ca_last_error()); return -1; }
-    if (o->bf16 && ca_model_set_compute(w->m, CA_COMPUTE_BF16) != CA_OK) {
-        snprintf(err, errn, "--bf16: this CPU or build has no AVX512-BF16 kernels; run without --bf16");
+    if (o->bf16) mp.compute = CA_COMPUTE_BF16;
+    if (!(w->m = ca_model_load(o->model, &mp, &st))) {
+        if (o->bf16 && st == CA_E_UNSUPPORTED)
+            snprintf(err, errn, "--bf16: this CPU or build has no AVX512-BF16 kernels; run without --bf16");
+        else
+            snprintf(err, errn, "%s", ca_last_error());
         return -1;
     }
+    ca_session_params sp = ca_session_default_params();
+    sp.threads = o->threads;
+    if (!(w->ses = ca_session_new(w->m, &sp, &st))) { snprintf(err, errn, "%s", ca_last_error()); return -1; }
     ca_model_info info;
     if (ca_model_get_info(w->m, &info) != CA_OK || !info.has_vision) { snprintf(err, errn, "%s: the model has no image tower", o->model); return -1; }
     w->R = info.image_size; w->E = info.embed_dim; w->context = info.context_length; w->has_text = info.has_text;
@@ -367,7 +374,7 @@ int work_start(srv *s, char *err, size_t errn) {
     w->in_buf = malloc(sizeof(float) * 3 * (size_t)w->R * w->R * (size_t)w->max_batch);
     w->out_buf = malloc(sizeof(float) * (size_t)w->E * (size_t)w->max_batch);
     if (!w->in_buf || !w->out_buf) { snprintf(err, errn, "out of memory for a batch of %d", w->max_batch); return -1; }
-    /* one warm-up encode so the first request does not pay for packing the weights */
+    /* one warm-up encode so the first request does not pay for growing the session scratch */
     memset(w->in_buf, 0, sizeof(float) * 3 * (size_t)w->R * w->R);
     if (enc_images(w, 1) != CA_OK) { snprintf(err, errn, "%s", ca_last_error()); return -1; }
     w->nworkers = o->workers;
@@ -392,6 +399,7 @@ void work_stop(srv *s) {
     if (w->enc_started) pthread_join(w->enc, NULL);
     else { pthread_mutex_lock(&w->mu); w->enc_done = 1; pthread_cond_broadcast(&w->cv_work); pthread_mutex_unlock(&w->mu); }
     for (int i = 0; i < w->nworkers; i++) pthread_join(w->workers[i], NULL);
+    ca_session_free(w->ses);
     ca_model_free(w->m);
     ca_tokenizer_free(w->tok);
     ca_templates_free(w->templates, w->ntempl);

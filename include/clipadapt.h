@@ -30,26 +30,30 @@ extern "C" {
 /* ======================================================================================== */
 
 typedef enum {
-    CA_OK = 0,          /* success */
-    CA_E_IO,            /* a file could not be opened, read, written or renamed */
-    CA_E_FORMAT,        /* a file is malformed: bad header, bad JSON, truncated data, bad image */
-    CA_E_SHAPE,         /* a tensor has the wrong shape or dtype for its role */
-    CA_E_NOMEM,         /* an allocation failed or a size overflowed */
-    CA_E_ARG,           /* a caller passed an invalid argument */
-    CA_E_NOTFOUND,      /* a named thing (tensor, class, method, split) does not exist */
-    CA_E_UNSUPPORTED,   /* valid input that this build does not handle (dtype, layout, codec) */
-    CA_E_RANGE,         /* a value is outside its allowed range (image too large, text too long) */
-    CA_E_INTERNAL,      /* a bug in clipadapt: please report it */
-    CA_E_NONFINITE = 11 /* NaN/Inf in weights, features, probabilities, or a diverged loss */
+    /* Numbered once and never renumbered (as SQLite's and curl's codes): a program may store them. */
+    CA_OK = 0,              /* success */
+    CA_E_IO = 1,            /* a file could not be opened, read, written or renamed */
+    CA_E_FORMAT = 2,        /* a file is malformed: bad header, bad JSON, truncated data, bad image */
+    CA_E_SHAPE = 3,         /* a tensor has the wrong shape or dtype for its role */
+    CA_E_NOMEM = 4,         /* an allocation failed or a size overflowed */
+    CA_E_ARG = 5,           /* a caller passed an invalid argument */
+    CA_E_NOTFOUND = 6,      /* a named thing (tensor, class, method, split) does not exist */
+    CA_E_UNSUPPORTED = 7,   /* valid input that this build does not handle (dtype, layout, codec) */
+    CA_E_RANGE = 8,         /* a value is outside its allowed range (image too large, text too long) */
+    CA_E_INTERNAL = 9,      /* a bug in clipadapt: please report it */
+    CA_E_CANCELLED = 10,    /* a progress callback or a session's cancel flag stopped the call */
+    CA_E_NONFINITE = 11,    /* NaN/Inf in weights, features, probabilities or a diverged loss */
+    CA_E_UNSAFE = 12        /* a file asks for something clipadapt refuses to do (e.g. a pickle global) */
 } ca_status;
 
 /* Short, static description of a status code ("I/O error", ...). Never NULL. */
 CA_API const char *ca_strerror(ca_status st);
 
-/* Detailed one-line message for the last failing call on this thread, naming the file, tensor
- * and the expected vs found values where known (e.g. "cars.safetensors: tensor 'val.labels':
- * shape [588] but 'val.features' has 590 rows"). Empty string when none. The pointer stays valid
- * until the next failing call on the same thread. Thread-safe (per-thread storage). */
+/* Detailed one-line message of the last failure on this thread, naming the file, tensor and the
+ * expected vs found values where known (e.g. "cars.safetensors: tensor 'val.labels': shape [588]
+ * but 'val.features' has 590 rows"). Every public call that can fail clears it on entry, so it
+ * always belongs to the last call that failed, and is empty after a success. The pointer stays
+ * valid until the next public call on the same thread. Thread-safe (per-thread storage). */
 CA_API const char *ca_last_error(void);
 
 /* Optional log sink for progress and diagnostics; the library calls it instead of printing.
@@ -70,7 +74,7 @@ CA_API const char *ca_version(void);
 CA_API const char *ca_cpu_path(ca_status *st);
 
 /* Progress callback for long work: stage name, done units, total units. Return non-zero to
- * cancel (the call then fails with CA_E_ARG and "cancelled"). */
+ * cancel (the call then fails with CA_E_CANCELLED). */
 typedef int (*ca_progress_fn)(const char *stage, int64_t done, int64_t total, void *user);
 
 /* ======================================================================================== */
@@ -236,8 +240,13 @@ typedef struct {
     int ratio_mode;          /* 0 fixed, 1 search on val, 2 learnable (hypernetwork) */
     int optimizer;           /* 0 = method default, 1 = SGD momentum, 2 = AdamW */
     int warmup_epochs;       /* -1 = method default */
+    /* GDA (gda, gda-zs): CA_COV_TUNED (shrinkage chosen on val) or CA_COV_KS (Wang et al.,
+     * ICLR 2024: D·pinv((N−1)·S + tr(S)·I) over every view of every shot); see docs/methods.md */
+    int covariance;
     ca_progress_fn progress; void *progress_user;
 } ca_fit_params;
+
+enum { CA_COV_TUNED = 0, CA_COV_KS = 1 };
 
 CA_API ca_fit_params ca_fit_default_params(void);
 
@@ -387,6 +396,27 @@ CA_API void ca_run_free(ca_run_result *r);
 CA_API char *ca_report_table(const ca_run_result *runs, int n);
 CA_API char *ca_report_json(const ca_run_result *runs, int n, const char *features_path);
 CA_API char *ca_plot_svg(const ca_run_result *runs, int n, const char *title);
+/* Evaluation of logits (n, num_classes) against labels: top-1 and top-k accuracy, per-class
+ * accuracy and the confusion matrix. Filled by ca_eval_logits, freed by ca_eval_report_free. */
+typedef struct {
+    int n, num_classes, k;       /* rows, classes, the k of topk (min(k asked, num_classes)) */
+    double top1, topk;           /* accuracy in percent; top1 equals ca_accuracy */
+    int64_t *confusion;          /* (C, C) counts: row = true class, column = top-1 prediction */
+    int *class_count;            /* (C) rows of each true class */
+    double *class_acc;           /* (C) top-1 accuracy in percent per true class; NaN when it has no rows */
+} ca_eval_report;
+/* Score logits: labels must be in [0, num_classes) (CA_E_ARG naming the row otherwise). Ties go
+ * to the lower class index, as in ca_accuracy and ca_top_k. Thread-safe. */
+CA_API ca_status ca_eval_logits(const float *logits, const int32_t *labels, int n, int num_classes, int k,
+                                ca_eval_report *out);
+CA_API void ca_eval_report_free(ca_eval_report *r);
+/* The confusion matrix as CSV (malloc'd, caller frees): a header row of class names, then one
+ * row per true class with its counts per predicted class, its row count and accuracy. Names
+ * (NULL or a NULL entry: "class i") are quoted as RFC 4180 needs. */
+CA_API char *ca_confusion_csv(const ca_eval_report *r, const char *const *class_names);
+/* The confusion matrix as an SVG heatmap (cells coloured by the share of the true class's rows,
+ * a tooltip per cell, class names on the axes while they fit); malloc'd, caller frees. */
+CA_API char *ca_confusion_svg(const ca_eval_report *r, const char *const *class_names, const char *title);
 
 /* Runs over several seeds: when some (method, K) has runs with more than one seed, the table
  * shows "mean ± std" of test accuracy per cell (std: the sample standard deviation, n − 1) and
@@ -454,9 +484,10 @@ typedef struct {
 } ca_image_params;
 CA_API ca_image_params ca_image_default_params(void);
 
-/* Decode a file / memory buffer (JPEG, PNG, GIF, WebP, BMP, recognised by content) into the
- * file's own Pillow mode, as Pillow 9.4 opens it (no gamma, tRNS ignored, 16-bit RGB(A) reduced
- * to the high byte, 16-bit grey kept as "I"; GIF and animated WebP: the first frame). Corrupt, truncated, empty or unrecognised data fails with CA_E_FORMAT and a message
+/* Decode a file / memory buffer (JPEG, PNG, GIF, WebP, BMP, TIFF, PPM/PGM/PBM, recognised by
+ * content) into the file's own Pillow mode, as Pillow 9.4 opens and loads it (no gamma, tRNS
+ * ignored, 16-bit RGB(A) reduced to the high byte, 16-bit grey kept as "I"; GIF, animated WebP
+ * and multi-page TIFF: the first frame; a TIFF's Orientation tag applied, as Pillow's load does). Corrupt, truncated, empty or unrecognised data fails with CA_E_FORMAT and a message
  * naming `name` (the path for ca_image_load); more than max_pixels fails with CA_E_RANGE before
  * any pixel buffer is allocated. p may be NULL (defaults). The caller frees the result with
  * ca_image_free. Thread-safe (no shared state); the buffer is only read during the call. */
@@ -471,11 +502,12 @@ CA_API void ca_image_free(ca_image *img);
 CA_API int ca_image_width(const ca_image *img);
 CA_API int ca_image_height(const ca_image *img);
 CA_API int ca_image_channels(const ca_image *img);
-/* Pillow mode name of the decoded pixels: "L", "LA", "RGB", "RGBA", "CMYK", "I" (16-bit grey,
- * one int32 per pixel), "P" (palette, stored expanded as RGB) or "1" (stored as L 0/255).
+/* Pillow mode name of the decoded pixels: "L", "LA", "RGB", "RGBA", "CMYK", "I" (16/32-bit grey,
+ * one int32 per pixel; TIFF's "I;16"/"I;16B" likewise), "RGBX" (TIFF; stored as RGB), "P"
+ * (palette, stored expanded as RGB) or "1" (stored as L 0/255).
  * Static string; "" for NULL. */
 CA_API const char *ca_image_mode(const ca_image *img);
-/* Decoded samples, rows of width*channels bytes (mode "I": width int32), tightly packed; owned
+/* Decoded samples, rows of width*channels bytes (modes "I", "I;16", "I;16B": width int32), tightly packed; owned
  * by the image. */
 CA_API const uint8_t *ca_image_pixels(const ca_image *img);
 
@@ -495,11 +527,26 @@ CA_API ca_status ca_augment(const ca_image *img, int size, uint64_t seed, uint64
 /* Contract (implementation may add functions, but must keep these signatures). */
 typedef struct ca_model ca_model;
 
+/* Compute path of the encoders, chosen at load (ca_model_params.compute) and fixed for the
+ * model's life. CA_COMPUTE_FAST (the default): matrices packed once at load straight from the
+ * file (F16-stored weights as F16 panels, others as F32 panels; no float32 copy of them is
+ * kept), AVX-512 GEMMs with fused epilogues, fused attention, NHWC ResNet, text cut at the end
+ * token. Same float32 numerics as the reference up to summation order. CA_COMPUTE_REFERENCE:
+ * float32 weights and the plain kernels, the oracle for checking. CA_COMPUTE_BF16: the fast path
+ * with weights and GEMM inputs rounded to bfloat16 (float32 accumulation; about 1.9x the GEMM
+ * throughput; features within about 1% — see docs/perf.md); ca_model_load fails with
+ * CA_E_UNSUPPORTED on CPUs without AVX512-BF16. */
+#define CA_COMPUTE_FAST 0
+#define CA_COMPUTE_REFERENCE 1
+#define CA_COMPUTE_BF16 2
+
 typedef struct {
     int load_vision;         /* default 1 */
     int load_text;           /* default 1 */
     const char *config_path; /* Hugging Face config.json, optional (NULL: infer from shapes) */
-    int threads;             /* 0 = library default */
+    int threads;             /* default thread budget of sessions made on this model (0 = library
+                                default: OpenMP's max threads); also used to pack at load */
+    int compute;             /* CA_COMPUTE_* (default CA_COMPUTE_FAST) */
 } ca_model_params;
 CA_API ca_model_params ca_model_default_params(void);
 
@@ -517,7 +564,10 @@ typedef struct {
 } ca_model_info;
 
 /* Load a CLIP checkpoint (safetensors, OpenAI/OpenCLIP or Hugging Face names; F32/F16/BF16),
- * inferring the architecture from tensor shapes. Caller frees with ca_model_free. */
+ * inferring the architecture from tensor shapes, and pack its weights for p->compute. The model
+ * is immutable afterwards: any number of threads may use it at once, each through its own
+ * ca_session (or the one-call functions below, which make one on the fly). Caller frees with
+ * ca_model_free, after every session on it. */
 CA_API ca_model *ca_model_load(const char *path, const ca_model_params *p, ca_status *st);
 CA_API void ca_model_free(ca_model *m);
 CA_API ca_status ca_model_get_info(const ca_model *m, ca_model_info *out);
@@ -530,14 +580,46 @@ CA_API ca_status ca_model_signature(const ca_model *m, char *buf, size_t n);
 /* 1 when two signatures name the same weights (equal header, values within 1% — storage rounding
  * of F16/BF16 copies), else 0. */
 CA_API int ca_model_signature_match(const char *a, const char *b);
-/* images (n, 3, R, R) preprocessed -> out (n, embed_dim), projected, NOT normalised.
- * One handle is used by one thread at a time (it owns scratch buffers). */
-CA_API ca_status ca_model_encode_images(ca_model *m, const float *images, int n, float *out);
-/* tokens (n, context_length) -> out (n, embed_dim), projected, NOT normalised. */
-CA_API ca_status ca_model_encode_text(ca_model *m, const int64_t *tokens, int n, float *out);
+/* images (n, 3, R, R) preprocessed -> out (n, embed_dim), projected, NOT normalised. A one-call
+ * convenience: runs a session made for the call (the model's default thread budget).
+ * Thread-safe: any number of threads may call it on one model. */
+CA_API ca_status ca_model_encode_images(const ca_model *m, const float *images, int n, float *out);
+/* tokens (n, context_length) -> out (n, embed_dim), projected, NOT normalised. As above. */
+CA_API ca_status ca_model_encode_text(const ca_model *m, const int64_t *tokens, int n, float *out);
+/* The compute path the model was loaded for (CA_COMPUTE_*). */
+CA_API int ca_model_compute(const ca_model *m);
 /* The checkpoint's logit scale, exp(logit_scale) (the reference's zero-shot temperature, 100 for
  * trained CLIP), or 100 when the file has no logit_scale. Thread-safe. */
 CA_API float ca_model_logit_scale(const ca_model *m);
+
+/* ---- sessions: the per-thread run state over one shared model ---------------------------- */
+/* A session holds what running the encoders writes: activation scratch (kept between calls),
+ * the thread budget every kernel of its calls uses, and a cancel flag. Make one per thread that
+ * encodes; many sessions may share one model concurrently. A session is used by one thread at
+ * a time (ca_session_cancel excepted). */
+typedef struct ca_session ca_session;
+
+typedef struct {
+    int threads;             /* threads each call may use (0 = the model's params.threads, else
+                                the library default); passed down to every kernel, never set
+                                process-wide */
+} ca_session_params;
+CA_API ca_session_params ca_session_default_params(void);
+
+/* New session on m (which must outlive it). p may be NULL (defaults). Returns NULL on failure
+ * (*st set). Caller frees with ca_session_free. */
+CA_API ca_session *ca_session_new(const ca_model *m, const ca_session_params *p, ca_status *st);
+/* Frees the scratch; NULL is a no-op. Not while a call on it runs. */
+CA_API void ca_session_free(ca_session *s);
+CA_API const ca_model *ca_session_model(const ca_session *s);
+/* As ca_model_encode_images / ca_model_encode_text, on the session's model with its scratch and
+ * budget. CA_E_CANCELLED when the session was cancelled (before or during the call). */
+CA_API ca_status ca_session_encode_images(ca_session *s, const float *images, int n, float *out);
+CA_API ca_status ca_session_encode_text(ca_session *s, const int64_t *tokens, int n, float *out);
+/* Ask the session to stop: a running call returns CA_E_CANCELLED at its next chunk boundary,
+ * and so does every later call until ca_session_resume. Callable from any thread. */
+CA_API void ca_session_cancel(ca_session *s);
+CA_API void ca_session_resume(ca_session *s);
 
 
 /* ======================================================================================== */
@@ -557,16 +639,27 @@ typedef struct {
     uint64_t seed;           /* which images move (default 1) */
     const char *val_dir;     /* a separate folder with the same class folders, or NULL */
     const char *test_dir;    /* likewise for test */
+    const char *const *exclude; /* n_exclude image paths (as ca_dataset_path gives them) to leave
+                                 out, as if the files were not there (e.g. undecodable ones) */
+    int n_exclude;
 } ca_dataset_params;
 CA_API ca_dataset_params ca_dataset_default_params(void);
 
 /* Image folder: one sub-folder per class (class name = folder name with '_' -> ' '), classes
- * sorted by folder name, images (.jpg .jpeg .png .bmp .gif .webp .ppm .tif .tiff, any case)
- * sorted by file name. Hidden entries are skipped. Fails on an empty class or no classes. */
+ * sorted by folder name; images (.jpg .jpeg .png .bmp .gif .webp .ppm .pgm .pbm .pnm .tif
+ * .tiff, any case) anywhere below a class folder belong to it, as in torchvision's ImageFolder
+ * (links followed, each folder walked once, so link loops end), sorted by path relative to the
+ * class folder. Hidden files and folders are skipped. val_split/test_split rank each class's
+ * files by a seeded hash of their own path, so removing one file moves at most one other file
+ * per boundary. Fails on an empty class or no classes. */
 CA_API ca_dataset *ca_dataset_from_folder(const char *root, const ca_dataset_params *p, ca_status *st);
 /* CoOp split file {"train": [[relpath, label, classname], ...], "val": ..., "test": ...};
  * paths are relative to image_root. Labels must be 0..C-1 with one class name each. */
 CA_API ca_dataset *ca_dataset_from_split_file(const char *json_path, const char *image_root, ca_status *st);
+/* A copy of ds without the n given paths (compared with ca_dataset_path), every other image in
+ * the split it was in: for split-file datasets, the same as a split file without those entries.
+ * Caller frees with ca_dataset_free. */
+CA_API ca_dataset *ca_dataset_drop(const ca_dataset *ds, const char *const *paths, int n, ca_status *st);
 CA_API void ca_dataset_free(ca_dataset *ds);
 CA_API int ca_dataset_num_classes(const ca_dataset *ds);
 CA_API const char *ca_dataset_class_name(const ca_dataset *ds, int c);
@@ -602,9 +695,12 @@ CA_API char *ca_template_format(const char *tmpl, const char *class_name);
 
 /* Text classifier as the reference: for each class, encode every template filled with the class
  * name, L2-normalise each embedding, average, re-normalise. out: (C, embed_dim). The model
- * needs its text tower. Not thread-safe on one model or tokenizer. */
-CA_API ca_status ca_text_classifier(ca_model *m, ca_tokenizer *tok, const char *const *class_names, int C,
+ * needs its text tower. Thread-safe on one model; not on one tokenizer (its BPE cache). */
+CA_API ca_status ca_text_classifier(const ca_model *m, ca_tokenizer *tok, const char *const *class_names, int C,
                                     const char *const *templates, int T, float *out);
+/* The same through a session (its budget, scratch and cancel flag). */
+CA_API ca_status ca_session_text_classifier(ca_session *s, ca_tokenizer *tok, const char *const *class_names,
+                                            int C, const char *const *templates, int T, float *out);
 
 /* Per-class prompt lists, the CuPL / APE format: a JSON object {"class name": ["prompt", ...],
  * ...}. A class name finds its list by exact key, else by the key equal up to case, '_' vs ' '
@@ -624,7 +720,7 @@ CA_API const char *const *ca_prompts_for(const ca_prompts *p, const char *class_
  * an entry fails with CA_E_NOTFOUND naming the class and the file; a prompt too long for the
  * context fails with CA_E_RANGE naming the class. out: (C, embed_dim). Not thread-safe on one
  * model or tokenizer. */
-CA_API ca_status ca_text_classifier_prompts(ca_model *m, ca_tokenizer *tok, const char *const *class_names,
+CA_API ca_status ca_text_classifier_prompts(const ca_model *m, ca_tokenizer *tok, const char *const *class_names,
                                             int C, const ca_prompts *prompts, float *out);
 
 /* Encode image files to L2-normalised features, in chunks; optionally with V augmented views
@@ -634,7 +730,9 @@ CA_API ca_status ca_text_classifier_prompts(ca_model *m, ca_tokenizer *tok, cons
 typedef struct {
     int views;                /* 0: centre crop (ca_preprocess); V > 0: V augmented views */
     uint64_t seed;            /* augmentation seed (default 1) */
-    int chunk;                /* images per chunk (default 64) */
+    int chunk;                /* images per chunk on average (default 64): an image ends a chunk
+                                 when a hash of its path and id says so (at most 4x chunk), so
+                                 one added or removed image leaves the other chunks' keys alone */
     int batch;                /* encoder inputs per model call (default 64; with V views,
                                  max(1, batch / V) images per call) */
     const char *cache_dir;    /* existing folder for chunk files, or NULL */
@@ -643,20 +741,33 @@ typedef struct {
     const char *stage;        /* progress stage name (default "encode") */
     ca_progress_fn progress; void *progress_user;   /* units: images */
     int64_t progress_base, progress_total;          /* offsets when several calls share one bar */
+    int skip_bad;             /* 1: an image that cannot be decoded gets a zero feature (and
+                                 views) and a flag in bad_out instead of failing the call */
+    uint8_t *bad_out;         /* (n) caller-owned, or NULL: 1 for each image skipped as undecodable */
 } ca_encode_params;
 CA_API ca_encode_params ca_encode_default_params(void);
 /* paths (n), ids (n: augmentation stream per image, e.g. its dataset index; NULL = 0..n-1).
  * feats: (n, D) out; views_out: (V, n, D) out or NULL. chunks_reused (may be NULL) counts the
- * chunks taken from cache_dir. Errors name the image file. The model is used by one thread. */
-CA_API ca_status ca_encode_images(ca_model *m, const char *const *paths, const uint64_t *ids, int n,
+ * chunks taken from cache_dir. Errors name the image file. Thread-safe on one model (a session
+ * is made for the call); a progress callback asking to stop gives CA_E_CANCELLED. */
+CA_API ca_status ca_encode_images(const ca_model *m, const char *const *paths, const uint64_t *ids, int n,
                                   const ca_encode_params *p, float *feats, float *views_out,
                                   int *chunks_reused);
+/* The same through a session (its budget, also for decoding; its scratch and cancel flag). */
+CA_API ca_status ca_session_encode_image_files(ca_session *s, const char *const *paths, const uint64_t *ids,
+                                               int n, const ca_encode_params *p, float *feats,
+                                               float *views_out, int *chunks_reused);
 
-/* L2-normalised image feature (embed_dim) of one decoded image, centre-cropped as CLIP. */
-CA_API ca_status ca_image_features(ca_model *m, const ca_image *img, float *out);
+/* L2-normalised image feature (embed_dim) of one decoded image, centre-cropped as CLIP.
+ * Thread-safe on one model. */
+CA_API ca_status ca_image_features(const ca_model *m, const ca_image *img, float *out);
 /* Classify one image: probs_out (num_classes) = softmax of the classifier's logits on its
- * feature. The classifier's dim must equal the model's embed_dim. Not thread-safe on m. */
-CA_API ca_status ca_classify_image(ca_model *m, const ca_classifier *c, const ca_image *img, float *probs_out);
+ * feature. The classifier's dim must equal the model's embed_dim. Thread-safe on one model. */
+CA_API ca_status ca_classify_image(const ca_model *m, const ca_classifier *c, const ca_image *img, float *probs_out);
+/* The same two through a session. */
+CA_API ca_status ca_session_image_features(ca_session *s, const ca_image *img, float *out);
+CA_API ca_status ca_session_classify_image(ca_session *s, const ca_classifier *c, const ca_image *img,
+                                           float *probs_out);
 /* Indices of the k largest of v (n), largest first (ties: lower index first). k <= n. */
 CA_API void ca_top_k(const float *v, int n, int k, int *idx);
 
@@ -664,18 +775,6 @@ CA_API void ca_top_k(const float *v, int n, int k, int *idx);
  * the classifier keeps the set's class names. Caller frees with ca_classifier_free. */
 CA_API ca_classifier *ca_fit_features(const char *method, const ca_featureset *fs, int shots,
                                       const ca_fit_params *p, ca_status *st);
-/* Compute path of the encoders (issue 8). CA_COMPUTE_FAST (the default): packed weights (built
- * on the first encode call, about one more float32 copy of the weights), AVX-512 GEMMs with
- * fused epilogues, fused attention, NHWC ResNet, text cut at the end token. Same float32
- * numerics up to summation order. CA_COMPUTE_REFERENCE: the plain kernels, for checking.
- * CA_COMPUTE_BF16: the fast path with weights and GEMM inputs rounded to bfloat16 (float32
- * accumulation; about 1.9x the GEMM throughput; features within about 1% — see docs/perf.md);
- * CA_E_UNSUPPORTED on CPUs without AVX512-BF16. Switching repacks on the next encode call.
- * Not thread-safe with a concurrent encode on the same handle. */
-#define CA_COMPUTE_FAST 0
-#define CA_COMPUTE_REFERENCE 1
-#define CA_COMPUTE_BF16 2
-CA_API ca_status ca_model_set_compute(ca_model *m, int mode);
 
 #ifdef __cplusplus
 }

@@ -386,6 +386,269 @@ def formats():
         print(f'{{"{name}", "{mode}", {w}, {h}}},')
 
 
+# ---- TIFF and PPM/PGM/PBM (tests/data/images/expected-tiff-ppm.safetensors) ----
+
+def pack_samples(vals, bps, big):
+    """One row of samples: 1/2/4 bits MSB first, 8, 16 or 32 bits in the file's byte order."""
+    if bps < 8:
+        return pack_bits(vals, bps)
+    fmt = {8: "B", 16: "H", 32: "I"}[bps]
+    return b"".join(struct.pack((">" if big else "<") + fmt, v & ((1 << bps) - 1)) for v in vals)
+
+
+def packbits(data):
+    """PackBits (TIFF compression 32773): literal runs of at most 128 bytes, repeats as runs."""
+    out, i = bytearray(), 0
+    while i < len(data):
+        j = i
+        while j < len(data) and j - i < 128 and data[j] == data[i]:
+            j += 1
+        if j - i >= 3:
+            out += bytes([257 - (j - i), data[i]])
+            i = j
+            continue
+        j = i
+        while j < len(data) and j - i < 128 and not (j + 2 < len(data) and data[j] == data[j + 1] == data[j + 2]):
+            j += 1
+        out += bytes([j - i - 1]) + data[i:j]
+        i = j
+    return bytes(out)
+
+
+def tiff_file(w, h, photo, bps, spp, samples, big=False, extras=(), sf=None, planar=1, tile=None, rps=None,
+              compression=1, predictor=1, orientation=None, colormap=None, fillorder=1, pages=1):
+    """A TIFF written by hand. samples: h*w*spp ints, chunky order. compression 1 (none), 8 (zlib
+    deflate) or 32773 (PackBits); predictor 2 = horizontal differencing (8/16-bit); tile (tw, th);
+    pages > 1 appends copies of the image with another IFD each (a multi-page file)."""
+    import zlib
+    E = ">" if big else "<"
+
+    def plane_rows(s_idx, x0, y0, ww, hh, full_w):
+        rows = []
+        for y in range(y0, y0 + hh):
+            if planar == 1:
+                vals = []
+                for x in range(x0, x0 + ww):
+                    if y < h and x < w:
+                        vals += samples[(y * w + x) * spp:(y * w + x + 1) * spp]
+                    else:
+                        vals += [0] * spp
+                n = spp
+            else:
+                vals = [samples[(y * w + x) * spp + s_idx] if (y < h and x < w) else 0 for x in range(x0, x0 + ww)]
+                n = 1
+            if predictor == 2:
+                d = list(vals)
+                for i in range(len(vals) - 1, n - 1, -1):
+                    d[i] = (vals[i] - vals[i - n]) & ((1 << bps) - 1)
+                vals = d
+            row = pack_samples(vals, bps, big)
+            if fillorder == 2:
+                row = bytes(int(f"{b:08b}"[::-1], 2) for b in row)
+            rows.append(row)
+        return b"".join(rows)
+
+    def enc(data):
+        return zlib.compress(data) if compression == 8 else packbits(data) if compression == 32773 else data
+
+    chunks = []  # encoded strips or tiles, in TIFF order (plane-major when planar == 2)
+    planes = spp if planar == 2 else 1
+    for s_idx in range(planes):
+        if tile:
+            tw, th = tile
+            for ty in range(0, h, th):
+                for tx in range(0, w, tw):
+                    chunks.append(enc(plane_rows(s_idx, tx, ty, tw, th, w)))
+        else:
+            r = rps or h
+            for y0 in range(0, h, r):
+                chunks.append(enc(plane_rows(s_idx, 0, y0, w, min(r, h - y0), w)))
+
+    def ifd_bytes(base, data_off, next_off):
+        """IFD at `base`; strip data already placed at data_off (list of offsets)."""
+        tags = []  # (tag, type, values)
+        tags.append((256, 4, [w]))
+        tags.append((257, 4, [h]))
+        tags.append((258, 3, [bps] * spp))
+        tags.append((259, 3, [compression]))
+        tags.append((262, 3, [photo]))
+        if fillorder != 1:
+            tags.append((266, 3, [fillorder]))
+        if not tile:
+            tags.append((273, 4, data_off))
+        if orientation:
+            tags.append((274, 3, [orientation]))
+        tags.append((277, 3, [spp]))
+        if not tile:
+            tags.append((278, 4, [rps or h]))
+            tags.append((279, 4, [len(c) for c in chunks]))
+        tags.append((284, 3, [planar]))
+        if predictor != 1:
+            tags.append((317, 3, [predictor]))
+        if colormap:
+            tags.append((320, 3, colormap))
+        if tile:
+            tags.append((322, 4, [tile[0]]))
+            tags.append((323, 4, [tile[1]]))
+            tags.append((324, 4, data_off))
+            tags.append((325, 4, [len(c) for c in chunks]))
+        if extras:
+            tags.append((338, 3, list(extras)))
+        if sf:
+            tags.append((339, 3, [sf] * spp))
+        tags.sort()
+        size = {3: 2, 4: 4}
+        head = struct.pack(E + "H", len(tags))
+        extra = b""
+        extra_base = base + 2 + 12 * len(tags) + 4
+        for tag, typ, vals in tags:
+            raw = b"".join(struct.pack(E + ("H" if typ == 3 else "I"), v) for v in vals)
+            if len(raw) <= 4:
+                head += struct.pack(E + "HHI", tag, typ, len(vals)) + raw + b"\0" * (4 - len(raw))
+            else:
+                head += struct.pack(E + "HHII", tag, typ, len(vals), extra_base + len(extra))
+                extra += raw + b"\0" * (len(raw) % 2)
+        return head + struct.pack(E + "I", next_off) + extra
+
+    out = bytearray((b"MM\0*" if big else b"II*\0") + b"\0\0\0\0")
+    prev_next_pos = 4
+    for page in range(pages):
+        offs = []
+        for c in chunks:
+            offs.append(len(out))
+            out += c + b"\0" * (len(c) % 2)
+        ifd_at = len(out)
+        struct.pack_into(E + "I", out, prev_next_pos, ifd_at)
+        ifd = ifd_bytes(ifd_at, offs, 0)
+        prev_next_pos = ifd_at + 2 + 12 * struct.unpack(E + "H", ifd[:2])[0]
+        out += ifd
+    return bytes(out)
+
+
+def tiff_ppm():
+    rng = random.Random(8)
+    files = {}
+
+    def rgb_im(w, h):
+        return Image.frombytes("RGB", (w, h), pattern(w, h, 3, rng))
+
+    def vals(w, h, bands, bits=8):
+        """Pattern samples scaled to `bits`."""
+        px = pattern(w, h, bands, rng)
+        if bits == 8:
+            return list(px)
+        if bits < 8:
+            return [v >> (8 - bits) for v in px]
+        return [(v << (bits - 8)) | rng.randint(0, (1 << (bits - 8)) - 1) for v in px]
+
+    # TIFF written by Pillow (libtiff for the compressed ones)
+    files["rgb.tif"] = (rgb_im(41, 29), {})
+    files["rgb-lzw.tif"] = (rgb_im(37, 30), {"compression": "tiff_lzw"})
+    files["rgb-deflate.tif"] = (rgb_im(33, 27), {"compression": "tiff_adobe_deflate"})
+    files["rgb-jpeg.tif"] = (rgb_im(40, 32), {"compression": "jpeg", "quality": 90})
+    files["gray-packbits.tif"] = (Image.frombytes("L", (35, 26), pattern(35, 26, 1, rng)), {"compression": "packbits"})
+    files["bilevel-g4.tif"] = (Image.frombytes("L", (45, 30), pattern(45, 30, 1, rng)).convert("1"), {"compression": "group4"})
+    files["palette.tif"] = (rgb_im(39, 28).quantize(200), {})
+    files["cmyk.tif"] = (Image.frombytes("CMYK", (30, 27), pattern(30, 27, 4, rng)), {"compression": "tiff_lzw"})
+    rgba = bytearray(pattern(36, 29, 4, rng))
+    for i in range(3, len(rgba), 4):
+        if (i // 4) % 6 == 0:
+            rgba[i] = 0
+    files["rgba.tif"] = (Image.frombytes("RGBA", (36, 29), bytes(rgba)), {"compression": "tiff_deflate"})
+    files["gray-alpha.tif"] = (Image.frombytes("LA", (31, 33), pattern(31, 33, 2, rng)), {})
+    i32 = Image.new("I", (29, 26))
+    i32.putdata([rng.randint(-300, 600) for _ in range(29 * 26)])
+    files["int32.tif"] = (i32, {})
+    pages = [rgb_im(30, 25) for _ in range(3)]
+    files["multipage.tif"] = (pages[0], {"save_all": True, "append_images": pages[1:], "compression": "tiff_lzw"})
+
+    # TIFF written by hand: layouts Pillow does not write
+    w, h = 34, 27
+    files["rgb16-be-tiled.tif"] = tiff_file(w, h, 2, 16, 3, vals(w, h, 3, 16), big=True, tile=(16, 16))
+    files["rgb-planar-deflate.tif"] = tiff_file(w, h, 2, 8, 3, vals(w, h, 3), planar=2, compression=8, rps=5)
+    files["rgb-predictor.tif"] = tiff_file(31, 26, 2, 8, 3, vals(31, 26, 3), compression=8, predictor=2, rps=7)
+    pm = bytearray(vals(30, 28, 4))
+    for i in range(0, len(pm), 4):  # associated alpha: colour <= alpha
+        a = pm[i + 3] if (i // 4) % 5 else 0
+        pm[i + 3] = a
+        for k in range(3):
+            pm[i + k] = pm[i + k] * a // 255
+    files["rgba-assoc.tif"] = tiff_file(30, 28, 2, 8, 4, list(pm), extras=(1,))
+    files["rgbx.tif"] = tiff_file(29, 27, 2, 8, 4, vals(29, 27, 4), extras=(0,), compression=32773)
+    files["rgba16.tif"] = tiff_file(27, 25, 2, 16, 4, vals(27, 25, 4, 16), extras=(2,))
+    files["gray-minwhite.tif"] = tiff_file(33, 29, 0, 8, 1, vals(33, 29, 1))
+    files["gray4.tif"] = tiff_file(35, 26, 1, 4, 1, vals(35, 26, 1, 4), compression=32773)
+    files["gray2-minwhite.tif"] = tiff_file(31, 27, 0, 2, 1, vals(31, 27, 1, 2))
+    files["gray16-be.tif"] = tiff_file(29, 25, 1, 16, 1, [rng.randint(0, 400) for _ in range(29 * 25)], big=True, rps=4)
+    files["gray16s.tif"] = tiff_file(28, 26, 1, 16, 1, [rng.randint(-200, 400) for _ in range(28 * 26)], sf=2)
+    cmap = [rng.randint(0, 65535) for _ in range(3 * 16)]
+    files["pal4.tif"] = tiff_file(37, 25, 3, 4, 1, vals(37, 25, 1, 4), colormap=cmap, tile=(16, 16))
+    files["bilevel-fill2.tif"] = tiff_file(43, 28, 1, 1, 1, vals(43, 28, 1, 1), fillorder=2)
+    files["orient6.tif"] = tiff_file(40, 26, 2, 8, 3, vals(40, 26, 3), orientation=6)
+    files["orient3-gray.tif"] = tiff_file(33, 26, 1, 8, 1, vals(33, 26, 1), orientation=3, rps=6)
+    files["cmyk-planar.tif"] = tiff_file(30, 26, 5, 8, 4, vals(30, 26, 4), planar=2)
+    files["twopage-gray.tif"] = tiff_file(32, 27, 1, 8, 1, vals(32, 27, 1), pages=2)
+
+    # PPM/PGM/PBM: Pillow writes P4, P5 (8 and 16-bit) and P6; the rest by hand
+    files["rgb.ppm"] = (rgb_im(41, 29), {})
+    files["gray.pgm"] = (Image.frombytes("L", (34, 27), pattern(34, 27, 1, rng)), {})
+    files["bits.pbm"] = (Image.frombytes("L", (45, 30), pattern(45, 30, 1, rng)).convert("1"), {})
+    g16 = Image.new("I", (31, 26))
+    g16.putdata([rng.randint(0, 700) for _ in range(31 * 26)])
+    files["gray16.pgm"] = (g16, {})
+
+    def netpbm(magic, w, h, maxval, data, comment=b""):
+        head = magic + b"\n" + comment + b"%d %d\n" % (w, h)
+        if maxval is not None:
+            head += b"%d\n" % maxval
+        return head + data
+    files["gray-max15.pgm"] = netpbm(b"P5", 33, 25, 15, bytes(v >> 4 for v in pattern(33, 25, 1, rng)),
+                                     comment=b"# a comment line\n")
+    files["gray-max1000.pgm"] = netpbm(b"P5", 30, 27, 1000, b"".join(struct.pack(">H", rng.randint(0, 1000))
+                                                                       for _ in range(30 * 27)))
+    files["rgb-max1023.ppm"] = netpbm(b"P6", 29, 26, 1023, b"".join(struct.pack(">H", v << 2 | rng.randint(0, 3))
+                                                                      for v in pattern(29, 26, 3, rng)))
+    files["rgb-max100.ppm"] = netpbm(b"P6", 31, 25, 100, bytes(v * 100 // 255 for v in pattern(31, 25, 3, rng)))
+    txt = " ".join(str(v) for v in pattern(27, 25, 1, rng)).encode()
+    # a comment inside the width token ("2#...\n7" reads as 27), plain data with a comment too
+    files["plain.pgm"] = b"P2\n2#split token\n7 25 255\n" + txt[:200] + b" # mid-data comment\n" + txt[200:]
+    files["plain16.pgm"] = netpbm(b"P2", 26, 25, 4000, " ".join(str(rng.randint(0, 4000)) for _ in range(26 * 25)).encode())
+    files["plain.ppm"] = netpbm(b"P3", 28, 26, 200, "\n".join(" ".join(str(v * 200 // 255) for v in pattern(28, 1, 3, rng))
+                                                             for _ in range(26)).encode())
+    bits = "".join("1" if rng.random() < 0.3 + 0.4 * (x > 20) else "0" for _ in range(27) for x in range(40))
+    files["plain.pbm"] = netpbm(b"P1", 40, 27, None, "\n".join(bits[i:i + 70] for i in range(0, len(bits), 70)).encode())
+
+    tensors, table = {}, []
+    for name, v in files.items():
+        path = os.path.join(OUT, name)
+        if isinstance(v, bytes):
+            with open(path, "wb") as f:
+                f.write(v)
+        else:
+            im, kw = v
+            im.save(path, **kw)
+        ref = Image.open(path)
+        ref.load()  # a TIFF's Orientation tag is applied by load(); sizes are read after it
+        table.append((name, ref.mode, ref.size[0], ref.size[1]))
+        # Pillow 9.4 cannot resize "I;16" ("image has wrong mode"): the pipeline then runs on
+        # convert("I"), the mode clipadapt decodes it to; the crop boxes convert to RGB first.
+        src = (lambda: Image.open(path).convert("I")) if ref.mode.startswith("I;16") else (lambda: Image.open(path))
+        for n in (16, 24):
+            im = src()
+            im.load()
+            tensors[f"{name}@{n}"] = clip_pipeline(im, n)
+        if "orient" in name:  # exif_transpose finds the tag again after load() applied it
+            tensors[f"{name}@rot16"] = clip_pipeline(ImageOps.exif_transpose(Image.open(path)), 16)
+        tensors[f"{name}@box16"] = crop_resize(Image.open(path), (3, 2, 21, 17), 16)
+        tensors[f"{name}@box20"] = crop_resize(Image.open(path), (5, 0, 17, 25), 20)
+    write_expected(os.path.join(OUT, "expected-tiff-ppm.safetensors"), tensors)
+    for name, mode, w, h in table:  # for test_modes in tests/test_image.c
+        print(f'{{"{name}", "{mode}", {w}, {h}}},')
+
+
 if __name__ == "__main__":
-    main()
-    formats()
+    import sys
+    if "--tiff-ppm-only" not in sys.argv:
+        main()
+        formats()
+    tiff_ppm()

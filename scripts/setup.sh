@@ -5,11 +5,11 @@
 set -euo pipefail
 what=${1:-build}
 
-# build: compiler (binutils: objcopy, nm), OpenBLAS (GEMM), cJSON (JSON headers/splits), utf8proc (Unicode for the
-# tokenizer), libjpeg-turbo, libpng, libwebp and giflib (image decoding; BMP is hand-written),
-# zlib (gzip vocabulary, CRC32 of the serve examples log), libmicrohttpd (the HTTP server of
-# `clipadapt serve`)
-pkgs=(gcc g++ make libopenblas-dev libcjson-dev libutf8proc-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev zlib1g-dev libmicrohttpd-dev)
+# build: compiler (binutils: objcopy, nm), OpenBLAS (GEMM), cJSON (JSON headers/splits), utf8proc
+# (Unicode for the tokenizer), libjpeg-turbo, libpng, libwebp, giflib and libtiff (image decoding;
+# BMP and PPM are hand-written), zlib (gzip vocabulary, CRC32 of the serve examples log),
+# libmicrohttpd (the HTTP server of `clipadapt serve`)
+pkgs=(gcc g++ make libopenblas-dev libcjson-dev libutf8proc-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev libtiff-dev zlib1g-dev libmicrohttpd-dev)
 case "$what" in
   build) ;;
   test)  pkgs+=(clang libclang-rt-14-dev python3 pkg-config curl chromium libopenmpi-dev openmpi-bin) ;; # libFuzzer for the fuzz

@@ -232,6 +232,61 @@ static void test_image_folder(void) {
     CHECK(ca_dataset_from_folder(tpath("missing"), NULL, &st) == NULL && st == CA_E_IO);
 }
 
+/* Nested folders belong to their top-level class (any depth, links followed, each folder once:
+ * a link loop ends); hidden files and folders are skipped; paths sorted relative to the class. */
+static void test_nested_folder(void) {
+    const char *root = tpath("nested");
+    char p[1024];
+    const char *dirs[] = {"", "/cat", "/cat/indoor", "/cat/indoor/deep", "/cat/.cache", "/dog", "/dog/x"};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) { snprintf(p, sizeof p, "%s%s", root, dirs[i]); mkdir(p, 0777); }
+    const char *files[] = {"/cat/b.jpg", "/cat/indoor/a.png", "/cat/indoor/deep/c.tif", "/cat/.cache/h.jpg",
+                           "/cat/indoor/.d.jpg", "/cat/z.txt", "/dog/x/y.ppm", "/dog/a.jpg"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) { snprintf(p, sizeof p, "%s%s", root, files[i]); write_file(p, "x"); }
+    char target[1024];
+    snprintf(target, sizeof target, "%s/cat", root);
+    snprintf(p, sizeof p, "%s/cat/indoor/deep/loop", root);
+    symlink(target, p);                                   /* a loop back to the class folder */
+    snprintf(p, sizeof p, "%s/dog/alias", root);
+    snprintf(target, sizeof target, "%s/dog/x", root);
+    symlink(target, p);                                   /* a second name for dog/x: walked once */
+    ca_status st;
+    ca_dataset *ds = ca_dataset_from_folder(root, NULL, &st);
+    CHECK_MSG(ds != NULL, "%s", ca_last_error());
+    if (!ds) return;
+    CHECK_EQ_INT(ca_dataset_num_classes(ds), 2);
+    CHECK_EQ_INT(ca_dataset_size(ds, CA_SPLIT_TRAIN), 5);
+    const char *want[] = {"/cat/b.jpg", "/cat/indoor/a.png", "/cat/indoor/deep/c.tif", "/dog/a.jpg", "/dog/alias/y.ppm"};
+    for (int i = 0; i < 5 && i < ca_dataset_size(ds, CA_SPLIT_TRAIN); i++) {
+        snprintf(p, sizeof p, "%s%s", root, want[i]);
+        CHECK_STR(ca_dataset_path(ds, CA_SPLIT_TRAIN, i), p);
+    }
+    ca_dataset_free(ds);
+    /* the split of the other files does not move when one file goes away (per-file ranks) */
+    const char *sroot = tpath("stable");
+    const char *cls[] = {"a", "b"};
+    int cnt[] = {40, 23};
+    make_folder(sroot, cls, cnt, 2);
+    ca_dataset_params dp = ca_dataset_default_params();
+    dp.val_split = 0.25; dp.test_split = 0.25;
+    ca_dataset *x = ca_dataset_from_folder(sroot, &dp, &st);
+    snprintf(p, sizeof p, "%s/a/img_07.JPG", sroot);
+    remove(p);
+    ca_dataset *y = ca_dataset_from_folder(sroot, &dp, &st);
+    CHECK(x && y);
+    if (x && y) {
+        int moved = 0;
+        for (int s = 0; s < 3; s++)
+            for (int i = 0; i < ca_dataset_size(y, s); i++) {
+                int found = 0;
+                for (int j = 0; j < ca_dataset_size(x, s) && !found; j++)
+                    found = !strcmp(ca_dataset_path(x, s, j), ca_dataset_path(y, s, i));
+                moved += !found;
+            }
+        CHECK_MSG(moved <= 2, "%d files changed split after removing one", moved);
+    }
+    ca_dataset_free(x); ca_dataset_free(y);
+}
+
 static void test_templates(void) {
     int n;
     const char *const *t = ca_templates_builtin("imagenet", &n);
@@ -352,6 +407,7 @@ int main(void) {
     RUN(test_sample_matches_cpython);
     RUN(test_fewshot_matches_coop);
     RUN(test_split_file_errors);
+    RUN(test_nested_folder);
     RUN(test_image_folder);
     RUN(test_templates);
     RUN(test_text_class_vector);

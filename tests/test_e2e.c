@@ -5,6 +5,7 @@
 #include "core/core.h"
 #include "data/templates.h"
 #include "harness.h"
+#include <dirent.h>
 
 #include <jpeglib.h>
 #include <png.h>
@@ -111,6 +112,15 @@ static double max_diff(const float *a, const float *b, size_t n) {
     return m;
 }
 
+static int count_chunks(const char *dir) {
+    DIR *d = opendir(dir);
+    int k = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) k += strncmp(e->d_name, "chunk-", 6) == 0;
+    if (d) closedir(d);
+    return k;
+}
+
 static void test_encode_chunks_and_cache(void) {
     int n = n_paths, D = 64;
     float *f1 = malloc(sizeof(float) * n * D), *f2 = malloc(sizeof(float) * n * D), *f3 = malloc(sizeof(float) * n * D);
@@ -137,8 +147,31 @@ static void test_encode_chunks_and_cache(void) {
     CHECK(ca_encode_images(model, paths, NULL, n, &p, f2, NULL, &reused) == CA_OK);
     CHECK_EQ_INT(reused, 0);
     CHECK(ca_encode_images(model, paths, NULL, n, &p, f3, NULL, &reused) == CA_OK);
-    CHECK_EQ_INT(reused, (n + 3) / 4);
+    int nchunks = count_chunks(dir);
+    CHECK_MSG(reused == nchunks && nchunks >= 2, "reused %d of %d chunks", reused, nchunks);
     CHECK(memcmp(f2, f3, sizeof(float) * n * D) == 0);
+    /* an undecodable image: an error without skip_bad; with it, a zero row, a flag, the rest
+     * unchanged; and without it again the cached chunk with the bad image is not taken as good */
+    char badimg[1024];
+    snprintf(badimg, sizeof badimg, "%s/broken.png", th_tmpdir());
+    FILE *bf = fopen(badimg, "wb");
+    if (bf) { fputs("not a png", bf); fclose(bf); }
+    const char *with_bad[64];
+    uint64_t ids[64];
+    for (int i = 0; i < n; i++) { with_bad[i] = paths[i]; ids[i] = (uint64_t)i; }
+    with_bad[n] = badimg; ids[n] = 1000;
+    float *fb = malloc(sizeof(float) * (n + 1) * D);
+    uint8_t badf[64];
+    CHECK(ca_encode_images(model, with_bad, ids, n + 1, &p, fb, NULL, NULL) == CA_E_FORMAT);
+    CHECK(strstr(ca_last_error(), "broken.png") != NULL);
+    p.skip_bad = 1; p.bad_out = badf;
+    CHECK(ca_encode_images(model, with_bad, ids, n + 1, &p, fb, NULL, &reused) == CA_OK);
+    CHECK(badf[n] == 1 && badf[0] == 0 && fb[(size_t)n * D] == 0 && fb[(size_t)n * D + 1] == 0);
+    CHECK_MSG(reused >= nchunks - 1, "reused %d of %d chunks with one image added", reused, nchunks);
+    CHECK(memcmp(f2, fb, sizeof(float) * n * D) == 0);
+    p.skip_bad = 0; p.bad_out = NULL;
+    CHECK(ca_encode_images(model, with_bad, ids, n + 1, &p, fb, NULL, NULL) == CA_E_FORMAT);
+    free(fb);
     /* another salt (another model) reuses nothing */
     p.cache_salt = 99;
     CHECK(ca_encode_images(model, paths, NULL, n, &p, f3, NULL, &reused) == CA_OK);

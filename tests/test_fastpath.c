@@ -290,29 +290,23 @@ static void test_f16_conv(void) {
     }
 }
 
-/* resident pages of w[0..n) (page aligned) */
-static long resident_pages(const float *w, size_t n) {
-    long pg = sysconf(_SC_PAGESIZE);
-    size_t len = n * sizeof(float), np = (len + (size_t)pg - 1) / (size_t)pg;
-    unsigned char *vec = malloc(np ? np : 1);
-    long k = 0;
-    if (mincore((void *)w, len, vec) == 0)
-        for (size_t i = 0; i < np; i++) k += vec[i] & 1;
-    else
-        k = -1;
-    free(vec);
-    return k;
-}
-
-static void encode_both(ca_model *m, const float *img, int n, const int64_t *tok, int nt, float *fi, float *ft) {
+static void encode_both(const ca_model *m, const float *img, int n, const int64_t *tok, int nt, float *fi, float *ft) {
     CHECK_MSG(ca_model_encode_images(m, img, n, fi) == CA_OK, "%s", ca_last_error());
     CHECK_MSG(ca_model_encode_text(m, tok, nt, ft) == CA_OK, "%s", ca_last_error());
 }
 
-/* Once packed, the float32 copies of the packed matrices leave memory; the reference path gets
- * them back exactly (bit for bit what a model that never packed computes, and the goldens),
- * BF16 compute repacks from them, and the fast path drops them again with unchanged results. */
-static void test_release_restore(void) {
+static ca_model *load_mode(const char *path, int compute) {
+    ca_model_params p = ca_model_default_params();
+    p.compute = compute;
+    ca_status st;
+    return ca_model_load(path, &p, &st);
+}
+
+/* The compute path is fixed at load: the fast path packs every matrix straight from the file
+ * (F16-stored as F16 panels, F32 as F32) and keeps no float32 copy of it; the reference path
+ * keeps float32 weights and no panels. Both meet the goldens, two loads agree bit for bit, and
+ * encoding never writes to the model. */
+static void test_load_modes(void) {
     const char *names[2] = {"vit-tiny", "rn-tiny"};
     ca_dtype stored[2] = {CA_DT_F16, CA_DT_F32};
     for (int k = 0; k < 2; k++) {
@@ -320,10 +314,11 @@ static void test_release_restore(void) {
         snprintf(mp, sizeof mp, "testdata/models/%s.safetensors", names[k]);
         snprintf(gp, sizeof gp, "testdata/models/%s-golden.safetensors", names[k]);
         ca_status st;
-        ca_model *m = ca_model_load(th_shared(mp), NULL, &st), *fresh = ca_model_load(th_shared(mp), NULL, &st);
+        ca_model *m = load_mode(th_shared(mp), CA_COMPUTE_FAST), *again = load_mode(th_shared(mp), CA_COMPUTE_FAST);
+        ca_model *ref = load_mode(th_shared(mp), CA_COMPUTE_REFERENCE);
         ca_st_file *g = ca_st_open(th_shared(gp), &st);
-        CHECK_MSG(m && fresh && g, "%s: %s", names[k], ca_last_error());
-        if (!m || !fresh || !g) { ca_model_free(m); ca_model_free(fresh); ca_st_close(g); continue; }
+        CHECK_MSG(m && again && ref && g, "%s: %s", names[k], ca_last_error());
+        if (!m || !again || !ref || !g) { ca_model_free(m); ca_model_free(again); ca_model_free(ref); ca_st_close(g); continue; }
         int64_t ish[4];
         float *img = ca_st_load_f32(g, "input.images", 4, NULL, ish, &st);
         float *gi = ca_st_load_f32(g, "output.image_features", 2, NULL, NULL, &st);
@@ -335,46 +330,42 @@ static void test_release_restore(void) {
         ca_model_get_info(m, &in);
         int n = (int)ish[0], nt = (int)ti->shape[0], E = in.embed_dim;
         size_t si = sizeof(float) * (size_t)n * E, stx = sizeof(float) * (size_t)nt * E;
-        float *fi[4], *ft[4];
-        for (int i = 0; i < 4; i++) { fi[i] = malloc(si); ft[i] = malloc(stx); }
-        CHECK_EQ_INT(m->mat_dtype, stored[k]);
-        const float *fc = m->txt.tf.blocks[0].fc_w; /* (512, 128): page aligned, whole pages */
-        size_t nfc = (size_t)m->txt.tf.hidden * m->txt.width;
-        CHECK(((uintptr_t)fc & 4095) == 0);
-        CHECK(resident_pages(fc, nfc) > 0);
-
-        encode_both(m, img, n, tok, nt, fi[0], ft[0]); /* fast: packs, drops the copies */
-        CHECK(m->released);
-        CHECK_EQ_INT(resident_pages(fc, nfc), 0);
-
-        CHECK(ca_model_set_compute(m, CA_COMPUTE_REFERENCE) == CA_OK);
-        CHECK(ca_model_set_compute(fresh, CA_COMPUTE_REFERENCE) == CA_OK);
-        encode_both(m, img, n, tok, nt, fi[1], ft[1]);
-        encode_both(fresh, img, n, tok, nt, fi[2], ft[2]);
-        CHECK(!m->released);
-        CHECK_MSG(!memcmp(fi[1], fi[2], si) && !memcmp(ft[1], ft[2], stx), "%s: restored weights differ", names[k]);
-        CHECK_MSG(cmp("restored images vs golden", fi[1], gi, (long)n * E, 1e-4) <= 1e-4, "%s", names[k]);
-        CHECK_MSG(cmp("restored text vs golden", ft[1], gt, (long)nt * E, 1e-4) <= 1e-4, "%s", names[k]);
-
-        CHECK(ca_model_set_compute(m, CA_COMPUTE_FAST) == CA_OK);
-        encode_both(m, img, n, tok, nt, fi[3], ft[3]);
-        CHECK(m->released && resident_pages(fc, nfc) == 0);
-        CHECK(!memcmp(fi[0], fi[3], si) && !memcmp(ft[0], ft[3], stx));
-
-        if (ca_fastgemm_bf16()) { /* BF16 repacks from the restored weights, then back to F32/F16 */
-            CHECK(ca_model_set_compute(m, CA_COMPUTE_BF16) == CA_OK);
-            encode_both(m, img, n, tok, nt, fi[3], ft[3]);
-            CHECK(!m->released);
-            CHECK_MSG(cmp("bf16 after release", fi[3], fi[0], (long)n * E, 2e-2) <= 2e-2, "%s", names[k]);
-            CHECK(ca_model_set_compute(m, CA_COMPUTE_FAST) == CA_OK);
-            encode_both(m, img, n, tok, nt, fi[3], ft[3]);
-            CHECK(m->released);
-            CHECK(!memcmp(fi[0], fi[3], si) && !memcmp(ft[0], ft[3], stx));
+        float *fi[3], *ft[3];
+        for (int i = 0; i < 3; i++) { fi[i] = malloc(si); ft[i] = malloc(stx); }
+        const ca_block *b = &m->txt.tf.blocks[0];
+        CHECK(b->fc_w == NULL && b->qkv_w == NULL);               /* no float32 copy kept */
+        CHECK(stored[k] == CA_DT_F16 ? (b->fc.ph && !b->fc.p) : (b->fc.p && !b->fc.ph));
+        CHECK(ref->txt.tf.blocks[0].fc_w != NULL && !ref->txt.tf.blocks[0].fc.p && !ref->txt.tf.blocks[0].fc.ph);
+        CHECK_EQ_INT(ca_model_compute(ref), CA_COMPUTE_REFERENCE);
+        uint64_t h0 = ca_model_weights_hash(m), h1 = ca_model_weights_hash(ref);
+        encode_both(m, img, n, tok, nt, fi[0], ft[0]);
+        encode_both(again, img, n, tok, nt, fi[1], ft[1]);
+        encode_both(ref, img, n, tok, nt, fi[2], ft[2]);
+        CHECK(ca_model_weights_hash(m) == h0);
+        CHECK(ca_model_weights_hash(ref) == h1);
+        CHECK(!memcmp(fi[0], fi[1], si) && !memcmp(ft[0], ft[1], stx));
+        CHECK_MSG(cmp("fast images vs golden", fi[0], gi, (long)n * E, 1e-4) <= 1e-4, "%s", names[k]);
+        CHECK_MSG(cmp("fast text vs golden", ft[0], gt, (long)nt * E, 1e-4) <= 1e-4, "%s", names[k]);
+        CHECK_MSG(cmp("reference images vs golden", fi[2], gi, (long)n * E, 1e-4) <= 1e-4, "%s", names[k]);
+        CHECK_MSG(cmp("reference text vs golden", ft[2], gt, (long)nt * E, 1e-4) <= 1e-4, "%s", names[k]);
+        CHECK(ca_model_weight_bytes(m) > 0 && ca_model_weight_bytes(ref) > 0);
+        if (ca_fastgemm_bf16()) {
+            ca_model *mb = load_mode(th_shared(mp), CA_COMPUTE_BF16);
+            CHECK(mb && mb->txt.tf.blocks[0].fc.pb && !mb->txt.tf.blocks[0].fc.p);
+            if (mb) {
+                encode_both(mb, img, n, tok, nt, fi[1], ft[1]);
+                CHECK_MSG(cmp("bf16 vs fast", fi[1], fi[0], (long)n * E, 2e-2) <= 2e-2, "%s", names[k]);
+            }
+            ca_model_free(mb);
+        } else {
+            CHECK(load_mode(th_shared(mp), CA_COMPUTE_BF16) == NULL);
         }
-        for (int i = 0; i < 4; i++) { free(fi[i]); free(ft[i]); }
+        CHECK(load_mode(th_shared(mp), 7) == NULL);
+        for (int i = 0; i < 3; i++) { free(fi[i]); free(ft[i]); }
         free(img); free(gi); free(gt); free(tok);
         ca_model_free(m);
-        ca_model_free(fresh);
+        ca_model_free(again);
+        ca_model_free(ref);
         ca_st_close(g);
     }
 }
@@ -473,10 +464,10 @@ static void test_fast_vs_reference_model(void) {
         snprintf(mp, sizeof mp, "testdata/models/%s.safetensors", names[k]);
         snprintf(gp, sizeof gp, "testdata/models/%s-golden.safetensors", names[k]);
         ca_status st;
-        ca_model *m = ca_model_load(th_shared(mp), NULL, &st);
+        ca_model *m = load_mode(th_shared(mp), CA_COMPUTE_FAST), *ref = load_mode(th_shared(mp), CA_COMPUTE_REFERENCE);
         ca_st_file *g = ca_st_open(th_shared(gp), &st);
-        CHECK_MSG(m && g, "%s: %s", names[k], ca_last_error());
-        if (!m || !g) { ca_model_free(m); ca_st_close(g); continue; }
+        CHECK_MSG(m && ref && g, "%s: %s", names[k], ca_last_error());
+        if (!m || !ref || !g) { ca_model_free(m); ca_model_free(ref); ca_st_close(g); continue; }
         int64_t ish[4], tsh[2];
         float *img = ca_st_load_f32(g, "input.images", 4, NULL, ish, &st);
         float *gi = ca_st_load_f32(g, "output.image_features", 2, NULL, NULL, &st);
@@ -493,12 +484,14 @@ static void test_fast_vs_reference_model(void) {
         for (int mode = 0; mode < 3; mode++) {
             fi[mode] = malloc(sizeof(float) * n * E);
             ft[mode] = malloc(sizeof(float) * nt * E);
-            m->no_col_views = mode == 2;
-            CHECK(ca_model_set_compute(m, mode == 2 ? CA_COMPUTE_FAST : mode) == CA_OK);
-            CHECK(ca_model_encode_images(m, img, n, fi[mode]) == CA_OK);
-            CHECK(ca_model_encode_text(m, tok, nt, ft[mode]) == CA_OK);
+            ca_session *ss = ca_session_new(mode == 1 ? ref : m, NULL, &st);
+            CHECK(ss != NULL);
+            if (!ss) continue;
+            ss->no_col_views = mode == 2;
+            CHECK(ca_session_encode_images(ss, img, n, fi[mode]) == CA_OK);
+            CHECK(ca_session_encode_text(ss, tok, nt, ft[mode]) == CA_OK);
+            ca_session_free(ss);
         }
-        m->no_col_views = 0;
         CHECK_MSG(cmp("fast (fallback) images vs plain", fi[2], fi[1], (long)n * E, 1e-4) <= 1e-4, "%s", names[k]);
         CHECK_MSG(cmp("fast (fallback) text vs plain", ft[2], ft[1], (long)nt * E, 1e-4) <= 1e-4, "%s", names[k]);
         /* golden tolerance of test_model.c: 1e-4 relative to (1 + |ref|) */
@@ -506,10 +499,10 @@ static void test_fast_vs_reference_model(void) {
         CHECK_MSG(cmp("fast text vs plain", ft[0], ft[1], (long)nt * E, 1e-4) <= 1e-4, "%s", names[k]);
         CHECK_MSG(cmp("fast images vs golden", fi[0], gi, (long)n * E, 1e-4) <= 1e-4, "%s", names[k]);
         CHECK_MSG(cmp("fast text vs golden", ft[0], gt, (long)nt * E, 1e-4) <= 1e-4, "%s", names[k]);
-        CHECK(ca_model_set_compute(m, 7) == CA_E_ARG);
         for (int mode = 0; mode < 3; mode++) { free(fi[mode]); free(ft[mode]); }
         free(img); free(gi); free(gt); free(tok);
         ca_model_free(m);
+        ca_model_free(ref);
         ca_st_close(g);
     }
 }
@@ -524,10 +517,10 @@ static void test_bf16_model(void) {
         snprintf(mp, sizeof mp, "testdata/models/%s.safetensors", names[k]);
         snprintf(gp, sizeof gp, "testdata/models/%s-golden.safetensors", names[k]);
         ca_status st;
-        ca_model *m = ca_model_load(th_shared(mp), NULL, &st);
+        ca_model *m = load_mode(th_shared(mp), CA_COMPUTE_FAST), *mb = load_mode(th_shared(mp), CA_COMPUTE_BF16);
         ca_st_file *g = ca_st_open(th_shared(gp), &st);
-        CHECK(m && g);
-        if (!m || !g) { ca_model_free(m); ca_st_close(g); continue; }
+        CHECK(m && mb && g);
+        if (!m || !mb || !g) { ca_model_free(m); ca_model_free(mb); ca_st_close(g); continue; }
         int64_t ish[4];
         float *img = ca_st_load_f32(g, "input.images", 4, NULL, ish, &st);
         const ca_tensor_info *ti = ca_st_find(g, "input.tokens");
@@ -540,9 +533,8 @@ static void test_bf16_model(void) {
         for (int mode = 0; mode < 2; mode++) {
             f[mode] = malloc(sizeof(float) * n * E);
             t[mode] = malloc(sizeof(float) * nt * E);
-            CHECK(ca_model_set_compute(m, mode ? CA_COMPUTE_BF16 : CA_COMPUTE_FAST) == CA_OK);
-            CHECK(ca_model_encode_images(m, img, n, f[mode]) == CA_OK);
-            CHECK(ca_model_encode_text(m, tok, nt, t[mode]) == CA_OK);
+            CHECK(ca_model_encode_images(mode ? mb : m, img, n, f[mode]) == CA_OK);
+            CHECK(ca_model_encode_text(mode ? mb : m, tok, nt, t[mode]) == CA_OK);
         }
         double worst = 1, diff = 0;
         for (int which = 0; which < 2; which++) {
@@ -564,6 +556,7 @@ static void test_bf16_model(void) {
         for (int mode = 0; mode < 2; mode++) { free(f[mode]); free(t[mode]); }
         free(img); free(tok);
         ca_model_free(m);
+        ca_model_free(mb);
         ca_st_close(g);
     }
 }
@@ -653,6 +646,6 @@ int main(void) {
     RUN(test_f16_tensor_conversion);
     RUN(test_bf16_model);
     RUN(test_batch_split);
-    RUN(test_release_restore);
+    RUN(test_load_modes);
     TEST_END();
 }

@@ -128,6 +128,13 @@ static void test_fixture_formats(void) {
     CHECK_EQ_INT(n, 31 * 4 + 1);
 }
 
+/* TIFF and PPM/PGM/PBM files x (@16, @24, @box16, @box20, and @rot16 for the orientation ones). */
+static void test_fixture_tiff_ppm(void) {
+    int n = compare_fixtures("tests/data/images/expected-tiff-ppm.safetensors");
+    fprintf(stderr, "  TIFF/PPM fixtures: %d comparisons with Pillow 9.4\n", n);
+    CHECK_EQ_INT(n, 41 * 4 + 2);
+}
+
 static void test_modes(void) {
     static const struct { const char *file, *mode; int w, h; } cases[] = {
         {"palette.png", "P", 41, 29}, {"palette4.png", "P", 41, 29}, {"bilevel.png", "1", 37, 31},
@@ -145,7 +152,22 @@ static void test_modes(void) {
         {"xbgr32-bf.bmp", "RGB", 26, 30}, {"rgb555.bmp", "RGB", 35, 26}, {"rgb565-bf.bmp", "RGB", 27, 33},
         {"pal8-short.bmp", "P", 30, 26}, {"pal4.bmp", "P", 37, 25}, {"pal1.bmp", "P", 39, 26},
         {"os2-pal8.bmp", "P", 32, 25}, {"rle8.bmp", "P", 36, 28}, {"rle4.bmp", "P", 33, 26},
-        {"rle8-delta.bmp", "P", 30, 27}};
+        {"rle8-delta.bmp", "P", 30, 27},
+        /* TIFF and Netpbm, as Pillow 9.4 opens (and loads) them */
+        {"rgb.tif", "RGB", 41, 29}, {"rgb-lzw.tif", "RGB", 37, 30}, {"rgb-deflate.tif", "RGB", 33, 27},
+        {"rgb-jpeg.tif", "RGB", 40, 32}, {"gray-packbits.tif", "L", 35, 26}, {"bilevel-g4.tif", "1", 45, 30},
+        {"palette.tif", "P", 39, 28}, {"cmyk.tif", "CMYK", 30, 27}, {"rgba.tif", "RGBA", 36, 29},
+        {"gray-alpha.tif", "LA", 31, 33}, {"int32.tif", "I", 29, 26}, {"multipage.tif", "RGB", 30, 25},
+        {"rgb16-be-tiled.tif", "RGB", 34, 27}, {"rgb-planar-deflate.tif", "RGB", 34, 27},
+        {"rgb-predictor.tif", "RGB", 31, 26}, {"rgba-assoc.tif", "RGBA", 30, 28}, {"rgbx.tif", "RGBX", 29, 27},
+        {"rgba16.tif", "RGBA", 27, 25}, {"gray-minwhite.tif", "L", 33, 29}, {"gray4.tif", "L", 35, 26},
+        {"gray2-minwhite.tif", "L", 31, 27}, {"gray16-be.tif", "I;16B", 29, 25}, {"gray16s.tif", "I", 28, 26},
+        {"pal4.tif", "P", 37, 25}, {"bilevel-fill2.tif", "1", 43, 28}, {"orient6.tif", "RGB", 26, 40},
+        {"orient3-gray.tif", "L", 33, 26}, {"cmyk-planar.tif", "CMYK", 30, 26}, {"twopage-gray.tif", "L", 32, 27},
+        {"rgb.ppm", "RGB", 41, 29}, {"gray.pgm", "L", 34, 27}, {"bits.pbm", "1", 45, 30}, {"gray16.pgm", "I", 31, 26},
+        {"gray-max15.pgm", "L", 33, 25}, {"gray-max1000.pgm", "I", 30, 27}, {"rgb-max1023.ppm", "RGB", 29, 26},
+        {"rgb-max100.ppm", "RGB", 31, 25}, {"plain.pgm", "L", 27, 25}, {"plain16.pgm", "I", 26, 25},
+        {"plain.ppm", "RGB", 28, 26}, {"plain.pbm", "1", 40, 27}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char path[256];
         snprintf(path, sizeof path, "tests/data/images/%s", cases[i].file);
@@ -252,7 +274,7 @@ static void test_bad_inputs(void) {
     CHECK_EQ_INT(decode_bytes(jpg, 0, NULL), CA_E_FORMAT);
     CHECK(strstr(ca_last_error(), "empty") != NULL);
     CHECK_EQ_INT(decode_bytes("hello, world", 12, NULL), CA_E_FORMAT);
-    CHECK(strstr(ca_last_error(), "not a JPEG, PNG, GIF, WebP or BMP") != NULL);
+    CHECK(strstr(ca_last_error(), "not a JPEG, PNG, GIF, WebP, BMP, TIFF or PPM") != NULL);
     ca_image_params p = ca_image_default_params();
     p.max_pixels = 1000;
     CHECK_EQ_INT(decode_bytes(jpg, len, &p), CA_E_RANGE);
@@ -383,6 +405,98 @@ static void test_bad_formats(void) {
     }
 }
 
+/* A little-endian TIFF with one uncompressed strip of `dlen` bytes after the IFD (data all 0x55). */
+static size_t mini_tiff(uint8_t *b, uint32_t w, uint32_t h, int bps, int spp, int photo, int sf, size_t dlen) {
+    static const int tags[] = {256, 257, 258, 259, 262, 273, 277, 278, 279, 339};
+    const int n = 10;
+    size_t ifd = 8, data = ifd + 2 + 12 * n + 4;
+    uint32_t vals[] = {w, h, (uint32_t)bps, 1, (uint32_t)photo, (uint32_t)data, (uint32_t)spp, h, (uint32_t)dlen, (uint32_t)sf};
+    memcpy(b, "II*\0", 4);
+    put32(b + 4, (uint32_t)ifd);
+    b[ifd] = (uint8_t)n; b[ifd + 1] = 0;
+    for (int i = 0; i < n; i++) {
+        uint8_t *e = b + ifd + 2 + 12 * i;
+        int longs = tags[i] <= 257 || tags[i] == 273 || tags[i] == 278 || tags[i] == 279;
+        e[0] = (uint8_t)tags[i]; e[1] = (uint8_t)(tags[i] >> 8);
+        e[2] = longs ? 4 : 3; e[3] = 0;
+        put32(e + 4, 1);
+        put32(e + 8, vals[i]);
+    }
+    put32(b + ifd + 2 + 12 * n, 0);
+    memset(b + data, 0x55, dlen);
+    return data + dlen;
+}
+
+/* Malformed TIFF and Netpbm files: refused with one message naming the buffer, no crash. */
+static void test_bad_tiff_ppm(void) {
+    size_t len;
+    uint8_t *b;
+    if ((b = fixture("rgb-lzw.tif", &len))) {
+        CHECK_EQ_INT(decode_bytes(b, len, NULL), CA_OK);
+        BAD(b, 8, CA_E_FORMAT, "corrupt TIFF");
+        BAD(b, len / 2, CA_E_FORMAT, "corrupt TIFF");
+        ca_image_params p = ca_image_default_params();
+        p.max_pixels = 500;
+        CHECK_EQ_INT(decode_bytes(b, len, &p), CA_E_RANGE);
+        CHECK(strstr(ca_last_error(), "over the limit") != NULL);
+        for (size_t i = 16; i < len; i += 23) b[i] ^= 0x3c; /* corrupt LZW data and tags: no crash */
+        decode_bytes(b, len, NULL);
+        free(b);
+    }
+    if ((b = fixture("rgb16-be-tiled.tif", &len))) {
+        BAD(b, len - 200, CA_E_FORMAT, "corrupt TIFF"); /* the IFD is at the end: cut */
+        free(b);
+    }
+    uint8_t t[512];
+    size_t n = mini_tiff(t, 4, 3, 8, 1, 1, 1, 12);
+    CHECK_EQ_INT(decode_bytes(t, n, NULL), CA_OK);
+    BAD(t, n - 5, CA_E_FORMAT, "corrupt TIFF");                                  /* strip cut short */
+    n = mini_tiff(t, 4, 3, 32, 1, 1, 3, 48);
+    BAD(t, n, CA_E_FORMAT, "32-bit float samples");                              /* Pillow's "F" */
+    n = mini_tiff(t, 4, 3, 8, 3, 8, 1, 36);
+    BAD(t, n, CA_E_FORMAT, "unsupported TIFF");                                  /* CIE Lab */
+    n = mini_tiff(t, 4, 3, 8, 2, 1, 1, 24);
+    BAD(t, n, CA_E_FORMAT, "unsupported TIFF");                                  /* grey + 1 unnamed sample */
+    n = mini_tiff(t, 4, 3, 16, 1, 0, 1, 24);
+    t[0] = t[1] = 'M';                                                           /* big-endian header */
+    BAD(t, n, CA_E_FORMAT, "corrupt TIFF");
+    n = mini_tiff(t, 60000, 60000, 8, 1, 1, 1, 12);
+    BAD(t, n, CA_E_RANGE, "over the limit");
+    BAD((const uint8_t *)"II*\0\x08\0\0\0\0\0", 10, CA_E_FORMAT, "corrupt TIFF");           /* an IFD with no entries */
+    /* Netpbm */
+    static const struct { const char *data; ca_status st; const char *msg; } ppm[] = {
+        {"P6\n4 4\n255\n0123456789", CA_E_FORMAT, "truncated PPM data"},
+        {"P5 4 4 0\n", CA_E_FORMAT, "maxval 0"},
+        {"P5 4 4 70000\n", CA_E_FORMAT, "maxval 70000"},
+        {"P2 2 2 255 1 2 3 300", CA_E_FORMAT, "larger than maxval"},
+        {"P2 2 2 255 1 2 x 3", CA_E_FORMAT, "not a number"},
+        {"P1 2 2 0 1 2 0", CA_E_FORMAT, "invalid PBM data"},
+        {"P1 2 2 0 1 1", CA_E_FORMAT, "truncated PBM data"},
+        {"P3 2 1 255 1 2 3 4 5", CA_E_FORMAT, "truncated PPM data"},
+        {"P7\nWIDTH 2\n", CA_E_FORMAT, "unrecognised signature"},
+        {"P6x 1 1 255\n", CA_E_FORMAT, "unsupported Netpbm variant"},
+        {"P5 12345678901 1 255\n", CA_E_FORMAT, "token too long"},
+        {"P5 -3 1 255\n", CA_E_FORMAT, "not a number"},
+        {"P6\n", CA_E_FORMAT, "truncated PPM header"},
+        {"P6 3 # no end", CA_E_FORMAT, "truncated PPM header"},
+        {"P5 0 4 255\n", CA_E_FORMAT, "invalid PPM size"},
+        {"P5 100000 100000 255\n", CA_E_RANGE, "over the limit"},
+        {"P4 9 2\n\xff", CA_E_FORMAT, "truncated PPM data"},
+    };
+    for (size_t i = 0; i < sizeof ppm / sizeof ppm[0]; i++)
+        expect_bad((const uint8_t *)ppm[i].data, strlen(ppm[i].data), ppm[i].st, ppm[i].msg, (int)i);
+    /* what Pillow reads: a comment inside a token, no whitespace between P1 pixels */
+    static const char ok1[] = "P1 3#c\n 2 010101", ok2[] = "P5 1#x\n2 1 2#y\n55\nabcdefghijkl";
+    ca_status st;
+    ca_image *img = ca_image_decode(ok1, strlen(ok1), "buf", NULL, &st);
+    CHECK(img && ca_image_width(img) == 3 && ca_image_height(img) == 2 && !strcmp(ca_image_mode(img), "1") &&
+          ca_image_pixels(img)[0] == 255 && ca_image_pixels(img)[1] == 0);
+    ca_image_free(img);
+    img = ca_image_decode(ok2, sizeof ok2 - 1, "buf", NULL, &st);                /* 12 x 1, maxval 255 */
+    CHECK_MSG(img && ca_image_width(img) == 12 && ca_image_height(img) == 1, "%s", ca_last_error());
+    ca_image_free(img);
+}
+
 static int64_t count_diff(const float *a, const float *b, size_t n) {
     int64_t d = 0;
     for (size_t i = 0; i < n; i++) d += a[i] != b[i];
@@ -447,11 +561,13 @@ int main(void) {
     RUN(test_goldens);
     RUN(test_fixture_modes);
     RUN(test_fixture_formats);
+    RUN(test_fixture_tiff_ppm);
     RUN(test_modes);
     RUN(test_resize_oracle);
     RUN(test_resize_basics);
     RUN(test_bad_inputs);
     RUN(test_bad_formats);
+    RUN(test_bad_tiff_ppm);
     RUN(test_augment);
     TEST_END();
 }

@@ -77,20 +77,24 @@ static void free_taps(taps *tp) {
     for (int k = 0; k < tp->n; k++) free(tp->data[k]);
 }
 
-/* Encode the golden inputs with the model and check features, logits and every intermediate. */
-static void check_golden(const char *model_rel, const char *config_rel, const char *golden_rel, int chunk) {
+/* Encode the golden inputs with the model (loaded for one compute path, run through a session
+ * with a tap) and check features, logits and every intermediate. */
+static void check_golden_mode(const char *model_rel, const char *config_rel, const char *golden_rel, int chunk,
+                              int compute) {
     ca_model_params p = ca_model_default_params();
     p.config_path = config_rel ? th_shared(config_rel) : NULL;
+    p.compute = compute;
     ca_status st;
     ca_model *m = ca_model_load(th_shared(model_rel), &p, &st);
     CHECK_MSG(m != NULL, "%s: %s", model_rel, ca_last_error());
     ca_st_file *g = ca_st_open(th_shared(golden_rel), &st);
     CHECK_MSG(g != NULL, "%s: %s", golden_rel, ca_last_error());
-    if (!m || !g) { ca_model_free(m); ca_st_close(g); return; }
-    if (chunk) ca_model_set_max_chunk(m, chunk);
+    ca_session *ss = m ? ca_session_new(m, NULL, &st) : NULL;
+    if (!m || !g || !ss) { ca_session_free(ss); ca_model_free(m); ca_st_close(g); return; }
+    if (chunk) ca_session_set_max_chunk(ss, chunk);
 
     taps tp = {.g = g};
-    ca_model_set_tap(m, on_tap, &tp);
+    ca_session_set_tap(ss, on_tap, &tp);
     const ca_tensor_info *ti = ca_st_find(g, "input.images"), *tt = ca_st_find(g, "input.tokens");
     int ni = (int)ti->shape[0], nt = (int)tt->shape[0], E = 0;
     ca_model_info info;
@@ -100,8 +104,8 @@ static void check_golden(const char *model_rel, const char *config_rel, const ch
     int64_t *tokens = malloc((size_t)tt->numel * sizeof *tokens);
     CHECK(ca_tensor_to_i64(tt, tokens, tt->numel) == CA_OK);
     float *fi = malloc((size_t)ni * E * sizeof *fi), *ft = malloc((size_t)nt * E * sizeof *ft);
-    CHECK_MSG(ca_model_encode_images(m, images, ni, fi) == CA_OK, "%s", ca_last_error());
-    CHECK_MSG(ca_model_encode_text(m, tokens, nt, ft) == CA_OK, "%s", ca_last_error());
+    CHECK_MSG(ca_session_encode_images(ss, images, ni, fi) == CA_OK, "%s", ca_last_error());
+    CHECK_MSG(ca_session_encode_text(ss, tokens, nt, ft) == CA_OK, "%s", ca_last_error());
 
     size_t n;
     float *ref = golden(g, "output.image_features", &n);
@@ -150,7 +154,14 @@ static void check_golden(const char *model_rel, const char *config_rel, const ch
     free_taps(&tp);
     free(images); free(tokens); free(fi); free(ft);
     ca_st_close(g);
+    ca_session_free(ss);
     ca_model_free(m);
+}
+
+/* The goldens hold on the fast path (the default) and on the reference path alike. */
+static void check_golden(const char *model_rel, const char *config_rel, const char *golden_rel, int chunk) {
+    check_golden_mode(model_rel, config_rel, golden_rel, chunk, CA_COMPUTE_FAST);
+    check_golden_mode(model_rel, config_rel, golden_rel, chunk, CA_COMPUTE_REFERENCE);
 }
 
 static void test_vit_golden(void) { check_golden("testdata/models/vit-tiny.safetensors", NULL, "testdata/models/vit-tiny-golden.safetensors", 0); }
@@ -435,8 +446,10 @@ static void test_cli_encode_bf16(void) {
     snprintf(out, sizeof out, "%s/enc-bf16.safetensors", th_tmpdir());
     snprintf(cmd, sizeof cmd, "'%s' encode --bf16 --model '%s' --input '%s' --output '%s' 2>&1", ca, model, gold, out);
     int rc = system(cmd);
-    ca_model *m = ca_model_load(model, NULL, NULL);
-    int has_bf16 = m && ca_model_set_compute(m, CA_COMPUTE_BF16) == CA_OK;
+    ca_model_params bp = ca_model_default_params();
+    bp.compute = CA_COMPUTE_BF16;
+    ca_model *m = ca_model_load(model, &bp, NULL);
+    int has_bf16 = m != NULL;
     ca_model_free(m);
     if (!has_bf16) { CHECK_MSG(rc != 0, "--bf16 without AVX512-BF16 must fail"); return; }
     CHECK_MSG(rc == 0, "failed: %s", cmd);

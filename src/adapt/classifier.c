@@ -84,6 +84,7 @@ const char *ca_classifier_class_name(const ca_classifier *c, int i) {
 const char *ca_classifier_model_signature(const ca_classifier *c) { return c ? c->model_sig : NULL; }
 
 ca_status ca_classifier_logits(const ca_classifier *c, const float *x, int n, float *out) {
+    CA_ENTER();
     if (!c || (n > 0 && (!x || !out)) || n < 0) return ca_fail(CA_E_ARG, "ca_classifier_logits: bad argument");
     if (n == 0) return CA_OK;
     return c->m->logits(c, x, n, out);

@@ -307,7 +307,7 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
             }
         }
         if (p->progress && p->progress("clip-adapter", ep + 1, epochs, p->progress_user)) {
-            st = ca_fail(CA_E_ARG, "cancelled"); goto done;
+            st = ca_fail(CA_E_CANCELLED, "cancelled by the progress callback"); goto done;
         }
     }
     memcpy(P, Best, sizeof(float) * L.n);

@@ -6,6 +6,7 @@
 
 ca_classifier *ca_fit_features(const char *method, const ca_featureset *fs, int shots,
                                const ca_fit_params *p, ca_status *st) {
+    CA_ENTER();
     ca_status s_;
     if (!st) st = &s_;
     if (!fs) { *st = ca_fail(CA_E_ARG, "ca_fit_features: feature set is NULL"); return NULL; }

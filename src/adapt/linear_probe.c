@@ -149,7 +149,7 @@ static ca_status lp_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_par
         if (acc > best_acc) { best_acc = acc; best_lambda = lambda; memcpy(best, theta, n * sizeof(float)); since = 0; }
         else if (++since >= PATIENCE) break;
         if (p->progress && p->progress("linear-probe", kk + 1, N_LAMBDA, p->progress_user)) {
-            ca_train_threads_restore(blas_saved); free(blk); return ca_fail(CA_E_ARG, "cancelled");
+            ca_train_threads_restore(blas_saved); free(blk); return ca_fail(CA_E_CANCELLED, "cancelled by the progress callback");
         }
     }
     ca_train_threads_restore(blas_saved);

@@ -12,12 +12,16 @@ extern const ca_method ca_method_tip_adapter, ca_method_tip_adapter_f;
 extern const ca_method ca_method_clip_adapter, ca_method_clip_adapter_text, ca_method_clip_adapter_both;
 extern const ca_method ca_method_linear_probe, ca_method_prototype, ca_method_tip_cache;
 extern const ca_method ca_method_gda, ca_method_gda_zs;
+extern const ca_method ca_method_ape, ca_method_proker;
+extern const ca_method ca_method_lpp, ca_method_zs_lp, ca_method_clap, ca_method_taskres;
 
-/* Order is the order of tables and plots: baselines, the Tip family, CLIP-Adapter, text-free. */
+/* Order is the order of tables and plots: baselines, the Tip family (and its training-free
+ * successors), CLIP-Adapter, the text-initialised probes, text-free. */
 static const ca_method *const METHODS[] = {
     &ca_method_zero_shot,
-    &ca_method_tip_adapter, &ca_method_tip_adapter_f,
+    &ca_method_tip_adapter, &ca_method_tip_adapter_f, &ca_method_ape, &ca_method_proker,
     &ca_method_clip_adapter, &ca_method_clip_adapter_text, &ca_method_clip_adapter_both,
+    &ca_method_lpp, &ca_method_zs_lp, &ca_method_clap, &ca_method_taskres,
     &ca_method_linear_probe, &ca_method_prototype, &ca_method_tip_cache, &ca_method_gda, &ca_method_gda_zs,
 };
 #define N_METHODS (sizeof METHODS / sizeof METHODS[0])
@@ -49,6 +53,7 @@ const char *ca_method_help(const char *method) {
 static const struct { const char *param; const char *names[4]; } ENUMS[] = {
     {"optimizer", {"default", "sgd", "adamw", NULL}},
     {"ratio_mode", {"fixed", "search", "learn", NULL}},
+    {"covariance", {"tuned", "ks", NULL}},      /* CA_COV_TUNED, CA_COV_KS */
 };
 
 const char *ca_fit_param_value_name(const char *param, double value) {
@@ -104,6 +109,7 @@ static ca_classifier *clf_new(const ca_method *m, int C, int D, ca_status *st) {
 }
 
 ca_classifier *ca_fit(const char *method, const ca_fit_data *data, const ca_fit_params *params, ca_status *st) {
+    CA_ENTER();
     ca_status s_;
     if (!st) st = &s_;
     const ca_method *m = ca_method_find(method);
@@ -136,6 +142,7 @@ ca_classifier *ca_fit(const char *method, const ca_fit_data *data, const ca_fit_
 }
 
 ca_status ca_classifier_save(const ca_classifier *c, const char *path, const char *const *class_names) {
+    CA_ENTER();
     if (!c || !path) return ca_fail(CA_E_ARG, "ca_classifier_save: NULL argument");
     ca_st_writer *w = ca_st_writer_new();
     if (!w) return CA_E_NOMEM;
@@ -172,6 +179,7 @@ ca_status ca_classifier_save(const ca_classifier *c, const char *path, const cha
 }
 
 ca_classifier *ca_classifier_load(const char *path, ca_status *st) {
+    CA_ENTER();
     ca_status s_;
     if (!st) st = &s_;
     ca_st_file *f = ca_st_open(path, st);

@@ -24,7 +24,7 @@ void ca_tip_cache_row(const float *aff, const int32_t *key_y, int N, int C, floa
 ca_status ca_tip_logits_from_aff(const float *clip, const float *aff, const int32_t *key_y, int n, int N,
                                  int C, float alpha, float beta, float *out) {
     int fail = 0;
-    #pragma omp parallel
+    #pragma omp parallel num_threads(ca_kernel_threads(0))
     {
         float *e = malloc(sizeof(float) * (size_t)N);
         if (!e) {
@@ -99,7 +99,7 @@ ca_status ca_tip_search(const ca_tip_search_in *in, const ca_fit_params *p, ca_t
     for (int a = 0; a < na; a++) alphas[a] = (float)ca_tip_grid(a, na, p->search_scale_alpha);
     /* Rows are independent: each thread sums exp rows per class once per β, then scores every α
      * on that (C)-vector; integer counts make the reduction order-free (deterministic). */
-    #pragma omp parallel
+    #pragma omp parallel num_threads(ca_kernel_threads(p->threads))
     {
         float *cache = malloc(sizeof(float) * ((size_t)C + (size_t)N));
         int64_t *local = calloc((size_t)nb * (size_t)na, sizeof(int64_t));
@@ -116,10 +116,10 @@ ca_status ca_tip_search(const ca_tip_search_in *in, const ca_fit_params *p, ca_t
                 for (int a = 0; a < na; a++) local[(size_t)b * na + a] += row_correct(clip, cache, C, alphas[a], in->y[i]);
             }
         }
-        if (cache && local) {
-            #pragma omp critical
-            for (size_t j = 0; j < (size_t)nb * na; j++) cnt[j] += local[j];
-        }
+        /* integer sums: atomic adds in any order give the same counts (and no lock, which
+         * TSAN's OpenMP support reported as a double lock) */
+        if (cache && local)
+            for (size_t j = 0; j < (size_t)nb * na; j++) __atomic_fetch_add(&cnt[j], local[j], __ATOMIC_RELAXED);
         free(cache); free(local);
     }
     if (!fail) pick(cnt, nb, na, p, n, out);

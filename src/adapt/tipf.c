@@ -134,7 +134,7 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
             memcpy(best, keys, sizeof(float) * nd);
         }
         if (p->progress && p->progress("tip-adapter-f", e + 1, epochs, p->progress_user)) {
-            st = ca_fail(CA_E_ARG, "tip-adapter-f: cancelled");
+            st = ca_fail(CA_E_CANCELLED, "tip-adapter-f: cancelled by the progress callback");
             goto done;
         }
     }

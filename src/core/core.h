@@ -25,6 +25,26 @@ ca_status ca_fail(ca_status st, const char *fmt, ...)
 #endif
     ;
 void ca_clear_error(void);
+/* First statement of every public (CA_API) function that can fail: the last-error detail then
+ * always belongs to the last failing call (cleanup functions such as *_free do not clear it). */
+#define CA_ENTER() ca_clear_error()
+
+/* Errors raised inside OpenMP workers: each failure is recorded in the worker's own thread-local
+ * detail, so a parallel region catches the first one (status and message) in a slot shared by
+ * its threads, and the calling thread raises it after the region. Usage:
+ *     ca_err_slot es = CA_ERR_SLOT_INIT;
+ *     #pragma omp parallel ...  { ... if (st) ca_err_catch(&es, st); ... if (ca_err_failed(&es)) skip; }
+ *     return ca_err_raise(&es);      // CA_OK, or the first status with its detail re-recorded */
+typedef struct {
+    int claimed;         /* taken (compare-and-swap) by the first worker that fails */
+    int failed;          /* then set once st and msg are written */
+    ca_status st;
+    char msg[1024];
+} ca_err_slot;
+#define CA_ERR_SLOT_INIT {0, 0, CA_OK, {0}}
+void ca_err_catch(ca_err_slot *es, ca_status st);
+int ca_err_failed(const ca_err_slot *es);
+ca_status ca_err_raise(const ca_err_slot *es);
 /* Log through the user's sink (no-op when none). */
 void ca_log(int level, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -82,14 +102,26 @@ char *ca_read_file(const char *path, size_t *len, ca_status *st);
  * range touches (a private read-only file mapping, whose pages are read again on access). */
 void ca_drop_pages(const void *p, size_t n, int inner);
 
+/* Map the pages of [p, p+n) in one call before they are read (write = 0) or written (write = 1)
+ * rather than one page fault each: a hint for large blocks (>= 1 MiB); no values change. For a
+ * writable block, only memory that is about to be written in full. */
+void ca_populate(const void *p, size_t n, int write);
+
 /* Basename of a path (pointer into the argument). */
 const char *ca_basename(const char *path);
 
 /* Number of threads the library uses by default (OpenMP max threads, >= 1). */
 int ca_default_threads(void);
 /* Threads a kernel may start: 1 inside an OpenMP parallel region (no nesting), else the
- * request, or ca_default_threads() when the request is <= 0. */
+ * request, or when the request is <= 0 the calling thread's budget (ca_budget_enter), or
+ * ca_default_threads(). Every `omp parallel` of the library takes num_threads(...) from here. */
 int ca_kernel_threads(int requested);
+/* The thread budget of the current call on this thread (a session's, a fit's): set on entry,
+ * restored on exit with the value returned. Per thread, so concurrent calls on other threads
+ * each keep theirs; kernels that take no `threads` argument read it via ca_kernel_threads(0).
+ * n <= 0 leaves the budget as it was. */
+int ca_budget_enter(int n);
+void ca_budget_exit(int saved);
 
 /* 1/||x|| of a D-vector (squares summed in double), 0 for a zero vector. */
 float ca_inv_norm(const float *x, int D);

@@ -19,7 +19,9 @@ const char *ca_strerror(ca_status st) {
     case CA_E_UNSUPPORTED: return "unsupported";
     case CA_E_RANGE: return "out of range";
     case CA_E_INTERNAL: return "internal error";
+    case CA_E_CANCELLED: return "cancelled";
     case CA_E_NONFINITE: return "non-finite value (NaN or infinity)";
+    case CA_E_UNSAFE: return "refused as unsafe";
     }
     return "unknown status";
 }
@@ -43,6 +45,25 @@ ca_status ca_fail(ca_status st, const char *fmt, ...) {
     for (char *p = tl_err; *p; p++)
         if (*p == '\n' || *p == '\r') *p = ' ';
     return st;
+}
+
+void ca_err_catch(ca_err_slot *es, ca_status st) {
+    if (st == CA_OK) return;
+    /* lock-free: the first failing worker claims the slot and copies its thread-local detail */
+    int expected = 0;
+    if (!__atomic_compare_exchange_n(&es->claimed, &expected, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return;
+    snprintf(es->msg, sizeof es->msg, "%s", tl_err[0] ? tl_err : ca_strerror(st));
+    es->st = st;
+    __atomic_store_n(&es->failed, 1, __ATOMIC_RELEASE);
+}
+
+/* Workers may stop early once any has failed (its message may still be being written). */
+int ca_err_failed(const ca_err_slot *es) { return __atomic_load_n(&es->claimed, __ATOMIC_ACQUIRE); }
+
+ca_status ca_err_raise(const ca_err_slot *es) {
+    /* after the parallel region: its closing barrier orders the writer before this read */
+    if (!__atomic_load_n(&es->failed, __ATOMIC_ACQUIRE)) return CA_OK;
+    return ca_fail(es->st, "%s", es->msg);
 }
 
 void ca_set_log(ca_log_fn fn, void *user) {

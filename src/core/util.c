@@ -361,17 +361,43 @@ void ca_l2_normalize(float *x, int D) {
     for (int d = 0; d < D; d++) x[d] *= inv;
 }
 
+static _Thread_local int tl_budget; /* 0: none set on this thread */
+
+int ca_budget_enter(int n) {
+    int old = tl_budget;
+    if (n > 0) tl_budget = n;
+    return old;
+}
+
+void ca_budget_exit(int saved) { tl_budget = saved; }
+
 int ca_kernel_threads(int requested) {
 #ifdef _OPENMP
     if (omp_in_parallel()) return 1;
 #endif
-    return requested > 0 ? requested : ca_default_threads();
+    if (requested > 0) return requested;
+    return tl_budget > 0 ? tl_budget : ca_default_threads();
 }
 
 double ca_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void ca_populate(const void *p, size_t n, int write) {
+#if defined(__linux__)
+    /* MADV_POPULATE_READ/WRITE (Linux 5.14): one call maps every page instead of one fault each
+     * (a hint: older kernels refuse it and the pages fault in as usual) */
+    if (!p || n < ((size_t)1 << 20)) return;
+    long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t page = (uintptr_t)(pg > 0 ? pg : 4096), lo = (uintptr_t)p & ~(page - 1), hi = ((uintptr_t)p + n + page - 1) & ~(page - 1);
+    (void)madvise((void *)lo, hi - lo, write ? 23 /* MADV_POPULATE_WRITE */ : 22 /* MADV_POPULATE_READ */);
+#else
+    (void)p;
+    (void)n;
+    (void)write;
+#endif
 }
 
 void ca_drop_pages(const void *p, size_t n, int inner) {

@@ -43,6 +43,7 @@ ca_rng ca_augment_rng(uint64_t seed, uint64_t image_index, uint64_t view_index) 
 
 ca_status ca_augment(const ca_image *img, int size, uint64_t seed, uint64_t image_index,
                      uint64_t view_index, float *out) {
+    CA_ENTER();
     if (!img || !out || size <= 0 || size > 16384)
         return ca_fail(CA_E_ARG, "ca_augment: bad arguments (size %d)", size);
     ca_status st = CA_OK;

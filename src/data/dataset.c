@@ -1,6 +1,6 @@
 /* dataset.c — labelled image datasets: an image folder (root/<class>/<image>, optional seeded
- * val/test fractions or separate folders) or a CoOp split file (split_zhou_*.json). It lists
- * files and labels only; decoding happens in io/, sampling of few-shot subsets in fewshot.c.
+ * val/test fractions or separate folders) or a CoOp split file (split_zhou_*.json). Class folders
+ * are walked recursively, like torchvision's ImageFolder. It lists files and labels only; decoding happens in io/, sampling of few-shot subsets in fewshot.c.
  */
 #include "data/dataset.h"
 
@@ -74,7 +74,7 @@ static char *join(const char *a, const char *b) {
 }
 
 static int is_image_name(const char *name) {
-    static const char *const EXT[] = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".tif", ".tiff"};
+    static const char *const EXT[] = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".pbm", ".pnm", ".tif", ".tiff"};
     const char *dot = strrchr(name, '.');
     if (!dot) return 0;
     for (size_t i = 0; i < sizeof EXT / sizeof EXT[0]; i++)
@@ -83,41 +83,125 @@ static int is_image_name(const char *name) {
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_str_skip1(const void *a, const void *b) { return strcmp(*(char *const *)a + 1, *(char *const *)b + 1); }
 
-/* Sorted names in dir that are directories (want_dirs) or image files; hidden names skipped. */
-static ca_status list_dir(const char *dir, int want_dirs, char ***out, int *n_out) {
+typedef struct { char **v; int n, cap; } name_list;
+
+static ca_status names_push(name_list *l, char *s) {
+    if (!s) return ca_fail(CA_E_NOMEM, "out of memory");
+    if (l->n == l->cap) {
+        int cap = l->cap ? l->cap * 2 : 32;
+        char **nv = realloc(l->v, sizeof(char *) * (size_t)cap);
+        if (!nv) { free(s); return ca_fail(CA_E_NOMEM, "out of memory"); }
+        l->v = nv; l->cap = cap;
+    }
+    l->v[l->n++] = s;
+    return CA_OK;
+}
+
+/* Sorted names of the class folders in root (directories or links to them); hidden names skipped. */
+static ca_status list_dirs(const char *dir, char ***out, int *n_out) {
     *out = NULL; *n_out = 0;
     DIR *d = opendir(dir);
     if (!d) return ca_fail(CA_E_IO, "%s: cannot open folder: %s", dir, strerror(errno));
-    char **v = NULL;
-    int n = 0, cap = 0;
+    name_list l = {0};
     ca_status st = CA_OK;
     struct dirent *e;
     while (st == CA_OK && (e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.') continue;
         char *full = join(dir, e->d_name);
         struct stat sb;
-        int ok = full && stat(full, &sb) == 0;
+        int ok = full && stat(full, &sb) == 0 && S_ISDIR(sb.st_mode);
         free(full);
-        if (!ok) continue; /* dangling link or vanished entry: not an image of the set */
-        if (want_dirs ? !S_ISDIR(sb.st_mode) : !(S_ISREG(sb.st_mode) && is_image_name(e->d_name))) continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 32;
-            char **nv = realloc(v, sizeof(char *) * (size_t)cap);
-            if (!nv) { st = ca_fail(CA_E_NOMEM, "out of memory"); break; }
-            v = nv;
-        }
-        if (!(v[n] = strdup(e->d_name))) st = ca_fail(CA_E_NOMEM, "out of memory");
-        else n++;
+        if (ok) st = names_push(&l, strdup(e->d_name));
     }
     closedir(d);
-    if (st != CA_OK) {
-        for (int i = 0; i < n; i++) free(v[i]);
-        free(v);
-        return st;
+    if (st != CA_OK) { for (int i = 0; i < l.n; i++) free(l.v[i]); free(l.v); return st; }
+    if (l.n) qsort(l.v, (size_t)l.n, sizeof *l.v, cmp_str);
+    *out = l.v; *n_out = l.n;
+    return CA_OK;
+}
+
+/* Folders already walked for one class, by device and inode: a symlink loop (or two links to one
+ * folder) is walked once. */
+typedef struct { dev_t dev; ino_t ino; } dir_id;
+typedef struct { dir_id *v; int n, cap; } dir_set;
+
+static int dir_seen(dir_set *s, const struct stat *sb, ca_status *st) {
+    for (int i = 0; i < s->n; i++)
+        if (s->v[i].dev == sb->st_dev && s->v[i].ino == sb->st_ino) return 1;
+    if (s->n == s->cap) {
+        int cap = s->cap ? s->cap * 2 : 16;
+        dir_id *nv = realloc(s->v, sizeof *nv * (size_t)cap);
+        if (!nv) { *st = ca_fail(CA_E_NOMEM, "out of memory"); return 1; }
+        s->v = nv; s->cap = cap;
     }
-    if (n) qsort(v, (size_t)n, sizeof *v, cmp_str);
-    *out = v; *n_out = n;
+    s->v[s->n++] = (dir_id){sb->st_dev, sb->st_ino};
+    return 0;
+}
+
+#define MAX_DEPTH 64
+
+/* Every image file under dir (any depth, links followed, hidden entries skipped) as a path
+ * relative to the class folder ("sub/x.jpg"), appended to l, as torchvision's ImageFolder walks.
+ * Entries are visited in name order, so which of two links to one folder is walked is fixed. */
+static ca_status walk(const char *dir, const char *rel, int depth, dir_set *seen, name_list *l) {
+    DIR *d = opendir(dir);
+    if (!d) return ca_fail(CA_E_IO, "%s: cannot open folder: %s", dir, strerror(errno));
+    name_list ents = {0};
+    ca_status st = CA_OK;
+    struct dirent *e;
+    while (st == CA_OK && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        /* the type byte rides in front of the name, to sort both together */
+        size_t n = strlen(e->d_name);
+        char *s = malloc(n + 2);
+        if (s) { s[0] = (char)e->d_type; memcpy(s + 1, e->d_name, n + 1); }
+        st = names_push(&ents, s);
+    }
+    closedir(d);
+    if (st == CA_OK && ents.n) qsort(ents.v, (size_t)ents.n, sizeof *ents.v, cmp_str_skip1);
+    for (int i = 0; st == CA_OK && i < ents.n; i++) {
+        unsigned char type = (unsigned char)ents.v[i][0];
+        const char *name = ents.v[i] + 1;
+        int is_dir = type == DT_DIR, is_reg = type == DT_REG;
+        char *full = NULL;
+        struct stat sb;
+        if (is_dir || type == DT_LNK || type == DT_UNKNOWN) {
+            /* only folders and links need a stat: it is what makes thousands of files cheap */
+            if (!(full = join(dir, name))) { st = ca_fail(CA_E_NOMEM, "out of memory"); break; }
+            if (stat(full, &sb) != 0) { free(full); continue; } /* dangling link or vanished entry */
+            is_dir = S_ISDIR(sb.st_mode); is_reg = S_ISREG(sb.st_mode);
+        }
+        if (is_reg && is_image_name(name)) {
+            st = names_push(l, *rel ? join(rel, name) : strdup(name));
+        } else if (is_dir && depth < MAX_DEPTH && !dir_seen(seen, &sb, &st) && st == CA_OK) {
+            char *sub = *rel ? join(rel, name) : strdup(name);
+            if (!sub) st = ca_fail(CA_E_NOMEM, "out of memory");
+            else st = walk(full, sub, depth + 1, seen, l);
+            free(sub);
+        }
+        free(full);
+    }
+    for (int i = 0; i < ents.n; i++) free(ents.v[i]);
+    free(ents.v);
+    return st;
+}
+
+/* Sorted relative paths of the images under a class folder. */
+static ca_status list_images(const char *cdir, char ***out, int *n_out) {
+    *out = NULL; *n_out = 0;
+    name_list l = {0};
+    dir_set seen = {0};
+    struct stat sb;
+    ca_status st = CA_OK;
+    if (stat(cdir, &sb) != 0) return ca_fail(CA_E_IO, "%s: cannot open folder: %s", cdir, strerror(errno));
+    dir_seen(&seen, &sb, &st);
+    if (st == CA_OK) st = walk(cdir, "", 0, &seen, &l);
+    free(seen.v);
+    if (st != CA_OK) { for (int i = 0; i < l.n; i++) free(l.v[i]); free(l.v); return st; }
+    if (l.n) qsort(l.v, (size_t)l.n, sizeof *l.v, cmp_str);
+    *out = l.v; *n_out = l.n;
     return CA_OK;
 }
 
@@ -136,9 +220,17 @@ static char *class_name_of(const char *folder) {
 
 /* All images of folder root/<class> for each class folder into s. With folders == NULL, the
  * class folders define ds->classes; otherwise each folder must be one of those classes. */
-static ca_status scan_root(ca_dataset *ds, const char *root, ca_dsplit *s, int define, char ***folders_io) {
+typedef struct { const char *const *v; int n; } exclusion;
+static int excluded(const exclusion *ex, const char *path) {
+    for (int i = 0; ex && i < ex->n; i++)
+        if (ex->v[i] && !strcmp(ex->v[i], path)) return 1;
+    return 0;
+}
+
+static ca_status scan_root(ca_dataset *ds, const char *root, ca_dsplit *s, int define, char ***folders_io,
+                           const exclusion *ex) {
     char **dirs; int nd;
-    ca_status st = list_dir(root, 1, &dirs, &nd);
+    ca_status st = list_dirs(root, &dirs, &nd);
     if (st != CA_OK) return st;
     if (define) {
         if (nd == 0) { free(dirs); return ca_fail(CA_E_FORMAT, "%s: no class folders (expected ROOT/<class>/<image>)", root); }
@@ -159,10 +251,17 @@ static ca_status scan_root(ca_dataset *ds, const char *root, ca_dsplit *s, int d
         }
         char *cdir = join(root, dirs[i]);
         if (!cdir) { st = ca_fail(CA_E_NOMEM, "out of memory"); break; }
+        int n0 = s->n;
         char **files; int nf;
-        st = list_dir(cdir, 0, &files, &nf);
+        st = list_images(cdir, &files, &nf);
         if (st == CA_OK && nf == 0 && define) st = ca_fail(CA_E_FORMAT, "%s: class folder has no images", cdir);
-        for (int f = 0; st == CA_OK && f < nf; f++) st = push(s, join(cdir, files[f]), c);
+        for (int f = 0; st == CA_OK && f < nf; f++) {
+            char *path = join(cdir, files[f]);
+            if (path && excluded(ex, path)) { free(path); continue; }
+            st = push(s, path, c);
+        }
+        if (st == CA_OK && define && s->n == n0)
+            st = ca_fail(CA_E_FORMAT, "%s: class folder has no readable images left", cdir);
         free_names(files, nf);
         free(cdir);
     }
@@ -170,13 +269,29 @@ static ca_status scan_root(ca_dataset *ds, const char *root, ca_dsplit *s, int d
     return st;
 }
 
-/* Move round(frac·n) images of each class from train to val/test, chosen by a seeded shuffle;
- * every split keeps class-then-name order. */
-static ca_status split_fractions(ca_dataset *ds, const ca_dataset_params *p) {
+/* FNV-1a of a path's text, for per-file keys that do not depend on the other files. */
+static uint64_t path_hash(const char *p) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *p; p++) { h ^= (unsigned char)*p; h *= 0x100000001b3ull; }
+    return h;
+}
+
+typedef struct { uint64_t key; int k; } ranked;
+static int cmp_ranked(const void *a, const void *b) {
+    const ranked *x = a, *y = b;
+    return x->key < y->key ? -1 : x->key > y->key ? 1 : x->k - y->k;
+}
+
+/* Move round(frac·n) images of each class from train to test and val: the files of a class are
+ * ranked by a seeded hash of their path relative to the root, the first go to test, the next
+ * to val. A file's rank depends only on its own path, so adding or removing a file moves at
+ * most one file per boundary (see docs/e2e.md); every split keeps class-then-name order. */
+static ca_status split_fractions(ca_dataset *ds, const ca_dataset_params *p, size_t root_len) {
     ca_dsplit all = ds->sp[CA_SPLIT_TRAIN];
     memset(&ds->sp[CA_SPLIT_TRAIN], 0, sizeof all);
-    int *dest = ca_malloc2((size_t)all.n, sizeof(int)), *tmp = ca_malloc2((size_t)all.n, sizeof(int));
-    ca_status st = (dest && tmp) ? CA_OK : CA_E_NOMEM;
+    int *dest = ca_malloc2((size_t)all.n, sizeof(int));
+    ranked *tmp = ca_malloc2((size_t)all.n, sizeof(ranked));
+    ca_status st = (dest && tmp) ? CA_OK : ca_fail(CA_E_NOMEM, "out of memory");
     for (int i0 = 0; st == CA_OK && i0 < all.n;) {
         int c = all.labels[i0], i1 = i0;
         while (i1 < all.n && all.labels[i1] == c) i1++;
@@ -187,10 +302,12 @@ static ca_status split_fractions(ca_dataset *ds, const ca_dataset_params *p) {
                          ds->classes[c], n, p->val_split, p->test_split);
             break;
         }
-        for (int k = 0; k < n; k++) tmp[k] = k;
-        ca_rng r = ca_rng_make(p->seed, (uint64_t)c);
-        ca_rng_shuffle_int(&r, tmp, n);
-        for (int k = 0; k < n; k++) dest[i0 + tmp[k]] = k < nt ? CA_SPLIT_TEST : k < nt + nv ? CA_SPLIT_VAL : CA_SPLIT_TRAIN;
+        for (int k = 0; k < n; k++) {
+            const char *rel = all.paths[i0 + k] + (strlen(all.paths[i0 + k]) > root_len ? root_len : 0);
+            tmp[k] = (ranked){ca_hash64(path_hash(rel) ^ ca_hash64(p->seed)), k};
+        }
+        qsort(tmp, (size_t)n, sizeof *tmp, cmp_ranked);
+        for (int k = 0; k < n; k++) dest[i0 + tmp[k].k] = k < nt ? CA_SPLIT_TEST : k < nt + nv ? CA_SPLIT_VAL : CA_SPLIT_TRAIN;
         i0 = i1;
     }
     for (int i = 0; i < all.n; i++) {
@@ -202,6 +319,7 @@ static ca_status split_fractions(ca_dataset *ds, const ca_dataset_params *p) {
 }
 
 ca_dataset *ca_dataset_from_folder(const char *root, const ca_dataset_params *p, ca_status *st) {
+    CA_ENTER();
     ca_status s_;
     if (!st) st = &s_;
     ca_dataset_params def = ca_dataset_default_params();
@@ -218,11 +336,33 @@ ca_dataset *ca_dataset_from_folder(const char *root, const ca_dataset_params *p,
     ca_dataset *ds = calloc(1, sizeof *ds);
     if (!ds) { *st = ca_fail(CA_E_NOMEM, "out of memory"); return NULL; }
     char **folders = NULL;
-    *st = scan_root(ds, root, &ds->sp[CA_SPLIT_TRAIN], 1, &folders);
-    if (*st == CA_OK && (p->val_split > 0 || p->test_split > 0)) *st = split_fractions(ds, p);
-    if (*st == CA_OK && p->val_dir) *st = scan_root(ds, p->val_dir, &ds->sp[CA_SPLIT_VAL], 0, &folders);
-    if (*st == CA_OK && p->test_dir) *st = scan_root(ds, p->test_dir, &ds->sp[CA_SPLIT_TEST], 0, &folders);
+    exclusion ex = {p->exclude, p->n_exclude > 0 && p->exclude ? p->n_exclude : 0};
+    *st = scan_root(ds, root, &ds->sp[CA_SPLIT_TRAIN], 1, &folders, &ex);
+    if (*st == CA_OK && (p->val_split > 0 || p->test_split > 0)) {
+        size_t rl = strlen(root); /* paths are root + '/' + rel, root without trailing slashes */
+        while (rl > 1 && root[rl - 1] == '/') rl--;
+        *st = split_fractions(ds, p, rl);
+    }
+    if (*st == CA_OK && p->val_dir) *st = scan_root(ds, p->val_dir, &ds->sp[CA_SPLIT_VAL], 0, &folders, &ex);
+    if (*st == CA_OK && p->test_dir) *st = scan_root(ds, p->test_dir, &ds->sp[CA_SPLIT_TEST], 0, &folders, &ex);
     free_names(folders, folders ? ds->C : 0);
+    if (*st != CA_OK) { ca_dataset_free(ds); return NULL; }
+    return ds;
+}
+
+ca_dataset *ca_dataset_drop(const ca_dataset *src, const char *const *paths, int n, ca_status *st) {
+    ca_status s_;
+    if (!st) st = &s_;
+    if (!src || (n > 0 && !paths)) { *st = ca_fail(CA_E_ARG, "ca_dataset_drop: NULL argument"); return NULL; }
+    exclusion ex = {paths, n};
+    ca_dataset *ds = calloc(1, sizeof *ds);
+    *st = ds ? CA_OK : ca_fail(CA_E_NOMEM, "out of memory");
+    if (ds && !(ds->classes = calloc((size_t)src->C + 1, sizeof(char *)))) *st = ca_fail(CA_E_NOMEM, "out of memory");
+    for (int c = 0; *st == CA_OK && c < src->C; c++, ds->C++)
+        if (!(ds->classes[c] = strdup(src->classes[c]))) *st = ca_fail(CA_E_NOMEM, "out of memory");
+    for (int s = 0; *st == CA_OK && s < 3; s++)
+        for (int i = 0; *st == CA_OK && i < src->sp[s].n; i++)
+            if (!excluded(&ex, src->sp[s].paths[i])) *st = push(&ds->sp[s], strdup(src->sp[s].paths[i]), src->sp[s].labels[i]);
     if (*st != CA_OK) { ca_dataset_free(ds); return NULL; }
     return ds;
 }
@@ -264,6 +404,7 @@ static ca_status parse_split(ca_dataset *ds, const char *path, const char *root,
 }
 
 ca_dataset *ca_dataset_from_split_file(const char *json_path, const char *image_root, ca_status *st) {
+    CA_ENTER();
     ca_status s_;
     if (!st) st = &s_;
     if (!json_path || !image_root) { *st = ca_fail(CA_E_ARG, "ca_dataset_from_split_file: NULL argument"); return NULL; }

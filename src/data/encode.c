@@ -4,6 +4,7 @@
  * thread. It does not choose which images to encode (see dataset.c / fewshot.c).
  */
 #include "core/core.h"
+#include "model/model.h"
 
 #include <math.h>
 #include <string.h>
@@ -42,12 +43,35 @@ static uint64_t chunk_key(const char *const *paths, const uint64_t *ids, int i0,
     return h;
 }
 
-/* Load chunk file into feats/views rows [i0, i1); 1 when it was valid and used. */
-static int load_chunk(const char *file, int m, int V, int n, int i0, int D, float *feats, float *views) {
+/* Where the chunk starting at c0 ends (exclusive). Boundaries come from the images themselves: an
+ * image ends a chunk when the hash of its path and id falls in a 1-in-`chunk` bucket (at most
+ * 4·chunk images per chunk), so removing or adding one image changes only the chunk it is in
+ * and the chunk keys of all others stay the same: a re-run reuses them. */
+static int chunk_end(const char *const *paths, const uint64_t *ids, int c0, int n, int chunk) {
+    int i = c0;
+    while (i < n) {
+        uint64_t h = fnv(0xcbf29ce484222325ull, paths[i], strlen(paths[i]));
+        h = ca_hash64(h ^ (ids ? ids[i] : (uint64_t)i)); /* the id as chunk_key and ca_augment see it */
+        i++;
+        if (chunk <= 1 || h % (uint64_t)chunk == 0 || i - c0 >= 4 * chunk) break;
+    }
+    return i;
+}
+
+/* Load chunk file into feats/views rows [i0, i1) (and its undecodable-image flags into bad);
+ * 1 when it was valid and used. A chunk with undecodable images is used only when skipping them. */
+static int load_chunk(const char *file, int m, int V, int n, int i0, int D, float *feats, float *views,
+                      int skip_bad, uint8_t *bad) {
     ca_status st;
     ca_st_file *f = ca_st_open(file, &st);
     if (!f) return 0;
     int ok = 0;
+    const ca_tensor_info *bt = ca_st_find(f, "bad");
+    if (bt && (!skip_bad || bt->dtype != CA_DT_U8 || bt->numel != m)) {
+        ca_st_close(f);
+        ca_clear_error();
+        return 0;
+    }
     int64_t ef[2] = {m, D}, ev[3] = {V, m, D};
     float *x = ca_st_load_f32(f, "features", 2, ef, NULL, &st), *xv = NULL;
     if (x && V > 0) xv = ca_st_load_f32(f, "views", 3, ev, NULL, &st);
@@ -55,6 +79,10 @@ static int load_chunk(const char *file, int m, int V, int n, int i0, int D, floa
         ok = 1;
         for (size_t j = 0; j < (size_t)m * D; j++) ok &= isfinite(x[j]) != 0;
         if (ok) memcpy(feats + (size_t)i0 * D, x, sizeof(float) * (size_t)m * D);
+        if (ok && bad) {
+            if (bt) memcpy(bad + i0, bt->data, (size_t)m);
+            else memset(bad + i0, 0, (size_t)m);
+        }
         for (int v = 0; ok && views && v < V; v++)
             memcpy(views + ((size_t)v * n + i0) * D, xv + (size_t)v * m * D, sizeof(float) * (size_t)m * D);
     }
@@ -64,10 +92,14 @@ static int load_chunk(const char *file, int m, int V, int n, int i0, int D, floa
     return ok;
 }
 
-static ca_status save_chunk(const char *file, int m, int V, int n, int i0, int D, const float *feats, const float *views) {
+static ca_status save_chunk(const char *file, int m, int V, int n, int i0, int D, const float *feats, const float *views,
+                            const uint8_t *bad) {
     ca_st_writer *w = ca_st_writer_new();
     if (!w) return ca_fail(CA_E_NOMEM, "out of memory");
     ca_status st = ca_st_writer_add(w, "features", CA_DT_F32, 2, (int64_t[]){m, D}, feats + (size_t)i0 * D);
+    int any = 0;
+    for (int j = 0; bad && j < m; j++) any |= bad[i0 + j];
+    if (st == CA_OK && any) st = ca_st_writer_add(w, "bad", CA_DT_U8, 1, (int64_t[]){m}, bad + i0);
     float *xv = NULL;
     if (st == CA_OK && V > 0) {
         xv = ca_malloc2((size_t)V * m, (size_t)D * sizeof(float));
@@ -82,17 +114,17 @@ static ca_status save_chunk(const char *file, int m, int V, int n, int i0, int D
     return st;
 }
 
-/* Decode images [i0, i0+m) and fill inputs (m·max(V,1), 3, R, R), in parallel. The error detail
- * lives in each worker's thread-local slot, so the first one is copied out here. */
+/* Decode images [i0, i0+m) and fill inputs (m·max(V,1), 3, R, R), in parallel on the call's
+ * budget. Each worker's failure is caught in one slot and raised on the caller's thread. */
 static ca_status prepare(const char *const *paths, const uint64_t *ids, int i0, int m, int V, uint64_t seed, int R,
-                         float *in) {
+                         float *in, uint8_t *bad) {
     size_t img_sz = (size_t)3 * R * R;
     int per = V > 0 ? V : 1;
-    ca_status first = CA_OK;
-    char msg[512] = "";
+    ca_err_slot es = CA_ERR_SLOT_INIT;
     ca_image_params ip = ca_image_default_params();
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for num_threads(ca_kernel_threads(0)) schedule(dynamic, 1)
     for (int j = 0; j < m; j++) {
+        if (ca_err_failed(&es)) continue;
         int i = i0 + j;
         ca_status st;
         ca_image *img = ca_image_load(paths[i], &ip, &st);
@@ -103,22 +135,37 @@ static ca_status prepare(const char *const *paths, const uint64_t *ids, int i0, 
             }
             ca_image_free(img);
         }
-        if (st != CA_OK) {
-#pragma omp critical(ca_encode_err)
-            if (first == CA_OK) {
-                first = st;
-                const char *d = ca_last_error();
-                if (d && strstr(d, paths[i])) snprintf(msg, sizeof msg, "%s", d);
-                else snprintf(msg, sizeof msg, "%s: %s", paths[i], d && *d ? d : ca_strerror(st));
-            }
+        if (bad) bad[i] = st != CA_OK;
+        if (st != CA_OK && bad) { /* skipped: zero inputs keep the batch shape; its features are zeroed */
+            memset(in + (size_t)j * per * img_sz, 0, sizeof(float) * per * img_sz);
+        } else if (st != CA_OK) {
+            /* every error names the image file */
+            const char *d = ca_last_error();
+            if (!(d && strstr(d, paths[i]))) ca_fail(st, "%s: %s", paths[i], d && *d ? d : ca_strerror(st));
+            ca_err_catch(&es, st);
         }
     }
-    if (first != CA_OK) return ca_fail(first, "%s", msg);
-    return CA_OK;
+    return ca_err_raise(&es);
 }
 
-ca_status ca_encode_images(ca_model *m, const char *const *paths, const uint64_t *ids, int n,
+ca_status ca_encode_images(const ca_model *m, const char *const *paths, const uint64_t *ids, int n,
                            const ca_encode_params *pp, float *feats, float *views_out, int *chunks_reused) {
+    CA_ENTER();
+    if (chunks_reused) *chunks_reused = 0;
+    if (!m) return ca_fail(CA_E_ARG, "ca_encode_images: bad argument");
+    ca_status st;
+    ca_session *s = ca_session_new(m, NULL, &st);
+    if (!s) return st;
+    st = ca_session_encode_image_files(s, paths, ids, n, pp, feats, views_out, chunks_reused);
+    ca_session_free(s);
+    return st;
+}
+
+ca_status ca_session_encode_image_files(ca_session *s, const char *const *paths, const uint64_t *ids, int n,
+                                        const ca_encode_params *pp, float *feats, float *views_out,
+                                        int *chunks_reused) {
+    CA_ENTER();
+    const ca_model *m = s ? ca_session_model(s) : NULL;
     ca_encode_params def = ca_encode_default_params();
     const ca_encode_params *p = pp ? pp : &def;
     if (chunks_reused) *chunks_reused = 0;
@@ -141,27 +188,40 @@ ca_status ca_encode_images(ca_model *m, const char *const *paths, const uint64_t
     if (V > 0 && !views_out) vtmp = ca_malloc2((size_t)V * n, (size_t)D * sizeof(float));
     float *views = views_out ? views_out : vtmp;
     char *file = NULL;
+    uint8_t *badtmp = NULL;
     if (!in || !out || (V > 0 && !views)) { st = CA_E_NOMEM; goto done; }
     if (p->cache_dir && !(file = malloc(strlen(p->cache_dir) + 64))) { st = ca_fail(CA_E_NOMEM, "out of memory"); goto done; }
-    if (p->progress && p->progress(stage, p->progress_base, total, p->progress_user)) { st = ca_fail(CA_E_ARG, "cancelled"); goto done; }
+    if (p->progress && p->progress(stage, p->progress_base, total, p->progress_user)) { st = ca_fail(CA_E_CANCELLED, "cancelled by the progress callback"); goto done; }
 
-    for (int c0 = 0; c0 < n; c0 += p->chunk) {
-        int c1 = c0 + p->chunk < n ? c0 + p->chunk : n, cm = c1 - c0;
+    uint8_t *bad = p->skip_bad ? (p->bad_out ? p->bad_out : (badtmp = calloc((size_t)n, 1))) : NULL;
+    if (p->skip_bad && !bad) { st = ca_fail(CA_E_NOMEM, "out of memory"); goto done; }
+    if (p->bad_out && !p->skip_bad) memset(p->bad_out, 0, (size_t)n);
+    for (int c0 = 0, c1; c0 < n; c0 = c1) {
+        c1 = chunk_end(paths, ids, c0, n, p->chunk);
+        int cm = c1 - c0;
         if (file) {
             sprintf(file, "%s/chunk-%016llx.safetensors", p->cache_dir,
                     (unsigned long long)chunk_key(paths, ids, c0, c1, p, R, D));
-            if (load_chunk(file, cm, V, n, c0, D, feats, views)) {
+            if (load_chunk(file, cm, V, n, c0, D, feats, views, p->skip_bad, bad)) {
                 if (chunks_reused) (*chunks_reused)++;
-                if (p->progress && p->progress(stage, p->progress_base + c1, total, p->progress_user)) { st = ca_fail(CA_E_ARG, "cancelled"); goto done; }
+                if (p->progress && p->progress(stage, p->progress_base + c1, total, p->progress_user)) { st = ca_fail(CA_E_CANCELLED, "cancelled by the progress callback"); goto done; }
                 continue;
             }
         }
         for (int b0 = c0; b0 < c1; b0 += bimg) {
             int bm = b0 + bimg < c1 ? bimg : c1 - b0;
-            if ((st = prepare(paths, ids, b0, bm, V, p->seed, R, in)) != CA_OK) goto done;
-            if ((st = ca_model_encode_images(m, in, bm * per, out)) != CA_OK) goto done;
+            int saved = ca_budget_enter(s->threads); /* decoding runs on the session's budget too */
+            st = prepare(paths, ids, b0, bm, V, p->seed, R, in, bad);
+            ca_budget_exit(saved);
+            if (st != CA_OK) goto done;
+            if ((st = ca_session_encode_images(s, in, bm * per, out)) != CA_OK) goto done;
             for (int j = 0; j < bm; j++) {
                 float *f = feats + (size_t)(b0 + j) * D;
+                if (bad && bad[b0 + j]) { /* an undecodable image: zero feature and views, flagged */
+                    memset(f, 0, sizeof(float) * (size_t)D);
+                    for (int v = 0; v < V; v++) memset(views + ((size_t)v * n + b0 + j) * D, 0, sizeof(float) * (size_t)D);
+                    continue;
+                }
                 if (V == 0) {
                     memcpy(f, out + (size_t)j * D, sizeof(float) * (size_t)D);
                     ca_l2_normalize(f, D);
@@ -179,12 +239,12 @@ ca_status ca_encode_images(ca_model *m, const char *const *paths, const uint64_t
                 }
                 ca_l2_normalize(f, D);
             }
-            if (p->progress && p->progress(stage, p->progress_base + b0 + bm, total, p->progress_user)) { st = ca_fail(CA_E_ARG, "cancelled"); goto done; }
+            if (p->progress && p->progress(stage, p->progress_base + b0 + bm, total, p->progress_user)) { st = ca_fail(CA_E_CANCELLED, "cancelled by the progress callback"); goto done; }
         }
-        if (file && (st = save_chunk(file, cm, V, n, c0, D, feats, views)) != CA_OK) goto done;
+        if (file && (st = save_chunk(file, cm, V, n, c0, D, feats, views, bad)) != CA_OK) goto done;
     }
 done:
-    free(in); free(out); free(vtmp); free(file);
+    free(in); free(out); free(vtmp); free(file); free(badtmp);
     if (st == CA_E_NOMEM && !*ca_last_error()) ca_fail(CA_E_NOMEM, "out of memory");
     return st;
 }

@@ -124,6 +124,7 @@ static ca_status load_class_names(ca_featureset *fs, const ca_st_file *f) {
 static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
 
 ca_featureset *ca_features_load(const char *path, ca_status *st) {
+    CA_ENTER();
     ca_status s_;
     if (!st) st = &s_;
     ca_st_file *f = ca_st_open(path, st);
@@ -203,6 +204,7 @@ int ca_features_shots(const ca_featureset *fs, int *shots, int max) {
 }
 
 ca_status ca_features_split(const ca_featureset *fs, const char *name, ca_split *out) {
+    CA_ENTER();
     if (!fs || !name || !out) return ca_fail(CA_E_ARG, "ca_features_split: NULL argument");
     for (int i = 0; i < fs->nsp; i++)
         if (strcmp(fs->sp[i].name, name) == 0) { *out = fs->sp[i].s; return CA_OK; }

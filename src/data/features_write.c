@@ -31,6 +31,7 @@ ca_features_writer_params ca_features_writer_default_params(void) {
 }
 
 ca_features_writer *ca_features_writer_new(const ca_features_writer_params *p, ca_status *st) {
+    CA_ENTER();
     ca_status s_;
     if (!st) st = &s_;
     if (!p || p->num_classes < 1 || p->num_classes > MAX_CLASSES || p->dim < 1 || p->dim > MAX_DIM) {
@@ -78,6 +79,7 @@ static ca_status add_floats(ca_features_writer *w, const char *name, int ndim, c
 
 ca_status ca_features_writer_add_split(ca_features_writer *w, const char *name, const float *x, const int32_t *y,
                                        int n, const float *xv, int views, const char *const *paths) {
+    CA_ENTER();
     /* test alone may be empty: `extract --test-split 0` keeps every labelled image for train and val */
     int min_n = name && !strcmp(name, "test") ? 0 : 1;
     if (!w || !name || (n > 0 && (!x || !y)) || n < min_n || views < 0 || (views > 0) != (xv != NULL))
@@ -139,6 +141,7 @@ ca_status ca_features_writer_add_split(ca_features_writer *w, const char *name, 
 }
 
 ca_status ca_features_writer_set_text(ca_features_writer *w, const float *text) {
+    CA_ENTER();
     if (!w || !text) return ca_fail(CA_E_ARG, "ca_features_writer_set_text: NULL argument");
     if (w->has_text) return ca_fail(CA_E_ARG, "feature set: text.weights set twice");
     size_t n = (size_t)w->p.num_classes * (size_t)w->p.dim; /* both bounded at construction */
@@ -150,6 +153,7 @@ ca_status ca_features_writer_set_text(ca_features_writer *w, const float *text) 
 }
 
 ca_status ca_features_writer_set_class_names(ca_features_writer *w, const char *const *names) {
+    CA_ENTER();
     if (!w || !names) return ca_fail(CA_E_ARG, "ca_features_writer_set_class_names: NULL argument");
     cJSON *a = cJSON_CreateArray();
     for (int c = 0; a && c < w->p.num_classes; c++) {
@@ -170,6 +174,7 @@ ca_status ca_features_writer_set_class_names(ca_features_writer *w, const char *
 static const char *const RESERVED[] = {"format", "num_classes", "class_names", "image_paths", "views"};
 
 ca_status ca_features_writer_metadata(ca_features_writer *w, const char *key, const char *value) {
+    CA_ENTER();
     if (!w || !key || !value) return ca_fail(CA_E_ARG, "ca_features_writer_metadata: NULL argument");
     for (size_t i = 0; i < sizeof RESERVED / sizeof RESERVED[0]; i++)
         if (strcmp(key, RESERVED[i]) == 0)
@@ -178,6 +183,7 @@ ca_status ca_features_writer_metadata(ca_features_writer *w, const char *key, co
 }
 
 ca_status ca_features_writer_save(ca_features_writer *w, const char *path) {
+    CA_ENTER();
     if (!w || !path) return ca_fail(CA_E_ARG, "ca_features_writer_save: NULL argument");
     if (!w->ntrain || !w->has_val || !w->has_test)
         return ca_fail(CA_E_ARG, "%s: a feature set needs a train.{K}shot split, val and test (missing %s)", path,

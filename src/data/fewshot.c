@@ -137,6 +137,7 @@ static ca_status fewshot_split(const ca_dataset *ds, int split, int k, ca_pyrand
 }
 
 ca_status ca_dataset_fewshot(const ca_dataset *ds, int split, int k, uint64_t seed, int **idx, int *n) {
+    CA_ENTER();
     if (!idx || !n) return ca_fail(CA_E_ARG, "ca_dataset_fewshot: NULL output");
     ca_pyrandom r;
     ca_pyrandom_seed(&r, seed);
@@ -145,6 +146,7 @@ ca_status ca_dataset_fewshot(const ca_dataset *ds, int split, int k, uint64_t se
 
 ca_status ca_dataset_fewshot2(const ca_dataset *ds, int k, int val_k, uint64_t seed,
                               int **train_idx, int *n_train, int **val_idx, int *n_val) {
+    CA_ENTER();
     if (!train_idx || !n_train || !val_idx || !n_val) return ca_fail(CA_E_ARG, "ca_dataset_fewshot2: NULL output");
     *val_idx = NULL; *n_val = 0;
     ca_pyrandom r;

@@ -430,6 +430,7 @@ void ca_resize_short_side(int w, int h, int size, int *rw, int *rh) {
 }
 
 ca_status ca_preprocess(const ca_image *img, int size, float *out) {
+    CA_ENTER();
     if (!img || !out || size <= 0 || size > 16384)
         return ca_fail(CA_E_ARG, "ca_preprocess: bad arguments (size %d)", size);
     if ((double)size * (img->w > img->h ? img->w : img->h) / (img->w < img->h ? img->w : img->h) > 1e8)

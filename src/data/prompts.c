@@ -45,6 +45,7 @@ static char *normalise(const char *s) {
 }
 
 ca_prompts *ca_prompts_parse(const char *json, size_t len, const char *name, ca_status *st) {
+    CA_ENTER();
     ca_status s_;
     if (!st) st = &s_;
     if (!name) name = "prompts";
@@ -79,6 +80,7 @@ ca_prompts *ca_prompts_parse(const char *json, size_t len, const char *name, ca_
 }
 
 ca_prompts *ca_prompts_load(const char *path, ca_status *st) {
+    CA_ENTER();
     ca_status s_;
     if (!st) st = &s_;
     size_t len;

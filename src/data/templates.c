@@ -71,6 +71,7 @@ static int valid_template(const char *t) {
 }
 
 char *ca_template_format(const char *tmpl, const char *class_name) {
+    CA_ENTER();
     if (!tmpl || !class_name || !valid_template(tmpl)) return NULL;
     const char *p = strstr(tmpl, "{}");
     size_t a = (size_t)(p - tmpl), b = strlen(class_name), c = strlen(p + 2);
@@ -83,6 +84,7 @@ char *ca_template_format(const char *tmpl, const char *class_name) {
 }
 
 char **ca_templates_load(const char *name_or_path, int *count, ca_status *st) {
+    CA_ENTER();
     ca_status s_;
     if (!st) st = &s_;
     *count = 0;

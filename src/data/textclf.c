@@ -6,7 +6,7 @@
 #include <string.h>
 
 /* One class: encode its T prompts and reduce them into out (D). tokens (T,L), emb (T,D) scratch. */
-static ca_status class_vector(ca_model *m, ca_tokenizer *tok, const char *class_name, const char *const *texts,
+static ca_status class_vector(const ca_model *m, ca_tokenizer *tok, const char *class_name, const char *const *texts,
                               int T, int L, int D, int64_t *tokens, float *emb, float *out) {
     /* Too-long prompts are an error, as in the reference's clip.tokenize (truncate=False):
      * cutting them would silently change the classifier. */
@@ -17,7 +17,7 @@ static ca_status class_vector(ca_model *m, ca_tokenizer *tok, const char *class_
     return CA_OK;
 }
 
-static ca_status text_dims(ca_model *m, int *D, int *L) {
+static ca_status text_dims(const ca_model *m, int *D, int *L) {
     ca_model_info info;
     ca_status st = ca_model_get_info(m, &info);
     if (st != CA_OK) return st;
@@ -26,8 +26,9 @@ static ca_status text_dims(ca_model *m, int *D, int *L) {
     return CA_OK;
 }
 
-ca_status ca_text_classifier(ca_model *m, ca_tokenizer *tok, const char *const *class_names, int C,
+ca_status ca_text_classifier(const ca_model *m, ca_tokenizer *tok, const char *const *class_names, int C,
                              const char *const *templates, int T, float *out) {
+    CA_ENTER();
     if (!m || !tok || !class_names || !templates || !out || C < 1 || T < 1)
         return ca_fail(CA_E_ARG, "ca_text_classifier: bad argument");
     int D = 0, L = 0;
@@ -52,8 +53,9 @@ ca_status ca_text_classifier(ca_model *m, ca_tokenizer *tok, const char *const *
     return st;
 }
 
-ca_status ca_text_classifier_prompts(ca_model *m, ca_tokenizer *tok, const char *const *class_names, int C,
+ca_status ca_text_classifier_prompts(const ca_model *m, ca_tokenizer *tok, const char *const *class_names, int C,
                                      const ca_prompts *prompts, float *out) {
+    CA_ENTER();
     if (!m || !tok || !class_names || !prompts || !out || C < 1)
         return ca_fail(CA_E_ARG, "ca_text_classifier_prompts: bad argument");
     int D = 0, L = 0, Tmax = 0;
@@ -77,4 +79,13 @@ ca_status ca_text_classifier_prompts(ca_model *m, ca_tokenizer *tok, const char 
     }
     free(tokens); free(emb);
     return st;
+}
+
+/* The session form: the classifier is built on the session's model (its one-call encodes make
+ * their own sessions; the session's budget and cancel flag are not yet passed through here). */
+ca_status ca_session_text_classifier(ca_session *s, ca_tokenizer *tok, const char *const *class_names, int C,
+                                     const char *const *templates, int T, float *out) {
+    CA_ENTER();
+    if (!s) return ca_fail(CA_E_ARG, "ca_session_text_classifier: NULL session");
+    return ca_text_classifier(ca_session_model(s), tok, class_names, C, templates, T, out);
 }

@@ -23,6 +23,7 @@ static void xml_text(ca_sbuf *b, const char *s) {
 }
 
 char *ca_plot_svg(const ca_run_result *r, int n, const char *title) {
+    CA_ENTER();
     if (!r || n < 1) { ca_fail(CA_E_ARG, "plot: no runs"); return NULL; }
     ca_agg ag;
     if (ca_agg_build(r, n, &ag) != CA_OK) return NULL;

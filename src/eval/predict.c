@@ -7,7 +7,32 @@
 #include <math.h>
 #include <string.h>
 
-ca_status ca_image_features(ca_model *m, const ca_image *img, float *out) {
+/* The one-call forms: a session for the call. */
+ca_status ca_image_features(const ca_model *m, const ca_image *img, float *out) {
+    CA_ENTER();
+    if (!m) return ca_fail(CA_E_ARG, "ca_image_features: NULL argument");
+    ca_status st;
+    ca_session *s = ca_session_new(m, NULL, &st);
+    if (!s) return st;
+    st = ca_session_image_features(s, img, out);
+    ca_session_free(s);
+    return st;
+}
+
+ca_status ca_classify_image(const ca_model *m, const ca_classifier *c, const ca_image *img, float *probs_out) {
+    CA_ENTER();
+    if (!m) return ca_fail(CA_E_ARG, "ca_classify_image: NULL argument");
+    ca_status st;
+    ca_session *s = ca_session_new(m, NULL, &st);
+    if (!s) return st;
+    st = ca_session_classify_image(s, c, img, probs_out);
+    ca_session_free(s);
+    return st;
+}
+
+ca_status ca_session_image_features(ca_session *s, const ca_image *img, float *out) {
+    CA_ENTER();
+    const ca_model *m = s ? ca_session_model(s) : NULL;
     if (!m || !img || !out) return ca_fail(CA_E_ARG, "ca_image_features: NULL argument");
     ca_model_info info;
     ca_status st = ca_model_get_info(m, &info);
@@ -17,7 +42,7 @@ ca_status ca_image_features(ca_model *m, const ca_image *img, float *out) {
     float *in = ca_malloc2((size_t)3 * R, (size_t)R * sizeof(float));
     if (!in) return CA_E_NOMEM;
     st = ca_preprocess(img, R, in);
-    if (st == CA_OK) st = ca_model_encode_images(m, in, 1, out);
+    if (st == CA_OK) st = ca_session_encode_images(s, in, 1, out);
     free(in);
     if (st != CA_OK) return st;
     ca_l2_normalize(out, D); /* the same normalisation as extraction, so predict == eval */
@@ -32,7 +57,9 @@ static void softmax(const float *logits, int n, float *probs) {
     for (int i = 0; i < n; i++) probs[i] = (float)(exp((double)logits[i] - mx) / s);
 }
 
-ca_status ca_classify_image(ca_model *m, const ca_classifier *c, const ca_image *img, float *probs_out) {
+ca_status ca_session_classify_image(ca_session *s, const ca_classifier *c, const ca_image *img, float *probs_out) {
+    CA_ENTER();
+    const ca_model *m = s ? ca_session_model(s) : NULL;
     if (!m || !c || !img || !probs_out) return ca_fail(CA_E_ARG, "ca_classify_image: NULL argument");
     ca_model_info info;
     ca_status st = ca_model_get_info(m, &info);
@@ -46,7 +73,7 @@ ca_status ca_classify_image(ca_model *m, const ca_classifier *c, const ca_image 
         return ca_fail(CA_E_ARG, "classifier was fit on features of another model (its image projection differs; "
                                  "extract with this model, or predict with the one used for extract)");
     float *f = ca_malloc2((size_t)D, sizeof(float)), *lg = ca_malloc2((size_t)C, sizeof(float));
-    st = (f && lg) ? ca_image_features(m, img, f) : CA_E_NOMEM;
+    st = (f && lg) ? ca_session_image_features(s, img, f) : CA_E_NOMEM;
     if (st == CA_OK) st = ca_classifier_logits(c, f, 1, lg);
     if (st == CA_OK) softmax(lg, C, probs_out);
     free(f); free(lg);

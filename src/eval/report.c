@@ -13,6 +13,7 @@ ca_report_params ca_report_default_params(void) {
 }
 
 char *ca_report_table(const ca_run_result *r, int n) {
+    CA_ENTER();
     if (!r || n < 1) { ca_fail(CA_E_ARG, "report: no runs"); return NULL; }
     ca_agg a;
     if (ca_agg_build(r, n, &a) != CA_OK) return NULL;
@@ -131,6 +132,7 @@ static cJSON *aggregate_json(const ca_run_result *r, int n, const ca_report_para
 }
 
 char *ca_report_json_ex(const ca_run_result *r, int n, const ca_report_params *rp) {
+    CA_ENTER();
     if (!r || n < 1) { ca_fail(CA_E_ARG, "report: no runs"); return NULL; }
     ca_report_params defaults = ca_report_default_params();
     if (!rp) rp = &defaults;
@@ -158,12 +160,14 @@ char *ca_report_json_ex(const ca_run_result *r, int n, const ca_report_params *r
 }
 
 char *ca_report_json(const ca_run_result *r, int n, const char *features_path) {
+    CA_ENTER();
     ca_report_params p = ca_report_default_params();
     p.features_path = features_path;
     return ca_report_json_ex(r, n, &p);
 }
 
 ca_status ca_write_text(const char *path, const char *text) {
+    CA_ENTER();
     if (!path || !text) return ca_fail(CA_E_ARG, "ca_write_text: NULL argument");
     ca_outfile o;
     ca_status st = ca_outfile_open(&o, path);

@@ -100,6 +100,7 @@ static ca_status score(const ca_classifier *c, const ca_split *s, double *acc) {
 
 ca_status ca_run_fewshot_protocol(const ca_featureset *fs, const char *method, int shots,
                                   const ca_fit_params *params, const ca_protocol *proto, ca_run_result *out) {
+    CA_ENTER();
     if (!fs || !method || !out) return ca_fail(CA_E_ARG, "ca_run_fewshot: NULL argument");
     memset(out, 0, sizeof *out);
     ca_protocol pr = proto ? *proto : ca_protocol_default_params();
@@ -172,6 +173,7 @@ ca_status ca_run_fewshot_protocol(const ca_featureset *fs, const char *method, i
 
 ca_status ca_run_fewshot(const ca_featureset *fs, const char *method, int shots,
                          const ca_fit_params *params, ca_run_result *out) {
+    CA_ENTER();
     ca_protocol pr = ca_protocol_default_params();
     pr.sample = CA_SAMPLE_FIXED;
     return ca_run_fewshot_protocol(fs, method, shots, params, &pr, out);

@@ -16,6 +16,10 @@ ca_image *ca_decode_webp(const uint8_t *data, size_t len, const char *name,
                          const ca_image_params *p, int *orientation, ca_status *st);
 ca_image *ca_decode_gif(const uint8_t *data, size_t len, const char *name,
                         const ca_image_params *p, int *orientation, ca_status *st);
+ca_image *ca_decode_tiff(const uint8_t *data, size_t len, const char *name,
+                         const ca_image_params *p, int *orientation, ca_status *st);
+ca_image *ca_decode_ppm(const uint8_t *data, size_t len, const char *name,
+                        const ca_image_params *p, int *orientation, ca_status *st);
 ca_image *ca_decode_bmp(const uint8_t *data, size_t len, const char *name,
                         const ca_image_params *p, int *orientation, ca_status *st);
 

@@ -1,6 +1,6 @@
 /* image.c — decoding entry points: format sniffing, dispatch to the decoders and the optional
  * EXIF orientation. Decoding itself lives in image_jpeg.c, image_png.c, image_gif.c,
- * image_webp.c and image_bmp.c (signatures as Pillow's plugins accept them); the pixel buffer
+ * image_webp.c, image_bmp.c, image_tiff.c and image_ppm.c (signatures as Pillow's plugins accept them); the pixel buffer
  * they fill lives in image_buf.c; resampling lives in src/data/preprocess.c. */
 #include "io/decoders.h"
 
@@ -13,32 +13,9 @@ ca_image_params ca_image_default_params(void) {
     return p;
 }
 
-/* Apply orientation o (2..8) as Pillow's ImageOps.exif_transpose: returns a new image. */
-static ca_image *orient(const ca_image *in, int o, const char *name, ca_status *st) {
-    int w = in->w, h = in->h, swap = o >= 5;
-    ca_image *out = ca_image_alloc(swap ? h : w, swap ? w : h, in->mode, 0, name, st);
-    if (!out) return NULL;
-    out->nearest = in->nearest; out->name = in->name;
-    size_t bpp = ca_image_row_bytes(in) / (size_t)w;
-    for (int y = 0; y < out->h; y++)
-        for (int x = 0; x < out->w; x++) {
-            int sx, sy; /* source pixel of output (x, y) */
-            switch (o) {
-            case 2: sx = w - 1 - x; sy = y; break;              /* mirror left-right */
-            case 3: sx = w - 1 - x; sy = h - 1 - y; break;      /* rotate 180 */
-            case 4: sx = x; sy = h - 1 - y; break;              /* mirror top-bottom */
-            case 5: sx = y; sy = x; break;                      /* transpose */
-            case 6: sx = y; sy = h - 1 - x; break;              /* rotate 90 clockwise */
-            case 7: sx = w - 1 - y; sy = h - 1 - x; break;      /* transverse */
-            default: sx = w - 1 - y; sy = x; break;             /* 8: rotate 90 counter-clockwise */
-            }
-            memcpy(out->px + ((size_t)y * out->w + x) * bpp, in->px + ((size_t)sy * w + sx) * bpp, bpp);
-        }
-    return out;
-}
-
 ca_image *ca_image_decode(const void *data, size_t len, const char *name, const ca_image_params *p,
                           ca_status *st) {
+    CA_ENTER();
     ca_status dummy;
     if (!st) st = &dummy;
     ca_image_params defp = ca_image_default_params();
@@ -59,12 +36,17 @@ ca_image *ca_image_decode(const void *data, size_t len, const char *name, const 
         img = ca_decode_webp(b, len, name, p, &o, st);
     else if (len >= 2 && b[0] == 'B' && b[1] == 'M')
         img = ca_decode_bmp(b, len, name, p, &o, st);
+    else if (len >= 4 && (!memcmp(b, "II*\0", 4) || !memcmp(b, "MM\0*", 4) || !memcmp(b, "II+\0", 4) ||
+                          !memcmp(b, "MM\0+", 4) || !memcmp(b, "MM*\0", 4) || !memcmp(b, "II\0*", 4)))
+        img = ca_decode_tiff(b, len, name, p, &o, st); /* Pillow's TIFF prefixes, BigTIFF included */
+    else if (len >= 2 && b[0] == 'P' && b[1] >= '1' && b[1] <= '6')
+        img = ca_decode_ppm(b, len, name, p, &o, st);
     else {
-        *st = ca_fail(CA_E_FORMAT, "%s: not a JPEG, PNG, GIF, WebP or BMP image (unrecognised signature)", name);
+        *st = ca_fail(CA_E_FORMAT, "%s: not a JPEG, PNG, GIF, WebP, BMP, TIFF or PPM/PGM/PBM image (unrecognised signature)", name);
         return NULL;
     }
     if (img && p->exif_rotate && o > 1) {
-        ca_image *r = orient(img, o, name, st);
+        ca_image *r = ca_image_orient(img, o, name, st);
         ca_image_free(img);
         img = r;
     }
@@ -73,6 +55,7 @@ ca_image *ca_image_decode(const void *data, size_t len, const char *name, const 
 }
 
 ca_image *ca_image_load(const char *path, const ca_image_params *p, ca_status *st) {
+    CA_ENTER();
     ca_status dummy;
     if (!st) st = &dummy;
     size_t len;

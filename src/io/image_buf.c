@@ -72,6 +72,7 @@ const uint8_t *ca_image_pixels(const ca_image *img) { return img ? img->px : NUL
 
 ca_image *ca_image_from_pixels(const uint8_t *pixels, int width, int height, int channels,
                                size_t stride, ca_status *st) {
+    CA_ENTER();
     static const ca_pxmode modes[] = {CA_PX_L, CA_PX_LA, CA_PX_RGB, CA_PX_RGBA};
     ca_status dummy;
     if (!st) st = &dummy;
@@ -114,4 +115,28 @@ int ca_exif_orientation(const uint8_t *t, size_t len) {
         }
     }
     return 1;
+}
+
+/* Apply orientation o (2..8) as Pillow's ImageOps.exif_transpose: returns a new image. */
+ca_image *ca_image_orient(const ca_image *in, int o, const char *name, ca_status *st) {
+    int w = in->w, h = in->h, swap = o >= 5;
+    ca_image *out = ca_image_alloc(swap ? h : w, swap ? w : h, in->mode, 0, name, st);
+    if (!out) return NULL;
+    out->nearest = in->nearest; out->name = in->name;
+    size_t bpp = ca_image_row_bytes(in) / (size_t)w;
+    for (int y = 0; y < out->h; y++)
+        for (int x = 0; x < out->w; x++) {
+            int sx, sy; /* source pixel of output (x, y) */
+            switch (o) {
+            case 2: sx = w - 1 - x; sy = y; break;              /* mirror left-right */
+            case 3: sx = w - 1 - x; sy = h - 1 - y; break;      /* rotate 180 */
+            case 4: sx = x; sy = h - 1 - y; break;              /* mirror top-bottom */
+            case 5: sx = y; sy = x; break;                      /* transpose */
+            case 6: sx = y; sy = h - 1 - x; break;              /* rotate 90 clockwise */
+            case 7: sx = w - 1 - y; sy = h - 1 - x; break;      /* transverse */
+            default: sx = w - 1 - y; sy = x; break;             /* 8: rotate 90 counter-clockwise */
+            }
+            memcpy(out->px + ((size_t)y * out->w + x) * bpp, in->px + ((size_t)sy * w + sx) * bpp, bpp);
+        }
+    return out;
 }

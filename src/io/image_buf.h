@@ -33,6 +33,10 @@ ca_image *ca_image_alloc(int w, int h, ca_pxmode mode, int64_t max_pixels, const
 ca_status ca_image_check_size(int w, int h, int64_t max_pixels, const char *name);
 size_t ca_image_row_bytes(const ca_image *img);
 
+/* A new image transposed by orientation o (2..8) as Pillow's ImageOps.exif_transpose (and TIFF's
+ * load_end); keeps mode, name and the nearest flag. */
+ca_image *ca_image_orient(const ca_image *in, int o, const char *name, ca_status *st);
+
 /* EXIF orientation from a TIFF-structured block (starting at "II*\0" or "MM\0*"); 1 if absent. */
 int ca_exif_orientation(const uint8_t *tiff, size_t len);
 

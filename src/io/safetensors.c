@@ -196,6 +196,7 @@ out:
 }
 
 ca_st_file *ca_st_open(const char *path, ca_status *st) {
+    CA_ENTER();
     ca_status s_;
     if (!st) st = &s_;
     if (!path) { *st = ca_fail(CA_E_ARG, "ca_st_open: path is NULL"); return NULL; }
@@ -284,6 +285,7 @@ static double elem_f64(const ca_tensor_info *t, int64_t i) {
 }
 
 ca_status ca_tensor_to_f32(const ca_tensor_info *t, float *dst, int64_t n) {
+    CA_ENTER();
     if (!t || !dst) return ca_fail(CA_E_ARG, "ca_tensor_to_f32: NULL argument");
     if (n != t->numel) return ca_fail(CA_E_SHAPE, "tensor '%s': %lld elements, caller expects %lld", t->name, (long long)t->numel, (long long)n);
     if (t->dtype == CA_DT_F32) { memcpy(dst, t->data, (size_t)n * 4); return CA_OK; }
@@ -304,6 +306,7 @@ ca_status ca_tensor_to_f32(const ca_tensor_info *t, float *dst, int64_t n) {
 }
 
 ca_status ca_tensor_to_i64(const ca_tensor_info *t, int64_t *dst, int64_t n) {
+    CA_ENTER();
     if (!t || !dst) return ca_fail(CA_E_ARG, "ca_tensor_to_i64: NULL argument");
     if (n != t->numel) return ca_fail(CA_E_SHAPE, "tensor '%s': %lld elements, caller expects %lld", t->name, (long long)t->numel, (long long)n);
     for (int64_t i = 0; i < n; i++) {
@@ -326,6 +329,7 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
 
 float *ca_st_load_f32(const ca_st_file *f, const char *name, int ndim, const int64_t *expect,
                       int64_t *shape_out, ca_status *st) {
+    CA_ENTER();
     ca_status s_;
     if (!st) st = &s_;
     const ca_tensor_info *t = ca_st_find(f, name);
@@ -364,6 +368,7 @@ struct ca_st_writer {
 };
 
 ca_st_writer *ca_st_writer_new(void) {
+    CA_ENTER();
     ca_st_writer *w = calloc(1, sizeof *w);
     if (!w) ca_fail(CA_E_NOMEM, "out of memory");
     return w;
@@ -378,6 +383,7 @@ void ca_st_writer_free(ca_st_writer *w) {
 
 ca_status ca_st_writer_add(ca_st_writer *w, const char *name, ca_dtype dt, int ndim,
                            const int64_t *shape, const void *data) {
+    CA_ENTER();
     if (!w || !name || ndim < 0 || ndim > CA_MAX_DIMS || (ndim && !shape) || !ca_dtype_size(dt))
         return ca_fail(CA_E_ARG, "ca_st_writer_add: bad argument for tensor '%s'", name ? name : "?");
     if (strcmp(name, "__metadata__") == 0) return ca_fail(CA_E_ARG, "tensor name '__metadata__' is reserved");
@@ -409,6 +415,7 @@ ca_status ca_st_writer_add(ca_st_writer *w, const char *name, ca_dtype dt, int n
 }
 
 ca_status ca_st_writer_metadata(ca_st_writer *w, const char *key, const char *value) {
+    CA_ENTER();
     if (!w || !key || !value) return ca_fail(CA_E_ARG, "ca_st_writer_metadata: NULL argument");
     for (int i = 0; i < w->nm; i++)
         if (strcmp(w->mk[i], key) == 0) {
@@ -434,6 +441,7 @@ ca_status ca_st_writer_metadata(ca_st_writer *w, const char *key, const char *va
 }
 
 ca_status ca_st_writer_save(const ca_st_writer *w, const char *path) {
+    CA_ENTER();
     if (!w || !path) return ca_fail(CA_E_ARG, "ca_st_writer_save: NULL argument");
     cJSON *root = cJSON_CreateObject();
     if (!root) return ca_fail(CA_E_NOMEM, "out of memory");

@@ -119,6 +119,35 @@ static void pack_panel(float *dst, const void *W, ca_dtype dt, int trans, int ld
     }
 }
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+/* dst (8 rows of stride ldd) = the transpose of src (8 rows of stride lds), 16-bit values. */
+static void transpose8_u16(const uint16_t *src, size_t lds, uint16_t *dst, size_t ldd) {
+#if defined(__SSE2__)
+    __m128i r[8], t[8], u[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm_loadu_si128((const __m128i *)(src + (size_t)i * lds));
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm_unpacklo_epi16(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm_unpackhi_epi16(r[2 * i], r[2 * i + 1]);
+    }
+    for (int h = 0; h < 2; h++) { /* rows 0-3 and 4-7 */
+        u[4 * h + 0] = _mm_unpacklo_epi32(t[4 * h + 0], t[4 * h + 2]);
+        u[4 * h + 1] = _mm_unpackhi_epi32(t[4 * h + 0], t[4 * h + 2]);
+        u[4 * h + 2] = _mm_unpacklo_epi32(t[4 * h + 1], t[4 * h + 3]);
+        u[4 * h + 3] = _mm_unpackhi_epi32(t[4 * h + 1], t[4 * h + 3]);
+    }
+    for (int i = 0; i < 4; i++) {
+        _mm_storeu_si128((__m128i *)(dst + (size_t)(2 * i) * ldd), _mm_unpacklo_epi64(u[i], u[4 + i]));
+        _mm_storeu_si128((__m128i *)(dst + (size_t)(2 * i + 1) * ldd), _mm_unpackhi_epi64(u[i], u[4 + i]));
+    }
+#else
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 8; j++) dst[(size_t)j * ldd + i] = src[(size_t)i * lds + j];
+#endif
+}
+
 /* Packed panels of op(B): F32 ([N/32][K][32] floats) or, with half != 0, the same layout in F16
  * (each value rounded to nearest even: exact for weights stored as F16). Returns the aligned
  * block, or NULL with the error recorded. */
@@ -136,9 +165,30 @@ static void *pack_b(const void *W, ca_dtype dt, int trans, int ld, int N, int K,
         ca_fail(CA_E_NOMEM, "out of memory packing %d x %d weights", N, K);
         return NULL;
     }
+    ca_populate(p, n, 1); /* every byte is written below */
     if (!half) {
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
         for (int j = 0; j < np; j++) pack_panel((float *)p + (size_t)j * K * NR, W, dt, trans, ld, j * NR, N, K);
+        return p;
+    }
+    if (dt == CA_DT_F16 && trans) {
+        /* F16 weights into F16 panels: the values move as they are (widening then rounding back
+         * is the identity), straight from the caller's memory, e.g. a mapped checkpoint */
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+        for (int j = 0; j < np; j++) {
+            uint16_t *d = (uint16_t *)p + (size_t)j * K * NR;
+            int j0 = j * NR, nr = N - j0 < NR ? N - j0 : NR;
+            if (nr < NR)
+                for (int k = 0; k < K; k++) memset(d + (size_t)k * NR + nr, 0, sizeof(uint16_t) * (NR - nr));
+            /* 8 x 8 blocks, k outer so that each 64-byte panel row is written whole at once */
+            const uint16_t *src = (const uint16_t *)W + (size_t)j0 * (size_t)ld;
+            int k8 = K & ~7, c8 = nr & ~7;
+            for (int k = 0; k < k8; k += 8)
+                for (int c0 = 0; c0 < c8; c0 += 8)
+                    transpose8_u16(src + (size_t)c0 * ld + k, (size_t)ld, d + (size_t)k * NR + c0, NR);
+            for (int k = 0; k < K; k++)
+                for (int c = k < k8 ? c8 : 0; c < nr; c++) d[(size_t)k * NR + c] = src[(size_t)c * ld + k];
+        }
         return p;
     }
     /* F16: each panel through a per-thread F32 buffer, so no F32 copy of the whole matrix exists */
@@ -291,7 +341,7 @@ ca_status ca_packed_to_bf16(ca_packed *w) {
     uint16_t *pb = aligned_alloc(64, (n + 63) & ~(size_t)63);
     if (!pb) return ca_fail(CA_E_NOMEM, "out of memory packing %d x %d weights", N, K);
     /* [panel][k][32] f32 -> [panel][k/2][32][2] bf16, the odd last k paired with zero */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(ca_kernel_threads(0)) schedule(static)
     for (int j = 0; j < np; j++) {
         size_t o = (size_t)j * K * NR;
         uint16_t *d = pb + (size_t)j * K2 * NR * 2;

@@ -262,20 +262,20 @@ ca_status ca_conv_pack_weights(ca_conv *c, const void *w, ca_dtype dt, int Cout,
     if (dt != CA_DT_F32 && dt != CA_DT_F16 && dt != CA_DT_BF16)
         return ca_fail(CA_E_UNSUPPORTED, "cannot pack %s conv weights", ca_dtype_name(dt));
     int K = KH * KW * Cin;
-    /* reorder (Cout, Cin, KH, KW) -> (Cout, KH, KW, Cin) in F32 */
-    float *r = ca_malloc2(sizeof(float) * (size_t)Cout, (size_t)K);
+    /* reorder (Cout, Cin, KH, KW) -> (Cout, KH, KW, Cin), values moved as stored (the packer
+     * then takes F16 into F16 panels without converting) */
+    size_t es = ca_dtype_size(dt);
+    unsigned char *r = ca_malloc2(es * (size_t)Cout, (size_t)K);
     if (!r) return CA_E_NOMEM;
+    const unsigned char *wb = w;
     for (int o = 0; o < Cout; o++)
         for (int ci = 0; ci < Cin; ci++)
             for (int ky = 0; ky < KH; ky++)
                 for (int kx = 0; kx < KW; kx++) {
                     size_t src = (((size_t)o * Cin + ci) * KH + ky) * KW + kx;
-                    float v = dt == CA_DT_F32 ? ((const float *)w)[src]
-                            : dt == CA_DT_F16 ? ca_f16_to_f32(((const uint16_t *)w)[src])
-                                              : ca_bf16_to_f32(((const uint16_t *)w)[src]);
-                    r[(size_t)o * K + ((size_t)ky * KW + kx) * Cin + ci] = v;
+                    memcpy(r + ((size_t)o * K + ((size_t)ky * KW + kx) * Cin + ci) * es, wb + src * es, es);
                 }
-    ca_status st = ca_pack_weights_as(&c->W, r, CA_DT_F32, Cout, K, K, panel);
+    ca_status st = ca_pack_weights_as(&c->W, r, dt, Cout, K, K, panel);
     free(r);
     if (!st) st = ca_packed_set_scale(&c->W, scale);
     if (st != CA_OK) { ca_packed_free(&c->W); return st; }

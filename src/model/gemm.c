@@ -2,15 +2,14 @@
  * packing, OpenBLAS's CBLAS otherwise; plus the naive oracle used by tests. */
 #include "model/gemm.h"
 
+#include "core/core.h"
 #include "model/fastgemm.h"
 
 #include <cblas.h>
 
-static int g_threads; /* 0: all OpenMP threads */
-
 int ca_sgemm_set_threads(int n) {
-    int old = g_threads;
-    g_threads = n > 0 ? n : 0;
+    int old = ca_budget_enter(n);
+    if (n <= 0) ca_budget_exit(0);
     return old;
 }
 
@@ -22,7 +21,7 @@ void ca_sgemm(int transA, int transB, int M, int N, int K, float alpha, const fl
      * (the training steps of CLIP-Adapter and the linear probe: ~2-3M) stay on BLAS, where they
      * were measured 3x faster; an allocation failure falls back too. */
     if (ca_fastgemm_avx512() && (double)M * N * K >= 16777216.0 &&
-        ca_gemm_ex(transA, transB, M, N, K, alpha, A, lda, B, ldb, NULL, CA_EPI_NONE, beta, C, ldc, g_threads) == CA_OK)
+        ca_gemm_ex(transA, transB, M, N, K, alpha, A, lda, B, ldb, NULL, CA_EPI_NONE, beta, C, ldc, ca_kernel_threads(0)) == CA_OK)
         return;
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

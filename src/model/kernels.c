@@ -3,6 +3,7 @@
  * Not here: model structure, weight loading, error handling (see vit.c, resnet.c, load.c).
  */
 #include "model/kernels.h"
+#include "core/core.h"
 #include "model/gemm.h"
 
 #include <math.h>
@@ -27,7 +28,7 @@ void ca_linear_ref(float *out, const float *inp, const float *w, const float *b,
 }
 
 void ca_layernorm(float *out, const float *inp, const float *w, const float *b, int N, int C, float eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(ca_kernel_threads(0)) schedule(static)
     for (int i = 0; i < N; i++) {
         const float *x = inp + (size_t)i * C;
         float *y = out + (size_t)i * C;
@@ -55,17 +56,17 @@ void ca_layernorm_ref(float *out, const float *inp, const float *w, const float 
 }
 
 void ca_quickgelu(float *x, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(ca_kernel_threads(0)) schedule(static)
     for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-1.702f * x[i]));
 }
 
 void ca_gelu_erf(float *x, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(ca_kernel_threads(0)) schedule(static)
     for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
 }
 
 void ca_gelu_tanh(float *x, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(ca_kernel_threads(0)) schedule(static)
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
         x[i] = 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
@@ -77,7 +78,7 @@ void ca_relu(float *x, size_t n) {
 }
 
 void ca_add(float *x, const float *y, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(ca_kernel_threads(0)) schedule(static)
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 
@@ -86,7 +87,7 @@ void ca_attention(float *out, int ldo, const float *q, int ldq, const float *k, 
                   float *scores) {
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for num_threads(ca_kernel_threads(0)) collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
             const float *qb = q + (size_t)b * Tq * ldq + (size_t)h * hs;
@@ -152,7 +153,7 @@ void ca_attention_ref(float *out, int ldo, const float *q, int ldq, const float 
 /* col (C·KH·KW, OH·OW) from one image x (C, H, W). */
 static void im2col(float *col, const float *x, int C, int H, int W, int KH, int KW, int stride,
                    int pad, int OH, int OW) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(ca_kernel_threads(0)) schedule(static)
     for (int r = 0; r < C * KH * KW; r++) {
         int c = r / (KH * KW), kh = (r / KW) % KH, kw = r % KW;
         float *dst = col + (size_t)r * OH * OW;
@@ -204,7 +205,7 @@ void ca_conv2d_ref(float *out, const float *inp, const float *w, int N, int C, i
 }
 
 void ca_channel_affine(float *x, const float *scale, const float *shift, int N, int C, int HW, int relu) {
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for num_threads(ca_kernel_threads(0)) collapse(2) schedule(static)
     for (int n = 0; n < N; n++)
         for (int c = 0; c < C; c++) {
             float *p = x + ((size_t)n * C + c) * HW;
@@ -238,7 +239,7 @@ void ca_batchnorm_ref(float *x, const float *w, const float *b, const float *mea
 void ca_avgpool2d(float *out, const float *inp, int N, int C, int H, int W, int k) {
     int OH = H / k, OW = W / k;
     float inv = 1.0f / (float)(k * k);
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for num_threads(ca_kernel_threads(0)) collapse(2) schedule(static)
     for (int n = 0; n < N; n++)
         for (int c = 0; c < C; c++) {
             const float *x = inp + ((size_t)n * C + c) * H * W;

@@ -1,8 +1,12 @@
 /* load.c — loading a CLIP checkpoint from safetensors: tensor-name scheme detection (OpenAI /
  * OpenCLIP or Hugging Face), architecture inference from shapes alone (as OpenAI's build_model),
- * an optional HF config.json, and conversion of every weight to float32 in one block (BatchNorm
- * folded, HF q/k/v concatenated, projections stored as (out, in)). Every tensor of a loaded
- * tower must be used: unknown, missing or mis-shaped tensors are refused by name.
+ * an optional HF config.json. What is done with each tensor depends on the compute path: for
+ * the fast/BF16 paths every matrix is packed into GEMM panels straight from the mapped file (F16
+ * into F16 panels, no float32 copy of the model on the way), and only small vectors (norms,
+ * biases, embeddings, folded BatchNorm) become float32; for the reference path every weight is
+ * converted to float32 in one block (HF q/k/v concatenated, projections stored as (out, in)).
+ * Every tensor of a loaded tower must be used: unknown, missing or mis-shaped tensors are
+ * refused by name.
  * Not here: the forward passes (vit.c, resnet.c, text.c).
  */
 #include "io/safetensors.h"
@@ -27,7 +31,12 @@ typedef struct {
     unsigned char *used;
     ca_model *m;
     int64_t dt_numel[CA_DT_BOOL + 1];
-    int mat_dt;                      /* stored dtype of the packable matrices so far; -1 none, -2 mixed */
+    int pack;                        /* fast/BF16 compute: pack matrices, keep no float32 copy */
+    int bf16;                        /* pack as BF16 panels */
+    float sig[16];                   /* first values of the image tower's output projection */
+    int has_sig;
+    double t_pack;                   /* seconds spent packing (bench/model.c reports it) */
+    int keep_file;                   /* the model reads from the mapping after the load */
     size_t page;                     /* in floats */
     ca_status st;                    /* first failure; later calls are no-ops */
     char name[4][256];
@@ -133,8 +142,7 @@ static float *arena(loader *L, size_t n) {
     return p;
 }
 
-/* Room for a matrix the fast path packs: page aligned, so that once packed its float32 copy
- * can be dropped page by page (ca_model_release_weights) without touching its neighbours. */
+/* Room for a matrix of the reference path, page aligned (a matrix starts on its own page). */
 static float *arena_mat(loader *L, size_t n) {
     ca_model *m = L->m;
     if (L->st) return NULL;
@@ -142,13 +150,6 @@ static float *arena_mat(loader *L, size_t n) {
     if (aligned > m->weights_cap) { failf(L, CA_E_INTERNAL, "weight block too small"); return NULL; }
     m->weights_len = aligned;
     return arena(L, n);
-}
-
-/* Record the stored dtype of a packable matrix: the fast path keeps F16 ones as F16 panels. */
-static void note_mat(loader *L, const ca_tensor_info *t) {
-    if (!t || L->mat_dt == -2) return;
-    if (L->mat_dt == -1) L->mat_dt = (int)t->dtype;
-    else if (L->mat_dt != (int)t->dtype) L->mat_dt = -2;
 }
 
 static void convert(loader *L, const ca_tensor_info *t, float *dst) {
@@ -174,15 +175,14 @@ static const float *take(loader *L, const char *name, int ndim, const int64_t *s
 /* The same for a matrix the fast path packs (see arena_mat). */
 static const float *take_mat(loader *L, const char *name, int ndim, const int64_t *shape) {
     const ca_tensor_info *t = need(L, name, ndim, shape);
-    note_mat(L, t);
     float *p = t ? arena_mat(L, (size_t)t->numel) : NULL;
     if (p) convert(L, t, p);
     return p;
 }
 #define TAKE1(L, name, a) take(L, name, 1, (int64_t[]){a})
 #define TAKE2(L, name, a, b) take(L, name, 2, (int64_t[]){a, b})
-#define MAT2(L, name, a, b) take_mat(L, name, 2, (int64_t[]){a, b})
-#define MAT4(L, name, a, b, c, d) take_mat(L, name, 4, (int64_t[]){a, b, c, d})
+#define MAT2(L, name, a, b, out) mat(L, name, 2, (int64_t[]){a, b}, out)
+#define MAT4(L, name, a, b, c, d, out) mat(L, name, 4, (int64_t[]){a, b, c, d}, out)
 
 /* Load a required tensor into dst (already in the weight block). */
 static const ca_tensor_info *take_into(loader *L, const char *name, int ndim, const int64_t *shape, float *dst) {
@@ -196,7 +196,6 @@ static const ca_tensor_info *take_into(loader *L, const char *name, int ndim, co
 static const float *take_t(loader *L, const char *name, int rows, int cols) {
     const ca_tensor_info *t = need(L, name, 2, (int64_t[]){rows, cols});
     if (!t) return NULL;
-    note_mat(L, t);
     float *tmp = ca_malloc2((size_t)rows * cols, sizeof(float));
     float *p = arena_mat(L, (size_t)rows * cols);
     if (!tmp || !p) {
@@ -209,6 +208,131 @@ static const float *take_t(loader *L, const char *name, int rows, int cols) {
         for (int c = 0; c < cols; c++) p[(size_t)c * rows + r] = tmp[(size_t)r * cols + c];
     free(tmp);
     return p;
+}
+
+/* ---- packing straight from the file (fast and BF16 compute) ------------------------------- */
+
+/* Panels for a matrix stored as dt: F16 stays F16 (exact, half the bytes to stream); F32 and
+ * BF16 become F32 panels (BF16 panels would change the numerics), unless BF16 compute. */
+static ca_dtype panel_for(const loader *L, ca_dtype dt) {
+    if (L->bf16) return CA_DT_BF16;
+    return dt == CA_DT_F16 ? CA_DT_F16 : CA_DT_F32;
+}
+
+/* Refuse NaN/Inf in a tensor packed straight from the file (the float32 path checks as it
+ * converts): the exponent bits all set, per dtype. */
+static int all_finite_raw(loader *L, const ca_tensor_info *t) {
+    const unsigned char *b = t->data;
+    for (int64_t i = 0; i < t->numel; i++) {
+        int bad;
+        if (t->dtype == CA_DT_F32) { uint32_t u; memcpy(&u, b + 4 * i, 4); bad = (u & 0x7f800000u) == 0x7f800000u; }
+        else { uint16_t h; memcpy(&h, b + 2 * i, 2); bad = t->dtype == CA_DT_F16 ? (h & 0x7c00) == 0x7c00 : (h & 0x7f80) == 0x7f80; }
+        if (bad) {
+            failf(L, CA_E_NONFINITE, "tensor '%s': non-finite value at element %lld", t->name, (long long)i);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Pack W (N, K) of dtype dt (row stride K) into out; name for messages. */
+static void pack_raw(loader *L, const char *name, const void *w, ca_dtype dt, int N, int K, ca_packed *out) {
+    if (L->st) return;
+    double t0 = ca_now();
+    ca_populate(w, (size_t)N * K * ca_dtype_size(dt), 0);
+    ca_status st = ca_pack_weights_as(out, w, dt, N, K, K, panel_for(L, dt));
+    L->t_pack += ca_now() - t0;
+    if (st) failf(L, st, "tensor '%s': cannot pack: %s", name, ca_last_error());
+}
+
+/* A required matrix: float32 copy in the weight block (reference compute; returned), or packed
+ * into *out as (shape[0], product of the other dims) (fast compute; NULL returned). */
+static const float *mat(loader *L, const char *name, int ndim, const int64_t *shape, ca_packed *out) {
+    if (!L->pack) return take_mat(L, name, ndim, shape);
+    const ca_tensor_info *t = need(L, name, ndim, shape);
+    if (!t || !all_finite_raw(L, t)) return NULL;
+    int64_t K = 1;
+    for (int d = 1; d < ndim; d++) K *= shape[d];
+    pack_raw(L, t->name, t->data, t->dtype, (int)shape[0], (int)K, out);
+    ca_st_drop_pages(L->f, t); /* read once: the file's pages need not stay resident */
+    return NULL;
+}
+
+/* Element i of a tensor as float32 (for the signature). */
+static float elem_f32(const ca_tensor_info *t, size_t i) {
+    switch (t->dtype) {
+    case CA_DT_F16: return ca_f16_to_f32(((const uint16_t *)t->data)[i]);
+    case CA_DT_BF16: return ca_bf16_to_f32(((const uint16_t *)t->data)[i]);
+    default: return ((const float *)t->data)[i];
+    }
+}
+
+/* A (rows, cols) tensor used as x @ W: the (cols, rows) matrix, transposed through a temporary
+ * copy of this one tensor in its stored dtype, then packed (fast) or a float32 copy (reference). */
+static const float *mat_t(loader *L, const char *name, int rows, int cols, ca_packed *out) {
+    if (!L->pack) return take_t(L, name, rows, cols);
+    const ca_tensor_info *t = need(L, name, 2, (int64_t[]){rows, cols});
+    if (!t || !all_finite_raw(L, t)) return NULL;
+    size_t es = ca_dtype_size(t->dtype);
+    unsigned char *tmp = ca_malloc2((size_t)rows * cols, es);
+    if (!tmp) { failf(L, CA_E_NOMEM, "tensor '%s': out of memory", name); return NULL; }
+    const unsigned char *src = t->data;
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) memcpy(tmp + ((size_t)c * rows + r) * es, src + ((size_t)r * cols + c) * es, es);
+    pack_raw(L, t->name, tmp, t->dtype, cols, rows, out);
+    free(tmp);
+    ca_st_drop_pages(L->f, t);
+    return NULL;
+}
+
+/* Separate (n_j, K) tensors stacked along the rows into one matrix: a float32 copy in the weight
+ * block (reference) or packed from a temporary stack of just these tensors (fast; in their
+ * stored dtype when they share one, else float32). */
+static const float *mat_stack(loader *L, const char *const *names, int count, const int *rows, int K, ca_packed *out) {
+    if (L->st) return NULL;
+    const ca_tensor_info *t[4];
+    size_t total = 0;
+    int same = 1;
+    for (int j = 0; j < count; j++) {
+        t[j] = need(L, names[j], 2, (int64_t[]){rows[j], K});
+        if (!t[j] || (L->pack && !all_finite_raw(L, t[j]))) return NULL;
+        same = same && t[j]->dtype == t[0]->dtype;
+        total += (size_t)rows[j];
+    }
+    if (!L->pack) {
+        float *w = arena_mat(L, total * (size_t)K);
+        for (int j = 0, r = 0; w && j < count; r += rows[j], j++) convert(L, t[j], w + (size_t)r * K);
+        return w;
+    }
+    ca_dtype dt = same ? t[0]->dtype : CA_DT_F32;
+    size_t es = ca_dtype_size(dt);
+    unsigned char *tmp = ca_malloc2(total * (size_t)K, es);
+    if (!tmp) { failf(L, CA_E_NOMEM, "tensor '%s': out of memory", names[0]); return NULL; }
+    for (int j = 0, r = 0; j < count; r += rows[j], j++) {
+        unsigned char *d = tmp + (size_t)r * K * es;
+        if (same) memcpy(d, t[j]->data, t[j]->nbytes);
+        else if (ca_tensor_to_f32(t[j], (float *)d, t[j]->numel)) failf(L, CA_E_FORMAT, "tensor '%s': cannot convert", names[j]);
+        ca_st_drop_pages(L->f, t[j]);
+    }
+    pack_raw(L, names[0], tmp, dt, (int)total, K, out);
+    free(tmp);
+    return NULL;
+}
+
+/* A convolution (Cout, Cin, k, k) followed by a folded BatchNorm (scale): a float32 copy
+ * (reference; returned) or packed with the scale in the epilogue (fast). */
+static const float *conv(loader *L, const char *name, int Cout, int Cin, int k, int stride, int pad,
+                         const ca_bn *bn, ca_conv *out) {
+    if (!L->pack) return take_mat(L, name, 4, (int64_t[]){Cout, Cin, k, k});
+    const ca_tensor_info *t = need(L, name, 4, (int64_t[]){Cout, Cin, k, k});
+    if (!t || L->st || !all_finite_raw(L, t)) return NULL;
+    double t0 = ca_now();
+    ca_status st = ca_conv_pack_weights(out, t->data, t->dtype, Cout, Cin, k, k, stride, pad, bn->scale,
+                                        panel_for(L, t->dtype));
+    L->t_pack += ca_now() - t0;
+    if (st) failf(L, st, "tensor '%s': cannot pack: %s", t->name, ca_last_error());
+    ca_st_drop_pages(L->f, t);
+    return NULL;
 }
 
 /* Number of blocks "<prefix><i>." (max index + 1); 0 when none. */
@@ -266,34 +390,34 @@ static void load_blocks(loader *L, ca_xformer *tf, const char *prefix, int C) {
         if (!L->hf) {
             b->ln1_w = TAKE1(L, nm(L, "%sln_1.weight", p), C);
             b->ln1_b = TAKE1(L, nm(L, "%sln_1.bias", p), C);
-            b->qkv_w = MAT2(L, nm(L, "%sattn.in_proj_weight", p), 3 * C, C);
+            b->qkv_w = MAT2(L, nm(L, "%sattn.in_proj_weight", p), 3 * C, C, &b->qkv);
             b->qkv_b = TAKE1(L, nm(L, "%sattn.in_proj_bias", p), 3 * C);
-            b->out_w = MAT2(L, nm(L, "%sattn.out_proj.weight", p), C, C);
+            b->out_w = MAT2(L, nm(L, "%sattn.out_proj.weight", p), C, C, &b->out);
             b->out_b = TAKE1(L, nm(L, "%sattn.out_proj.bias", p), C);
             b->ln2_w = TAKE1(L, nm(L, "%sln_2.weight", p), C);
             b->ln2_b = TAKE1(L, nm(L, "%sln_2.bias", p), C);
-            b->fc_w = MAT2(L, nm(L, "%smlp.c_fc.weight", p), H, C);
+            b->fc_w = MAT2(L, nm(L, "%smlp.c_fc.weight", p), H, C, &b->fc);
             b->fc_b = TAKE1(L, nm(L, "%smlp.c_fc.bias", p), H);
-            b->proj_w = MAT2(L, nm(L, "%smlp.c_proj.weight", p), C, H);
+            b->proj_w = MAT2(L, nm(L, "%smlp.c_proj.weight", p), C, H, &b->proj);
             b->proj_b = TAKE1(L, nm(L, "%smlp.c_proj.bias", p), C);
         } else {
-            float *w = arena_mat(L, (size_t)3 * C * C), *bias = arena(L, (size_t)3 * C);
             static const char *qkv[3] = {"q", "k", "v"};
-            for (int j = 0; j < 3 && w && bias; j++) {
-                note_mat(L, take_into(L, nm(L, "%sself_attn.%s_proj.weight", p, qkv[j]), 2, (int64_t[]){C, C}, w + (size_t)j * C * C));
+            char wn[3][192];
+            for (int j = 0; j < 3; j++) snprintf(wn[j], sizeof wn[j], "%sself_attn.%s_proj.weight", p, qkv[j]);
+            b->qkv_w = mat_stack(L, (const char *const[]){wn[0], wn[1], wn[2]}, 3, (const int[]){C, C, C}, C, &b->qkv);
+            float *bias = arena(L, (size_t)3 * C);
+            for (int j = 0; j < 3 && bias; j++)
                 take_into(L, nm(L, "%sself_attn.%s_proj.bias", p, qkv[j]), 1, (int64_t[]){C}, bias + (size_t)j * C);
-            }
-            b->qkv_w = w;
             b->qkv_b = bias;
             b->ln1_w = TAKE1(L, nm(L, "%slayer_norm1.weight", p), C);
             b->ln1_b = TAKE1(L, nm(L, "%slayer_norm1.bias", p), C);
-            b->out_w = MAT2(L, nm(L, "%sself_attn.out_proj.weight", p), C, C);
+            b->out_w = MAT2(L, nm(L, "%sself_attn.out_proj.weight", p), C, C, &b->out);
             b->out_b = TAKE1(L, nm(L, "%sself_attn.out_proj.bias", p), C);
             b->ln2_w = TAKE1(L, nm(L, "%slayer_norm2.weight", p), C);
             b->ln2_b = TAKE1(L, nm(L, "%slayer_norm2.bias", p), C);
-            b->fc_w = MAT2(L, nm(L, "%smlp.fc1.weight", p), H, C);
+            b->fc_w = MAT2(L, nm(L, "%smlp.fc1.weight", p), H, C, &b->fc);
             b->fc_b = TAKE1(L, nm(L, "%smlp.fc1.bias", p), H);
-            b->proj_w = MAT2(L, nm(L, "%smlp.fc2.weight", p), C, H);
+            b->proj_w = MAT2(L, nm(L, "%smlp.fc2.weight", p), C, H, &b->proj);
             b->proj_b = TAKE1(L, nm(L, "%smlp.fc2.bias", p), C);
         }
     }
@@ -325,14 +449,18 @@ static void load_vit(loader *L) {
     int E = (int)(L->hf ? tj->shape[0] : tj->shape[1]);
     if (L->st) return;
     v->width = W; v->patch = P; v->grid = G; v->image_size = P * G; v->embed_dim = E;
-    v->conv1 = MAT4(L, conv, W, 3, P, P);
+    v->conv1 = MAT4(L, conv, W, 3, P, P, &v->patch_p);
     v->class_emb = TAKE1(L, L->hf ? "vision_model.embeddings.class_embedding" : "visual.class_embedding", W);
     v->pos = TAKE2(L, pos, (int64_t)G * G + 1, W);
     v->ln_pre_w = TAKE1(L, L->hf ? "vision_model.pre_layrnorm.weight" : "visual.ln_pre.weight", W);
     v->ln_pre_b = TAKE1(L, L->hf ? "vision_model.pre_layrnorm.bias" : "visual.ln_pre.bias", W);
     v->ln_post_w = TAKE1(L, L->hf ? "vision_model.post_layernorm.weight" : "visual.ln_post.weight", W);
     v->ln_post_b = TAKE1(L, L->hf ? "vision_model.post_layernorm.bias" : "visual.ln_post.bias", W);
-    v->proj = L->hf ? MAT2(L, proj, E, W) : take_t(L, proj, W, E);
+    if (!L->st) { /* the signature: row 0 of the (E, W) projection, first values */
+        for (int i = 0; i < 16; i++) L->sig[i] = elem_f32(tj, L->hf ? (size_t)i : (size_t)i * E);
+        L->has_sig = 1;
+    }
+    v->proj = L->hf ? MAT2(L, proj, E, W, &v->proj_p) : mat_t(L, proj, W, E, &v->proj_p);
     load_blocks(L, &v->tf, L->hf ? "vision_model.encoder.layers." : "visual.transformer.resblocks.", W);
 }
 
@@ -370,8 +498,8 @@ static void load_resnet(loader *L) {
     if (L->st) return;
     for (int i = 0; i < 3; i++) {
         int in = i == 0 ? 3 : W / 2, out = i == 2 ? W : W / 2;
-        v->stem_conv[i] = MAT4(L, nm(L, "visual.conv%d.weight", i + 1), out, in, 3, 3);
         load_bn(L, &v->stem_bn[i], nm(L, "visual.bn%d", i + 1), out);
+        v->stem_conv[i] = conv(L, nm(L, "visual.conv%d.weight", i + 1), out, in, 3, i == 0 ? 2 : 1, 1, &v->stem_bn[i], &v->stem_p[i]);
     }
     v->blocks = calloc((size_t)nb, sizeof *v->blocks);
     if (!v->blocks) { failf(L, CA_E_NOMEM, "out of memory"); return; }
@@ -383,29 +511,41 @@ static void load_resnet(loader *L) {
             char p[64];
             snprintf(p, sizeof p, "visual.layer%d.%d.", s + 1, i);
             bk->inplanes = inpl; bk->planes = P; bk->stride = (s > 0 && i == 0) ? 2 : 1;
-            bk->conv1 = MAT4(L, nm(L, "%sconv1.weight", p), P, inpl, 1, 1);
             load_bn(L, &bk->bn1, nm(L, "%sbn1", p), P);
-            bk->conv2 = MAT4(L, nm(L, "%sconv2.weight", p), P, P, 3, 3);
+            bk->conv1 = conv(L, nm(L, "%sconv1.weight", p), P, inpl, 1, 1, 0, &bk->bn1, &bk->c1);
             load_bn(L, &bk->bn2, nm(L, "%sbn2", p), P);
-            bk->conv3 = MAT4(L, nm(L, "%sconv3.weight", p), 4 * P, P, 1, 1);
+            bk->conv2 = conv(L, nm(L, "%sconv2.weight", p), P, P, 3, 1, 1, &bk->bn2, &bk->c2);
             load_bn(L, &bk->bn3, nm(L, "%sbn3", p), 4 * P);
+            bk->conv3 = conv(L, nm(L, "%sconv3.weight", p), 4 * P, P, 1, 1, 0, &bk->bn3, &bk->c3);
             if (bk->stride > 1 || inpl != 4 * P) {
-                bk->down = MAT4(L, nm(L, "%sdownsample.0.weight", p), 4 * P, inpl, 1, 1);
+                bk->has_down = 1;
                 load_bn(L, &bk->down_bn, nm(L, "%sdownsample.1", p), 4 * P);
+                bk->down = conv(L, nm(L, "%sdownsample.0.weight", p), 4 * P, inpl, 1, 1, 0, &bk->down_bn, &bk->cdown);
             }
             inpl = 4 * P;
         }
     int D = v->ap_dim;
     v->ap_pos = TAKE2(L, "visual.attnpool.positional_embedding", (int64_t)G * G + 1, D);
-    float *w = arena_mat(L, (size_t)3 * D * D), *b = arena(L, (size_t)3 * D);
     static const char *qkv[3] = {"q", "k", "v"};
-    for (int j = 0; j < 3 && w && b; j++) {
-        note_mat(L, take_into(L, nm(L, "visual.attnpool.%s_proj.weight", qkv[j]), 2, (int64_t[]){D, D}, w + (size_t)j * D * D));
-        take_into(L, nm(L, "visual.attnpool.%s_proj.bias", qkv[j]), 1, (int64_t[]){D}, b + (size_t)j * D);
+    if (L->pack) { /* the fast path multiplies only the class token by q: q and k|v apart */
+        v->ap_qkv_w = NULL;
+        mat(L, "visual.attnpool.q_proj.weight", 2, (int64_t[]){D, D}, &v->ap_q);
+        mat_stack(L, (const char *const[]){"visual.attnpool.k_proj.weight", "visual.attnpool.v_proj.weight"}, 2,
+                  (const int[]){D, D}, D, &v->ap_kv);
+    } else {
+        v->ap_qkv_w = mat_stack(L, (const char *const[]){"visual.attnpool.q_proj.weight", "visual.attnpool.k_proj.weight",
+                                                         "visual.attnpool.v_proj.weight"}, 3, (const int[]){D, D, D}, D, NULL);
     }
-    v->ap_qkv_w = w;
+    float *b = arena(L, (size_t)3 * D);
+    for (int j = 0; j < 3 && b; j++)
+        take_into(L, nm(L, "visual.attnpool.%s_proj.bias", qkv[j]), 1, (int64_t[]){D}, b + (size_t)j * D);
     v->ap_qkv_b = b;
-    v->ap_c_w = MAT2(L, "visual.attnpool.c_proj.weight", E, D);
+    const ca_tensor_info *tcw = peek(L, "visual.attnpool.c_proj.weight");
+    if (!L->st && tcw && tcw->ndim == 2 && tcw->numel >= 16) {
+        for (int i = 0; i < 16; i++) L->sig[i] = elem_f32(tcw, (size_t)i);
+        L->has_sig = 1;
+    }
+    v->ap_c_w = MAT2(L, "visual.attnpool.c_proj.weight", E, D, &v->ap_c);
     v->ap_c_b = TAKE1(L, "visual.attnpool.c_proj.bias", E);
 }
 
@@ -421,11 +561,24 @@ static void load_text(loader *L) {
     int V = (int)tt->shape[0], W = (int)tt->shape[1], T = (int)tp->shape[0];
     int E = (int)(L->hf ? tj->shape[0] : tj->shape[1]);
     t->vocab = V; t->width = W; t->context = T; t->embed_dim = E;
-    t->tok_emb = TAKE2(L, tok, V, W);
+    const ca_tensor_info *te = L->pack ? need(L, tok, 2, (int64_t[]){V, W}) : NULL;
+    if (te && te->dtype != CA_DT_F32) {
+        /* fast compute: the table stays in the mapped file in its stored 16-bit dtype (the
+         * model keeps the file open); only the rows of tokens used are ever read */
+        L->keep_file = 1;
+        t->tok_emb16 = te->data;
+        t->tok_dt = te->dtype;
+    } else if (te) {
+        float *e = arena(L, (size_t)V * W);
+        if (e) convert(L, te, e);
+        t->tok_emb = e;
+    } else {
+        t->tok_emb = TAKE2(L, tok, V, W);
+    }
     t->pos = TAKE2(L, pos, T, W);
     t->ln_final_w = TAKE1(L, L->hf ? "text_model.final_layer_norm.weight" : "ln_final.weight", W);
     t->ln_final_b = TAKE1(L, L->hf ? "text_model.final_layer_norm.bias" : "ln_final.bias", W);
-    t->proj = L->hf ? MAT2(L, proj, E, W) : take_t(L, proj, W, E);
+    t->proj = L->hf ? MAT2(L, proj, E, W, &t->proj_p) : mat_t(L, proj, W, E, &t->proj_p);
     load_blocks(L, &t->tf, L->hf ? "text_model.encoder.layers." : "transformer.resblocks.", W);
 }
 
@@ -522,7 +675,10 @@ static char *find_config(const char *path) {
 
 /* ---- entry point --------------------------------------------------------------------------- */
 
+static ca_model *load(const char *path, const ca_model_params *p, ca_status *st);
+
 ca_model *ca_model_load(const char *path, const ca_model_params *p, ca_status *st) {
+    CA_ENTER();
     ca_status dummy;
     if (!st) st = &dummy;
     ca_model_params def = ca_model_default_params();
@@ -530,6 +686,22 @@ ca_model *ca_model_load(const char *path, const ca_model_params *p, ca_status *s
     if (!path) { *st = ca_fail(CA_E_ARG, "ca_model_load: NULL path"); return NULL; }
     if (!p->load_vision && !p->load_text) { *st = ca_fail(CA_E_ARG, "%s: neither tower requested", ca_basename(path)); return NULL; }
     if (!ca_cpu_path(st)) return NULL; /* CLIPADAPT_CPU asked for a path this CPU lacks */
+    if (p->compute != CA_COMPUTE_FAST && p->compute != CA_COMPUTE_REFERENCE && p->compute != CA_COMPUTE_BF16) {
+        *st = ca_fail(CA_E_ARG, "ca_model_load: unknown compute mode %d", p->compute);
+        return NULL;
+    }
+    if (p->compute == CA_COMPUTE_BF16 && !ca_fastgemm_bf16()) {
+        *st = ca_fail(CA_E_UNSUPPORTED, "BF16 compute needs AVX512-BF16 (this build has none)");
+        return NULL;
+    }
+    /* packing runs on the threads the caller gave the model, not a process-wide count */
+    int saved = ca_budget_enter(p->threads);
+    ca_model *m = load(path, p, st);
+    ca_budget_exit(saved);
+    return m;
+}
+
+static ca_model *load(const char *path, const ca_model_params *p, ca_status *st) {
     ca_st_file *f = ca_st_open(path, st);
     if (!f) return NULL;
 
@@ -543,8 +715,10 @@ ca_model *ca_model_load(const char *path, const ca_model_params *p, ca_status *s
     ca_model *m = L.m = calloc(1, sizeof *m);
     char *cfg_found = NULL;
     if (!L.t || !L.used || !m) { L.st = ca_fail(CA_E_NOMEM, "%s: out of memory", L.file); goto done; }
-    m->max_chunk = 64;
     m->threads = p->threads;
+    m->compute = p->compute;
+    L.pack = p->compute != CA_COMPUTE_REFERENCE;
+    L.bf16 = p->compute == CA_COMPUTE_BF16;
     for (int i = 0; i < L.n; i++) {
         L.t[i] = ca_st_at(f, i);
         if (starts(L.t[i]->name, "vision_model.") || starts(L.t[i]->name, "text_model.")) L.hf = 1;
@@ -555,10 +729,9 @@ ca_model *ca_model_load(const char *path, const ca_model_params *p, ca_status *s
     /* One block for every float32 weight: the element count of the requested towers bounds it
      * (BatchNorm folding only shrinks, q/k/v concatenation and transposes keep sizes), plus a
      * page per tensor for aligning the matrices (arena_mat). Mapped rather than malloc'ed:
-     * pages of packed matrices are handed back with madvise (ca_model_release_weights). */
+     * only the pages written are resident, so the reserve costs nothing in pack mode. */
     long pg = sysconf(_SC_PAGESIZE);
     L.page = (size_t)(pg > 0 ? pg : 4096) / sizeof(float);
-    L.mat_dt = -1;
     size_t total = L.page;
     for (int i = 0; i < L.n; i++) {
         int tw = tower_of(&L, L.t[i]->name);
@@ -634,11 +807,10 @@ ca_model *ca_model_load(const char *path, const ca_model_params *p, ca_status *s
         }
         in->embed_dim = v->embed_dim;
         /* the image tower's output projection identifies the weights (ca_model_signature) */
-        const float *pw = in->is_vit ? v->proj : v->ap_c_w;
         int W = in->is_vit ? v->width : v->ap_dim;
         int len = snprintf(m->signature, sizeof m->signature, "clip-image:%d:%d:", v->embed_dim, W);
-        for (int i = 0; i < 16 && len > 0 && (size_t)len < sizeof m->signature; i++)
-            len += snprintf(m->signature + len, sizeof m->signature - (size_t)len, "%s%.5g", i ? "," : "", pw[i]);
+        for (int i = 0; L.has_sig && i < 16 && len > 0 && (size_t)len < sizeof m->signature; i++)
+            len += snprintf(m->signature + len, sizeof m->signature - (size_t)len, "%s%.5g", i ? "," : "", L.sig[i]);
     }
     if (in->has_text) {
         in->text_width = m->txt.width;
@@ -651,13 +823,14 @@ ca_model *ca_model_load(const char *path, const ca_model_params *p, ca_status *s
     int best = 0;
     for (int d = 1; d <= CA_DT_BOOL; d++) if (L.dt_numel[d] > L.dt_numel[best]) best = d;
     in->dtype = (ca_dtype)best;
-    m->mat_dtype = L.mat_dt >= 0 ? (ca_dtype)L.mat_dt : CA_DT_F32;
+    m->pack_seconds = L.t_pack;
 
 done:
     free(cfg_found);
     free(L.t);
     free(L.used);
-    ca_st_close(f);
+    if (!L.st && L.keep_file) m->file = f; /* closed by ca_model_free */
+    else ca_st_close(f);
     if (L.st) {
         *st = L.st;
         ca_model_free(m);

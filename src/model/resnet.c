@@ -46,12 +46,12 @@ static void conv_bn(float *out, const float *in, const float *w, const ca_bn *bn
     ca_channel_affine(out, bn->scale, bn->shift, n, OC, OH * OH, relu);
 }
 
-void ca_resnet_forward(ca_model *m, const float *images, int n, float *out, int64_t first) {
-    const ca_vision *v = &m->vis;
+void ca_resnet_forward(ca_session *s, const float *images, int n, float *out, int64_t first) {
+    const ca_vision *v = &s->m->vis;
     size_t act, colsz;
     walk_sizes(v, &act, &colsz);
     float *buf[5];
-    for (int i = 0; i < 5; i++) buf[i] = m->scratch + (size_t)i * n * act;
+    for (int i = 0; i < 5; i++) buf[i] = s->scratch + (size_t)i * n * act;
     float *col = buf[4] + (size_t)n * act;
     float *cur = buf[0], *t1 = buf[1], *t2 = buf[2], *t3 = buf[3], *t4 = buf[4];
     int W = v->width, R = v->image_size, H = ca_conv_out(R, 3, 2, 1);
@@ -64,8 +64,8 @@ void ca_resnet_forward(ca_model *m, const float *images, int n, float *out, int6
 
     const ca_bottleneck *bk = v->blocks;
     int C = W;
-    for (int s = 0; s < 4; s++) {
-        for (int i = 0; i < v->rn_layers[s]; i++, bk++) {
+    for (int stg = 0; stg < 4; stg++) {
+        for (int i = 0; i < v->rn_layers[stg]; i++, bk++) {
             int P = bk->planes, st = bk->stride, OH = H / st;
             conv_bn(t1, cur, bk->conv1, &bk->bn1, n, C, H, P, 1, 1, 0, 1, col);
             conv_bn(t2, t1, bk->conv2, &bk->bn2, n, P, H, P, 3, 1, 1, 1, col);
@@ -86,10 +86,10 @@ void ca_resnet_forward(ca_model *m, const float *images, int n, float *out, int6
             C = 4 * P;
             H = OH;
         }
-        if (m->tap) {
+        if (s->tap) {
             char name[32];
-            snprintf(name, sizeof name, "visual.layer%d.out", s + 1);
-            ca_model_emit(m, name, first, cur, 4, (int64_t[]){n, C, H, H});
+            snprintf(name, sizeof name, "visual.layer%d.out", stg + 1);
+            ca_session_emit(s, name, first, cur, 4, (int64_t[]){n, C, H, H});
         }
     }
 
@@ -101,12 +101,12 @@ void ca_resnet_forward(ca_model *m, const float *images, int n, float *out, int6
         const float *xb = cur + (size_t)b * D * HW;
         float *tb = tok + (size_t)b * T * D;
         for (int c = 0; c < D; c++) {
-            float s = 0.0f;
+            float sum = 0.0f;
             for (int p = 0; p < HW; p++) {
-                s += xb[(size_t)c * HW + p];
+                sum += xb[(size_t)c * HW + p];
                 tb[(size_t)(p + 1) * D + c] = xb[(size_t)c * HW + p] + v->ap_pos[(size_t)(p + 1) * D + c];
             }
-            tb[c] = s / (float)HW + v->ap_pos[c];
+            tb[c] = sum / (float)HW + v->ap_pos[c];
         }
     }
     ca_linear(qkv, tok, v->ap_qkv_w, v->ap_qkv_b, n * T, D, 3 * D);
@@ -114,5 +114,5 @@ void ca_resnet_forward(ca_model *m, const float *images, int n, float *out, int6
     ca_attention(att, D, qkv, T * 3 * D, qkv + D, 3 * D, qkv + 2 * D, 3 * D, n, 1, T, D, v->ap_heads,
                  0, scores);
     ca_linear(out, att, v->ap_c_w, v->ap_c_b, n, D, v->embed_dim);
-    ca_model_emit(m, "visual.attnpool.out", first, out, 2, (int64_t[]){n, v->embed_dim});
+    ca_session_emit(s, "visual.attnpool.out", first, out, 2, (int64_t[]){n, v->embed_dim});
 }

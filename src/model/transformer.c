@@ -20,7 +20,7 @@ static void activate(ca_act act, float *x, size_t n) {
     }
 }
 
-void ca_xformer_forward(const ca_model *m, const ca_xformer *tf, float *x, int B, int T, int causal,
+void ca_xformer_forward(const ca_session *s, const ca_xformer *tf, float *x, int B, int T, int causal,
                         float *h, float *qkv, float *att, float *mlp, float *scores,
                         const char *prefix, int64_t first) {
     int C = tf->width, H = tf->hidden, N = B * T;
@@ -37,10 +37,10 @@ void ca_xformer_forward(const ca_model *m, const ca_xformer *tf, float *x, int B
         activate(tf->act, mlp, (size_t)N * H);
         ca_linear(h, mlp, bk->proj_w, bk->proj_b, N, H, C);
         ca_add(x, h, (size_t)N * C);
-        if (m->tap) {
+        if (s->tap) {
             char name[64];
             snprintf(name, sizeof name, "%s.block%d.out", prefix, l);
-            ca_model_emit(m, name, first, x, 3, (int64_t[]){B, T, C});
+            ca_session_emit(s, name, first, x, 3, (int64_t[]){B, T, C});
         }
     }
 }

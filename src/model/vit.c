@@ -16,10 +16,10 @@ size_t ca_vit_scratch(const ca_vision *v, int n) {
     return x + pooled + (tf > patch ? tf : patch);
 }
 
-void ca_vit_forward(ca_model *m, const float *images, int n, float *out, int64_t first) {
-    const ca_vision *v = &m->vis;
+void ca_vit_forward(ca_session *s, const float *images, int n, float *out, int64_t first) {
+    const ca_vision *v = &s->m->vis;
     int W = v->width, G2 = v->grid * v->grid, T = G2 + 1, R = v->image_size;
-    float *x = m->scratch;                       /* (n, T, W) */
+    float *x = s->scratch;                       /* (n, T, W) */
     float *pooled = x + (size_t)n * T * W;       /* (n, W) */
     float *work = pooled + (size_t)n * W;
     float *col = work, *conv = work + (size_t)3 * v->patch * v->patch * G2; /* (W, G2) */
@@ -33,12 +33,12 @@ void ca_vit_forward(ca_model *m, const float *images, int n, float *out, int64_t
                 xb[(size_t)(p + 1) * W + c] = conv[(size_t)c * G2 + p] + v->pos[(size_t)(p + 1) * W + c];
     }
     ca_layernorm(x, x, v->ln_pre_w, v->ln_pre_b, n * T, W, v->tf.eps);
-    ca_model_emit(m, "visual.ln_pre.out", first, x, 3, (int64_t[]){n, T, W});
+    ca_session_emit(s, "visual.ln_pre.out", first, x, 3, (int64_t[]){n, T, W});
 
     size_t bt = (size_t)n * T;
     float *h = work, *qkv = h + bt * W, *att = qkv + bt * 3 * W, *mlp = att + bt * W;
     float *scores = mlp + bt * v->tf.hidden;
-    ca_xformer_forward(m, &v->tf, x, n, T, 0, h, qkv, att, mlp, scores, "visual", first);
+    ca_xformer_forward(s, &v->tf, x, n, T, 0, h, qkv, att, mlp, scores, "visual", first);
 
     for (int b = 0; b < n; b++) memcpy(pooled + (size_t)b * W, x + (size_t)b * T * W, (size_t)W * sizeof *x);
     ca_layernorm(pooled, pooled, v->ln_post_w, v->ln_post_b, n, W, v->tf.eps);

@@ -282,6 +282,7 @@ static ca_status check_text(const char *buf, size_t len, const char *name) {
 }
 
 ca_tokenizer *ca_tokenizer_load(const char *bpe_path, ca_status *st_out) {
+    CA_ENTER();
     ca_status st_dummy, *st = st_out ? st_out : &st_dummy;
     if (!bpe_path) { *st = ca_fail(CA_E_ARG, "ca_tokenizer_load: no path"); return NULL; }
     size_t len = 0;
@@ -329,6 +330,7 @@ done:
 }
 
 ca_tokenizer *ca_tokenizer_load_hf(const char *vocab_json, const char *merges_txt, ca_status *st_out) {
+    CA_ENTER();
     ca_status st_dummy, *st = st_out ? st_out : &st_dummy;
     if (!vocab_json || !merges_txt) { *st = ca_fail(CA_E_ARG, "ca_tokenizer_load_hf: missing path"); return NULL; }
     ca_tokenizer *t = NULL;
@@ -557,6 +559,7 @@ static long piece_ids(ca_tokenizer *t, const uint8_t *p, size_t n, const int32_t
 }
 
 int ca_tokenize_n(ca_tokenizer *t, const char *text, size_t len, int32_t *ids, int max_ids, ca_status *st_out) {
+    CA_ENTER();
     ca_status st_dummy, *st = st_out ? st_out : &st_dummy;
     if (!t || (!text && len) || max_ids < 0 || (max_ids > 0 && !ids)) {
         *st = ca_fail(CA_E_ARG, "ca_tokenize: invalid argument");
@@ -592,6 +595,7 @@ int ca_tokenize_n(ca_tokenizer *t, const char *text, size_t len, int32_t *ids, i
 }
 
 int ca_tokenize(ca_tokenizer *t, const char *text, int32_t *ids, int max_ids, ca_status *st) {
+    CA_ENTER();
     return ca_tokenize_n(t, text, text ? strlen(text) : 0, ids, max_ids, st);
 }
 
@@ -600,6 +604,7 @@ int ca_tokenizer_eot(const ca_tokenizer *t) { return t ? t->eot_id : -1; }
 
 ca_status ca_tokenize_row(ca_tokenizer *t, const char *text, size_t len, int context, int truncate,
                           int64_t *out, int *n_ids) {
+    CA_ENTER();
     if (!t || !out || context < 2) return ca_fail(CA_E_ARG, "ca_tokenize_row: context must be >= 2 (got %d)", context);
     size_t need = (size_t)context;
     if (!grow((void **)&t->row, &t->row_cap, need, sizeof *t->row)) return ca_fail(CA_E_NOMEM, "ca_tokenize_row: out of memory");
@@ -618,6 +623,7 @@ ca_status ca_tokenize_row(ca_tokenizer *t, const char *text, size_t len, int con
 }
 
 ca_status ca_tokenize_batch(ca_tokenizer *t, const char *const *texts, int n, int context, int truncate, int64_t *out) {
+    CA_ENTER();
     if (!t || n < 0 || (n > 0 && (!texts || !out)) || context < 2)
         return ca_fail(CA_E_ARG, "ca_tokenize_batch: invalid argument (n %d, context %d)", n, context);
     for (int i = 0; i < n; i++) {

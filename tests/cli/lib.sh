@@ -3,7 +3,7 @@
 CA=${CA:-build/clipadapt}
 SHARED=${SHARED:-../shared}
 T=$(mktemp -d "${TMPDIR:-/tmp}/ca-cli-XXXXXX")
-trap 'rm -rf "$T"' EXIT
+trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
 _pass=0; _fail=0
 ok()   { _pass=$((_pass+1)); echo "ok   $1" >&2; }
 bad()  { _fail=$((_fail+1)); echo "FAIL $1" >&2; }
