@@ -1,6 +1,6 @@
 /* mpi.c — `mpirun -np N clipadapt-mpi extract|predict ...`: rank R runs the command as
  * `--shard R/N --output OUT.part-R-of-N`, then rank 0 merges the parts into OUT (byte-identical to
- * one process) and removes them. Built only into build/clipadapt-mpi (make MPI=1 or when mpicc
+ * one process) and removes them. Parts are named preds.part-R-of-N.jsonl (extension last). Built only into build/clipadapt-mpi (make MPI=1 or when mpicc
  * exists); build/clipadapt stays MPI-free, and this file compiles to nothing there. */
 #ifdef CA_MPI
 #include "cli.h"
@@ -9,6 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* OUT's part for rank r: "preds.part-2-of-4.jsonl", the extension kept last because predict
+ * chooses its format from it. */
+static void part_name(char *buf, size_t n, const char *out, int r, int size) {
+    const char *slash = strrchr(out, '/'), *dot = strrchr(out, '.');
+    if (!dot || (slash && dot < slash) || dot == (slash ? slash + 1 : out)) dot = out + strlen(out);
+    snprintf(buf, n, "%.*s.part-%d-of-%d%s", (int)(dot - out), out, r, size, dot);
+}
 
 int cli_mpi_run(int (*run)(int, char **), int argc, char **argv) {
     int rank = 0, size = 1;
@@ -38,7 +46,8 @@ int cli_mpi_run(int (*run)(int, char **), int argc, char **argv) {
         if (!part || !av) rc = cli_error("out of memory");
         else {
             int eq = !strncmp(argv[oi], "--output=", 9);   /* --output=F: the slot holds the flag too */
-            snprintf(part, pl, "%s%s.part-%d-of-%d", eq ? "--output=" : "", out, rank, size);
+            if (eq) strcpy(part, "--output=");
+            part_name(part + (eq ? 9 : 0), pl - 9, out, rank, size);
             snprintf(shard, sizeof shard, "%d/%d", rank, size);
             for (int i = 0; i < argc; i++) av[i] = i == oi ? part : argv[i];
             av[argc] = "--shard"; av[argc + 1] = shard;
@@ -56,7 +65,7 @@ int cli_mpi_run(int (*run)(int, char **), int argc, char **argv) {
             if (mv) mv[0] = "merge";
             for (int r = 0; ok && r < size; r++) {
                 if (!(mv[r + 1] = malloc(pl))) { ok = 0; break; }
-                snprintf(mv[r + 1], pl, "%s.part-%d-of-%d", out, r, size);
+                part_name(mv[r + 1], pl, out, r, size);
             }
             if (ok) {
                 mv[size + 1] = "--output"; mv[size + 2] = (char *)out;
