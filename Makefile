@@ -139,6 +139,22 @@ $(SO): $(LIB_OBJ) scripts/libclipadapt.map
 $(BIN): $(CLI_OBJ) $(LIB)
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(CLI_LIBS) $(LDLIBS)
 
+# build/clipadapt-mpi: the same program with main.c and mpi.c compiled by mpicc (-DCA_MPI), for
+# `mpirun -np N`. Built by `make MPI=1`, and by `make test` when mpicc exists (Open MPI:
+# libopenmpi-dev); build/clipadapt itself never links MPI.
+MPICC    ?= mpicc
+MPI_BIN  := $(BUILD)/clipadapt-mpi
+MPI_OBJ  := $(BUILD)/obj-mpi/cli/main.o $(BUILD)/obj-mpi/cli/mpi.o
+HAVE_MPI := $(shell command -v $(MPICC) >/dev/null 2>&1 && echo 1)
+$(BUILD)/obj-mpi/%.o: %.c $(FLAGS_STAMP) cli/cli.h | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(MPICC) $(CFLAGS) -DCA_MPI -c $< -o $@
+$(MPI_BIN): $(filter-out $(BUILD)/obj/cli/main.o $(BUILD)/obj/cli/mpi.o,$(CLI_OBJ)) $(MPI_OBJ) $(LIB)
+	$(MPICC) $(CFLAGS) -o $@ $^ $(CLI_LIBS) $(LDLIBS)
+ifeq ($(MPI),1)
+all: $(MPI_BIN)
+endif
+
 $(BUILD)/tests/%: tests/%.c tests/harness.h tests/testmath.h $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
@@ -156,7 +172,7 @@ $(BUILD)/tests/header_cpp.o: include/clipadapt.h tests/header_cpp.cpp
 	@mkdir -p $(dir $@)
 	c++ -std=c++11 -Wall -Wextra -Werror -Iinclude -c tests/header_cpp.cpp -o $@
 
-test: all $(TESTS) $(BUILD)/tests/header_cpp.o
+test: all $(TESTS) $(BUILD)/tests/header_cpp.o $(if $(HAVE_MPI),$(MPI_BIN))
 	@bash scripts/setup.sh test
 	@BUILD=$(BUILD) SHARED=$(SHARED) SAN=$(SAN) TSAN=$(TSAN) bash scripts/run_tests.sh
 

@@ -94,6 +94,10 @@ int cmd_extract(int argc, char **argv);
 int cmd_fit(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
+/* build/clipadapt-mpi only (CA_MPI): run an extract or predict command as rank R of N, each rank
+ * a --shard R/N part beside --output, rank 0 merging them; other commands run on rank 0. */
+int cli_mpi_run(int (*run)(int, char **), int argc, char **argv);
 int cmd_preprocess(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
 int cmd_info(int argc, char **argv);

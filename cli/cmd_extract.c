@@ -16,7 +16,7 @@
 typedef struct {
     const char *model, *config, *bpe, *images, *val_images, *test_images, *split_file, *image_root, *templates, *output, *prompts;
     double val_split, test_split;
-    int shots[16], nshots, val_shots, views, batch, chunk, f16, no_text, verbose, bf16, threads, skip_bad, act;
+    int shots[16], nshots, val_shots, views, batch, chunk, f16, no_text, verbose, bf16, threads, skip_bad, act, shard[2];
     uint64_t seed;
 } opts;
 
@@ -36,6 +36,51 @@ static int parse_shots_list(const char *s, opts *o) {
 static int parse_shots(const char *cmd, const char *v, void *dst) {
     if (parse_shots_list(v, dst)) { cli_usage(cmd, "--shots needs K or K1,K2,... (distinct, >= 1, at most 16)"); return -1; }
     return 0;
+}
+
+static int parse_shard(const char *cmd, const char *v, void *dst) {
+    int *s = dst;
+    long i, n;
+    const char *slash = strchr(v, '/');
+    char a[32];
+    if (slash && (size_t)(slash - v) < sizeof a) {
+        snprintf(a, sizeof a, "%.*s", (int)(slash - v), v);
+        if (!cli_int(a, &i) && !cli_int(slash + 1, &n) && n >= 1 && n <= 1000000 && i >= 0 && i < n) {
+            s[0] = (int)i; s[1] = (int)n;
+            return 0;
+        }
+    }
+    cli_usage(cmd, "--shard needs I/N with 0 <= I < N (e.g. 0/4)");
+    return -1;
+}
+
+/* Encode only this shard's chunks: chunk g (counted over all calls through *g) belongs to shard
+ * g mod N. Each owned chunk is one call starting at the chunk boundary, so its batches (and chunk
+ * cache keys) are those of a single-process run; rows of other shards stay zero for merge. */
+static ca_status encode_owned(ca_model *m, const char *const *paths, const uint64_t *ids, int n, ca_encode_params *ep,
+                              float *feats, float *views, int D, const int *shard, int64_t *g, int *reused) {
+    *reused = 0;
+    if (shard[1] == 1) return ca_encode_images(m, paths, ids, n, ep, feats, views, reused);
+    int V = ep->views;
+    float *vt = V ? malloc(sizeof(float) * (size_t)V * ep->chunk * D + 1) : NULL;
+    if (V && !vt) return ca_fail(CA_E_NOMEM, "out of memory");
+    ca_status st = CA_OK;
+    int64_t base = ep->progress_base;
+    uint8_t *bad = ep->bad_out;
+    for (int c0 = 0; st == CA_OK && c0 < n; c0 += ep->chunk) {
+        if ((*g)++ % shard[1] != shard[0]) continue;
+        int cm = n - c0 < ep->chunk ? n - c0 : ep->chunk, r = 0;
+        ep->progress_base = base + c0;
+        ep->bad_out = bad ? bad + c0 : NULL;
+        st = ca_encode_images(m, paths + c0, ids + c0, cm, ep, feats + (size_t)c0 * D, vt, &r);
+        for (int v = 0; st == CA_OK && v < V; v++)
+            memcpy(views + ((size_t)v * n + c0) * D, vt + (size_t)v * cm * D, sizeof(float) * (size_t)cm * D);
+        *reused += r;
+    }
+    ep->progress_base = base;
+    ep->bad_out = bad;
+    free(vt);
+    return st;
 }
 
 /* FNV-1a of the model file's identity: chunks of another model (or a rewritten file) never match. */
@@ -188,6 +233,7 @@ int cmd_extract(int argc, char **argv) {
     o.val_split = o.test_split = -1;
     o.shots[0] = 16; o.nshots = 1;
     o.views = 10; o.batch = 64; o.chunk = 64; o.seed = 1;
+    o.shard[0] = 0; o.shard[1] = 1;
     o.templates = NULL;   /* default "simple" unless --prompts */
     cli_opt t[] = {
         {.name = "--images", .kind = CLI_STR, .dst = &o.images, .metavar = "ROOT", .section = "dataset",
@@ -226,6 +272,9 @@ int cmd_extract(int argc, char **argv) {
         {.name = "--output", .kind = CLI_STR, .dst = &o.output, .metavar = "F", .section = "output",
          .help = "feature set, written atomically; finished chunks are kept in F.parts/ until the end, so re-running the "
                  "same command after an interruption redoes only the unfinished chunk"},
+        {.name = "--shard", .kind = CLI_FN, .fn = parse_shard, .dst = o.shard, .metavar = "I/N",
+         .help = "encode only chunk g where g mod N = I, and text.weights on shard 0: a part for `clipadapt merge`, whose "
+                 "result is byte-identical to a single-process run"},
         cli_opt_flag("--verbose", &o.verbose, "print a summary (images, seconds, images/s, chunks reused) to stderr (also -v)"),
     };
     char footer[1024] = "Every input (classes, templates, vocabulary, model, each prompt's length, the output path) is\n"
@@ -373,10 +422,11 @@ int cmd_extract(int argc, char **argv) {
 
         maxn = nuni > nval ? nuni : nval;
         if (n_test > maxn) maxn = n_test;
-        fu = malloc(sizeof(float) * (size_t)nuni * D + 1);
-        vu = o.views ? malloc(sizeof(float) * (size_t)o.views * nuni * D + 1) : NULL;
-        fval = malloc(sizeof(float) * (size_t)nval * D + 1);
-        ftest = malloc(sizeof(float) * (size_t)n_test * D + 1);
+        /* zeroed: with --shard, rows of other shards stay zero bytes for merge */
+        fu = calloc((size_t)nuni * D + 1, sizeof(float));
+        vu = o.views ? calloc((size_t)o.views * nuni * D + 1, sizeof(float)) : NULL;
+        fval = calloc((size_t)nval * D + 1, sizeof(float));
+        ftest = calloc((size_t)n_test * D + 1, sizeof(float));
         paths = malloc(sizeof(char *) * (size_t)maxn + 1);
         ids = malloc(sizeof(uint64_t) * (size_t)maxn + 1);
         labels = malloc(sizeof(int32_t) * (size_t)maxn + 1);
@@ -393,6 +443,7 @@ int cmd_extract(int argc, char **argv) {
         ep.progress_total = (int64_t)nuni + nval + n_test;
         ep.skip_bad = o.skip_bad; ep.bad_out = bad;
         int r = 0, found = 0;
+        int64_t g = 0;   /* chunk counter over the three splits, for --shard */
         reused = 0;
         /* train (augmented views), then val and test (centre crop); each image's id (its
          * augmentation stream and part of its chunk key) comes from its own path */
@@ -406,7 +457,7 @@ int cmd_extract(int argc, char **argv) {
             }
             ep.views = sp == 0 ? o.views : 0;
             ep.progress_base = sp == 0 ? 0 : sp == 1 ? nuni : (int64_t)nuni + nval;
-            st = ca_encode_images(model, paths, ids, n, &ep, sp == 0 ? fu : sp == 1 ? fval : ftest, sp == 0 ? vu : NULL, &r);
+            st = encode_owned(model, paths, ids, n, &ep, sp == 0 ? fu : sp == 1 ? fval : ftest, sp == 0 ? vu : NULL, D, o.shard, &g, &r);
             if (st != CA_OK) { rc = cli_status(st); goto out; }
             reused += r;
             for (int j = 0; j < n; j++) {
@@ -426,12 +477,12 @@ int cmd_extract(int argc, char **argv) {
 
     if (!o.no_text) {
         const char **names = malloc(sizeof(char *) * (size_t)C);
-        text = malloc(sizeof(float) * (size_t)C * D);
+        text = calloc((size_t)C * D, sizeof(float));
         if (!names || !text) { free(names); rc = cli_error("out of memory"); goto out; }
         for (int c = 0; c < C; c++) names[c] = ca_dataset_class_name(ds, c);
         /* a few classes per call, so that the text phase has progress too */
         int step = C / 50 > 1 ? C / 50 : 1;
-        for (int c = 0; st == CA_OK && c < C; c += step) {
+        for (int c = 0; st == CA_OK && o.shard[0] == 0 && c < C; c += step) {   /* shard 0 does the text */
             cli_progress("text", c, C, NULL);
             int nc = C - c < step ? C - c : step;
             if (prompts) st = ca_text_classifier_prompts(model, tok, names + c, nc, prompts, text + (size_t)c * D);
@@ -508,6 +559,8 @@ int cmd_extract(int argc, char **argv) {
     if (st == CA_OK) st = ca_features_writer_metadata(w, "seed", buf);
     if (st == CA_OK) st = ca_features_writer_metadata(w, "model", ca_basename(o.model));
     if (st == CA_OK) st = ca_features_writer_metadata(w, "compute", o.bf16 ? "bf16" : "f32");
+    snprintf(buf, sizeof buf, "%d/%d", o.shard[0], o.shard[1]);
+    if (st == CA_OK && o.shard[1] > 1) st = ca_features_writer_metadata(w, "shard", buf);   /* merge removes it */
     char sig[512];
     if (st == CA_OK && ca_model_signature(model, sig, sizeof sig) == CA_OK) st = ca_features_writer_metadata(w, "model_signature", sig);
     if (st == CA_OK) st = ca_features_writer_save(w, o.output);

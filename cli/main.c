@@ -15,6 +15,7 @@ static const cli_command COMMANDS[] = {
     {"fit", cmd_fit, "fit a few-shot method on a feature set and save the classifier"},
     {"eval", cmd_eval, "score a saved classifier on a split of a feature set"},
     {"predict", cmd_predict, "classify image files with a CLIP model and a saved classifier"},
+    {"merge", cmd_merge, "join the parts of a job split with --shard I/N into the single-process file"},
     {"serve", cmd_serve, "serve classifiers over HTTP; add examples and classes while it runs"},
     {"tokenize", cmd_tokenize, "CLIP BPE token ids of each stdin line, as JSON arrays"},
 };
@@ -41,7 +42,13 @@ int main(int argc, char **argv) {
     }
     ca_set_log(cli_log, NULL);
     for (size_t i = 0; i < N_COMMANDS; i++)
-        if (!strcmp(argv[1], COMMANDS[i].name)) return cli_finish_stdout(COMMANDS[i].run(argc - 1, argv + 1));
+        if (!strcmp(argv[1], COMMANDS[i].name)) {
+#ifdef CA_MPI
+            return cli_finish_stdout(cli_mpi_run(COMMANDS[i].run, argc - 1, argv + 1));
+#else
+            return cli_finish_stdout(COMMANDS[i].run(argc - 1, argv + 1));
+#endif
+        }
     fprintf(stderr, "clipadapt: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return CLI_USAGE;

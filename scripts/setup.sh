@@ -12,9 +12,10 @@ what=${1:-build}
 pkgs=(gcc g++ make libopenblas-dev libcjson-dev libutf8proc-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev libtiff-dev zlib1g-dev libmicrohttpd-dev)
 case "$what" in
   build) ;;
-  test)  pkgs+=(clang libclang-rt-14-dev python3 pkg-config curl chromium) ;; # libFuzzer for the fuzz
+  test)  pkgs+=(clang libclang-rt-14-dev python3 pkg-config curl chromium libopenmpi-dev openmpi-bin) ;; # libFuzzer for the fuzz
                               # targets; python3: scripts/check_layers.py; pkg-config:
-                              # tests/cli/test_install.sh; serve tests: HTTP client, headless browser
+                              # tests/cli/test_install.sh; serve tests: HTTP client, headless browser;
+                              # Open MPI: build/clipadapt-mpi and its mpirun -np 3 test
   bench) pkgs+=(python3 python3-torch python3-numpy curl) ;;  # the PyTorch CPU reference, bench only
   *) echo "setup.sh: unknown target '$what' (build|test|bench)" >&2; exit 2 ;;
 esac
