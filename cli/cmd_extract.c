@@ -175,10 +175,12 @@ static int check_prompts(ca_tokenizer *tok, const ca_dataset *ds, const ca_promp
 /* Say so when a class cannot give the requested shots (CoOp then takes all it has). */
 static void warn_short_classes(const ca_dataset *ds, const char *src, const int *shots, int nshots) {
     int C = ca_dataset_num_classes(ds), n = ca_dataset_size(ds, CA_SPLIT_TRAIN);
-    int *cnt = calloc((size_t)C, sizeof *cnt), *cv = calloc((size_t)C, sizeof *cv);
-    if (!cnt || !cv) { free(cnt); free(cv); return; }
+    int *cnt = calloc((size_t)C, sizeof *cnt), *cv = calloc((size_t)C, sizeof *cv), *ct = calloc((size_t)C, sizeof *ct);
+    if (!cnt || !cv || !ct) { free(cnt); free(cv); free(ct); return; }
     for (int i = 0; i < n; i++) cnt[ca_dataset_label(ds, CA_SPLIT_TRAIN, i)]++;
     for (int i = 0; i < ca_dataset_size(ds, CA_SPLIT_VAL); i++) cv[ca_dataset_label(ds, CA_SPLIT_VAL, i)]++;
+    int nt = ca_dataset_size(ds, CA_SPLIT_TEST);
+    for (int i = 0; i < nt; i++) ct[ca_dataset_label(ds, CA_SPLIT_TEST, i)]++;
     for (int s = 0; s < nshots; s++) {
         int short_ = 0, fewest = 0;
         for (int c = 0; c < C; c++) {
@@ -193,7 +195,10 @@ static void warn_short_classes(const ca_dataset *ds, const char *src, const int 
     int noval = 0;
     for (int c = 0; c < C; c++) noval += cv[c] == 0;
     if (noval) fprintf(stderr, "clipadapt: warning: %s: %d of %d classes have no val image (too few images to split)\n", src, noval, C);
-    free(cnt); free(cv);
+    int notest = 0;   /* only when a test split was asked for: --test-split 0 means none on purpose */
+    for (int c = 0; nt > 0 && c < C; c++) notest += ct[c] == 0;
+    if (notest) fprintf(stderr, "clipadapt: warning: %s: %d of %d classes have no test image (too few images to split)\n", src, notest, C);
+    free(cnt); free(cv); free(ct);
 }
 
 /* The dataset as the options describe it, less the images in exclude (--skip-bad's finds). */

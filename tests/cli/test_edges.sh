@@ -141,6 +141,10 @@ expect_fail1 "output check before the images are read" "nowhere/x.st: cannot cre
 $CA "${EX[@]}" --images "$T/img" --shots 50 --output "$T/short.st" 2>"$T/warn.err" >/dev/null
 grep -q "warning: .*3 of 3 classes have fewer than 50 training images" "$T/warn.err" && ok "short classes warned with counts" \
   || bad "no short-class warning: $(cat "$T/warn.err")"
+mkdir -p "$T/thin/a" "$T/thin/b"; cp "$T"/img/red_circle/* "$T/thin/a/"; cp "$(ls -d "$T"/img/*/ | sed -n 2p)"/$(ls "$(ls -d "$T"/img/*/ | sed -n 2p)" | head -1) "$T/thin/b/"
+$CA "${EX[@]}" --images "$T/thin" --shots 1 --val-split 0.2 --test-split 0.2 --output "$T/thin.st" 2>"$T/thin.err" >/dev/null
+grep -q "warning: .*1 of 2 classes have no test image" "$T/thin.err" && ok "a class without test images is warned" \
+  || bad "no no-test warning: $(cat "$T/thin.err")"
 expect_ok "extract --test-split 0" $CA "${EX[@]}" --images "$T/img" --test-split 0 --output "$T/notest.st"
 expect_ok "fit on a set without test" $CA fit --features "$T/notest.st" --method tip-adapter --output "$T/notest.clf"
 expect_fail1 "fewshot on a set without test says why" "no test rows" $CA fewshot --features "$T/notest.st" --method prototype
