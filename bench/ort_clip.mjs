@@ -4,7 +4,8 @@
 // bench/ort.sh installs bench/ort/package-lock.json with npm ci --ignore-scripts.
 //
 //   node bench/ort_clip.mjs probe                       ORT version and where its CPU library is
-//   node bench/ort_clip.mjs bench MODEL.onnx BATCH REPS  warm-up + REPS runs: median, min ms/item
+//   node bench/ort_clip.mjs bench MODEL.onnx BATCH REPS  warm-up + REPS runs: median, min wall
+//                                                       ms/item, CPU ms/item (all threads)
 //   node bench/ort_clip.mjs check MODEL.onnx GOLD.safetensors TOL
 //       run GOLD's input.images, compare with its output.image_features (max |d|, max |d|/(1+|ref|))
 //
@@ -103,14 +104,16 @@ async function main() {
     const createMs = performance.now() - t0;
     const feeds = inputFor(session, batch);
     await session.run(feeds); // warm-up: arena, prepacking
-    const t = [];
+    const t = [], c0 = process.cpuUsage(); // user + system, every thread of the process
     for (let r = 0; r < reps; r++) {
       const s = performance.now();
       await session.run(feeds);
       t.push((performance.now() - s) / batch);
     }
+    const c = process.cpuUsage(c0), cpuMs = (c.user + c.system) / 1e3 / (reps * batch);
     console.log(JSON.stringify({ engine: `ORT ${ort.env.versions.node || ort.env.versions.common}`, batch, threads, reps,
-      median_ms: +median(t).toFixed(3), min_ms: +Math.min(...t).toFixed(3), session_create_ms: +createMs.toFixed(0) }));
+      median_ms: +median(t).toFixed(3), min_ms: +Math.min(...t).toFixed(3), cpu_ms: +cpuMs.toFixed(3),
+      session_create_ms: +createMs.toFixed(0) }));
     return 0;
   }
   if (cmd === 'check' && model && a3) {
