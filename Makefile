@@ -172,7 +172,7 @@ $(BUILD)/tests/header_cpp.o: include/clipadapt.h tests/header_cpp.cpp
 	@mkdir -p $(dir $@)
 	c++ -std=c++11 -Wall -Wextra -Werror -Iinclude -c tests/header_cpp.cpp -o $@
 
-test: all $(TESTS) $(BUILD)/tests/header_cpp.o $(if $(HAVE_MPI),$(MPI_BIN))
+test: all $(TESTS) $(BUILD)/bench/peer $(BUILD)/tests/header_cpp.o $(if $(HAVE_MPI),$(MPI_BIN))
 	@bash scripts/setup.sh test
 	@BUILD=$(BUILD) SHARED=$(SHARED) SAN=$(SAN) TSAN=$(TSAN) bash scripts/run_tests.sh
 

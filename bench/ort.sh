@@ -6,14 +6,18 @@
 # and PyTorch (bench/torch_peer.py) on 2 threads, batch 1 and 32. Each measurement is one short
 # process (warm-up, then REPS runs); the engines alternate round by round (ours, ORT, ours BF16,
 # PyTorch, ours, ORT, ...) so a load change on a shared machine hits them alike, and the spread
-# over the rounds is printed. Skips with one line when node, npm, the package or torch is missing.
-# Env: ORT_MODELS ("vit-b32 rn50 vit-b16"), ORT_BATCHES ("1 32"), ORT_ROUNDS (3),
-#      ORT_TORCH (1: time PyTorch too; 0 leaves it out).
+# over the rounds is printed. Skips with one line when node, npm, the package or torch is missing;
+# exits 1 when ORT's features and ours differ by more than 1e-4 (relative).
+# Env: ORT_MODELS ("vit-b32 rn50 vit-b16": W/M.safetensors), ORT_BATCHES ("1 32"), ORT_ROUNDS (3),
+#      ORT_TORCH (1: time PyTorch too; 0 leaves it out), ORT_ONNX_DIR (where the exported
+#      M.image.onnx are cached; default W), NODE (node), ORT_NO_INSTALL (1: never run npm).
 set -euo pipefail
 BUILD=${BUILD:-build}
 W=${W:-$BUILD/bench-weights}
 export BENCH_NODE=$BUILD/bench-node
 OUT=$BUILD/bench-ort
+ONNX_DIR=${ORT_ONNX_DIR:-$W}
+NODE=${NODE:-node}
 MODELS=${ORT_MODELS:-vit-b32 rn50 vit-b16}
 BATCHES=${ORT_BATCHES:-1 32}
 ROUNDS=${ORT_ROUNDS:-3}
@@ -21,22 +25,24 @@ TH=2
 PY=/usr/bin/python3
 
 skip() { echo "== ONNX Runtime comparison skipped: $*"; exit 0; }
-command -v node >/dev/null || skip "no node on PATH (Debian: apt-get install nodejs npm)"
+command -v "$NODE" >/dev/null || skip "no $NODE on PATH (Debian: apt-get install nodejs npm)"
 "$PY" -c 'import torch' 2>/dev/null || skip "$PY has no torch to export the ONNX models (apt: python3-torch)"
 
 # onnxruntime-node, pinned by bench/ort/package-lock.json, installed into $BENCH_NODE without its
 # install script (which would fetch GPU libraries): the CPU library is inside the package.
-if ! cmp -s bench/ort/package-lock.json "$BENCH_NODE/package-lock.json" || ! node bench/ort_clip.mjs probe >/dev/null 2>&1; then
+if ! cmp -s bench/ort/package-lock.json "$BENCH_NODE/package-lock.json" || ! "$NODE" bench/ort_clip.mjs probe >/dev/null 2>&1; then
+  [ "${ORT_NO_INSTALL:-0}" = 1 ] && skip "onnxruntime-node is not installed in $BENCH_NODE (make bench-ort installs it)"
   command -v npm >/dev/null || skip "no npm to install onnxruntime-node (Debian: apt-get install npm)"
   mkdir -p "$BENCH_NODE"
   cp bench/ort/package.json bench/ort/package-lock.json "$BENCH_NODE/"
   (cd "$BENCH_NODE" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null 2>&1) ||
     skip "npm ci of onnxruntime-node into $BENCH_NODE failed (offline?)"
 fi
-probe=$(node bench/ort_clip.mjs probe 2>&1) || skip "$probe"
+probe=$("$NODE" bench/ort_clip.mjs probe 2>&1) || skip "$probe"
 ortv=$(echo "$probe" | sed -n 's/.*"ort":"\([^"]*\)".*/\1/p')
 have_torch=${ORT_TORCH:-1}
 mkdir -p "$OUT"
+mismatch=0
 
 jget() { echo "$1" | sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p"; }
 reps_for() { # engine batch: runs per process after the warm-up
@@ -49,7 +55,8 @@ echo "   the rounds); CPU ms/image over all threads; GFLOP/s from the model's FL
 for m in $MODELS; do
   ck="$W/$m.safetensors"
   [ -f "$ck" ] || { echo "   $m: no $ck (make bench writes it with bench/gen_weights)"; continue; }
-  onnx="$W/$m.image.onnx"
+  mkdir -p "$ONNX_DIR"
+  onnx="$ONNX_DIR/$m.image.onnx"
   if [ ! -f "$onnx" ] || [ "$ck" -nt "$onnx" ] || [ bench/torch_clip.py -nt "$onnx" ]; then
     echo "   exporting $onnx (bench/onnx_export.py, once)"
     "$PY" bench/onnx_export.py image "$ck" "$onnx" 2> "$OUT/export.log" || { echo "   $m: ONNX export failed, see $OUT/export.log"; continue; }
@@ -58,14 +65,15 @@ for m in $MODELS; do
   gf=$(jget "$info" gflop); peak=$(jget "$info" fma_peak_gflops)
   # correctness: ORT's features vs ours on the same 2 random images
   "$BUILD"/bench/peer "$ck" check "$OUT/$m.check.safetensors" 2
-  chk=$(node bench/ort_clip.mjs check "$onnx" "$OUT/$m.check.safetensors" 1e-4 2>&1) || true
+  chk=$("$NODE" bench/ort_clip.mjs check "$onnx" "$OUT/$m.check.safetensors" 1e-4 2>&1) || true
+  [ "$(jget "$chk" ok)" = true ] || mismatch=1
   echo "   $m: $gf GFLOP/image, FMA peak $peak GFLOP/s on $TH threads; ORT vs clipadapt F32 features (2 images):" \
        "$(awk -v a="$(jget "$chk" max_abs_diff)" -v r="$(jget "$chk" max_rel)" 'BEGIN{printf "max|d| %.2e, max rel %.2e", a, r}') -> $( [ "$(jget "$chk" ok)" = true ] && echo "same (<= 1e-4)" || echo "MISMATCH: $chk")"
   for b in $BATCHES; do
     declare -A res=()
     for r in $(seq "$ROUNDS"); do
       res[f32]+="$("$BUILD"/bench/peer "$ck" time "$b" $TH "$(reps_for f32 "$b")" || true)"$'\n'
-      res[ort]+="$(node bench/ort_clip.mjs bench "$onnx" "$b" "$(reps_for ort "$b")" || true)"$'\n'
+      res[ort]+="$("$NODE" bench/ort_clip.mjs bench "$onnx" "$b" "$(reps_for ort "$b")" || true)"$'\n'
       res[bf16]+="$("$BUILD"/bench/peer "$ck" time "$b" $TH "$(reps_for bf16 "$b")" bf16 || true)"$'\n'
       [ "$have_torch" = 1 ] && res[torch]+="$(OMP_NUM_THREADS=$TH "$PY" bench/torch_peer.py "$ck" "$b" $TH "$(reps_for torch "$b")" || true)"$'\n'
     done
@@ -101,3 +109,4 @@ for m in $MODELS; do
     unset res
   done
 done
+[ $mismatch = 0 ] || { echo "   ORT's features differ from clipadapt's (MISMATCH above)"; exit 1; }
