@@ -54,6 +54,8 @@ done
 echo "== structure"
 out=$(mktemp); python3 scripts/check_layers.py "$BUILD" >"$out" 2>&1; rc=$?
 tally "check_layers.py" "$out" $rc; rm -f "$out"
+out=$(mktemp); python3 scripts/check_entry.py . >"$out" 2>&1; rc=$?
+tally "check_entry.py" "$out" $rc; rm -f "$out"
 
 echo "== CLI end-to-end tests"
 for s in tests/cli/test_*.sh; do

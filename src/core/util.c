@@ -371,6 +371,23 @@ int ca_budget_enter(int n) {
 
 void ca_budget_exit(int saved) { tl_budget = saved; }
 
+static _Thread_local int tl_team_max;
+
+void ca_team_note(void) {
+#ifdef _OPENMP
+    if (omp_get_thread_num() == 0) {
+        int n = omp_get_num_threads();
+        if (n > tl_team_max) tl_team_max = n;
+    }
+#endif
+}
+
+int ca_team_probe(int reset) {
+    int n = tl_team_max;
+    if (reset) tl_team_max = 0;
+    return n;
+}
+
 int ca_kernel_threads(int requested) {
 #ifdef _OPENMP
     if (omp_in_parallel()) return 1;

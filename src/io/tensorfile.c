@@ -141,6 +141,7 @@ static ca_st_file *open_file(const char *path, int within, ca_status *st) {
 }
 
 ca_st_file *ca_weights_open(const char *path, ca_status *st) {
+    CA_ENTER();
     ca_status s_;
     if (!st) st = &s_;
     if (!path) { *st = ca_fail(CA_E_ARG, "ca_weights_open: path is NULL"); return NULL; }

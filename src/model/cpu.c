@@ -99,6 +99,7 @@ __attribute__((constructor)) static void ca_cpu_pick(void) {
 }
 
 const char *ca_cpu_path(ca_status *st) {
+    CA_ENTER();
     ca_status s_;
     if (!st) st = &s_;
     if (g_error[0]) {

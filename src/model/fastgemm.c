@@ -675,6 +675,7 @@ static ca_status run(const a_src *asrc, int M, int N, int K, const b_src *B, flo
 #else
         float *ap = apack;
 #endif
+        ca_team_note();
 #pragma omp for schedule(dynamic, 1)
         for (int t = 0; t < ntask; t++) {
             int ib = t / groups, g = t % groups;

@@ -169,6 +169,7 @@ ca_status ca_mha_varlen(const float *qkv, int nseq, const int *offs, int heads, 
 #else
             float *kt = scratch;
 #endif
+            ca_team_note();
             int b = t / heads, h = t % heads, T = offs[b + 1] - offs[b];
             if (T > 0)
                 attn_head(qkv + (size_t)offs[b] * 3 * C, T, C, hd, h, causal, out + (size_t)offs[b] * C, kt,
