@@ -26,6 +26,8 @@ SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
 ifeq ($(TSAN),1)
 BUILD   ?= build-tsan
 CC      := clang
+# Open MPI's wrapper compiles build-tsan/clipadapt-mpi with clang too (libomp, not libgomp)
+export OMPI_CC := clang
 # -ffp-contract=off: clang would fuse a*b+c into FMAs where GCC (in ISO C mode) does not; the
 # finite-difference gradient checks are tuned to GCC's rounding
 SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer -ffp-contract=off

@@ -27,7 +27,7 @@ for h in cjson utf8proc.h jpeglib.h jmorecfg.h jerror.h png.h pngconf.h pnglibco
          tiff.h tiffio.h tiffvers.h zlib.h zconf.h microhttpd.h; do
   [ -e "$hostinc/$h" ] && ln -sfn "$hostinc/$h" "$OUT/inc/$h"
 done
-for h in jconfig.h tiffconf.h zconf.h; do [ -e "$multi/$h" ] && ln -sfn "$multi/$h" "$OUT/inc/$h"; done
+for h in jconfig.h tiff.h tiffio.h tiffvers.h tiffconf.h zconf.h; do [ -e "$multi/$h" ] && ln -sfn "$multi/$h" "$OUT/inc/$h"; done
 for h in cblas.h openblas_config.h; do
   f=$(ls "$multi"/openblas*/"$h" 2>/dev/null | head -n 1)
   [ -n "$f" ] && ln -sfn "$f" "$OUT/inc/$h"

@@ -37,14 +37,14 @@ for t in "$BUILD"/tests/test_*; do
   tally "$(basename "$t")" "$out" $rc; rm -f "$out"
 done
 
-# The golden and fast-path tests again on every other SIMD path this CPU has (portable builds
+# The golden, fast-path and concurrency (test_session) tests again on every other SIMD path this CPU has (portable builds
 # choose one at run time; CLIPADAPT_CPU forces it). A build with fixed ARCH flags has one path.
 cur=$("$CA" --version 2>/dev/null | sed -n 's/.*(kernels: \(.*\))/\1/p')
 for p in generic avx2 avx512; do
   [ "$p" = "$cur" ] && continue
   CLIPADAPT_CPU=$p "$CA" --version >/dev/null 2>&1 || continue
   echo "== golden and fast-path tests on the $p path (CLIPADAPT_CPU=$p)"
-  for t in test_kernels test_fastpath test_model test_model_full; do
+  for t in test_kernels test_fastpath test_model test_model_full test_session; do
     [ -x "$BUILD/tests/$t" ] || continue
     out=$(mktemp); CLIPADAPT_CPU=$p "$BUILD/tests/$t" >"$out" 2>&1; rc=$?
     tally "$t [$p]" "$out" $rc; rm -f "$out"

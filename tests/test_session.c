@@ -558,23 +558,39 @@ static void test_global_counts(void) {
         ca_model_free(m);
         SAME_COUNTS("ca_model_free");
     }
-    /* every method, fitted with its own thread budget, and a few-shot run with its search */
-    ca_featureset *fs = ca_features_load(th_shared("features/stanford_cars.safetensors"), &st);
-    SAME_COUNTS("ca_features_load");
-    CHECK(fs != NULL);
-    for (const char *const *mn = ca_method_names(); fs && *mn; mn++) {
+    /* every method, fitted with its own thread budget (small synthetic data: the counts, not the
+     * fits, are under test), and a few-shot run on a real feature set with search and training */
+    enum { SC = 6, SD = 32, SK = 4, SV = 24 };
+    static float sx[SC * SK * SD], sv[SV * SD], sw[SC * SD];
+    static int32_t sy[SC * SK], syv[SV];
+    uint64_t r = 7;
+    for (int i = 0; i < SC * SD; i++) { r = r * 6364136223846793005ull + 1442695040888963407ull; sw[i] = (float)(r >> 40) / 16777216.0f - 0.5f; }
+    for (int i = 0; i < SC * SK + SV; i++) { /* class centre plus a little noise */
+        float *row = i < SC * SK ? sx + (size_t)i * SD : sv + (size_t)(i - SC * SK) * SD;
+        for (int k = 0; k < SD; k++) { r = r * 6364136223846793005ull + 1442695040888963407ull; row[k] = sw[(i % SC) * SD + k] + 0.1f * ((float)(r >> 40) / 16777216.0f - 0.5f); }
+        ca_l2_normalize(row, SD);
+        if (i < SC * SK) sy[i] = i % SC; else syv[i - SC * SK] = i % SC;
+    }
+    for (int c = 0; c < SC; c++) ca_l2_normalize(sw + (size_t)c * SD, SD);
+    ca_fit_data d = {.num_classes = SC, .dim = SD, .text_w = sw};
+    d.train = (ca_split){.n = SC * SK, .dim = SD, .x = sx, .y = sy};
+    d.val = (ca_split){.n = SV, .dim = SD, .x = sv, .y = syv};
+    for (const char *const *mn = ca_method_names(); *mn; mn++) {
         ca_fit_params fp = ca_fit_default_params();
         fp.threads = 2;
-        fp.epochs = 1;
-        fp.search_steps_alpha = fp.search_steps_beta = 4;
-        ca_classifier *c = ca_fit_features(*mn, fs, 1, &fp, &st);
+        fp.epochs = 2;
+        ca_classifier *c = ca_fit(*mn, &d, &fp, &st);
         CHECK_MSG(c != NULL, "%s: %s", *mn, ca_last_error());
         ca_classifier_free(c);
         SAME_COUNTS(*mn);
     }
+    ca_featureset *fs = ca_features_load(th_shared("features/stanford_cars.safetensors"), &st);
+    SAME_COUNTS("ca_features_load");
+    CHECK(fs != NULL);
     if (fs) {
         ca_fit_params fp = ca_fit_default_params();
         fp.epochs = 1;
+        fp.search_steps_alpha = fp.search_steps_beta = 4;
         ca_run_result r;
         CHECK(ca_run_fewshot(fs, "tip-adapter-f", 1, &fp, &r) == CA_OK);
         ca_run_free(&r);
