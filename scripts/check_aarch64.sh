@@ -60,9 +60,10 @@ done
 lib=(); for o in "${objs[@]}"; do case "$o" in "$OUT/obj/src/"*) lib+=("$o") ;; esac; done
 if [ $fail -eq 0 ] && "$XCC" -shared -fopenmp -o "$OUT/libclipadapt.so" "${lib[@]}" \
      -Wl,--unresolved-symbols=ignore-all 2>"$OUT/link.log"; then
-  # libc, libm, libgomp, libgcc and the Makefile's libraries (OpenBLAS, cJSON, utf8proc, libjpeg,
-  # libpng, libwebp(demux), giflib, libtiff, zlib)
-  known='^(cblas_|openblas_|dsyevd_|LAPACKE_|cJSON_|utf8proc_|jpeg_|png_|WebP|Gif|DGif|EGif|TIFF|_TIFF|deflate|inflate|crc32|adler32|zError|zlibVersion|gz|compress|uncompress|omp_|GOMP_|__)'
+  # libc, libm, libgomp, libgcc and the Makefile's libraries (OpenBLAS with its LAPACK, cJSON,
+  # utf8proc, libjpeg, libpng, libwebp(demux), giflib, libtiff, zlib)
+  # (LAPACK's Fortran names such as dpotrf_ come with OpenBLAS; _ITM_* are crtbegin's weak hooks)
+  known='^([sd][a-z0-9]+_$|_ITM_|cblas_|openblas_|LAPACKE_|cJSON_|utf8proc_|jpeg_|png_|WebP|Gif|DGif|EGif|TIFF|_TIFF|deflate|inflate|crc32|adler32|zError|zlibVersion|gz|compress|uncompress|omp_|GOMP_|__)'
   nm -D --undefined-only "$OUT/libclipadapt.so" | awk '{print $NF}' | sed 's/@.*//' | sort -u >"$OUT/undefined.txt"
   # libc/libm symbols come from the cross libc's own shared objects
   libc=$("$XCC" -print-file-name=libc.so.6); libm=$("$XCC" -print-file-name=libm.so.6)
