@@ -16,13 +16,26 @@ case "$what" in
                               # targets; python3: scripts/check_layers.py; pkg-config:
                               # tests/cli/test_install.sh; serve tests: HTTP client, headless browser;
                               # Open MPI: build/clipadapt-mpi and its mpirun -np 3 test
-  tsan)  pkgs+=(clang libclang-rt-14-dev libomp-dev python3 pkg-config curl chromium) ;; # make test TSAN=1:
-                              # LLVM's OpenMP runtime with Archer (libomp-dev), which TSAN can see
+  tsan)  pkgs+=(clang libclang-rt-14-dev libomp-dev python3 pkg-config curl chromium libopenmpi-dev openmpi-bin) ;;
+                              # make test TSAN=1: the test packages, and LLVM's OpenMP runtime with
+                              # Archer (libomp-dev), which TSAN can see
   bench) pkgs+=(python3 python3-torch python3-numpy curl) ;;  # the PyTorch CPU reference, bench only
   aarch64) pkgs=(gcc-aarch64-linux-gnu binutils libopenblas-dev libcjson-dev libutf8proc-dev libjpeg62-turbo-dev
                  libpng-dev libwebp-dev libgif-dev libtiff-dev zlib1g-dev libmicrohttpd-dev) ;; # make check-aarch64
   *) echo "setup.sh: unknown target '$what' (build|test|tsan|bench|aarch64)" >&2; exit 2 ;;
 esac
+
+# bench, optional: Node.js and npm (Debian: nodejs, npm) for the ONNX Runtime peer — bench/ort.sh
+# installs onnxruntime-node (bench/ort/package-lock.json) from the npm registry with them into
+# build/bench-node. Checked by command, not by package, since a nodejs from another apt source
+# carries its own npm; without them bench/ort.sh prints one line and skips, so this never fails.
+if [ "$what" = bench ] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm >/dev/null 2>&1; then
+    echo "clipadapt: installed nodejs npm (the ONNX Runtime peer of make bench)" >&2
+  else
+    echo "clipadapt: no node/npm (apt-get install nodejs npm): make bench will skip ONNX Runtime" >&2
+  fi
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do
