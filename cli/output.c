@@ -81,6 +81,16 @@ int cli_check_outputs(const cli_file *in, int nin, const cli_file *out, int nout
             if (stat(in[j].path, &ib) != 0) continue;   /* a missing input is reported where it is read */
             if (exists && ib.st_dev == sb.st_dev && ib.st_ino == sb.st_ino) {
                 rc = cli_error("%s: is the same file as the %s input %s; refusing to overwrite an input", path, in[j].flag, in[j].path);
+            } else if (exists && S_ISREG(sb.st_mode) && !in[j].dir) {
+                /* a checkpoint read through its folder or its sharded index: every file it names */
+                char **fs = ca_weights_files(in[j].path, NULL, NULL);
+                for (char **f = fs; f && *f && rc == CLI_OK; f++) {
+                    struct stat fb;
+                    if (stat(*f, &fb) == 0 && fb.st_dev == sb.st_dev && fb.st_ino == sb.st_ino)
+                        rc = cli_error("%s: is %s, read through the %s input %s; refusing to overwrite an input", path, *f,
+                                       in[j].flag, in[j].path);
+                }
+                ca_weights_files_free(fs);
             } else if (in[j].dir && S_ISDIR(ib.st_mode)) {
                 char *d = realpath(in[j].path, NULL);
                 if (d && under(canon, d))

@@ -446,6 +446,20 @@ static void test_sharded(void) {
     ca_st_file *f = ca_weights_open(idx, &st);
     CHECK_MSG(f && !strcmp(ca_st_format(f), "safetensors-sharded") && ca_st_count(f) == n, "%s", ca_last_error());
     ca_st_close(f);
+    /* the files it reads, found without reading tensors: the index and both shards, also
+     * through the folder (output policies refuse to overwrite any of them) */
+    for (int k = 0; k < 2; k++) {
+        int nf = 0;
+        char **fs = ca_weights_files(k ? dir : idx, &nf, &st);
+        CHECK_MSG(fs && nf == 3 && !strcmp(fs[0], idx) && !strcmp(fs[1], p1) && !strcmp(fs[2], p2) && !fs[3],
+                  "ca_weights_files(%s): %d files", k ? dir : idx, nf);
+        ca_weights_files_free(fs);
+    }
+    int nf = -1;
+    char **fs = ca_weights_files(p1, &nf, &st);
+    CHECK(fs && nf == 1 && !strcmp(fs[0], p1));
+    ca_weights_files_free(fs);
+    CHECK(!ca_weights_files("/nonexistent/x.safetensors", &nf, &st) && st == CA_E_IO && nf == 0);
     /* the vit-tiny weights: the same features as the other vit-tiny files */
     check_golden(idx, "vit-tiny.open_clip.pt", "vit", NULL);
     check_golden(dir, "vit-tiny.open_clip.pt", "vit", NULL);
