@@ -267,10 +267,39 @@ static ca_status check_finite(const loader *L, const ca_tensor_info *t) {
     return ca_fail(CA_E_NONFINITE, "%s: tensor '%s': non-finite value at element %lld", L->file, t->name, (long long)i);
 }
 
+/* A plain (N, K) matrix into its place: in blocks of rows, each checked for NaN/Inf and then
+ * packed while it is still in cache (panels of 32 rows are independent, so the panels are those
+ * of packing it whole); one read of the file instead of two. */
+static ca_status run_mat_job(const loader *L, pack_job *j, void *mem) {
+    const ca_tensor_info *t = j->t[0];
+    ca_dtype panel = panel_for(L, t->dtype);
+    size_t es = ca_dtype_size(t->dtype), K = (size_t)j->K;
+    const unsigned char *src = t->data;
+    enum { ROWS = 128 };             /* a multiple of the panel width (32) */
+    ca_status st = CA_OK;
+    for (int n0 = 0; n0 < j->N && !st; n0 += ROWS) {
+        int nn = j->N - n0 < ROWS ? j->N - n0 : ROWS;
+        size_t i = ca_first_nonfinite(src + (size_t)n0 * K * es, t->dtype, (size_t)nn * K);
+        if (i < (size_t)nn * K)
+            return ca_fail(CA_E_NONFINITE, "%s: tensor '%s': non-finite value at element %lld", L->file, t->name,
+                           (long long)((size_t)n0 * K + i));
+        size_t off = n0 ? ca_pack_size(n0, j->K, panel) : 0;
+        ca_packed part;
+        st = ca_pack_weights_into(&part, (unsigned char *)mem + off, j->bytes - off, src + (size_t)n0 * K * es, t->dtype, nn,
+                                  j->K, j->K, 0, panel);
+        if (!st && n0 == 0) *j->out = part;
+    }
+    if (st) st = ca_fail(st, "%s: tensor '%s': cannot pack: %s", L->file, t->name, ca_last_error());
+    else j->out->N = j->N;
+    ca_st_drop_pages(L->f, t);
+    return st;
+}
+
 /* One job, on one thread (inside run_jobs' parallel loop). mem: its panels' place, or NULL to
  * let the packer allocate (BF16 panels, which are converted after packing). */
 static ca_status run_job(const loader *L, pack_job *j, void *mem) {
     ca_status st = CA_OK;
+    if (j->kind == JOB_MAT && mem) return run_mat_job(L, j, mem);
     for (int i = 0; i < j->count && !st; i++) st = check_finite(L, j->t[i]);
     if (st) return st;
     const ca_tensor_info *t = j->t[0];
