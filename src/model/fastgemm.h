@@ -21,7 +21,7 @@ typedef enum {
  * after packing, so one packed matrix may be used by many threads at once. */
 typedef struct {
     int N, K;
-    /* exactly one panel block is set; all owned, 64-byte aligned */
+    /* exactly one panel block is set, 64-byte aligned; owned unless borrowed */
     float *p;            /* F32 panels [N/32][K][32] */
     uint16_t *ph;        /* F16 panels, the same layout: widened exactly in the kernel */
     uint16_t *pb;        /* BF16 panels [N/32][K/2][32][2] (k pairs interleaved) */

@@ -2,8 +2,9 @@
  * OpenCLIP or Hugging Face), architecture inference from shapes alone (as OpenAI's build_model),
  * an optional HF config.json. What is done with each tensor depends on the compute path: for
  * the fast/BF16 paths every matrix is packed into GEMM panels straight from the mapped file (F16
- * into F16 panels, no float32 copy of the model on the way), and only small vectors (norms,
- * biases, embeddings, folded BatchNorm) become float32; for the reference path every weight is
+ * into F16 panels, no float32 copy of the model on the way; planned while reading, then packed in
+ * parallel into one block, see run_jobs), and only small vectors (norms, biases, embeddings,
+ * folded BatchNorm) become float32; for the reference path every weight is
  * converted to float32 in one block (HF q/k/v concatenated, projections stored as (out, in)).
  * Every tensor of a loaded tower must be used: unknown, missing or mis-shaped tensors are
  * refused by name.
