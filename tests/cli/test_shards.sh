@@ -42,7 +42,7 @@ expect_fail "convert index -> its shard 1 refused" "model-00001-of-00002.safeten
 expect_fail "convert folder -> its shard 2 refused" "model-00002-of-00002.safetensors.*refusing to overwrite an input" \
   "$CA" convert "$D" "$S2"
 expect_fail "convert index -> the index refused" "refusing to overwrite an input" "$CA" convert "$IDX" "$IDX"
-expect_fail "convert folder -> the index refused" "model.safetensors.index.json.*refusing to overwrite an input" \
+expect_fail "convert folder -> the index refused" "IN input's index .*model.safetensors.index.json; refusing to overwrite an input" \
   "$CA" convert "$D" "$IDX"
 # through a link to a shard, and with a relative path
 ln -s "$S1" "$T/link.safetensors"
@@ -52,9 +52,9 @@ expect_fail "convert index -> a link to shard 1 refused" "refusing to overwrite 
 
 # encode and predict: --output = a shard of --model
 "$CA" encode --model "$M/vit-tiny.safetensors" --input "$M/vit-tiny-golden.safetensors" --output "$T/ref.safetensors" 2>/dev/null
-expect_fail "encode --output a shard of --model refused" "model-00001-of-00002.safetensors.*--model" \
+expect_fail "encode --output a shard of --model refused" "--model input's shard .*model-00001-of-00002.safetensors" \
   "$CA" encode --model "$IDX" --input "$M/vit-tiny-golden.safetensors" --output "$S1"
-expect_fail "encode (folder) --output a shard refused" "model-00002-of-00002.safetensors.*--model" \
+expect_fail "encode (folder) --output a shard refused" "--model input's shard .*model-00002-of-00002.safetensors" \
   "$CA" encode --model "$D" --input "$M/vit-tiny-golden.safetensors" --output "$S2"
 
 # nothing was touched
