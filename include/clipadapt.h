@@ -123,6 +123,13 @@ CA_API const char *ca_st_path(const ca_st_file *f);
  * data points into the mapped file where stored as-is (no copy). ca_st_path then names the file
  * actually read. Caller frees with ca_st_close. */
 CA_API ca_st_file *ca_weights_open(const char *path, ca_status *st);
+/* The files ca_weights_open(path) reads, found without reading a tensor: the file itself, for a
+ * folder the checkpoint it holds, and for a sharded checkpoint's index the index and every shard
+ * it names. For output policies: a program must not overwrite a file it reads. Returns a
+ * NULL-terminated array of malloc'd paths (*count of them; count may be NULL), freed with
+ * ca_weights_files_free; NULL when the path cannot be read (*st set). Thread-safe. */
+CA_API char **ca_weights_files(const char *path, int *count, ca_status *st);
+CA_API void ca_weights_files_free(char **files);
 /* Format found by ca_weights_open / ca_st_open: "safetensors", "safetensors-sharded",
  * "pytorch-zip", "torchscript", "pytorch-legacy", "pytorch-sharded". Static string. */
 CA_API const char *ca_st_format(const ca_st_file *f);

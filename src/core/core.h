@@ -107,6 +107,11 @@ void ca_drop_pages(const void *p, size_t n, int inner);
  * writable block, only memory that is about to be written in full. */
 void ca_populate(const void *p, size_t n, int write);
 
+/* Index of the first NaN or infinity among n raw values of dtype dt (F32, F16 or BF16, as
+ * stored: all exponent bits set), or n when every value is finite (also for other dtypes).
+ * Eight bytes at a time: it runs over every weight of a model at each load. */
+size_t ca_first_nonfinite(const void *p, ca_dtype dt, size_t n);
+
 /* Basename of a path (pointer into the argument). */
 const char *ca_basename(const char *path);
 
