@@ -3,13 +3,20 @@
  * timing the few-shot methods at ImageNet scale. Not real data: accuracies only look CLIP-like.
  *
  * Structure close to real CLIP features: every image feature is a shared direction (CLIP's
- * features all sit in a narrow cone) plus its class direction plus per-image noise, L2-normalised;
- * a training row is the normalised mean of 10 views (per-view noise around the image), as the
- * shipped sets; the text classifier is the shared direction plus the class direction seen through
- * text noise (so zero-shot is imperfect), normalised. The noise levels were set so zero-shot
- * scores about 60 % on test, as ViT-B/32 on ImageNet (printed at the end).
+ * features all sit in a narrow cone) plus its class direction plus per-image noise, L2-normalised.
+ * Classes come in groups of GROUP (ImageNet's dog breeds, its many snakes): a class direction is
+ * its group's direction plus its own. Many images also show a second class, mostly one of the same
+ * group, mixed in with weight MIX·u² (u uniform): those are hard for every method alike (as a real
+ * photo of two things is), which is what keeps the cache methods only a few points above
+ * zero-shot, as on real ImageNet (ViT-B/32: zero-shot ~60 %, Tip-Adapter a few points more);
+ * with independent noise alone the cache fixed every text error (tip-adapter 97.6 %). A training
+ * row is the normalised mean of 10 views (per-view noise around the image), as the shipped sets;
+ * the text classifier is the shared direction plus the class direction seen through text noise,
+ * normalised. The levels below were set by hand so that zero-shot scores about 60 % (printed at
+ * the end, with the nearest-class-mean accuracy of the training rows).
  *
- * usage: gen_features OUT.safetensors [classes [seed]]     (deterministic for a given seed)
+ * usage: gen_features OUT.safetensors|- [classes [seed]]   (deterministic for a given seed; -: no file,
+ *        only the printed accuracies)
  */
 #include "clipadapt.h"
 
@@ -25,12 +32,19 @@
 #define NVAL 10000
 #define NTEST 50000
 
-/* Tuned by hand (see the header): cone, class strength, image noise, view noise, text noise. */
+/* Tuned by hand (see the header): cone, class strength, group share of a class direction, image
+ * noise, view noise, text noise, second-class weight, share of second classes from the group. */
+#ifndef CLASS_W
 #define SHARED_W 1.0f
 #define CLASS_W 0.55f
-#define IMG_SIGMA 0.060f   /* per dimension */
+#define GROUP 10
+#define GROUP_W 0.5f
+#define IMG_SIGMA 0.050f   /* per dimension */
 #define VIEW_SIGMA 0.030f
-#define TEXT_SIGMA 0.048f
+#define TEXT_SIGMA 0.025f
+#define MIX 1.3f
+#define MIX_IN_GROUP 0.7f
+#endif
 
 static uint64_t rng_state;
 static uint64_t next_u64(void) { /* splitmix64 */
@@ -49,14 +63,22 @@ static void normalise(float *x) {
     float inv = (float)(1.0 / sqrt(s));
     for (int j = 0; j < D; j++) x[j] *= inv;
 }
+static double uniform(void) { return (next_u64() >> 11) / 9007199254740992.0; }
 static void unit_random(float *x) {
     for (int j = 0; j < D; j++) x[j] = gauss();
     normalise(x);
 }
 
-/* One image: shared + class + noise (not normalised; views add their own noise). */
-static void image(const float *shared, const float *cls, float *x) {
-    for (int j = 0; j < D; j++) x[j] = SHARED_W * shared[j] + CLASS_W * cls[j] + IMG_SIGMA * gauss();
+/* One image of class c: shared + class + maybe a second class + noise (not normalised; views add
+ * their own noise). */
+static void image(const float *shared, const float *cls, int C, int c, float *x) {
+    double u = uniform();
+    float m = (float)(MIX * u * u);
+    int g0 = c / GROUP * GROUP, gn = C - g0 < GROUP ? C - g0 : GROUP;
+    int o = uniform() < MIX_IN_GROUP ? g0 + (int)(next_u64() % (uint64_t)gn) : (int)(next_u64() % (uint64_t)C);
+    const float *a = cls + (size_t)c * D, *b = cls + (size_t)o * D;
+    for (int j = 0; j < D; j++)
+        x[j] = SHARED_W * shared[j] + CLASS_W * ((1 - m) * a[j] + m * b[j]) + IMG_SIGMA * gauss();
 }
 
 static void eval_split(const float *x, const int32_t *y, int n, const float *w, int C, const char *name) {
@@ -71,7 +93,7 @@ static void eval_split(const float *x, const int32_t *y, int n, const float *w, 
         }
         ok += best == y[i];
     }
-    printf("zero-shot %s accuracy %.2f %%\n", name, 100.0 * ok / n);
+    printf("%s accuracy %.2f %%\n", name, 100.0 * ok / n);
 }
 
 static void die(const char *what) {
@@ -81,7 +103,7 @@ static void die(const char *what) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: gen_features OUT.safetensors [classes [seed]]\n");
+        fprintf(stderr, "usage: gen_features OUT.safetensors|- [classes [seed]]\n");
         return 2;
     }
     int C = argc > 2 ? atoi(argv[2]) : 1000;
@@ -100,6 +122,14 @@ int main(int argc, char **argv) {
     }
     unit_random(shared);
     for (int c = 0; c < C; c++) unit_random(cls + (size_t)c * D);
+    for (int g0 = 0; g0 < C; g0 += GROUP) { /* class = group direction + its own, normalised */
+        unit_random(base);
+        for (int c = g0; c < C && c < g0 + GROUP; c++) {
+            float *u = cls + (size_t)c * D;
+            for (int j = 0; j < D; j++) u[j] = GROUP_W * base[j] + (1 - GROUP_W) * u[j];
+            normalise(u);
+        }
+    }
     for (int c = 0; c < C; c++) {
         float *t = text + (size_t)c * D;
         for (int j = 0; j < D; j++) t[j] = SHARED_W * shared[j] + CLASS_W * cls[(size_t)c * D + j] + TEXT_SIGMA * gauss();
@@ -108,7 +138,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < ntr; i++) { /* class-major, as the shipped K-shot splits */
         int c = i / SHOTS;
         ytr[i] = c;
-        image(shared, cls + (size_t)c * D, base);
+        image(shared, cls, C, c, base);
         float *m = tr + (size_t)i * D;
         memset(m, 0, sizeof(float) * D);
         for (int v = 0; v < VIEWS; v++) {
@@ -124,10 +154,11 @@ int main(int argc, char **argv) {
         for (int i = 0; i < ev[s].n; i++) {
             int c = (int)(next_u64() % (uint64_t)C);
             ev[s].y[i] = c;
-            image(shared, cls + (size_t)c * D, ev[s].x + (size_t)i * D);
+            image(shared, cls, C, c, ev[s].x + (size_t)i * D);
             normalise(ev[s].x + (size_t)i * D);
         }
 
+    if (strcmp(argv[1], "-") != 0) { /* "-": print the accuracies only (for tuning the levels) */
     ca_status st;
     ca_features_writer_params wp = ca_features_writer_default_params();
     wp.num_classes = C; wp.dim = D; wp.f16 = 1;
@@ -141,8 +172,19 @@ int main(int argc, char **argv) {
     if (ca_features_writer_save(w, argv[1]) != CA_OK) die(argv[1]);
     ca_features_writer_free(w);
     printf("wrote %s: %d classes, %d train (x%d views), %d val, %d test, D=%d\n", argv[1], C, ntr, VIEWS, NVAL, NTEST, D);
+    }
+    eval_split(val, yval, NVAL, text, C, "zero-shot val");
+    eval_split(test, ytest, 5000, text, C, "zero-shot test[:5000]");
+    /* the image side alone: nearest normalised class mean of the 16 training rows */
+    for (int c = 0; c < C; c++) {
+        float *t = text + (size_t)c * D;
+        memset(t, 0, sizeof(float) * D);
+        for (int i = c * SHOTS; i < (c + 1) * SHOTS; i++)
+            for (int j = 0; j < D; j++) t[j] += tr[(size_t)i * D + j];
+        normalise(t);
+    }
+    printf("nearest class mean (%d-shot): ", SHOTS);
     eval_split(val, yval, NVAL, text, C, "val");
-    eval_split(test, ytest, 5000, text, C, "test[:5000]");
     free(shared); free(cls); free(text); free(tr); free(trv); free(val); free(test); free(base);
     free(ytr); free(yval); free(ytest);
     return 0;

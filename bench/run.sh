@@ -23,16 +23,23 @@ else
   echo "== bench/tip_torch.py skipped: /usr/bin/python3 has no torch/numpy (apt: python3-torch)"
 fi
 # ImageNet-size fits (issue 14): a synthetic 1000-class, 16-shot x 10-view set with 10,000 val and
-# 50,000 test (bench/gen_features.c, written once), every method fitted once; wall seconds and
-# peak RSS from /usr/bin/time (one run each: these take seconds to minutes).
+# 50,000 test (bench/gen_features.c, written once), every method fitted once; wall and user CPU
+# seconds and peak RSS from /usr/bin/time (one run each: these take seconds to minutes). With
+# BEFORE=path/to/an/older/clipadapt the same fit by that binary is printed beside each figure
+# (e.g. BEFORE=/tmp/clipadapt-main-2424f85), and bench/compare_fits.sh checks the two agree.
 SYN="$BUILD/bench-syn/syn1000.safetensors"
-echo "== ImageNet-size fits: $SYN (bench/gen_features.c), fewshot --shots 16, wall s and peak RSS"
+echo "== ImageNet-size fits: $SYN (bench/gen_features.c), fewshot --shots 16: wall s, user CPU s, peak RSS"
 if [ ! -f "$SYN" ]; then mkdir -p "$(dirname "$SYN")"; "$BUILD/bench/gen_features" "$SYN"; fi
+syn_fit() { # binary method tag: prints "wall s wall, user s user, MB"
+  /usr/bin/time -f "%e %U %M" -o "$BUILD/bench-syn/time.txt" "$1" fewshot --features "$SYN" \
+    --method "$2" --shots 16 --no-timings --json "$BUILD/bench-syn/$2.$3.json" > /dev/null
+  read -r wall user rss < "$BUILD/bench-syn/time.txt"
+  printf "%7.1f s wall %7.1f s user %6.0f MB" "$wall" "$user" "$((rss / 1024))"
+}
 for m in ${SYN_METHODS:-zero-shot tip-adapter tip-cache tip-adapter-f clip-adapter}; do
-  /usr/bin/time -f "%e %M" -o "$BUILD/bench-syn/time.txt" "$BUILD/clipadapt" fewshot --features "$SYN" \
-    --method "$m" --shots 16 --no-timings --json "$BUILD/bench-syn/$m.json" > /dev/null
-  read -r wall rss < "$BUILD/bench-syn/time.txt"
-  printf "   %-14s %8.1f s %8.0f MB peak RSS\n" "$m" "$wall" "$((rss / 1024))"
+  printf "   %-14s %s" "$m" "$(syn_fit "$BUILD/clipadapt" "$m" new)"
+  if [ -n "${BEFORE:-}" ]; then printf "   before: %s" "$(syn_fit "$BEFORE" "$m" before)"; fi
+  printf "   test %s%%\n" "$(sed -n 's/.*"test_acc":[[:space:]]*\([0-9.]*\).*/\1/p' "$BUILD/bench-syn/$m.new.json")"
 done
 echo "== methods: every few-shot method x K on the shipped feature sets (test/val accuracy, fit seconds)"
 "$BUILD/bench/methods"

@@ -104,7 +104,55 @@ static void test_search_blocked_exact(void) {
         CHECK_NEAR(a.beta, b.beta, 0);
         CHECK_NEAR(a.acc, b.acc, 0);
         CHECK_NEAR(a.acc, c.acc, 1e-9); /* the GEMM oracle sums in another order: close, not exact */
+        /* every count of the grid, not only the chosen pair: the per-path (AVX-512) loops must be
+         * bit-identical to the row oracle */
+        int64_t ca[160 * 30], cb[160 * 30];
+        CHECK(ca_tip_search_counts(&in, &p, ca) == CA_OK);
+        CHECK(ca_tip_search_rows_counts(&in, &p, cb) == CA_OK);
+        int diff = 0;
+        for (int j = 0; j < p.search_steps_beta * p.search_steps_alpha; j++) diff += ca[j] != cb[j];
+        CHECK_MSG(diff == 0, "%d of %d grid counts differ from the row oracle", diff, p.search_steps_beta * p.search_steps_alpha);
     }
+}
+
+/* The same on continuous affinities in [-1, 1] and β up to 200 (exp arguments down to -400: the
+ * clamp at -87.3 is exercised), 3 blocks and a remainder, classes of uneven sizes. */
+static void test_search_counts_continuous(void) {
+    enum { n = 53, N = 97, C = 13 };
+    float clip[n * C], aff[n * N];
+    int32_t ky[N], y[n];
+    ca_rng r = ca_rng_make(5, 0);
+    for (int k = 0; k < N; k++) ky[k] = (int32_t)ca_rng_below(&r, (uint32_t)(k % 3 ? C : 4));
+    for (int i = 0; i < n; i++) y[i] = (int32_t)ca_rng_below(&r, C);
+    for (int j = 0; j < n * C; j++) clip[j] = (float)(30.0 * ca_rng_uniform(&r));
+    for (int j = 0; j < n * N; j++) aff[j] = (float)(2.0 * ca_rng_uniform(&r) - 1.0);
+    ca_tip_search_in in = {.n = n, .N = N, .C = C, .clip = clip, .aff = aff, .key_y = ky, .y = y};
+    ca_fit_params p = ca_fit_default_params();
+    p.search_steps_beta = 37; p.search_steps_alpha = 23; p.search_scale_beta = 200; p.search_scale_alpha = 10;
+    int64_t ca[37 * 23], cb[37 * 23];
+    CHECK(ca_tip_search_counts(&in, &p, ca) == CA_OK);
+    CHECK(ca_tip_search_rows_counts(&in, &p, cb) == CA_OK);
+    int diff = 0;
+    for (int j = 0; j < 37 * 23; j++) diff += ca[j] != cb[j];
+    CHECK_MSG(diff == 0, "%d grid counts differ from the row oracle", diff);
+}
+
+/* The double exp (tip-cache's scores) against libm's exp. */
+static void test_vexp_d(void) {
+    enum { n = 4001 };
+    static double x[n], y[n];
+    for (int i = 0; i < n; i++) x[i] = -720.0 + 1430.0 * i / (n - 1);
+    x[2000] = 0;
+    ca_vexp_d(y, x, n);
+    double worst = 0;
+    int at = 0;
+    for (int i = 0; i < n; i++) {
+        if (x[i] < -708 || x[i] > 709) continue; /* clamped */
+        double e = fabs(y[i] - exp(x[i])) / exp(x[i]);
+        if (e > worst) { worst = e; at = i; }
+    }
+    CHECK_MSG(worst < 1e-15, "vexp_d max rel err %.3g at x = %.17g", worst, x[at]);
+    CHECK(y[2000] == 1.0);
 }
 
 /* Naive double-precision Tip-Adapter-F loss: the oracle for the hand-written backward. */
@@ -259,6 +307,8 @@ int main(void) {
     RUN(test_vexp);
     RUN(test_search_matches_oracle);
     RUN(test_search_blocked_exact);
+    RUN(test_search_counts_continuous);
+    RUN(test_vexp_d);
     RUN(test_gradient_check);
     RUN(test_adamw);
     RUN(test_tipf_deterministic_and_views);

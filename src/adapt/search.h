@@ -32,13 +32,17 @@ typedef struct { double alpha, beta, acc; } ca_tip_choice;
 /* The official Tip-Adapter search_hp: β_i = 0.1 + i·(Sβ − 0.1)/nβ (i < nβ), α_j likewise,
  * β outer and α inner, keep the first pair whose accuracy is strictly greater than the best so
  * far (starting from 0, so an all-zero grid returns α = β = 0 like the original). Fast path:
- * one exp per (row, key, β), per-class sums, then every α on the summed rows. */
+ * one exp per (row, key, β), per-class sums, then every α on the summed rows; multi-threaded
+ * (p->threads, else the call's budget), compiled per CPU path. */
 ca_status ca_tip_search(const ca_tip_search_in *in, const ca_fit_params *p, ca_tip_choice *out);
 /* The same search row by row (scatter sums, early-exit argmax): the blocked search's oracle; it
  * must return the same pair and accuracy, count for count. Single-threaded; tests and bench. */
 ca_status ca_tip_search_rows(const ca_tip_search_in *in, const ca_fit_params *p, ca_tip_choice *out);
 /* Straightforward oracle of the same search: for every (α, β) pair recompute the full cache
  * logits as exp(...)·(one-hot values) with a dense GEMM, add, and score. Slow; tests and bench. */
+/* The correct-row counts behind both, cnt: (nβ, nα), overwritten; the tests compare them. */
+ca_status ca_tip_search_counts(const ca_tip_search_in *in, const ca_fit_params *p, int64_t *cnt);
+ca_status ca_tip_search_rows_counts(const ca_tip_search_in *in, const ca_fit_params *p, int64_t *cnt);
 ca_status ca_tip_search_ref(const ca_tip_search_in *in, const ca_fit_params *p, ca_tip_choice *out);
 
 /* Grid value i of n steps up to scale, as the official list comprehension computes it. */
