@@ -37,6 +37,11 @@ done
 echo "== methods: every few-shot method x K on the shipped feature sets (test/val accuracy, fit seconds)"
 "$BUILD/bench/methods"
 echo "== extract: feature-extraction throughput, vit-tiny (bench/extract.c)"; "$BUILD/bench/extract" 256 3
+# Bulk prediction (issue 14): predict on a folder of 500x375 JPEGs vs encode on the same images
+# preprocessed, ViT-B/32 at batch 32 (alone: make bench-bulk; BULK_BEFORE=old/clipadapt adds "before").
+echo "== bulk predict vs encode on preprocessed tensors (bench/bulk.sh)"
+if [ -f "$BUILD/bench-weights/vit-b32.safetensors" ]; then BUILD=$BUILD bash bench/bulk.sh
+else echo "   skipped until bench/gen_weights has written $BUILD/bench-weights (below); re-run make bench-bulk after"; fi
 echo "== GEMM: OpenBLAS vs our AVX-512 kernel on the encoders' shapes (bench/gemm.c), best of 5, GFLOP/s"
 "$BUILD"/bench/gemm
 
