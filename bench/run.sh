@@ -37,11 +37,6 @@ done
 echo "== methods: every few-shot method x K on the shipped feature sets (test/val accuracy, fit seconds)"
 "$BUILD/bench/methods"
 echo "== extract: feature-extraction throughput, vit-tiny (bench/extract.c)"; "$BUILD/bench/extract" 256 3
-# Bulk prediction (issue 14): predict on a folder of 500x375 JPEGs vs encode on the same images
-# preprocessed, ViT-B/32 at batch 32 (alone: make bench-bulk; BULK_BEFORE=old/clipadapt adds "before").
-echo "== bulk predict vs encode on preprocessed tensors (bench/bulk.sh)"
-if [ -f "$BUILD/bench-weights/vit-b32.safetensors" ]; then BUILD=$BUILD bash bench/bulk.sh
-else echo "   skipped until bench/gen_weights has written $BUILD/bench-weights (below); re-run make bench-bulk after"; fi
 echo "== GEMM: OpenBLAS vs our AVX-512 kernel on the encoders' shapes (bench/gemm.c), best of 5, GFLOP/s"
 "$BUILD"/bench/gemm
 
@@ -51,6 +46,10 @@ W="$BUILD/bench-weights"
 echo "== full-size checkpoints (bench/gen_weights.c, written once under $W)"
 "$BUILD"/bench/gen_weights "$W"
 sync  # let the weights' writeback finish before anything is timed
+# Bulk prediction (issue 14): predict on a folder of 500x375 JPEGs vs encode on the same images
+# preprocessed, ViT-B/32 at batch 32 (alone: make bench-bulk; BULK_BEFORE=old/clipadapt adds "before").
+echo "== bulk predict vs encode on preprocessed tensors (bench/bulk.sh)"
+BUILD=$BUILD bash bench/bulk.sh
 PY=/usr/bin/python3
 have_torch=0; "$PY" -c "import torch" 2>/dev/null && have_torch=1
 torch_ms() { # model batch [text]: median ms per item of the PyTorch reference on 2 threads
