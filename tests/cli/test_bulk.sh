@@ -68,6 +68,20 @@ expect_fail "predict without --skip-bad: bad file named" "zz_bad.png|aa_trunc.jp
 [ ! -e "$T/nb.jsonl" ] && ok "no output after a bad file" || bad "output written despite a bad file"
 expect_fail "predict: --shard usage" "--shard needs I/N" $CA "${P[@]}" --images "$T/img" --shard 3/3
 
+# extract --skip-bad with corrupt files of several kinds mixed in (unrecognised, empty, truncated
+# PNG and JPEG), sampled deep enough (8 shots) that they are drawn and the set is drawn again
+# without them: every split must leave out the same files as one process
+cp -r "$T/img" "$T/bad2"; printf 'not an image' > "$T/bad2/blue_stripes/zz_bad.png"
+head -c 100 "$T/img/red_circle/red_circle_01.jpg" > "$T/bad2/red_circle/aa_trunc.jpg"
+head -c 300 "$T/img/green_square/green_square_00.png" > "$T/bad2/green_square/green_square_00b.png"
+: > "$T/bad2/green_square/empty.jpg"
+EXB=(extract --model "$MODEL" --bpe "$BPE" --images "$T/bad2" --shots 2,8 --views 2 --chunk 4 --batch 4 --skip-bad)
+expect_ok "extract --skip-bad, one process" $CA "${EXB[@]}" --output "$T/eb.safetensors"
+grep -q "skipped 4 undecodable" "$T/err" && ok "extract --skip-bad: 4 bad files counted" || bad "extract skip count: $(tail -1 "$T/err")"
+for i in 0 1 2; do expect_ok "extract --skip-bad --shard $i/3" $CA "${EXB[@]}" --shard $i/3 --output "$T/eb$i.safetensors"; done
+expect_ok "merge extract --skip-bad parts" $CA merge "$T/eb0.safetensors" "$T/eb1.safetensors" "$T/eb2.safetensors" --output "$T/ebm.safetensors"
+cmp -s "$T/ebm.safetensors" "$T/eb.safetensors" && ok "extract --skip-bad: --shard + merge byte-identical" || bad "extract --skip-bad: merged parts differ from one process"
+
 MPI_BIN=$(dirname "$CA")/clipadapt-mpi
 if [ -x "$MPI_BIN" ] && command -v mpirun >/dev/null; then
   MR=(mpirun --oversubscribe --allow-run-as-root -np 3)
@@ -75,6 +89,8 @@ if [ -x "$MPI_BIN" ] && command -v mpirun >/dev/null; then
   cmp -s "$T/mpi.safetensors" "$T/one.safetensors" && ok "mpirun extract byte-identical" || bad "mpirun extract differs"
   expect_ok "mpirun -np 3 predict" "${MR[@]}" "$MPI_BIN" "${P[@]}" --images "$T/bad" --skip-bad --output "$T/mpi.jsonl"
   cmp -s "$T/mpi.jsonl" "$T/sb.jsonl" && ok "mpirun predict byte-identical (corrupt files skipped)" || bad "mpirun predict differs"
+  expect_ok "mpirun -np 3 extract --skip-bad" "${MR[@]}" "$MPI_BIN" "${EXB[@]}" --output "$T/mpib.safetensors"
+  cmp -s "$T/mpib.safetensors" "$T/eb.safetensors" && ok "mpirun extract --skip-bad byte-identical (corrupt files skipped)" || bad "mpirun extract --skip-bad differs"
 else
   echo "skip MPI: build/clipadapt-mpi or mpirun missing" >&2
 fi
