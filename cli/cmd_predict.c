@@ -264,7 +264,8 @@ int cmd_predict(int argc, char **argv) {
         cli_opt_str("--images", &dir, "DIR", "classify every file under DIR (recursively, in sorted path order)"),
         cli_opt_str("--list", &list, "FILE", "classify the files named in FILE, one path per line ('-': standard input)"),
         cli_opt_int("--top-k", &topk, 1, 1000000, "K", "classes shown per image (default 5)"),
-        cli_opt_flag("--json", &json, "JSON lines: one {\"image\", \"top\": [{\"class\", \"index\", \"prob\"}, ...]} per image"),
+        cli_opt_flag("--json", &json, "JSON lines: one object {\"image\", \"top\": [{\"class\", \"index\", \"prob\"}, ...]} "
+                                      "per line and image, written as each batch finishes (not one array)"),
         cli_opt_str("--output", &output, "FILE|-", "write here instead of standard output; .jsonl/.json = JSON lines, .csv = CSV "
                                                   "(image,rank,prob,index,class), else the table; resumable (see below)"),
         cli_opt_flag("--skip-bad", &skip_bad, "name each image that cannot be decoded on stderr, classify the others, and "
@@ -280,7 +281,8 @@ int cmd_predict(int argc, char **argv) {
                    "normalisation, the classifier's logits, softmax. The model must be the one the features\n"
                    "were extracted with (a classifier of another model is refused before any image).",
                    "Table output: one line per image and rank: image, rank, probability, class index, class name\n"
-                   "(tab-separated). Records are written in input order as batches finish. An image that cannot be\n"
+                   "(tab-separated). Records are written in input order as batches finish; the next batch is\n"
+                   "decoded and preprocessed while this one is encoded. An image that cannot be\n"
                    "decoded stops the command (exit 1; a file output is not written), unless --skip-bad; on standard\n"
                    "output the batches before it have been printed. With --output FILE records go to\n"
                    "FILE.partial (fsync'd per batch) and FILE.partial.state; re-running the same command after an\n"

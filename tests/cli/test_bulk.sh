@@ -27,6 +27,12 @@ python3 -c 'import json,sys; [json.loads(l)["top"][0]["class"] for l in open(sys
   && ok "each line is a JSON object" || bad "jsonl does not parse"
 expect_ok "predict --json to stdout" $CA "${P[@]}" --images "$T/img" --json
 cmp -s "$T/out" "$T/a.jsonl" && ok "--json on stdout = the .jsonl file" || bad "--json stdout differs"
+expect_ok "predict one image: the table" $CA "${P[@]}" "$T/img/red_circle/red_circle_01.jpg"
+img1="$T/img/red_circle/red_circle_01.jpg"
+[ "$(wc -l < "$T/out")" -eq 2 ] && awk -F'\t' -v p="$img1" 'NF!=5 || $1!=p || $2!=NR || $3!~/^(0\.[0-9][0-9][0-9][0-9][0-9][0-9]|1\.000000)$/ || $4!~/^[0-9]+$/ {b=1} END{exit b}' "$T/out" \
+  && ok "one image: image, rank, prob, index, class per line (tab-separated)" || bad "single-image table changed: $(cat "$T/out")"
+expect_ok "predict --help" $CA predict --help
+grep -q "one object" "$T/out" && grep -q "per line and image" "$T/out" && ok "--help: --json is one object per line" || bad "--help does not say JSON lines"
 find "$T/img" -type f | sort > "$T/list.txt"
 expect_ok "predict --list --output .csv" $CA "${P[@]}" --list "$T/list.txt" --output "$T/a.csv"
 [ "$(head -1 "$T/a.csv")" = "image,rank,prob,index,class" ] && [ "$(wc -l < "$T/a.csv")" -eq 61 ] && ok "CSV header and 2 rows per image" \
