@@ -90,7 +90,7 @@ FLAGS_STAMP := $(BUILD)/.flags
 $(shell mkdir -p $(BUILD) && echo '$(CC) $(CFLAGS) $(DISPATCH)' | cmp -s - $(FLAGS_STAMP) || \
         echo '$(CC) $(CFLAGS) $(DISPATCH)' > $(FLAGS_STAMP))
 
-.PHONY: all test demo bench bench-bins bench-serve bench-ort fuzz install clean deps check-aarch64
+.PHONY: all test demo bench bench-bins bench-serve bench-bulk bench-ort fuzz install clean deps check-aarch64
 all: $(DEPS_OK) $(LIB) $(SO) $(BIN) $(EXAMPLES)
 
 deps: $(DEPS_OK)
@@ -238,6 +238,11 @@ install: all
 bench-serve: all $(BENCHES) $(BUILD)/tests/test_grow
 	@bash scripts/setup.sh bench
 	@BUILD=$(BUILD) bash bench/serve.sh
+
+# Only the bulk-predict throughput (issue 14): predict on a JPEG folder vs encode on the same
+# images preprocessed (bench/bulk.sh; BULK_BEFORE=older/clipadapt times its predict beside).
+bench-bulk: all $(BUILD)/bench/gen_jpegs
+	@BUILD=$(BUILD) SHARED=$(SHARED) bash bench/bulk.sh
 
 # Only the ONNX Runtime comparison (also a block of make bench): bench/ort.sh.
 bench-ort: all $(BUILD)/bench/peer $(BUILD)/bench/gen_weights

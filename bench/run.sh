@@ -53,6 +53,10 @@ W="$BUILD/bench-weights"
 echo "== full-size checkpoints (bench/gen_weights.c, written once under $W)"
 "$BUILD"/bench/gen_weights "$W"
 sync  # let the weights' writeback finish before anything is timed
+# Bulk prediction (issue 14): predict on a folder of 500x375 JPEGs vs encode on the same images
+# preprocessed, ViT-B/32 at batch 32 (alone: make bench-bulk; BULK_BEFORE=old/clipadapt adds "before").
+echo "== bulk predict vs encode on preprocessed tensors (bench/bulk.sh)"
+BUILD=$BUILD bash bench/bulk.sh
 PY=/usr/bin/python3
 have_torch=0; "$PY" -c "import torch" 2>/dev/null && have_torch=1
 torch_ms() { # model batch [text]: median ms per item of the PyTorch reference on 2 threads
