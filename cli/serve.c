@@ -41,59 +41,6 @@ static long g_requests_in_flight;          /* requests being received or served 
 static size_t g_body_bytes, g_body_budget; /* upload bytes held in memory, and their bound */
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static void help(void) {
-    printf("usage: clipadapt serve --model W [--classifier NAME=FILE]... [--host 127.0.0.1] [--port 8080]\n"
-           "                       [--threads N] [--max-batch 32] [--batch-wait-ms 5] [--max-body 20M]\n"
-           "                       [--max-pixels N] [--data-dir DIR] [--api-key KEY] [--bpe VOCAB]\n"
-           "\n"
-           "Serve few-shot classifiers over HTTP (JSON): the model is loaded once and shared; requests\n"
-           "arriving together are encoded together; examples added to a tip-adapter, tip-adapter-f,\n"
-           "tip-cache or prototype classifier are used by the next request, with no training.\n"
-           "\n"
-           "  --model W            CLIP checkpoint (safetensors)\n"
-           "  --config C           Hugging Face config.json (optional)\n"
-           "  --classifier N=F     serve the classifier file F as N (repeatable; N defaults to F's base name)\n"
-           "  --host H             address to bind (default 127.0.0.1; 0.0.0.0 or :: to listen on all)\n"
-           "  --port P             TCP port (default 8080; 0 picks a free one, printed at start)\n"
-           "  --threads N          threads of the image encoder (default: all cores)\n"
-           "  --workers N          decode/preprocess threads (default 2)\n"
-           "  --max-batch N        images per encoder call (default 32)\n"
-           "  --batch-wait-ms MS   longest wait for more images to batch, while some are on their way (default 5)\n"
-           "  --max-queue N        requests accepted at once; beyond it 503 + Retry-After (default 256)\n"
-           "  --max-body SIZE      largest request body, bytes with optional K/M/G (default 20M); larger: 413\n"
-           "  --max-pixels N       largest image in pixels (default 50000000); larger: 413\n"
-           "  --timeout S          close a connection idle (or sending too slowly) for S seconds (default 30)\n"
-           "  --data-dir DIR       keep uploaded classifiers and added examples here (fsync'd before the\n"
-           "                       answer; a restart serves exactly the acknowledged ones). Without it, in memory\n"
-           "  --api-key KEY        PUT, DELETE, examples and refit need 'Authorization: Bearer KEY'\n"
-           "                       (also read from $CLIPADAPT_API_KEY)\n"
-           "  --bpe VOCAB          CLIP BPE vocabulary: enables text embedding and new classes of\n"
-           "                       classifiers with text weights (default $CLIPADAPT_BPE)\n"
-           "  --templates NAME|F   prompt templates for a new class's text weight (default simple)\n"
-           "  --bf16               BF16 image encoder (AVX512-BF16)\n"
-           "\n"
-           "Routes: GET / (web page), GET /health, GET /v1/info, POST /v1/classify?classifier=N&top_k=K\n"
-           "(image bytes), POST /v1/embed (image bytes, or JSON {\"texts\": [...]}), PUT and DELETE\n"
-           "/v1/classifiers/N, POST /v1/classifiers/N/examples?label=L (image bytes),\n"
-           "POST /v1/classifiers/N/refit?method=M, GET /metrics (Prometheus). See docs/serve.md.\n"
-           "SIGTERM or SIGINT: stop accepting, finish the requests in flight, exit 0.\n");
-}
-
-static int parse_size(const char *v, size_t *out) {
-    char *end;
-    errno = 0;
-    double d = strtod(v, &end);
-    if (end == v || errno || d < 0) return -1;
-    double mul = 1;
-    if (*end == 'K' || *end == 'k') { mul = 1024; end++; }
-    else if (*end == 'M' || *end == 'm') { mul = 1024 * 1024; end++; }
-    else if (*end == 'G' || *end == 'g') { mul = 1024.0 * 1024 * 1024; end++; }
-    if (*end == 'B' || *end == 'b') end++;
-    if (*end || d * mul > 4.0 * 1024 * 1024 * 1024) return -1;
-    *out = (size_t)(d * mul);
-    return 0;
-}
-
 /* ---- answering ---- */
 
 static enum MHD_Result answer(req *r, int http, const char *ctype, const char *body, int copy_free) {
@@ -303,6 +250,10 @@ static enum MHD_Result route(req *r, const char *method) {
         memset(&tmp, 0, sizeof tmp);
         snprintf(tmp.clf, sizeof tmp.clf, "%.*s", SRV_NAME_MAX, r->name);
         snprintf(tmp.method, sizeof tmp.method, "%s", m && *m ? m : "tip-adapter");
+        const char *sd = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "seed");
+        long seed = 1;
+        if (sd && (cli_int(sd, &seed) || seed < 0)) return answer_error(r, 400, "seed must be an integer >= 0");
+        tmp.seed = (uint64_t)seed;
         store_refit(s, &tmp);
         enum MHD_Result ret = answer_json(r, tmp.http, tmp.resp);
         return ret;
@@ -456,49 +407,97 @@ static int listen_on(const char *host, int port, int *bound_port, char *err, siz
     return fd;
 }
 
+/* --classifier NAME=FILE (repeatable): appended to the list at dst. */
+typedef struct { char **v; int n; } clf_list;
+static int take_classifier(const char *cmd, const char *v, void *dst) {
+    clf_list *l = dst;
+    l->v[l->n++] = (char *)v;   /* room for argc entries: at most one per argument */
+    (void)cmd;
+    return 0;
+}
+
+static int parse_size(const char *v, size_t *out) {
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (end == v || errno || !(d >= 0)) return -1;
+    double mul = 1;
+    if (*end == 'K' || *end == 'k') { mul = 1024; end++; }
+    else if (*end == 'M' || *end == 'm') { mul = 1024 * 1024; end++; }
+    else if (*end == 'G' || *end == 'g') { mul = 1024.0 * 1024 * 1024; end++; }
+    if (*end == 'B' || *end == 'b') end++;
+    if (*end || d * mul > 4.0 * 1024 * 1024 * 1024) return -1;
+    *out = (size_t)(d * mul);
+    return 0;
+}
+
+/* --max-body SIZE: bytes with an optional K/M/G suffix. */
+static int take_size(const char *cmd, const char *v, void *dst) {
+    if (!parse_size(v, dst) && *(size_t *)dst >= 1) return 0;
+    cli_usage(cmd, "--max-body wants a size of at least 1 byte such as 20M (K, M, G suffixes), got '%s'", v);
+    return 1;
+}
+
+static int take_pixels(const char *cmd, const char *v, void *dst) {
+    long n;
+    if (!cli_int(v, &n) && n >= 1) { *(int64_t *)dst = n; return 0; }
+    cli_usage(cmd, "--max-pixels wants an integer >= 1, got '%s'", v);
+    return 1;
+}
+
 int cmd_serve(int argc, char **argv) {
     srv_opts o = {.host = "127.0.0.1", .port = 8080, .workers = 2, .max_batch = 32, .batch_wait_ms = 5,
                   .max_queue = 256, .timeout_s = 30, .max_body = 20u << 20, .max_pixels = 50000000,
-                  .templates = "simple"};
-    char **clfs = calloc((size_t)argc + 1, sizeof(char *));
-    int nclf = 0;
+                  .max_connections = 1000, .templates = "simple", .act = CA_ACTIVATION_AUTO};
+    clf_list cl = {calloc((size_t)argc + 1, sizeof(char *)), 0};
+    char **clfs = cl.v;
     if (!clfs) return cli_error("out of memory");
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        int r;
-        long n;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { free(clfs); help(); return CLI_OK; }
-        if (!strcmp(a, "--bf16")) { o.bf16 = 1; continue; }
-#define STR(flag, field) if ((r = cli_take(argc, argv, &i, flag, &v)) != 0) { if (r < 0) goto missing; o.field = v; continue; }
-#define INT(flag, field, lo, hi) if ((r = cli_take(argc, argv, &i, flag, &v)) != 0) { \
-            if (r < 0) goto missing; \
-            if (cli_int(v, &n) || n < (lo) || n > (hi)) { free(clfs); return cli_usage("serve", "%s needs an integer in [%ld, %ld]", flag, (long)(lo), (long)(hi)); } \
-            o.field = (int)n; continue; }
-        STR("--model", model) STR("--config", config) STR("--host", host) STR("--data-dir", data_dir)
-        STR("--api-key", api_key) STR("--bpe", bpe) STR("--templates", templates)
-        INT("--port", port, 0, 65535) INT("--threads", threads, 0, 1024) INT("--workers", workers, 1, 64)
-        INT("--max-batch", max_batch, 1, 1024) INT("--batch-wait-ms", batch_wait_ms, 0, 10000)
-        INT("--max-queue", max_queue, 1, 100000) INT("--timeout", timeout_s, 1, 3600)
-        if ((r = cli_take(argc, argv, &i, "--classifier", &v)) != 0) { if (r < 0) goto missing; clfs[nclf++] = (char *)v; continue; }
-        if ((r = cli_take(argc, argv, &i, "--max-body", &v)) != 0) {
-            if (r < 0) goto missing;
-            if (parse_size(v, &o.max_body) || o.max_body < 1) { free(clfs); return cli_usage("serve", "--max-body needs a size such as 20M"); }
-            continue;
-        }
-        if ((r = cli_take(argc, argv, &i, "--max-pixels", &v)) != 0) {
-            if (r < 0) goto missing;
-            if (cli_int(v, &n) || n < 1) { free(clfs); return cli_usage("serve", "--max-pixels needs an integer >= 1"); }
-            o.max_pixels = n;
-            continue;
-        }
-        free(clfs);
-        return cli_usage("serve", "unknown argument '%s'", a);
-    missing:
-        free(clfs);
-        return cli_usage("serve", "%s needs a value", a);
-    }
-#undef STR
-#undef INT
+    cli_opt t[] = {
+        {.name = "--model", .kind = CLI_STR, .dst = &o.model, .metavar = "W", .section = "model",
+         .help = "CLIP checkpoint, any format clipadapt reads (chosen by content) (required)"},
+        cli_opt_str("--config", &o.config, "C", "Hugging Face config.json or OpenCLIP open_clip_config.json (optional)"),
+        cli_opt_act(&o.act),
+        cli_opt_int("--threads", &o.threads, 0, 4096, "N", "threads of the image encoder (default: all cores)"),
+        cli_opt_flag("--bf16", &o.bf16, "BF16 image encoder (AVX512-BF16; faster, features within ~1% of float32)"),
+        cli_opt_str("--bpe", &o.bpe, "VOCAB", "CLIP BPE vocabulary: enables text embedding and new classes of classifiers "
+                                               "with text weights (default $CLIPADAPT_BPE)"),
+        cli_opt_str("--templates", &o.templates, "NAME|FILE", "prompt templates for a new class's text weight (default simple)"),
+        {.name = "--classifier", .kind = CLI_FN, .fn = take_classifier, .dst = &cl, .metavar = "NAME=FILE", .section = "classifiers",
+         .help = "serve the classifier file FILE (from `clipadapt fit`) as NAME; repeatable; NAME defaults to FILE's base name"},
+        cli_opt_str("--data-dir", &o.data_dir, "DIR", "keep uploaded classifiers and added examples here (fsync'd before the answer; "
+                                                     "a restart serves exactly the acknowledged ones); without it, in memory only"),
+        {.name = "--host", .kind = CLI_STR, .dst = &o.host, .metavar = "H", .section = "network",
+         .help = "address to bind (default 127.0.0.1; 0.0.0.0 or :: to listen on all)"},
+        cli_opt_int("--port", &o.port, 0, 65535, "P", "TCP port (default 8080; 0 picks a free one, printed at start)"),
+        cli_opt_str("--api-key", &o.api_key, "KEY", "PUT, DELETE, examples and refit need 'Authorization: Bearer KEY' "
+                                                   "(default $CLIPADAPT_API_KEY)"),
+        cli_opt_int("--timeout", &o.timeout_s, 1, 3600, "S", "close a connection idle, or sending too slowly, for S seconds (default 30)"),
+        cli_opt_int("--max-connections", &o.max_connections, 1, 100000, "N",
+                    "open connections at once; beyond it new ones are closed at accept (default 1000)"),
+        {.name = "--max-body", .kind = CLI_FN, .fn = take_size, .dst = &o.max_body, .metavar = "SIZE", .section = "limits",
+         .help = "largest request body, bytes with an optional K/M/G suffix (default 20M); larger: 413"},
+        {.name = "--max-pixels", .kind = CLI_FN, .fn = take_pixels, .dst = &o.max_pixels, .metavar = "N",
+         .help = "largest image in pixels (default 50000000); larger: 413"},
+        cli_opt_int("--max-queue", &o.max_queue, 1, 100000, "N", "requests accepted at once; beyond it 503 with Retry-After (default 256)"),
+        {.name = "--max-batch", .kind = CLI_INT, .dst = &o.max_batch, .lo = 1, .hi = 1024, .metavar = "N", .section = "batching",
+         .help = "images per encoder call (default 32)"},
+        cli_opt_int("--batch-wait-ms", &o.batch_wait_ms, 0, 10000, "MS",
+                    "longest wait for more images to batch, while some are on their way (default 5)"),
+        cli_opt_int("--workers", &o.workers, 1, 64, "N", "decode and preprocess threads (default 2)"),
+    };
+    cli_cmd cmd = {"serve", "--model W [--classifier NAME=FILE]... [options]",
+                   "Serve few-shot classifiers over HTTP (JSON): the model is loaded once and shared; requests\n"
+                   "arriving together are encoded together; examples added to a tip-adapter, tip-adapter-f,\n"
+                   "tip-cache or prototype classifier are used by the next request, with no training.",
+                   "Routes: GET / (web page), GET /health, GET /v1/info, POST /v1/classify?classifier=N&top_k=K\n"
+                   "(image bytes), POST /v1/embed (image bytes, or JSON {\"texts\": [...]}), PUT and DELETE\n"
+                   "/v1/classifiers/N, POST /v1/classifiers/N/examples?label=L (image bytes),\n"
+                   "POST /v1/classifiers/N/refit?method=M[&seed=S], GET /metrics (Prometheus). See docs/serve.md.\n"
+                   "SIGTERM or SIGINT: stop accepting, finish the requests in flight, exit 0.\n",
+                   t, (int)(sizeof t / sizeof t[0]), NULL};
+    int pr = cli_parse(&cmd, argc, argv, NULL, NULL);
+    if (pr) { free(clfs); return pr == CLI_HELP ? CLI_OK : pr; }
+    int nclf = cl.n;
     if (!o.model) { free(clfs); return cli_usage("serve", "--model is required"); }
     if (!o.api_key && getenv("CLIPADAPT_API_KEY") && *getenv("CLIPADAPT_API_KEY")) o.api_key = getenv("CLIPADAPT_API_KEY");
     if (!o.bpe && getenv("CLIPADAPT_BPE") && *getenv("CLIPADAPT_BPE")) o.bpe = getenv("CLIPADAPT_BPE");
@@ -524,7 +523,7 @@ int cmd_serve(int argc, char **argv) {
                          handler, NULL,
                          MHD_OPTION_LISTEN_SOCKET, lfd,
                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)o.timeout_s,
-                         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)1000,
+                         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)o.max_connections,
                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
                          MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
                          MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
