@@ -34,12 +34,37 @@ typedef struct {
     struct MHD_Connection *conn;
     int http; char *resp;        /* an answer decided without a job */
     int retry_after;
+    struct conn *cn;             /* its connection's record (deadlines), or NULL */
 } req;
+
+/* A connection's deadline record (the sweeper's view; under g_conn_mu). A request must send its
+ * headers within --timeout and its whole body within --request-timeout of its start (the
+ * connection's opening or the previous answer), however it trickles them: libmicrohttpd's own
+ * timeout counts idle time only, so a client sending a byte a second would hold its connection
+ * forever. Not counted while the request waits for its answer or the answer is being sent. */
+typedef struct conn {
+    int fd;
+    double t_req;                /* start of the current request */
+    int headers_done, busy;
+    struct conn *prev, *next;
+} conn;
+static conn *g_conns;
+static pthread_mutex_t g_conn_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_conn_cv = PTHREAD_COND_INITIALIZER;
+static int g_sweep_stop;
+static long g_slow_closed;       /* connections closed by the sweeper */
 
 static srv S;
 static long g_requests_in_flight;          /* requests being received or served */
 static size_t g_body_bytes, g_body_budget; /* upload bytes held in memory, and their bound */
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void conn_state(req *r, int busy) {
+    if (!r->cn) return;
+    pthread_mutex_lock(&g_conn_mu);
+    r->cn->busy = busy;
+    pthread_mutex_unlock(&g_conn_mu);
+}
 
 /* ---- answering ---- */
 
@@ -57,6 +82,7 @@ static enum MHD_Result answer(req *r, int http, const char *ctype, const char *b
         MHD_add_response_header(rs, "Allow", allow);
     }
     if (http == 401) MHD_add_response_header(rs, "WWW-Authenticate", "Bearer");
+    conn_state(r, 1);   /* sending: the deadline no longer applies */
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)http, rs);
     MHD_destroy_response(rs);
     if (!r->counted) { r->counted = 1; metrics_request(r->route, http, srv_now() - r->t0); }
@@ -130,7 +156,7 @@ static job *new_job(req *r, job_kind k) {
     j->done_user = r;
     snprintf(j->clf, sizeof j->clf, "%.*s", SRV_NAME_MAX, r->name);   /* valid by now */
     j->body = r->body; j->len = r->len;    /* the job owns the upload from here */
-    r->body = NULL; r->len = r->cap = 0;
+    r->body = NULL; r->len = 0;            /* r->cap stays counted in g_body_bytes until the request completes */
     return j;
 }
 
@@ -138,6 +164,7 @@ static job *new_job(req *r, job_kind k) {
 static enum MHD_Result dispatch(req *r, job *j) {
     if (!j) return answer_error(r, 503, "out of memory");
     r->j = j;
+    conn_state(r, 1);
     MHD_suspend_connection(r->conn);
     if (work_submit(r->s, j) != 0) {
         job_error(j, 503, "server busy: %d requests in the queue; retry shortly", r->s->o.max_queue);
@@ -275,6 +302,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         r->t0 = srv_now();
         const char *sub;
         r->route = route_of(url, r->name, &sub);
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        if (ci && ci->socket_context) {
+            r->cn = ci->socket_context;
+            pthread_mutex_lock(&g_conn_mu);
+            r->cn->headers_done = 1;
+            pthread_mutex_unlock(&g_conn_mu);
+        }
         if (!strcmp(method, "DELETE") && r->route == R_PUT) r->route = R_DELETE;
         pthread_mutex_lock(&g_mu);
         g_requests_in_flight++;
@@ -371,10 +405,68 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
     g_requests_in_flight--;
     g_body_bytes -= r->cap;
     pthread_mutex_unlock(&g_mu);
+    if (r->cn) {   /* the next request on this connection starts now */
+        pthread_mutex_lock(&g_conn_mu);
+        r->cn->t_req = srv_now();
+        r->cn->headers_done = r->cn->busy = 0;
+        pthread_mutex_unlock(&g_conn_mu);
+    }
     job_free(r->j);
     free(r->body);
     free(r);
     *con_cls = NULL;
+}
+
+static void notify_conn(void *cls, struct MHD_Connection *c, void **socket_context, enum MHD_ConnectionNotificationCode toe) {
+    (void)cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        conn *cn = ci ? calloc(1, sizeof *cn) : NULL;
+        *socket_context = cn;
+        if (!cn) return;   /* untracked: libmicrohttpd's idle timeout still applies */
+        cn->fd = ci->connect_fd;
+        cn->t_req = srv_now();
+        pthread_mutex_lock(&g_conn_mu);
+        cn->next = g_conns;
+        if (g_conns) g_conns->prev = cn;
+        g_conns = cn;
+        pthread_mutex_unlock(&g_conn_mu);
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        /* called before libmicrohttpd closes the socket: once the record is unlinked here the
+         * sweeper can never shut down a descriptor number reused by a newer connection */
+        conn *cn = *socket_context;
+        pthread_mutex_lock(&g_conn_mu);
+        if (cn->prev) cn->prev->next = cn->next; else g_conns = cn->next;
+        if (cn->next) cn->next->prev = cn->prev;
+        pthread_mutex_unlock(&g_conn_mu);
+        free(cn);
+        *socket_context = NULL;
+    }
+}
+
+/* Every 250 ms: shut down the sockets of requests past their deadline (see struct conn);
+ * libmicrohttpd then sees the end of the stream and closes the connection in its own thread. */
+static void *sweeper_main(void *arg) {
+    const srv_opts *o = arg;
+    pthread_mutex_lock(&g_conn_mu);
+    while (!g_sweep_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 250000000;
+        if (ts.tv_nsec >= 1000000000) { ts.tv_sec++; ts.tv_nsec -= 1000000000; }
+        pthread_cond_timedwait(&g_conn_cv, &g_conn_mu, &ts);
+        double now = srv_now();
+        for (conn *cn = g_conns; cn; cn = cn->next) {
+            double limit = cn->headers_done ? o->request_timeout_s : o->timeout_s;
+            if (!cn->busy && cn->fd >= 0 && now - cn->t_req > limit) {
+                shutdown(cn->fd, SHUT_RDWR);
+                cn->fd = -1;   /* once */
+                g_slow_closed++;
+            }
+        }
+    }
+    pthread_mutex_unlock(&g_conn_mu);
+    return NULL;
 }
 
 static int listen_on(const char *host, int port, int *bound_port, char *err, size_t errn) {
@@ -431,12 +523,14 @@ static int parse_size(const char *v, size_t *out) {
     return 0;
 }
 
-/* --max-body SIZE: bytes with an optional K/M/G suffix. */
-static int take_size(const char *cmd, const char *v, void *dst) {
+/* --max-body and --max-body-total SIZE: bytes with an optional K/M/G suffix. */
+static int take_size_named(const char *cmd, const char *flag, const char *v, void *dst) {
     if (!parse_size(v, dst) && *(size_t *)dst >= 1) return 0;
-    cli_usage(cmd, "--max-body wants a size of at least 1 byte such as 20M (K, M, G suffixes), got '%s'", v);
+    cli_usage(cmd, "%s wants a size of at least 1 byte such as 20M (K, M, G suffixes), got '%s'", flag, v);
     return 1;
 }
+static int take_size(const char *cmd, const char *v, void *dst) { return take_size_named(cmd, "--max-body", v, dst); }
+static int take_size_total(const char *cmd, const char *v, void *dst) { return take_size_named(cmd, "--max-body-total", v, dst); }
 
 static int take_pixels(const char *cmd, const char *v, void *dst) {
     long n;
@@ -448,7 +542,7 @@ static int take_pixels(const char *cmd, const char *v, void *dst) {
 int cmd_serve(int argc, char **argv) {
     srv_opts o = {.host = "127.0.0.1", .port = 8080, .workers = 2, .max_batch = 32, .batch_wait_ms = 5,
                   .max_queue = 256, .timeout_s = 30, .max_body = 20u << 20, .max_pixels = 50000000,
-                  .max_connections = 1000, .templates = "simple", .act = CA_ACTIVATION_AUTO};
+                  .max_connections = 1000, .request_timeout_s = 120, .templates = "simple", .act = CA_ACTIVATION_AUTO};
     clf_list cl = {calloc((size_t)argc + 1, sizeof(char *)), 0};
     char **clfs = cl.v;
     if (!clfs) return cli_error("out of memory");
@@ -472,10 +566,16 @@ int cmd_serve(int argc, char **argv) {
         cli_opt_str("--api-key", &o.api_key, "KEY", "PUT, DELETE, examples and refit need 'Authorization: Bearer KEY' "
                                                    "(default $CLIPADAPT_API_KEY)"),
         cli_opt_int("--timeout", &o.timeout_s, 1, 3600, "S", "close a connection idle, or sending too slowly, for S seconds (default 30)"),
+        cli_opt_int("--request-timeout", &o.request_timeout_s, 1, 86400, "S",
+                    "close a connection whose request (headers and body) has not fully arrived S seconds after it "
+                    "began, however it trickles (default 120; headers alone: --timeout)"),
         cli_opt_int("--max-connections", &o.max_connections, 1, 100000, "N",
                     "open connections at once; beyond it new ones are closed at accept (default 1000)"),
         {.name = "--max-body", .kind = CLI_FN, .fn = take_size, .dst = &o.max_body, .metavar = "SIZE", .section = "limits",
          .help = "largest request body, bytes with an optional K/M/G suffix (default 20M); larger: 413"},
+        {.name = "--max-body-total", .kind = CLI_FN, .fn = take_size_total, .dst = &o.max_body_total, .metavar = "SIZE",
+         .help = "request bodies held in memory at once, all requests together (default 256M, or 4 x --max-body when "
+                 "larger); an upload beyond it: 503 with Retry-After"},
         {.name = "--max-pixels", .kind = CLI_FN, .fn = take_pixels, .dst = &o.max_pixels, .metavar = "N",
          .help = "largest image in pixels (default 50000000); larger: 413"},
         cli_opt_int("--max-queue", &o.max_queue, 1, 100000, "N", "requests accepted at once; beyond it 503 with Retry-After (default 256)"),
@@ -502,7 +602,8 @@ int cmd_serve(int argc, char **argv) {
     if (!o.api_key && getenv("CLIPADAPT_API_KEY") && *getenv("CLIPADAPT_API_KEY")) o.api_key = getenv("CLIPADAPT_API_KEY");
     if (!o.bpe && getenv("CLIPADAPT_BPE") && *getenv("CLIPADAPT_BPE")) o.bpe = getenv("CLIPADAPT_BPE");
     S.o = o;
-    g_body_budget = o.max_body * 4 > (size_t)256 << 20 ? o.max_body * 4 : (size_t)256 << 20;
+    g_body_budget = o.max_body_total ? o.max_body_total : o.max_body * 4 > (size_t)256 << 20 ? o.max_body * 4 : (size_t)256 << 20;
+    if (g_body_budget < o.max_body) { free(clfs); return cli_usage("serve", "--max-body-total %zu is below --max-body %zu", g_body_budget, o.max_body); }
 
     /* signals: every thread blocks them; this one waits for them */
     sigset_t sigs;
@@ -516,6 +617,8 @@ int cmd_serve(int argc, char **argv) {
     int port = 0, rc = CLI_FAIL;
     int lfd = listen_on(o.host, o.port, &port, err, sizeof err);
     struct MHD_Daemon *d = NULL;
+    pthread_t sweeper;
+    int sweeping = 0;
     if (lfd < 0) { cli_error("%s", err); goto out; }
     if (work_start(&S, err, sizeof err)) { cli_error("%s", err); goto out; }
     if (store_open(&S, clfs, nclf, err, sizeof err)) { cli_error("%s", err); goto out; }
@@ -526,9 +629,12 @@ int cmd_serve(int argc, char **argv) {
                          MHD_OPTION_CONNECTION_LIMIT, (unsigned int)o.max_connections,
                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
                          MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+                         MHD_OPTION_NOTIFY_CONNECTION, notify_conn, NULL,
                          MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
                          MHD_OPTION_END);
     if (!d) { cli_error("cannot start the HTTP server on %s port %d", o.host, port); goto out; }
+    if (pthread_create(&sweeper, NULL, sweeper_main, &S.o) != 0) { cli_error("cannot start a thread"); goto out; }
+    sweeping = 1;
     fprintf(stderr, "clipadapt serve: listening on http://%s%s%s:%d/ (model %s, %d classifier%s)\n",
             strchr(o.host, ':') ? "[" : "", o.host, strchr(o.host, ':') ? "]" : "", port, o.model, store_count(&S), store_count(&S) == 1 ? "" : "s");
     fflush(stderr);
@@ -550,6 +656,13 @@ int cmd_serve(int argc, char **argv) {
     store_drain(&S);
     rc = CLI_OK;
 out:
+    if (sweeping) {
+        pthread_mutex_lock(&g_conn_mu);
+        g_sweep_stop = 1;
+        pthread_cond_broadcast(&g_conn_cv);
+        pthread_mutex_unlock(&g_conn_mu);
+        pthread_join(sweeper, NULL);
+    }
     if (d) MHD_stop_daemon(d);
     if (lfd >= 0 && !d) close(lfd);
     work_stop(&S);
