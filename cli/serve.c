@@ -324,6 +324,17 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             errno = 0;
             unsigned long long n = strtoull(cl, &end, 10);
             if (errno || *end || n > S.o.max_body) { r->too_big = 1; return answer_error(r, 413, "request body of %s bytes is over --max-body %zu", cl, S.o.max_body); }
+            /* the whole body is reserved at once: uploads growing side by side could otherwise
+             * each hold part of the budget and all be refused */
+            if (n > 0) {
+                pthread_mutex_lock(&g_mu);
+                int over = g_body_bytes + n > g_body_budget;
+                if (!over) g_body_bytes += n;
+                pthread_mutex_unlock(&g_mu);
+                if (!over && !(r->body = malloc(n))) { pthread_mutex_lock(&g_mu); g_body_bytes -= n; pthread_mutex_unlock(&g_mu); over = 1; }
+                if (over) { r->http = 503; return answer_error(r, 503, "server busy: too many uploads in memory; retry shortly"); }
+                r->cap = n;
+            }
         }
         return MHD_YES;
     }
