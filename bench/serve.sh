@@ -6,7 +6,7 @@
 # the issue's targets. Then the RSS run: SERVE_RSS_REQUESTS classifies at concurrency 32, resident
 # memory before and after. Every phase is bounded in requests and seconds; only 127.0.0.1 is
 # ever contacted.
-# Env: SERVE_ROUNDS (default 3), SERVE_RSS_REQUESTS (default 10000), SERVE_RSS_SECONDS (default
+# Env: SERVE_ROUNDS (default 3; 0: the RSS run only), SERVE_RSS_REQUESTS (default 10000), SERVE_RSS_SECONDS (default
 # 1200), BUILD (default build).
 set -euo pipefail
 BUILD=${BUILD:-build}
@@ -46,12 +46,12 @@ for i in $(seq 1 600); do
 done
 case "$port" in ''|*[!0-9]*) echo "serve did not start"; cat "$T/serve.log"; exit 1;; esac
 P="/v1/classify?classifier=b32&top_k=5"
-"$LOAD" "$port" "$P" "$IMG" 4 32 60 >/dev/null   # warm-up
+"$LOAD" "$port" "$P" "$IMG" 32 64 120 >/dev/null || true   # warm-up: the encoder has seen full batches
 srv_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' /proc/$PID/stat; }
 field() { awk -v k="$1" '{for (i = 1; i < NF; i++) if ($i == k) print $(i + 1)}'; }
 
 : > "$T/rounds.txt"
-for r in $(seq 1 "$ROUNDS"); do
+for r in $(seq 1 "$ROUNDS"); do   # (none when ROUNDS is 0)
   # offline: the difference of two runs cancels loading and packing the weights
   read -r w32 c32 < <(timed enc 32 32)
   read -r w192 c192 < <(timed enc 192 32)
@@ -92,6 +92,11 @@ kill -TERM $PID; wait $PID || true
 trap - EXIT
 
 echo
+if [ "$ROUNDS" = 0 ]; then   # the RSS run only
+  awk -v a="$r0" -v b="$r1" -v n="${rss_ok:-0}" -v e="${rss_err:-?}" 'BEGIN{ g = 100 * (b - a) / a;
+    printf "RSS over %d requests answered 200 (%s errors): %d -> %d KiB, %+.2f %%   (target <= 5 %% over 10000)   %s\n", n, e, a, b, g, (g <= 5 && n >= 10000 && e == 0 ? "met" : "NOT met") }'
+  exit 0
+fi
 echo "== figures (median of $ROUNDS alternating rounds, min-max in brackets; machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end)"
 read -r off offlo offhi < <(med offline); read -r one onelo onehi < <(med single)
 printf "offline clipadapt encode, batch 32:   %8.2f images/s  [%.2f-%.2f]\n" "$off" "$offlo" "$offhi"

@@ -52,7 +52,6 @@ static conn *g_conns;
 static pthread_mutex_t g_conn_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_conn_cv = PTHREAD_COND_INITIALIZER;
 static int g_sweep_stop;
-static long g_slow_closed;       /* connections closed by the sweeper */
 
 static srv S;
 static long g_requests_in_flight;          /* requests being received or served */
@@ -472,7 +471,7 @@ static void *sweeper_main(void *arg) {
             if (!cn->busy && cn->fd >= 0 && now - cn->t_req > limit) {
                 shutdown(cn->fd, SHUT_RDWR);
                 cn->fd = -1;   /* once */
-                g_slow_closed++;
+                metrics_slow_closed();
             }
         }
     }

@@ -294,6 +294,10 @@ def phase_slow():
         worst = max(g[1] for g in got)
         check("10 slow %s clients closed by the server (slowest %.1f s, deadline %d s + slack)" % (kind, worst, limit - 3),
               all(g[0] == "closed" for g in got) and worst <= limit + 1, got)
+    st, _, body = request("GET", "/metrics")
+    line = [l for l in body.decode().split("\n") if l.startswith("clipadapt_slow_connections_closed_total ")]
+    check("metrics count the slow connections closed (%s)" % (line[0].split()[1] if line else "none"),
+          line and int(line[0].split()[1]) >= 20, line)
     alive("alive after slow clients")
 
 
