@@ -1,4 +1,4 @@
-# clipadapt — plain Makefile. Targets: all (default), test, demo, bench, fuzz, install, clean.
+# clipadapt — plain Makefile. Targets: all (default), test, demo, bench, bench-ort, fuzz, install, clean.
 # SAN=1 builds everything under AddressSanitizer + UBSan into build-san/.
 # TSAN=1 builds everything under ThreadSanitizer into build-tsan/, with clang and LLVM's OpenMP
 # runtime (libomp): GCC's libgomp is not instrumented, so TSAN cannot see its barriers and
@@ -87,7 +87,7 @@ FLAGS_STAMP := $(BUILD)/.flags
 $(shell mkdir -p $(BUILD) && echo '$(CC) $(CFLAGS) $(DISPATCH)' | cmp -s - $(FLAGS_STAMP) || \
         echo '$(CC) $(CFLAGS) $(DISPATCH)' > $(FLAGS_STAMP))
 
-.PHONY: all test demo bench bench-bins bench-serve fuzz install clean deps
+.PHONY: all test demo bench bench-bins bench-serve bench-ort fuzz install clean deps
 all: $(DEPS_OK) $(LIB) $(SO) $(BIN) $(EXAMPLES)
 
 deps: $(DEPS_OK)
@@ -172,7 +172,7 @@ $(BUILD)/tests/header_cpp.o: include/clipadapt.h tests/header_cpp.cpp
 	@mkdir -p $(dir $@)
 	c++ -std=c++11 -Wall -Wextra -Werror -Iinclude -c tests/header_cpp.cpp -o $@
 
-test: all $(TESTS) $(BUILD)/tests/header_cpp.o $(if $(HAVE_MPI),$(MPI_BIN))
+test: all $(TESTS) $(BUILD)/bench/peer $(BUILD)/tests/header_cpp.o $(if $(HAVE_MPI),$(MPI_BIN))
 	@bash scripts/setup.sh test
 	@BUILD=$(BUILD) SHARED=$(SHARED) SAN=$(SAN) TSAN=$(TSAN) bash scripts/run_tests.sh
 
@@ -230,6 +230,12 @@ install: all
 bench-serve: all $(BENCHES) $(BUILD)/tests/test_grow
 	@bash scripts/setup.sh bench
 	@BUILD=$(BUILD) bash bench/serve.sh
+
+# Only the ONNX Runtime comparison (also a block of make bench): bench/ort.sh.
+bench-ort: all $(BUILD)/bench/peer $(BUILD)/bench/gen_weights
+	@bash scripts/setup.sh bench
+	@$(BUILD)/bench/gen_weights $(BUILD)/bench-weights
+	@BUILD=$(BUILD) bash bench/ort.sh
 
 clean:
 	rm -rf build build-san build-tsan build-native

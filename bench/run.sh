@@ -87,6 +87,11 @@ for m in vit-b32 rn50 vit-b16; do
   "$BUILD"/bench/model "$ck" --reps 3 "${args[@]}"
 done
 
+# ONNX Runtime as a peer (issue 14 #4): the same checkpoints exported to ONNX and run by
+# onnxruntime-node beside clipadapt and PyTorch, alternated, batch 1 and 32 (bench/ort.sh; alone:
+# make bench-ort). Skips with one line when node, npm or the package is missing.
+BUILD=$BUILD W="$W" bash bench/ort.sh
+
 # The same encoders built with -march=native (make bench builds $NATIVE_BUILD): the portable
 # build's run-time dispatch should cost under 3 % (bench/dispatch.sh).
 if [ -n "${NATIVE_BUILD:-}" ]; then bash bench/dispatch.sh "$W"; fi

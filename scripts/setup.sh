@@ -20,6 +20,18 @@ case "$what" in
   *) echo "setup.sh: unknown target '$what' (build|test|bench)" >&2; exit 2 ;;
 esac
 
+# bench, optional: Node.js and npm (Debian: nodejs, npm) for the ONNX Runtime peer — bench/ort.sh
+# installs onnxruntime-node (bench/ort/package-lock.json) from the npm registry with them into
+# build/bench-node. Checked by command, not by package, since a nodejs from another apt source
+# carries its own npm; without them bench/ort.sh prints one line and skips, so this never fails.
+if [ "$what" = bench ] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm >/dev/null 2>&1; then
+    echo "clipadapt: installed nodejs npm (the ONNX Runtime peer of make bench)" >&2
+  else
+    echo "clipadapt: no node/npm (apt-get install nodejs npm): make bench will skip ONNX Runtime" >&2
+  fi
+fi
+
 missing=()
 for p in "${pkgs[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then missing+=("$p"); fi
