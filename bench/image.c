@@ -5,7 +5,7 @@
 #include "core/core.h"
 #include "data/preprocess.h"
 
-#include <jpeglib.h>
+#include "jpeg.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,27 +22,6 @@ static double cpu_now(void) {
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
-}
-
-static unsigned char *encode_jpeg(const uint8_t *rgb, int w, int h, unsigned long *len) {
-    struct jpeg_compress_struct c;
-    struct jpeg_error_mgr e;
-    unsigned char *buf = NULL;
-    c.err = jpeg_std_error(&e);
-    jpeg_create_compress(&c);
-    jpeg_mem_dest(&c, &buf, len);
-    c.image_width = (JDIMENSION)w; c.image_height = (JDIMENSION)h;
-    c.input_components = 3; c.in_color_space = JCS_RGB;
-    jpeg_set_defaults(&c);
-    jpeg_set_quality(&c, 90, TRUE);
-    jpeg_start_compress(&c, TRUE);
-    while (c.next_scanline < c.image_height) {
-        JSAMPROW r = (JSAMPROW)(rgb + (size_t)c.next_scanline * w * 3);
-        jpeg_write_scanlines(&c, &r, 1);
-    }
-    jpeg_finish_compress(&c);
-    jpeg_destroy_compress(&c);
-    return buf;
 }
 
 static void report(const char *what, double *t, int n) {
@@ -62,7 +41,7 @@ int main(void) {
     ca_rect all = {0, 0, ca_image_width(src), ca_image_height(src)}, win = {0, 0, W, H};
     if (ca_resize_crop_rgb(src, all, W, H, win, big)) { fprintf(stderr, "resize failed\n"); return 1; }
     unsigned long len = 0;
-    unsigned char *jpg = encode_jpeg(big, W, H, &len);
+    unsigned char *jpg = bench_encode_jpeg(big, W, H, &len);
     printf("image: decode + preprocess of a %dx%d JPEG (%lu bytes, from fight1.jpg %dx%d) to %d, one thread\n",
            W, H, len, ca_image_width(src), ca_image_height(src), N);
     float *out = malloc(sizeof(float) * 3 * N * N);

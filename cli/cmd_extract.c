@@ -12,6 +12,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#else
+#define omp_get_max_threads() 1
+#endif
 
 typedef struct {
     const char *model, *config, *bpe, *images, *val_images, *test_images, *split_file, *image_root, *templates, *output, *prompts;
@@ -54,12 +59,26 @@ static int parse_shard(const char *cmd, const char *v, void *dst) {
     return -1;
 }
 
+/* With --skip-bad every shard must leave out the same images as a single process, which sees
+ * them all: the images of other shards' chunks are decoded (not encoded) to find the bad ones,
+ * flagged 2 (1: found in an owned chunk, named on stderr by this shard). */
+static void check_decodable(const char *const *paths, int n, uint8_t *bad, int threads) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads > 0 ? threads : omp_get_max_threads())
+    for (int j = 0; j < n; j++) {
+        ca_status st;
+        ca_image *img = ca_image_load(paths[j], NULL, &st);
+        bad[j] = img ? 0 : 2;
+        ca_image_free(img);
+    }
+}
+
 /* Encode only this shard's chunks: chunk g (counted over all calls through *g) belongs to shard
  * g mod N. Each owned chunk is one call starting at the chunk boundary, so its batches (and chunk
  * cache keys) are those of a single-process run; rows of other shards stay zero for merge. */
 static ca_status encode_owned(ca_model *m, const char *const *paths, const uint64_t *ids, int n, ca_encode_params *ep,
-                              float *feats, float *views, int D, const int *shard, int64_t *g, int *reused) {
+                              float *feats, float *views, int D, const int *shard, int threads, int64_t *g, int *reused) {
     *reused = 0;
+    if (ep->bad_out) memset(ep->bad_out, 0, (size_t)n);   /* the array serves every split */
     if (shard[1] == 1) return ca_encode_images(m, paths, ids, n, ep, feats, views, reused);
     int V = ep->views;
     float *vt = V ? malloc(sizeof(float) * (size_t)V * ep->chunk * D + 1) : NULL;
@@ -68,8 +87,11 @@ static ca_status encode_owned(ca_model *m, const char *const *paths, const uint6
     int64_t base = ep->progress_base;
     uint8_t *bad = ep->bad_out;
     for (int c0 = 0; st == CA_OK && c0 < n; c0 += ep->chunk) {
-        if ((*g)++ % shard[1] != shard[0]) continue;
         int cm = n - c0 < ep->chunk ? n - c0 : ep->chunk, r = 0;
+        if ((*g)++ % shard[1] != shard[0]) {
+            if (ep->skip_bad && bad) check_decodable(paths + c0, cm, bad + c0, threads);
+            continue;
+        }
         ep->progress_base = base + c0;
         ep->bad_out = bad ? bad + c0 : NULL;
         st = ca_encode_images(m, paths + c0, ids + c0, cm, ep, feats + (size_t)c0 * D, vt, &r);
@@ -462,7 +484,7 @@ int cmd_extract(int argc, char **argv) {
             }
             ep.views = sp == 0 ? o.views : 0;
             ep.progress_base = sp == 0 ? 0 : sp == 1 ? nuni : (int64_t)nuni + nval;
-            st = encode_owned(model, paths, ids, n, &ep, sp == 0 ? fu : sp == 1 ? fval : ftest, sp == 0 ? vu : NULL, D, o.shard, &g, &r);
+            st = encode_owned(model, paths, ids, n, &ep, sp == 0 ? fu : sp == 1 ? fval : ftest, sp == 0 ? vu : NULL, D, o.shard, o.threads, &g, &r);
             if (st != CA_OK) { rc = cli_status(st); goto out; }
             reused += r;
             for (int j = 0; j < n; j++) {
@@ -473,7 +495,7 @@ int cmd_extract(int argc, char **argv) {
                 if (!(skipped[nskipped] = strdup(paths[j]))) { rc = cli_error("out of memory"); goto out; }
                 nskipped++;
                 found++;
-                report_bad(paths[j]);
+                if (bad[j] == 1) report_bad(paths[j]);   /* 2: another shard's, named there */
             }
         }
         if (!found) break;

@@ -183,6 +183,74 @@ static int load_state(const char *state, uint64_t key, long long *done, long lon
     return ok ? 0 : -1;
 }
 
+/* Where finished batches go: ca_session_encode_image_files calls emit() after each batch of a
+ * window (in input order: no cache_dir), and emit() writes those images' records and, for a file
+ * output, makes them durable and counts them in the state file. */
+typedef struct {
+    FILE *of;
+    int fmt, k, C, D, batch, to_file, skip_bad;
+    const ca_classifier *c;
+    const char *const *paths;   /* the window's */
+    const float *feats;         /* (window, D) */
+    const uint8_t *bad;         /* (window) */
+    float *logits, *probs;      /* (batch, C), (C) */
+    int *idx;
+    long long w0, written;      /* the window's first image, relative to the shard; images of it written */
+    long long total;            /* images of the shard */
+    const char *partial, *state;
+    uint64_t key;
+    int skipped, rc;            /* rc: CLI_OK, or the error emit() met (the call then stops) */
+} sink;
+
+static int emit_records(sink *o, long long a, long long b) {
+    for (long long r0 = a; r0 < b; r0 += o->batch) {
+        int n = (int)(b - r0 < o->batch ? b - r0 : o->batch);
+        ca_status st = ca_classifier_logits(o->c, o->feats + (size_t)r0 * o->D, n, o->logits);
+        if (st != CA_OK) return cli_status(st);
+        for (int g = 0; g < n; g++) {
+            const char *path = o->paths[r0 + g];
+            if (o->bad[r0 + g]) {   /* the library only flags it: load it once more for the reason */
+                ca_status s2;
+                ca_image *img = ca_image_load(path, NULL, &s2);
+                const char *d = ca_last_error();
+                if (img) ca_image_free(img);   /* readable now: changed under us; still skipped */
+                if (d && strstr(d, path)) fprintf(stderr, "clipadapt: skipped: %s\n", d);
+                else fprintf(stderr, "clipadapt: skipped: %s: %s\n", path, img ? "could not be decoded" : d && *d ? d : ca_strerror(s2));
+                o->skipped++;
+                continue;
+            }
+            const float *lg = o->logits + (size_t)g * o->C;
+            double mx = lg[0], sum = 0;
+            for (int j = 1; j < o->C; j++) if (lg[j] > mx) mx = lg[j];
+            for (int j = 0; j < o->C; j++) sum += exp((double)lg[j] - mx);
+            int finite = isfinite(sum) && sum > 0;
+            for (int j = 0; j < o->C; j++) { o->probs[j] = (float)(exp((double)lg[j] - mx) / sum); finite &= isfinite(o->probs[j]) != 0; }
+            if (!finite) return cli_error("%s: non-finite class probabilities (NaN or infinity in the model or classifier)", path);
+            ca_top_k(o->probs, o->C, o->k, o->idx);
+            write_record(o->of, o->fmt, path, o->c, o->probs, o->idx, o->k);
+        }
+    }
+    return CLI_OK;
+}
+
+/* ca_progress_fn: `done` images of the shard are encoded (progress_base = the window's start). */
+static int emit(const char *stage, int64_t done, int64_t total, void *user) {
+    sink *o = user;
+    long long upto = done - o->w0;
+    if (upto > o->written) {
+        if ((o->rc = emit_records(o, o->written, upto)) != CLI_OK) return 1;
+        o->written = upto;
+        if (o->to_file) {   /* complete records reach the disk before the state that counts them */
+            if (fflush(o->of) != 0 || fsync(fileno(o->of)) != 0) { o->rc = cli_error("%s: write failed: %s", o->partial, strerror(errno)); return 1; }
+            if (save_state(o->state, o->key, done, ftell(o->of))) { o->rc = cli_error("%s: cannot write: %s", o->state, strerror(errno)); return 1; }
+        } else {
+            fflush(o->of);
+        }
+    }
+    cli_progress("predict", done, o->total, NULL);
+    return 0;
+}
+
 int cmd_predict(int argc, char **argv) {
     const char *model_path = NULL, *config = NULL, *clf_path = NULL, *dir = NULL, *list = NULL, *output = NULL;
     int topk = 5, json = 0, npos = 0, bf16 = 0, threads = 0, batch = 32, skip_bad = 0, act = CA_ACTIVATION_AUTO, shard[2] = {0, 1};
@@ -196,7 +264,8 @@ int cmd_predict(int argc, char **argv) {
         cli_opt_str("--images", &dir, "DIR", "classify every file under DIR (recursively, in sorted path order)"),
         cli_opt_str("--list", &list, "FILE", "classify the files named in FILE, one path per line ('-': standard input)"),
         cli_opt_int("--top-k", &topk, 1, 1000000, "K", "classes shown per image (default 5)"),
-        cli_opt_flag("--json", &json, "JSON lines: one {\"image\", \"top\": [{\"class\", \"index\", \"prob\"}, ...]} per image"),
+        cli_opt_flag("--json", &json, "JSON lines: one object {\"image\", \"top\": [{\"class\", \"index\", \"prob\"}, ...]} "
+                                      "per line and image, written as each batch finishes (not one array)"),
         cli_opt_str("--output", &output, "FILE|-", "write here instead of standard output; .jsonl/.json = JSON lines, .csv = CSV "
                                                   "(image,rank,prob,index,class), else the table; resumable (see below)"),
         cli_opt_flag("--skip-bad", &skip_bad, "name each image that cannot be decoded on stderr, classify the others, and "
@@ -212,7 +281,8 @@ int cmd_predict(int argc, char **argv) {
                    "normalisation, the classifier's logits, softmax. The model must be the one the features\n"
                    "were extracted with (a classifier of another model is refused before any image).",
                    "Table output: one line per image and rank: image, rank, probability, class index, class name\n"
-                   "(tab-separated). Records are written in input order as batches finish. An image that cannot be\n"
+                   "(tab-separated). Records are written in input order as batches finish; the next batch is\n"
+                   "decoded and preprocessed while this one is encoded. An image that cannot be\n"
                    "decoded stops the command (exit 1; a file output is not written), unless --skip-bad; on standard\n"
                    "output the batches before it have been printed. With --output FILE records go to\n"
                    "FILE.partial (fsync'd per batch) and FILE.partial.state; re-running the same command after an\n"
@@ -240,12 +310,13 @@ int cmd_predict(int argc, char **argv) {
     free(pos);
 
     ca_status st;
-    int rc = CLI_FAIL, failed = 0, skipped = 0;
+    int rc = CLI_FAIL, skipped = 0;
     ca_model *m = NULL;
     ca_classifier *c = NULL;
     float *probs = NULL, *feats = NULL, *logits = NULL;
-    int *idx = NULL, *good = NULL;
-    const char **bpaths = NULL;
+    int *idx = NULL;
+    uint8_t *bad = NULL;
+    ca_session *sess = NULL;
     char *partial = NULL, *state = NULL;
     FILE *of = NULL;
     if (dir && (rc = walk(dir, &in)) != CLI_OK) goto done;
@@ -299,13 +370,16 @@ int cmd_predict(int argc, char **argv) {
     job = fnv_file(fnv_file(fnv_file(fnv(job, jh, sizeof jh), model_path), config), clf_path);
     for (int i = 0; i < in.n; i++) job = fnv(job, in.v[i], strlen(in.v[i]) + 1);
 
+    /* the images go to the library in windows of whole batches (bounded memory whatever the
+     * input size; a window decodes its next batch while it encodes this one) */
+    long long win = (long long)batch * 64;
     probs = malloc(sizeof(float) * (size_t)C);
     logits = malloc(sizeof(float) * (size_t)C * (size_t)batch);
-    feats = malloc(sizeof(float) * (size_t)D * (size_t)batch);
+    feats = malloc(sizeof(float) * (size_t)D * (size_t)win);
     idx = malloc(sizeof(int) * (size_t)k);
-    good = malloc(sizeof(int) * (size_t)batch);
-    bpaths = malloc(sizeof(char *) * (size_t)batch);
-    if (!probs || !logits || !feats || !idx || !good || !bpaths) { rc = cli_error("out of memory"); goto done; }
+    bad = malloc((size_t)win);
+    if (!probs || !logits || !feats || !idx || !bad) { rc = cli_error("out of memory"); goto done; }
+    if (!(sess = ca_session_new(m, NULL, &st))) { rc = cli_status(st); goto done; }
 
     long long start = i0, bytes = 0;
     if (to_file) {
@@ -332,59 +406,38 @@ int cmd_predict(int argc, char **argv) {
         if (fmt == FMT_CSV && shard[0] == 0) fputs("image,rank,prob,index,class\n", of);
     }
 
+    sink o = {.of = of, .fmt = fmt, .k = k, .C = C, .D = D, .batch = batch, .to_file = to_file, .skip_bad = skip_bad,
+              .c = c, .feats = feats, .bad = bad, .logits = logits, .probs = probs, .idx = idx, .total = i1 - i0,
+              .partial = partial, .state = state, .key = key};
     ca_encode_params ep = ca_encode_default_params();
-    ep.batch = batch; ep.chunk = batch;
-    ca_image_params ip = ca_image_default_params();
-    for (long long b0 = start; b0 < i1; b0 += batch) {
-        int bm = (int)(i1 - b0 < batch ? i1 - b0 : batch), ng = 0;
-        cli_progress("predict", b0 - i0, i1 - i0, NULL);
-        for (int j = 0; j < bm; j++) { bpaths[j] = in.v[b0 + j]; good[j] = j; }
-        ng = bm;
-        st = ca_encode_images(m, bpaths, NULL, bm, &ep, feats, NULL, NULL);
-        if (st != CA_OK && st != CA_E_NOMEM) {
-            /* find the bad files, report them, and encode the rest as one batch */
-            ng = 0;
-            for (int j = 0; j < bm; j++) {
-                ca_status s2;
-                ca_image *img = ca_image_load(in.v[b0 + j], &ip, &s2);
-                if (img) { ca_image_free(img); good[ng] = j; bpaths[ng++] = in.v[b0 + j]; continue; }
-                const char *d = ca_last_error();
-                char line[1024];
-                if (d && strstr(d, in.v[b0 + j])) snprintf(line, sizeof line, "%s", d);
-                else snprintf(line, sizeof line, "%s: %s", in.v[b0 + j], d && *d ? d : ca_strerror(s2));
-                if (!skip_bad) { failed++; cli_error("%s", line); break; }
-                fprintf(stderr, "clipadapt: skipped: %s\n", line);
-                skipped++;
-            }
-            if (failed) {   /* the first bad image ends the run; a file output is not written */
-                if (to_file) { fclose(of); of = NULL; remove(partial); remove(state); }
-                rc = CLI_FAIL;
-                goto done;
-            }
-            st = ng ? ca_encode_images(m, bpaths, NULL, ng, &ep, feats, NULL, NULL) : CA_OK;
-        }
-        if (st == CA_OK && ng) st = ca_classifier_logits(c, feats, ng, logits);
-        if (st != CA_OK) { rc = cli_status(st); goto done; }
-        for (int g = 0; g < ng; g++) {
-            const float *lg = logits + (size_t)g * C;
-            double mx = lg[0], s = 0;
-            for (int j = 1; j < C; j++) if (lg[j] > mx) mx = lg[j];
-            for (int j = 0; j < C; j++) s += exp((double)lg[j] - mx);
-            int finite = isfinite(s) && s > 0;
-            for (int j = 0; j < C; j++) { probs[j] = (float)(exp((double)lg[j] - mx) / s); finite &= isfinite(probs[j]) != 0; }
-            if (!finite) { rc = cli_error("%s: non-finite class probabilities (NaN or infinity in the model or classifier)", in.v[b0 + good[g]]); goto done; }
-            ca_top_k(probs, C, k, idx);
-            write_record(of, fmt, in.v[b0 + good[g]], c, probs, idx, k);
-        }
-        if (to_file) {   /* complete records reach the disk before the state that counts them */
-            if (fflush(of) != 0 || fsync(fileno(of)) != 0) { rc = cli_error("%s: write failed: %s", partial, strerror(errno)); goto done; }
-            bytes = ftell(of);
-            if (save_state(state, key, b0 + bm - i0, bytes)) { rc = cli_error("%s: cannot write: %s", state, strerror(errno)); goto done; }
-        } else {
-            fflush(of);
+    ep.batch = batch;
+    ep.chunk = 1 << 28;   /* no cache_dir: chunks would only cut batches short */
+    ep.stage = "predict";
+    ep.skip_bad = skip_bad; ep.bad_out = bad;
+    ep.progress = emit; ep.progress_user = &o; ep.progress_total = i1 - i0;
+    memset(bad, 0, (size_t)win);
+    for (long long w0 = start; w0 < i1; w0 += win) {
+        int wn = (int)(i1 - w0 < win ? i1 - w0 : win);
+        o.paths = (const char *const *)in.v + w0;
+        o.w0 = w0 - i0; o.written = 0;
+        ep.progress_base = w0 - i0;
+        st = ca_session_encode_image_files(sess, o.paths, NULL, wn, &ep, feats, NULL, NULL);
+        if (o.rc != CLI_OK) { rc = o.rc; goto done; }
+        if (st != CA_OK) {   /* without --skip-bad, the first bad image ends the run; a file output is not written */
+            rc = cli_status(st);
+            if (to_file) { fclose(of); of = NULL; remove(partial); remove(state); }
+            goto done;
         }
     }
+    skipped = o.skipped;
     cli_progress("predict", i1 - i0, i1 - i0, NULL);
+    /* a whole job of undecodable files fails with no output; one shard of them is just a part
+     * with no records (the other shards decide, so that every split gives the same result) */
+    if (skipped && skipped == i1 - i0 && shard[1] == 1) {
+        rc = cli_error("predict: none of the %d images could be decoded", skipped);
+        if (to_file) { fclose(of); of = NULL; remove(partial); remove(state); }
+        goto done;
+    }
     if (to_file) {
         int bad = fflush(of) != 0 || fsync(fileno(of)) != 0;
         bad |= fclose(of) != 0;
@@ -392,14 +445,14 @@ int cmd_predict(int argc, char **argv) {
         if (bad || rename(partial, output) != 0) { rc = cli_error("%s: cannot write: %s", output, strerror(errno)); goto done; }
         remove(state);
     }
-    if (skipped && skipped == i1 - i0) { rc = cli_error("predict: none of the %d images could be decoded", skipped); goto done; }
     if (skipped) fprintf(stderr, "clipadapt: predict: skipped %d of %lld images that could not be decoded\n", skipped, i1 - i0);
     rc = CLI_OK;
 done:
     if (of && of != stdout) fclose(of);
     for (int i = 0; i < in.n; i++) free(in.v[i]);
     free(in.v);
-    free(probs); free(idx); free(feats); free(logits); free(good); free(bpaths); free(partial); free(state);
+    free(probs); free(idx); free(feats); free(logits); free(bad); free(partial); free(state);
+    ca_session_free(sess);
     ca_model_free(m);
     ca_classifier_free(c);
     return rc;

@@ -81,6 +81,18 @@ int cli_check_outputs(const cli_file *in, int nin, const cli_file *out, int nout
             if (stat(in[j].path, &ib) != 0) continue;   /* a missing input is reported where it is read */
             if (exists && ib.st_dev == sb.st_dev && ib.st_ino == sb.st_ino) {
                 rc = cli_error("%s: is the same file as the %s input %s; refusing to overwrite an input", path, in[j].flag, in[j].path);
+            } else if (exists && S_ISREG(sb.st_mode) && !in[j].dir) {
+                /* a checkpoint read through its folder or its sharded index: every file it names */
+                int nf = 0;
+                char **fs = ca_weights_files(in[j].path, &nf, NULL);
+                for (int k = 0; k < nf && rc == CLI_OK; k++) {
+                    struct stat fb;
+                    const char *what = nf > 1 ? (k ? "shard" : "index") : "checkpoint";
+                    if (stat(fs[k], &fb) == 0 && fb.st_dev == sb.st_dev && fb.st_ino == sb.st_ino)
+                        rc = cli_error("%s: is the same file as the %s input's %s %s; refusing to overwrite an input", path,
+                                       in[j].flag, what, fs[k]);
+                }
+                ca_weights_files_free(fs);
             } else if (in[j].dir && S_ISDIR(ib.st_mode)) {
                 char *d = realpath(in[j].path, NULL);
                 if (d && under(canon, d))

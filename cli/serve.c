@@ -34,64 +34,35 @@ typedef struct {
     struct MHD_Connection *conn;
     int http; char *resp;        /* an answer decided without a job */
     int retry_after;
+    struct conn *cn;             /* its connection's record (deadlines), or NULL */
 } req;
+
+/* A connection's deadline record (the sweeper's view; under g_conn_mu). A request must send its
+ * headers within --timeout and its whole body within --request-timeout of its start (the
+ * connection's opening or the previous answer), however it trickles them: libmicrohttpd's own
+ * timeout counts idle time only, so a client sending a byte a second would hold its connection
+ * forever. Not counted while the request waits for its answer or the answer is being sent. */
+typedef struct conn {
+    int fd;
+    double t_req;                /* start of the current request */
+    int headers_done, busy;
+    struct conn *prev, *next;
+} conn;
+static conn *g_conns;
+static pthread_mutex_t g_conn_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_conn_cv = PTHREAD_COND_INITIALIZER;
+static int g_sweep_stop;
 
 static srv S;
 static long g_requests_in_flight;          /* requests being received or served */
 static size_t g_body_bytes, g_body_budget; /* upload bytes held in memory, and their bound */
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static void help(void) {
-    printf("usage: clipadapt serve --model W [--classifier NAME=FILE]... [--host 127.0.0.1] [--port 8080]\n"
-           "                       [--threads N] [--max-batch 32] [--batch-wait-ms 5] [--max-body 20M]\n"
-           "                       [--max-pixels N] [--data-dir DIR] [--api-key KEY] [--bpe VOCAB]\n"
-           "\n"
-           "Serve few-shot classifiers over HTTP (JSON): the model is loaded once and shared; requests\n"
-           "arriving together are encoded together; examples added to a tip-adapter, tip-adapter-f,\n"
-           "tip-cache or prototype classifier are used by the next request, with no training.\n"
-           "\n"
-           "  --model W            CLIP checkpoint (safetensors)\n"
-           "  --config C           Hugging Face config.json (optional)\n"
-           "  --classifier N=F     serve the classifier file F as N (repeatable; N defaults to F's base name)\n"
-           "  --host H             address to bind (default 127.0.0.1; 0.0.0.0 or :: to listen on all)\n"
-           "  --port P             TCP port (default 8080; 0 picks a free one, printed at start)\n"
-           "  --threads N          threads of the image encoder (default: all cores)\n"
-           "  --workers N          decode/preprocess threads (default 2)\n"
-           "  --max-batch N        images per encoder call (default 32)\n"
-           "  --batch-wait-ms MS   longest wait for more images to batch, while some are on their way (default 5)\n"
-           "  --max-queue N        requests accepted at once; beyond it 503 + Retry-After (default 256)\n"
-           "  --max-body SIZE      largest request body, bytes with optional K/M/G (default 20M); larger: 413\n"
-           "  --max-pixels N       largest image in pixels (default 50000000); larger: 413\n"
-           "  --timeout S          close a connection idle (or sending too slowly) for S seconds (default 30)\n"
-           "  --data-dir DIR       keep uploaded classifiers and added examples here (fsync'd before the\n"
-           "                       answer; a restart serves exactly the acknowledged ones). Without it, in memory\n"
-           "  --api-key KEY        PUT, DELETE, examples and refit need 'Authorization: Bearer KEY'\n"
-           "                       (also read from $CLIPADAPT_API_KEY)\n"
-           "  --bpe VOCAB          CLIP BPE vocabulary: enables text embedding and new classes of\n"
-           "                       classifiers with text weights (default $CLIPADAPT_BPE)\n"
-           "  --templates NAME|F   prompt templates for a new class's text weight (default simple)\n"
-           "  --bf16               BF16 image encoder (AVX512-BF16)\n"
-           "\n"
-           "Routes: GET / (web page), GET /health, GET /v1/info, POST /v1/classify?classifier=N&top_k=K\n"
-           "(image bytes), POST /v1/embed (image bytes, or JSON {\"texts\": [...]}), PUT and DELETE\n"
-           "/v1/classifiers/N, POST /v1/classifiers/N/examples?label=L (image bytes),\n"
-           "POST /v1/classifiers/N/refit?method=M, GET /metrics (Prometheus). See docs/serve.md.\n"
-           "SIGTERM or SIGINT: stop accepting, finish the requests in flight, exit 0.\n");
-}
-
-static int parse_size(const char *v, size_t *out) {
-    char *end;
-    errno = 0;
-    double d = strtod(v, &end);
-    if (end == v || errno || d < 0) return -1;
-    double mul = 1;
-    if (*end == 'K' || *end == 'k') { mul = 1024; end++; }
-    else if (*end == 'M' || *end == 'm') { mul = 1024 * 1024; end++; }
-    else if (*end == 'G' || *end == 'g') { mul = 1024.0 * 1024 * 1024; end++; }
-    if (*end == 'B' || *end == 'b') end++;
-    if (*end || d * mul > 4.0 * 1024 * 1024 * 1024) return -1;
-    *out = (size_t)(d * mul);
-    return 0;
+static void conn_state(req *r, int busy) {
+    if (!r->cn) return;
+    pthread_mutex_lock(&g_conn_mu);
+    r->cn->busy = busy;
+    pthread_mutex_unlock(&g_conn_mu);
 }
 
 /* ---- answering ---- */
@@ -110,6 +81,7 @@ static enum MHD_Result answer(req *r, int http, const char *ctype, const char *b
         MHD_add_response_header(rs, "Allow", allow);
     }
     if (http == 401) MHD_add_response_header(rs, "WWW-Authenticate", "Bearer");
+    conn_state(r, 1);   /* sending: the deadline no longer applies */
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)http, rs);
     MHD_destroy_response(rs);
     if (!r->counted) { r->counted = 1; metrics_request(r->route, http, srv_now() - r->t0); }
@@ -183,7 +155,7 @@ static job *new_job(req *r, job_kind k) {
     j->done_user = r;
     snprintf(j->clf, sizeof j->clf, "%.*s", SRV_NAME_MAX, r->name);   /* valid by now */
     j->body = r->body; j->len = r->len;    /* the job owns the upload from here */
-    r->body = NULL; r->len = r->cap = 0;
+    r->body = NULL; r->len = 0;            /* r->cap stays counted in g_body_bytes until the request completes */
     return j;
 }
 
@@ -191,6 +163,7 @@ static job *new_job(req *r, job_kind k) {
 static enum MHD_Result dispatch(req *r, job *j) {
     if (!j) return answer_error(r, 503, "out of memory");
     r->j = j;
+    conn_state(r, 1);
     MHD_suspend_connection(r->conn);
     if (work_submit(r->s, j) != 0) {
         job_error(j, 503, "server busy: %d requests in the queue; retry shortly", r->s->o.max_queue);
@@ -303,6 +276,10 @@ static enum MHD_Result route(req *r, const char *method) {
         memset(&tmp, 0, sizeof tmp);
         snprintf(tmp.clf, sizeof tmp.clf, "%.*s", SRV_NAME_MAX, r->name);
         snprintf(tmp.method, sizeof tmp.method, "%s", m && *m ? m : "tip-adapter");
+        const char *sd = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "seed");
+        long seed = 1;
+        if (sd && (cli_int(sd, &seed) || seed < 0)) return answer_error(r, 400, "seed must be an integer >= 0");
+        tmp.seed = (uint64_t)seed;
         store_refit(s, &tmp);
         enum MHD_Result ret = answer_json(r, tmp.http, tmp.resp);
         return ret;
@@ -324,6 +301,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         r->t0 = srv_now();
         const char *sub;
         r->route = route_of(url, r->name, &sub);
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        if (ci && ci->socket_context) {
+            r->cn = ci->socket_context;
+            pthread_mutex_lock(&g_conn_mu);
+            r->cn->headers_done = 1;
+            pthread_mutex_unlock(&g_conn_mu);
+        }
         if (!strcmp(method, "DELETE") && r->route == R_PUT) r->route = R_DELETE;
         pthread_mutex_lock(&g_mu);
         g_requests_in_flight++;
@@ -339,6 +323,17 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             errno = 0;
             unsigned long long n = strtoull(cl, &end, 10);
             if (errno || *end || n > S.o.max_body) { r->too_big = 1; return answer_error(r, 413, "request body of %s bytes is over --max-body %zu", cl, S.o.max_body); }
+            /* the whole body is reserved at once: uploads growing side by side could otherwise
+             * each hold part of the budget and all be refused */
+            if (n > 0) {
+                pthread_mutex_lock(&g_mu);
+                int over = g_body_bytes + n > g_body_budget;
+                if (!over) g_body_bytes += n;
+                pthread_mutex_unlock(&g_mu);
+                if (!over && !(r->body = malloc(n))) { pthread_mutex_lock(&g_mu); g_body_bytes -= n; pthread_mutex_unlock(&g_mu); over = 1; }
+                if (over) { r->http = 503; return answer_error(r, 503, "server busy: too many uploads in memory; retry shortly"); }
+                r->cap = n;
+            }
         }
         return MHD_YES;
     }
@@ -420,10 +415,68 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
     g_requests_in_flight--;
     g_body_bytes -= r->cap;
     pthread_mutex_unlock(&g_mu);
+    if (r->cn) {   /* the next request on this connection starts now */
+        pthread_mutex_lock(&g_conn_mu);
+        r->cn->t_req = srv_now();
+        r->cn->headers_done = r->cn->busy = 0;
+        pthread_mutex_unlock(&g_conn_mu);
+    }
     job_free(r->j);
     free(r->body);
     free(r);
     *con_cls = NULL;
+}
+
+static void notify_conn(void *cls, struct MHD_Connection *c, void **socket_context, enum MHD_ConnectionNotificationCode toe) {
+    (void)cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        conn *cn = ci ? calloc(1, sizeof *cn) : NULL;
+        *socket_context = cn;
+        if (!cn) return;   /* untracked: libmicrohttpd's idle timeout still applies */
+        cn->fd = ci->connect_fd;
+        cn->t_req = srv_now();
+        pthread_mutex_lock(&g_conn_mu);
+        cn->next = g_conns;
+        if (g_conns) g_conns->prev = cn;
+        g_conns = cn;
+        pthread_mutex_unlock(&g_conn_mu);
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        /* called before libmicrohttpd closes the socket: once the record is unlinked here the
+         * sweeper can never shut down a descriptor number reused by a newer connection */
+        conn *cn = *socket_context;
+        pthread_mutex_lock(&g_conn_mu);
+        if (cn->prev) cn->prev->next = cn->next; else g_conns = cn->next;
+        if (cn->next) cn->next->prev = cn->prev;
+        pthread_mutex_unlock(&g_conn_mu);
+        free(cn);
+        *socket_context = NULL;
+    }
+}
+
+/* Every 250 ms: shut down the sockets of requests past their deadline (see struct conn);
+ * libmicrohttpd then sees the end of the stream and closes the connection in its own thread. */
+static void *sweeper_main(void *arg) {
+    const srv_opts *o = arg;
+    pthread_mutex_lock(&g_conn_mu);
+    while (!g_sweep_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 250000000;
+        if (ts.tv_nsec >= 1000000000) { ts.tv_sec++; ts.tv_nsec -= 1000000000; }
+        pthread_cond_timedwait(&g_conn_cv, &g_conn_mu, &ts);
+        double now = srv_now();
+        for (conn *cn = g_conns; cn; cn = cn->next) {
+            double limit = cn->headers_done ? o->request_timeout_s : o->timeout_s;
+            if (!cn->busy && cn->fd >= 0 && now - cn->t_req > limit) {
+                shutdown(cn->fd, SHUT_RDWR);
+                cn->fd = -1;   /* once */
+                metrics_slow_closed();
+            }
+        }
+    }
+    pthread_mutex_unlock(&g_conn_mu);
+    return NULL;
 }
 
 static int listen_on(const char *host, int port, int *bound_port, char *err, size_t errn) {
@@ -456,54 +509,111 @@ static int listen_on(const char *host, int port, int *bound_port, char *err, siz
     return fd;
 }
 
+/* --classifier NAME=FILE (repeatable): appended to the list at dst. */
+typedef struct { char **v; int n; } clf_list;
+static int take_classifier(const char *cmd, const char *v, void *dst) {
+    clf_list *l = dst;
+    l->v[l->n++] = (char *)v;   /* room for argc entries: at most one per argument */
+    (void)cmd;
+    return 0;
+}
+
+static int parse_size(const char *v, size_t *out) {
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (end == v || errno || !(d >= 0)) return -1;
+    double mul = 1;
+    if (*end == 'K' || *end == 'k') { mul = 1024; end++; }
+    else if (*end == 'M' || *end == 'm') { mul = 1024 * 1024; end++; }
+    else if (*end == 'G' || *end == 'g') { mul = 1024.0 * 1024 * 1024; end++; }
+    if (*end == 'B' || *end == 'b') end++;
+    if (*end || d * mul > 4.0 * 1024 * 1024 * 1024) return -1;
+    *out = (size_t)(d * mul);
+    return 0;
+}
+
+/* --max-body and --max-body-total SIZE: bytes with an optional K/M/G suffix. */
+static int take_size_named(const char *cmd, const char *flag, const char *v, void *dst) {
+    if (!parse_size(v, dst) && *(size_t *)dst >= 1) return 0;
+    cli_usage(cmd, "%s wants a size of at least 1 byte such as 20M (K, M, G suffixes), got '%s'", flag, v);
+    return 1;
+}
+static int take_size(const char *cmd, const char *v, void *dst) { return take_size_named(cmd, "--max-body", v, dst); }
+static int take_size_total(const char *cmd, const char *v, void *dst) { return take_size_named(cmd, "--max-body-total", v, dst); }
+
+static int take_pixels(const char *cmd, const char *v, void *dst) {
+    long n;
+    if (!cli_int(v, &n) && n >= 1) { *(int64_t *)dst = n; return 0; }
+    cli_usage(cmd, "--max-pixels wants an integer >= 1, got '%s'", v);
+    return 1;
+}
+
 int cmd_serve(int argc, char **argv) {
     srv_opts o = {.host = "127.0.0.1", .port = 8080, .workers = 2, .max_batch = 32, .batch_wait_ms = 5,
                   .max_queue = 256, .timeout_s = 30, .max_body = 20u << 20, .max_pixels = 50000000,
-                  .templates = "simple"};
-    char **clfs = calloc((size_t)argc + 1, sizeof(char *));
-    int nclf = 0;
+                  .max_connections = 1000, .request_timeout_s = 120, .templates = "simple", .act = CA_ACTIVATION_AUTO};
+    clf_list cl = {calloc((size_t)argc + 1, sizeof(char *)), 0};
+    char **clfs = cl.v;
     if (!clfs) return cli_error("out of memory");
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        int r;
-        long n;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { free(clfs); help(); return CLI_OK; }
-        if (!strcmp(a, "--bf16")) { o.bf16 = 1; continue; }
-#define STR(flag, field) if ((r = cli_take(argc, argv, &i, flag, &v)) != 0) { if (r < 0) goto missing; o.field = v; continue; }
-#define INT(flag, field, lo, hi) if ((r = cli_take(argc, argv, &i, flag, &v)) != 0) { \
-            if (r < 0) goto missing; \
-            if (cli_int(v, &n) || n < (lo) || n > (hi)) { free(clfs); return cli_usage("serve", "%s needs an integer in [%ld, %ld]", flag, (long)(lo), (long)(hi)); } \
-            o.field = (int)n; continue; }
-        STR("--model", model) STR("--config", config) STR("--host", host) STR("--data-dir", data_dir)
-        STR("--api-key", api_key) STR("--bpe", bpe) STR("--templates", templates)
-        INT("--port", port, 0, 65535) INT("--threads", threads, 0, 1024) INT("--workers", workers, 1, 64)
-        INT("--max-batch", max_batch, 1, 1024) INT("--batch-wait-ms", batch_wait_ms, 0, 10000)
-        INT("--max-queue", max_queue, 1, 100000) INT("--timeout", timeout_s, 1, 3600)
-        if ((r = cli_take(argc, argv, &i, "--classifier", &v)) != 0) { if (r < 0) goto missing; clfs[nclf++] = (char *)v; continue; }
-        if ((r = cli_take(argc, argv, &i, "--max-body", &v)) != 0) {
-            if (r < 0) goto missing;
-            if (parse_size(v, &o.max_body) || o.max_body < 1) { free(clfs); return cli_usage("serve", "--max-body needs a size such as 20M"); }
-            continue;
-        }
-        if ((r = cli_take(argc, argv, &i, "--max-pixels", &v)) != 0) {
-            if (r < 0) goto missing;
-            if (cli_int(v, &n) || n < 1) { free(clfs); return cli_usage("serve", "--max-pixels needs an integer >= 1"); }
-            o.max_pixels = n;
-            continue;
-        }
-        free(clfs);
-        return cli_usage("serve", "unknown argument '%s'", a);
-    missing:
-        free(clfs);
-        return cli_usage("serve", "%s needs a value", a);
-    }
-#undef STR
-#undef INT
+    cli_opt t[] = {
+        {.name = "--model", .kind = CLI_STR, .dst = &o.model, .metavar = "W", .section = "model",
+         .help = "CLIP checkpoint, any format clipadapt reads (chosen by content) (required)"},
+        cli_opt_str("--config", &o.config, "C", "Hugging Face config.json or OpenCLIP open_clip_config.json (optional)"),
+        cli_opt_act(&o.act),
+        cli_opt_int("--threads", &o.threads, 0, 4096, "N", "threads of the image encoder (default: all cores)"),
+        cli_opt_flag("--bf16", &o.bf16, "BF16 image encoder (AVX512-BF16; faster, features within ~1% of float32)"),
+        cli_opt_str("--bpe", &o.bpe, "VOCAB", "CLIP BPE vocabulary: enables text embedding and new classes of classifiers "
+                                               "with text weights (default $CLIPADAPT_BPE)"),
+        cli_opt_str("--templates", &o.templates, "NAME|FILE", "prompt templates for a new class's text weight (default simple)"),
+        {.name = "--classifier", .kind = CLI_FN, .fn = take_classifier, .dst = &cl, .metavar = "NAME=FILE", .section = "classifiers",
+         .help = "serve the classifier file FILE (from `clipadapt fit`) as NAME; repeatable; NAME defaults to FILE's base name"},
+        cli_opt_str("--data-dir", &o.data_dir, "DIR", "keep uploaded classifiers and added examples here (fsync'd before the answer; "
+                                                     "a restart serves exactly the acknowledged ones); without it, in memory only"),
+        {.name = "--host", .kind = CLI_STR, .dst = &o.host, .metavar = "H", .section = "network",
+         .help = "address to bind (default 127.0.0.1; 0.0.0.0 or :: to listen on all)"},
+        cli_opt_int("--port", &o.port, 0, 65535, "P", "TCP port (default 8080; 0 picks a free one, printed at start)"),
+        cli_opt_str("--api-key", &o.api_key, "KEY", "PUT, DELETE, examples and refit need 'Authorization: Bearer KEY' "
+                                                   "(default $CLIPADAPT_API_KEY)"),
+        cli_opt_int("--timeout", &o.timeout_s, 1, 3600, "S", "close a connection idle, or sending too slowly, for S seconds (default 30)"),
+        cli_opt_int("--request-timeout", &o.request_timeout_s, 1, 86400, "S",
+                    "close a connection whose request (headers and body) has not fully arrived S seconds after it "
+                    "began, however it trickles (default 120; headers alone: --timeout)"),
+        cli_opt_int("--max-connections", &o.max_connections, 1, 100000, "N",
+                    "open connections at once; beyond it new ones are closed at accept (default 1000)"),
+        {.name = "--max-body", .kind = CLI_FN, .fn = take_size, .dst = &o.max_body, .metavar = "SIZE", .section = "limits",
+         .help = "largest request body, bytes with an optional K/M/G suffix (default 20M); larger: 413"},
+        {.name = "--max-body-total", .kind = CLI_FN, .fn = take_size_total, .dst = &o.max_body_total, .metavar = "SIZE",
+         .help = "request bodies held in memory at once, all requests together (default 256M, or 4 x --max-body when "
+                 "larger); an upload beyond it: 503 with Retry-After"},
+        {.name = "--max-pixels", .kind = CLI_FN, .fn = take_pixels, .dst = &o.max_pixels, .metavar = "N",
+         .help = "largest image in pixels (default 50000000); larger: 413"},
+        cli_opt_int("--max-queue", &o.max_queue, 1, 100000, "N", "requests accepted at once; beyond it 503 with Retry-After (default 256)"),
+        {.name = "--max-batch", .kind = CLI_INT, .dst = &o.max_batch, .lo = 1, .hi = 1024, .metavar = "N", .section = "batching",
+         .help = "images per encoder call (default 32)"},
+        cli_opt_int("--batch-wait-ms", &o.batch_wait_ms, 0, 10000, "MS",
+                    "longest wait for more images to batch, while some are on their way (default 5)"),
+        cli_opt_int("--workers", &o.workers, 1, 64, "N", "decode and preprocess threads (default 2)"),
+    };
+    cli_cmd cmd = {"serve", "--model W [--classifier NAME=FILE]... [options]",
+                   "Serve few-shot classifiers over HTTP (JSON): the model is loaded once and shared; requests\n"
+                   "arriving together are encoded together; examples added to a tip-adapter, tip-adapter-f,\n"
+                   "tip-cache or prototype classifier are used by the next request, with no training.",
+                   "Routes: GET / (web page), GET /health, GET /v1/info, POST /v1/classify?classifier=N&top_k=K\n"
+                   "(image bytes), POST /v1/embed (image bytes, or JSON {\"texts\": [...]}), PUT and DELETE\n"
+                   "/v1/classifiers/N, POST /v1/classifiers/N/examples?label=L (image bytes),\n"
+                   "POST /v1/classifiers/N/refit?method=M[&seed=S], GET /metrics (Prometheus). See docs/serve.md.\n"
+                   "SIGTERM or SIGINT: stop accepting, finish the requests in flight, exit 0.\n",
+                   t, (int)(sizeof t / sizeof t[0]), NULL};
+    int pr = cli_parse(&cmd, argc, argv, NULL, NULL);
+    if (pr) { free(clfs); return pr == CLI_HELP ? CLI_OK : pr; }
+    int nclf = cl.n;
     if (!o.model) { free(clfs); return cli_usage("serve", "--model is required"); }
     if (!o.api_key && getenv("CLIPADAPT_API_KEY") && *getenv("CLIPADAPT_API_KEY")) o.api_key = getenv("CLIPADAPT_API_KEY");
     if (!o.bpe && getenv("CLIPADAPT_BPE") && *getenv("CLIPADAPT_BPE")) o.bpe = getenv("CLIPADAPT_BPE");
     S.o = o;
-    g_body_budget = o.max_body * 4 > (size_t)256 << 20 ? o.max_body * 4 : (size_t)256 << 20;
+    g_body_budget = o.max_body_total ? o.max_body_total : o.max_body * 4 > (size_t)256 << 20 ? o.max_body * 4 : (size_t)256 << 20;
+    if (g_body_budget < o.max_body) { free(clfs); return cli_usage("serve", "--max-body-total %zu is below --max-body %zu", g_body_budget, o.max_body); }
 
     /* signals: every thread blocks them; this one waits for them */
     sigset_t sigs;
@@ -517,6 +627,8 @@ int cmd_serve(int argc, char **argv) {
     int port = 0, rc = CLI_FAIL;
     int lfd = listen_on(o.host, o.port, &port, err, sizeof err);
     struct MHD_Daemon *d = NULL;
+    pthread_t sweeper;
+    int sweeping = 0;
     if (lfd < 0) { cli_error("%s", err); goto out; }
     if (work_start(&S, err, sizeof err)) { cli_error("%s", err); goto out; }
     if (store_open(&S, clfs, nclf, err, sizeof err)) { cli_error("%s", err); goto out; }
@@ -524,12 +636,15 @@ int cmd_serve(int argc, char **argv) {
                          handler, NULL,
                          MHD_OPTION_LISTEN_SOCKET, lfd,
                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)o.timeout_s,
-                         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)1000,
+                         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)o.max_connections,
                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
                          MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+                         MHD_OPTION_NOTIFY_CONNECTION, notify_conn, NULL,
                          MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
                          MHD_OPTION_END);
     if (!d) { cli_error("cannot start the HTTP server on %s port %d", o.host, port); goto out; }
+    if (pthread_create(&sweeper, NULL, sweeper_main, &S.o) != 0) { cli_error("cannot start a thread"); goto out; }
+    sweeping = 1;
     fprintf(stderr, "clipadapt serve: listening on http://%s%s%s:%d/ (model %s, %d classifier%s)\n",
             strchr(o.host, ':') ? "[" : "", o.host, strchr(o.host, ':') ? "]" : "", port, o.model, store_count(&S), store_count(&S) == 1 ? "" : "s");
     fflush(stderr);
@@ -551,6 +666,13 @@ int cmd_serve(int argc, char **argv) {
     store_drain(&S);
     rc = CLI_OK;
 out:
+    if (sweeping) {
+        pthread_mutex_lock(&g_conn_mu);
+        g_sweep_stop = 1;
+        pthread_cond_broadcast(&g_conn_cv);
+        pthread_mutex_unlock(&g_conn_mu);
+        pthread_join(sweeper, NULL);
+    }
     if (d) MHD_stop_daemon(d);
     if (lfd >= 0 && !d) close(lfd);
     work_stop(&S);

@@ -18,8 +18,9 @@
 /* ---- options ---- */
 typedef struct {
     const char *model, *config, *host, *data_dir, *api_key, *bpe, *templates;
-    int port, threads, workers, max_batch, batch_wait_ms, max_queue, timeout_s, bf16;
-    size_t max_body;
+    int port, threads, workers, max_batch, batch_wait_ms, max_queue, timeout_s, bf16, max_connections, request_timeout_s;
+    int act;                  /* CA_ACTIVATION_* (--act) */
+    size_t max_body, max_body_total;   /* max_body_total 0: the default */
     int64_t max_pixels;
 } srv_opts;
 
@@ -37,6 +38,7 @@ struct job {
     char label[SRV_LABEL_MAX + 1];
     char method[48];
     int top_k;
+    uint64_t seed;            /* refit: seed of the held-out draw and the method */
     char **texts; int ntexts;
     /* intermediate */
     float *pixels;            /* (3, R, R) preprocessed */

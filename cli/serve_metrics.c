@@ -23,7 +23,7 @@ static struct {
     int codes[MAX_CODES]; uint64_t by_code[MAX_CODES]; int ncodes;
     uint64_t lat[N_LAT + 1]; double lat_sum; uint64_t lat_n;
 } R[R_COUNT];
-static uint64_t batch_hist[N_BATCH + 1], batch_n, batch_sum, examples, refits_ok, refits_failed;
+static uint64_t batch_hist[N_BATCH + 1], batch_n, batch_sum, examples, refits_ok, refits_failed, slow_closed;
 
 const char *route_name(route_id r) { return r >= 0 && r < R_COUNT ? ROUTES[r] : "other"; }
 
@@ -53,6 +53,7 @@ void metrics_batch(int n) {
 }
 
 void metrics_example_added(void) { pthread_mutex_lock(&mu); examples++; pthread_mutex_unlock(&mu); }
+void metrics_slow_closed(void) { pthread_mutex_lock(&mu); slow_closed++; pthread_mutex_unlock(&mu); }
 void metrics_refit(int ok) { pthread_mutex_lock(&mu); if (ok) refits_ok++; else refits_failed++; pthread_mutex_unlock(&mu); }
 
 char *metrics_text(int queue_depth, int in_flight) {
@@ -92,6 +93,8 @@ char *metrics_text(int queue_depth, int in_flight) {
     fprintf(f, "# HELP clipadapt_refits_total Background refits finished, by outcome.\n# TYPE clipadapt_refits_total counter\n"
                "clipadapt_refits_total{outcome=\"ok\"} %llu\nclipadapt_refits_total{outcome=\"failed\"} %llu\n",
             (unsigned long long)refits_ok, (unsigned long long)refits_failed);
+    fprintf(f, "# HELP clipadapt_slow_connections_closed_total Connections closed because their request did not arrive within --timeout (headers) or --request-timeout (body).\n"
+               "# TYPE clipadapt_slow_connections_closed_total counter\nclipadapt_slow_connections_closed_total %llu\n", (unsigned long long)slow_closed);
     pthread_mutex_unlock(&mu);
     fprintf(f, "# HELP clipadapt_queue_depth Requests accepted and not yet answered (decode, encode, finish).\n"
                "# TYPE clipadapt_queue_depth gauge\nclipadapt_queue_depth %d\n", queue_depth);

@@ -9,6 +9,8 @@ void metrics_request(route_id r, int http, double seconds);
 void metrics_batch(int n);
 void metrics_example_added(void);
 void metrics_refit(int ok);
+/* A connection closed because its request did not arrive in time (--timeout, --request-timeout). */
+void metrics_slow_closed(void);
 /* The exposition text (malloc'd), with two gauges supplied by the caller. */
 char *metrics_text(int queue_depth, int in_flight);
 const char *route_name(route_id r);

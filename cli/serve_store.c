@@ -58,6 +58,8 @@ struct entry {
     int refitting, refits_done;
     volatile int cancel;
     char refit_method[48], refit_error[300];
+    char refit_select[16], refit_fit_on[16];   /* "kshot-val" | "none"; "all" | "train part" */
+    int refit_held_out;
 };
 
 struct store {
@@ -742,7 +744,20 @@ void store_delete(srv *s, job *j) {
     j->http = 200;
 }
 
-/* ---- refit in the background ---- */
+/* ---- refit in the background ----
+ *
+ * Hyper-parameters are chosen honestly, as `clipadapt fewshot --select kshot-val` does: when every
+ * class has at least 2 examples, min(⌊n_c/2⌋, 4) of class c's examples (a seeded permutation of
+ * them) are held out for the method's search (α, β, ...), so the search never scores an example
+ * against itself; then the classifier is refit on all the examples with the values chosen. With
+ * fewer, there is nothing to hold out: the method's published fixed hyper-parameters
+ * (`--select none`). Refitting on all with the chosen values needs a method whose chosen values
+ * are read at prediction time (tip-adapter α, β; tip-cache β: set on the classifier fit on all);
+ * a method that chooses nothing on val is simply fit on all; any other keeps the classifier fit
+ * on the train part, whose values were chosen for exactly that fit ("fit_on": "train part").
+ */
+
+#define REFIT_VAL_MAX 4   /* held-out examples per class, at most: fewshot's kshot_val_max */
 
 typedef struct {
     srv *s; entry *e;
@@ -751,7 +766,103 @@ typedef struct {
     float *x, *textw; int32_t *y;
     char **names;
     int64_t upto;        /* log records included */
+    uint64_t seed;
+    int kshot;           /* 1: hold out per class (kshot-val); 0: published values (none) */
+    int n_val;           /* held-out examples (kshot) */
 } refit_args;
+
+/* Methods whose values chosen on val are read at prediction time: set on the fit on all. */
+static const char *const REUSE_CHOSEN[] = {"tip-adapter", "tip-cache", NULL};
+/* Methods that choose nothing on val (it is at most reported): fit on all, as with none. */
+static const char *const CHOOSE_NOTHING[] = {"zero-shot", "prototype", "zs-lp", "clap", "taskres", NULL};
+
+static int in_list(const char *const *l, const char *m) {
+    for (; *l; l++) if (!strcmp(*l, m)) return 1;
+    return 0;
+}
+
+static uint64_t splitmix(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Examples per class; returns the smallest count. */
+static int class_counts(const int32_t *y, int n, int C, int *cnt) {
+    for (int c = 0; c < C; c++) cnt[c] = 0;
+    for (int i = 0; i < n; i++) cnt[y[i]]++;
+    int mn = n;
+    for (int c = 0; c < C; c++) if (cnt[c] < mn) mn = cnt[c];
+    return mn;
+}
+
+/* is_val[i] = 1 for the held-out examples: per class c, min(⌊n_c/2⌋, REFIT_VAL_MAX) of them, the
+ * first of a permutation seeded by (seed, c). Returns the count, -1 when out of memory. */
+static int draw_held_out(const int32_t *y, int n, int C, uint64_t seed, uint8_t *is_val) {
+    int *idx = malloc(sizeof(int) * (size_t)(n + 1)), total = 0;
+    if (!idx) return -1;
+    memset(is_val, 0, (size_t)n);
+    for (int c = 0; c < C; c++) {
+        int m = 0;
+        for (int i = 0; i < n; i++) if (y[i] == c) idx[m++] = i;
+        uint64_t st = seed * 0x100000001b3ull ^ (uint64_t)c;
+        for (int i = m - 1; i > 0; i--) {   /* Fisher-Yates */
+            int k = (int)(splitmix(&st) % (uint64_t)(i + 1)), t = idx[i];
+            idx[i] = idx[k]; idx[k] = t;
+        }
+        int v = m / 2 < REFIT_VAL_MAX ? m / 2 : REFIT_VAL_MAX;
+        for (int i = 0; i < v; i++) is_val[idx[i]] = 1;
+        total += v;
+    }
+    free(idx);
+    return total;
+}
+
+/* The fit itself (see the block comment): NULL with err set on failure. *fit_on: "all" or
+ * "train part". */
+static ca_classifier *refit_fit(refit_args *a, const ca_fit_params *fp, const char **fit_on, char *err, size_t errn) {
+    ca_status cs;
+    ca_fit_data all = {.num_classes = a->C, .dim = a->D, .text_w = a->textw};
+    all.train = (ca_split){.n = a->n, .dim = a->D, .x = a->x, .y = a->y};
+    *fit_on = "all";
+    if (!a->kshot || in_list(CHOOSE_NOTHING, a->method)) {   /* val stays empty */
+        ca_classifier *c = ca_fit(a->method, &all, fp, &cs);
+        if (!c) snprintf(err, errn, "%s", ca_last_error());
+        return c;
+    }
+    /* the train part and the held-out part, in the examples' order */
+    uint8_t *is_val = malloc((size_t)a->n + 1);
+    float *xs = malloc(sizeof(float) * (size_t)a->n * a->D + 1);
+    int32_t *ys = malloc(sizeof(int32_t) * (size_t)a->n + 1);
+    ca_classifier *sel = NULL, *c = NULL;
+    if (!is_val || !xs || !ys || draw_held_out(a->y, a->n, a->C, a->seed, is_val) < 0) { snprintf(err, errn, "out of memory"); goto out; }
+    int nt = 0, nv = a->n - 1;   /* train rows fill from the front, held-out rows from the back */
+    for (int i = a->n - 1; i >= 0; i--) {
+        int at = is_val[i] ? nv-- : -1;
+        if (at >= 0) { memcpy(xs + (size_t)at * a->D, a->x + (size_t)i * a->D, sizeof(float) * (size_t)a->D); ys[at] = a->y[i]; }
+    }
+    for (int i = 0; i < a->n; i++)
+        if (!is_val[i]) { memcpy(xs + (size_t)nt * a->D, a->x + (size_t)i * a->D, sizeof(float) * (size_t)a->D); ys[nt++] = a->y[i]; }
+    ca_fit_data d = {.num_classes = a->C, .dim = a->D, .text_w = a->textw};
+    d.train = (ca_split){.n = nt, .dim = a->D, .x = xs, .y = ys};
+    d.val = (ca_split){.n = a->n - nt, .dim = a->D, .x = xs + (size_t)nt * a->D, .y = ys + nt};
+    if (!(sel = ca_fit(a->method, &d, fp, &cs))) { snprintf(err, errn, "%s", ca_last_error()); goto out; }
+    if (!in_list(REUSE_CHOSEN, a->method)) { c = sel; sel = NULL; *fit_on = "train part"; goto out; }
+    if (!(c = ca_fit(a->method, &all, fp, &cs))) { snprintf(err, errn, "%s", ca_last_error()); goto out; }
+    /* the values chosen on the held-out part (α, β, the grid, its val accuracy), not the cache */
+    ca_status ps = CA_OK;
+    for (int i = 0; ps == CA_OK && i < ca_classifier_param_count(sel); i++) {
+        const char *pn = ca_classifier_param_name(sel, i);
+        if (strcmp(pn, "cache_size") != 0) ps = ca_classifier_set_param(c, pn, ca_classifier_param(sel, pn, 0));
+    }
+    if (ps == CA_OK) ps = ca_classifier_set_param(c, "searched", 1);
+    if (ps != CA_OK) { snprintf(err, errn, "%s", ca_last_error()); ca_classifier_free(c); c = NULL; }
+out:
+    ca_classifier_free(sel);
+    free(is_val); free(xs); free(ys);
+    return c;
+}
 
 static int refit_progress(const char *stage, int64_t done, int64_t total, void *user) {
     (void)stage; (void)done; (void)total;
@@ -765,14 +876,17 @@ static void *refit_main(void *arg) {
     ca_fit_params fp = ca_fit_default_params();
     fp.progress = refit_progress; fp.progress_user = e;
     fp.threads = 1;   /* leave the cores to the encoder */
-    ca_fit_data d = {.num_classes = a->C, .dim = a->D, .text_w = a->textw};
-    d.train = (ca_split){.n = a->n, .dim = a->D, .x = a->x, .y = a->y};
-    d.val = d.train;   /* no held-out split: searches run on the examples themselves */
-    ca_status cs;
+    fp.seed = a->seed;
     char err[300] = "";
-    ca_classifier *c = ca_fit(a->method, &d, &fp, &cs);
-    if (!c) snprintf(err, sizeof err, "%s", ca_last_error());
+    const char *fit_on = "all";
+    ca_classifier *c = refit_fit(a, &fp, &fit_on, err, sizeof err);
+    if (c) {
+        ca_classifier_set_param(c, "select_kshot_val", a->kshot);
+        ca_classifier_set_param(c, "select_held_out", a->kshot ? a->n_val : 0);
+        ca_classifier_set_param(c, "select_seed", (double)a->seed);
+    }
     pthread_mutex_lock(&e->mu);
+    snprintf(e->refit_fit_on, sizeof e->refit_fit_on, "%s", fit_on);
     if (c && !e->deleted && !e->cancel) {
         /* with a data dir, saved with the count of log records it includes (a restart loads it
          * and replays the rest); then the records added meanwhile are applied on top */
@@ -796,6 +910,8 @@ static void *refit_main(void *arg) {
     e->refits_done++;
     snprintf(e->refit_error, sizeof e->refit_error, "%s", err);
     pthread_mutex_unlock(&e->mu);
+    if (err[0]) fprintf(stderr, "clipadapt serve: refit of '%s' as %s failed: %s\n", e->name, a->method, err);
+    else fprintf(stderr, "clipadapt serve: refit of '%s' as %s swapped in (fit on %s)\n", e->name, a->method, fit_on);
     metrics_refit(err[0] == 0);
     ca_classifier_free(c);
     for (int i = 0; i < a->C; i++) free(a->names[i]);
@@ -816,12 +932,14 @@ void store_refit(srv *s, job *j) {
     entry *e = entry_get(st, j->clf);
     if (!e) { job_error(j, 404, "unknown classifier '%s'", j->clf); return; }
     refit_args *a = NULL;
+    int *cnt = NULL;
+    uint8_t *is_val = NULL;
     pthread_mutex_lock(&e->mu);
     if (e->refitting) { job_error(j, 409, "classifier '%s' is already being refit", j->clf); goto fail; }
     if (nt && !e->textw) { job_error(j, 400, "method '%s' needs text weights and classifier '%s' has none", j->method, j->clf); goto fail; }
     if (e->C < 2 || e->n_ex < 1) { job_error(j, 400, "classifier '%s' has %d examples of %d classes: a refit needs examples and at least 2 classes", j->clf, e->n_ex, e->C); goto fail; }
     if (!(a = calloc(1, sizeof *a))) goto nomem;
-    a->s = s; a->e = e; a->C = e->C; a->D = e->D; a->n = e->n_ex; a->upto = e->n_rec;
+    a->s = s; a->e = e; a->C = e->C; a->D = e->D; a->n = e->n_ex; a->upto = e->n_rec; a->seed = j->seed;
     snprintf(a->method, sizeof a->method, "%s", j->method);
     a->x = malloc(sizeof(float) * (size_t)a->n * a->D);
     a->y = malloc(sizeof(int32_t) * (size_t)a->n);
@@ -832,15 +950,26 @@ void store_refit(srv *s, job *j) {
     memcpy(a->y, e->ex_y, sizeof(int32_t) * (size_t)a->n);
     if (a->textw) memcpy(a->textw, e->textw, sizeof(float) * (size_t)a->C * a->D);
     for (int i = 0; i < a->C; i++) if (!(a->names[i] = strdup(e->names[i]))) goto nomem;
+    /* the selection regime: decided here, so the answer can say which */
+    cnt = malloc(sizeof(int) * (size_t)a->C);
+    is_val = malloc((size_t)a->n);
+    if (!cnt || !is_val) goto nomem;
+    int fewest = class_counts(a->y, a->n, a->C, cnt);
+    a->kshot = fewest >= 2;
+    if (a->kshot && (a->n_val = draw_held_out(a->y, a->n, a->C, a->seed, is_val)) < 0) goto nomem;
     pthread_mutex_lock(&st->mu);
     st->refits_running++;
     pthread_mutex_unlock(&st->mu);
     e->refitting = 1;
     snprintf(e->refit_method, sizeof e->refit_method, "%s", j->method);
+    snprintf(e->refit_select, sizeof e->refit_select, "%s", a->kshot ? "kshot-val" : "none");
+    e->refit_held_out = a->kshot ? a->n_val : 0;
+    e->refit_fit_on[0] = 0;
     pthread_t th;
     pthread_attr_t at;
     pthread_attr_init(&at);
     pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    int n = a->n, C = a->C, kshot = a->kshot, n_val = a->n_val;
     if (pthread_create(&th, &at, refit_main, a) != 0) {
         pthread_attr_destroy(&at);
         e->refitting = 0;
@@ -850,17 +979,32 @@ void store_refit(srv *s, job *j) {
         job_error(j, 503, "cannot start a refit thread");
         goto fail;
     }
+    a = NULL;   /* the thread owns it and the entry reference */
     pthread_attr_destroy(&at);
+    char why[300];
+    if (kshot)
+        snprintf(why, sizeof why, "hyper-parameters chosen on %d held-out examples (min(n/2, %d) per class, seed %llu), then refit on all %d",
+                 n_val, REFIT_VAL_MAX, (unsigned long long)j->seed, n);
+    else
+        snprintf(why, sizeof why, "a class has %d example%s, too few to hold any out: the method's published fixed hyper-parameters",
+                 fewest, fewest == 1 ? "" : "s");
+    fprintf(stderr, "clipadapt serve: refit of '%s' as %s started: %s: %s\n", j->clf, j->method, kshot ? "kshot-val" : "none", why);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "classifier", j->clf);
     cJSON_AddStringToObject(o, "method", j->method);
-    cJSON_AddNumberToObject(o, "examples", a->n);
-    cJSON_AddNumberToObject(o, "num_classes", a->C);
+    cJSON_AddNumberToObject(o, "examples", n);
+    cJSON_AddNumberToObject(o, "num_classes", C);
+    cJSON_AddStringToObject(o, "selection", kshot ? "kshot-val" : "none");
+    cJSON_AddNumberToObject(o, "held_out", kshot ? n_val : 0);
+    cJSON_AddNumberToObject(o, "min_class_examples", fewest);
+    cJSON_AddNumberToObject(o, "seed", (double)j->seed);
+    cJSON_AddStringToObject(o, "note", why);
     cJSON_AddStringToObject(o, "status", "started");
     j->resp = json_done(o);
     j->http = 202;
+    free(cnt); free(is_val);
     pthread_mutex_unlock(&e->mu);
-    return;   /* the thread owns a and the entry reference */
+    return;
 nomem:
     job_error(j, 503, "out of memory");
 fail:
@@ -868,6 +1012,7 @@ fail:
         for (int i = 0; a->names && i < a->C; i++) free(a->names[i]);
         free(a->names); free(a->x); free(a->y); free(a->textw); free(a);
     }
+    free(cnt); free(is_val);
     pthread_mutex_unlock(&e->mu);
     entry_unref(st, e);
 }
@@ -914,6 +1059,18 @@ char *store_info_json(srv *s) {
         cJSON_AddNumberToObject(rf, "done", e->refits_done);
         if (e->refit_method[0]) cJSON_AddStringToObject(rf, "method", e->refit_method);
         if (e->refit_error[0]) cJSON_AddStringToObject(rf, "last_error", e->refit_error);
+        if (e->refit_select[0]) {
+            cJSON_AddStringToObject(rf, "selection", e->refit_select);
+            cJSON_AddNumberToObject(rf, "held_out", e->refit_held_out);
+        }
+        if (e->refit_fit_on[0]) cJSON_AddStringToObject(rf, "fit_on", e->refit_fit_on);
+        if (c) {   /* the served classifier's hyper-parameters and fit statistics */
+            cJSON *pa = cJSON_AddObjectToObject(o, "params");
+            for (int k = 0; k < ca_classifier_param_count(c); k++) {
+                const char *pn = ca_classifier_param_name(c, k);
+                cJSON_AddNumberToObject(pa, pn, ca_classifier_param(c, pn, 0));
+            }
+        }
         pthread_mutex_unlock(&e->mu);
         store_release(s, ref);
         cJSON_AddItemToArray(arr, o);

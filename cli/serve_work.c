@@ -353,6 +353,7 @@ int work_start(srv *s, char *err, size_t errn) {
     ca_model_params mp = ca_model_default_params();
     mp.config_path = o->config;
     mp.threads = o->threads;
+    mp.activation = o->act;
     mp.load_text = w->tok != NULL;   /* text needs the tokenizer; without it, save the memory */
     if (o->bf16) mp.compute = CA_COMPUTE_BF16;
     if (!(w->m = ca_model_load(o->model, &mp, &st))) {

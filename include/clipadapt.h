@@ -123,6 +123,13 @@ CA_API const char *ca_st_path(const ca_st_file *f);
  * data points into the mapped file where stored as-is (no copy). ca_st_path then names the file
  * actually read. Caller frees with ca_st_close. */
 CA_API ca_st_file *ca_weights_open(const char *path, ca_status *st);
+/* The files ca_weights_open(path) reads, found without reading a tensor: the file itself, for a
+ * folder the checkpoint it holds, and for a sharded checkpoint's index the index and every shard
+ * it names. For output policies: a program must not overwrite a file it reads. Returns a
+ * NULL-terminated array of malloc'd paths (*count of them; count may be NULL), freed with
+ * ca_weights_files_free; NULL when the path cannot be read (*st set). Thread-safe. */
+CA_API char **ca_weights_files(const char *path, int *count, ca_status *st);
+CA_API void ca_weights_files_free(char **files);
 /* Format found by ca_weights_open / ca_st_open: "safetensors", "safetensors-sharded",
  * "pytorch-zip", "torchscript", "pytorch-legacy", "pytorch-sharded". Static string. */
 CA_API const char *ca_st_format(const ca_st_file *f);
@@ -730,7 +737,9 @@ CA_API char *ca_template_format(const char *tmpl, const char *class_name);
  * needs its text tower. Thread-safe on one model; not on one tokenizer (its BPE cache). */
 CA_API ca_status ca_text_classifier(const ca_model *m, ca_tokenizer *tok, const char *const *class_names, int C,
                                     const char *const *templates, int T, float *out);
-/* The same through a session (its budget, scratch and cancel flag). */
+/* The same through a session: every text encode runs on its thread budget and scratch, and a
+ * ca_session_cancel (from any thread) stops it at the next chunk with CA_E_CANCELLED (out then
+ * partly written). Thread-safe across sessions on one model; the tokenizer is the caller's. */
 CA_API ca_status ca_session_text_classifier(ca_session *s, ca_tokenizer *tok, const char *const *class_names,
                                             int C, const char *const *templates, int T, float *out);
 
@@ -750,10 +759,13 @@ CA_API const char *const *ca_prompts_for(const ca_prompts *p, const char *class_
 /* Text classifier from per-class prompts: per class, encode its prompts, L2-normalise each
  * embedding, average, re-normalise (as ca_text_classifier does for templates). A class without
  * an entry fails with CA_E_NOTFOUND naming the class and the file; a prompt too long for the
- * context fails with CA_E_RANGE naming the class. out: (C, embed_dim). Not thread-safe on one
- * model or tokenizer. */
+ * context fails with CA_E_RANGE naming the class. out: (C, embed_dim). Thread-safe on one model
+ * (a session is made for the call); not on one tokenizer. */
 CA_API ca_status ca_text_classifier_prompts(const ca_model *m, ca_tokenizer *tok, const char *const *class_names,
                                             int C, const ca_prompts *prompts, float *out);
+/* The same through a session (its budget, scratch and cancel flag, as ca_session_text_classifier). */
+CA_API ca_status ca_session_text_classifier_prompts(ca_session *s, ca_tokenizer *tok, const char *const *class_names,
+                                                    int C, const ca_prompts *prompts, float *out);
 
 /* Encode image files to L2-normalised features, in chunks; optionally with V augmented views
  * (ca_augment with (seed, ids[i], view)), the feature then being the L2-normalised mean of the

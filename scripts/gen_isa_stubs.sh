@@ -11,12 +11,14 @@ set -euo pipefail
 case "${1:-}" in
   syms)
     shift
-    data=$(nm -g --defined-only "$@" | awk 'NF == 3 && $2 !~ /^[TtWw]$/ {print $3}' | sort -u)
+    # except the locks compilers make for OpenMP critical sections and reductions (clang's
+    # .gomp_critical_user_*): one lock shared by the three copies is what OpenMP means by a name
+    data=$(nm -g --defined-only "$@" | awk 'NF == 3 && $2 !~ /^[TtWw]$/ && $3 !~ /^\.gomp_critical_user_/ {print $3}' | sort -u)
     if [ -n "$data" ]; then
       echo "gen_isa_stubs.sh: global data in per-path kernel files cannot be dispatched: $data" >&2
       exit 1
     fi
-    nm -g --defined-only "$@" | awk 'NF == 3 {print $3}' | sort -u ;;
+    nm -g --defined-only "$@" | awk 'NF == 3 && $3 !~ /^\.gomp_critical_user_/ {print $3}' | sort -u ;;
   redefine)
     awk -v p="$2" '{print $1, $1 "_" p}' "$3" ;;
   asm)

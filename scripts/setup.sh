@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # setup.sh — install the Debian 12 packages clipadapt needs, when missing.
-# Usage: scripts/setup.sh build|test|bench. As root it runs apt-get; otherwise it names the
+# Usage: scripts/setup.sh build|test|tsan|bench|aarch64. As root it runs apt-get; otherwise it names the
 # packages to install and fails. Nothing is downloaded at run time by clipadapt itself.
 set -euo pipefail
 what=${1:-build}
@@ -16,8 +16,13 @@ case "$what" in
                               # targets; python3: scripts/check_layers.py; pkg-config:
                               # tests/cli/test_install.sh; serve tests: HTTP client, headless browser;
                               # Open MPI: build/clipadapt-mpi and its mpirun -np 3 test
+  tsan)  pkgs+=(clang libclang-rt-14-dev libomp-dev python3 pkg-config curl chromium libopenmpi-dev openmpi-bin) ;;
+                              # make test TSAN=1: the test packages, and LLVM's OpenMP runtime with
+                              # Archer (libomp-dev), which TSAN can see
   bench) pkgs+=(python3 python3-torch python3-numpy curl) ;;  # the PyTorch CPU reference, bench only
-  *) echo "setup.sh: unknown target '$what' (build|test|bench)" >&2; exit 2 ;;
+  aarch64) pkgs=(gcc-aarch64-linux-gnu binutils libopenblas-dev libcjson-dev libutf8proc-dev libjpeg62-turbo-dev
+                 libpng-dev libwebp-dev libgif-dev libtiff-dev zlib1g-dev libmicrohttpd-dev) ;; # make check-aarch64
+  *) echo "setup.sh: unknown target '$what' (build|test|tsan|bench|aarch64)" >&2; exit 2 ;;
 esac
 
 # bench, optional: Node.js and npm (Debian: nodejs, npm) for the ONNX Runtime peer — bench/ort.sh

@@ -153,6 +153,33 @@ static void test_deterministic(void) {
     synth_free(&s);
 }
 
+/* A progress callback asking to stop fails the fit with CA_E_CANCELLED (the header's promise),
+ * for every new method that reports progress (TaskRes and ZS-LP share CLAP's loop). */
+static int stop_now(const char *stage, int64_t done, int64_t total, void *user) {
+    (void)stage; (void)done; (void)total;
+    ++*(int *)user;
+    return 1;
+}
+
+static void test_cancel(void) {
+    synth s;
+    synth_make(&s, 4, 24, 3, 40, 1.0);
+    ca_fit_data d = {.num_classes = 4, .dim = 24, .text_w = s.W};
+    d.train = (ca_split){.n = 12, .dim = 24, .x = s.x, .y = s.y};
+    d.val = (ca_split){.n = 40, .dim = 24, .x = s.xv, .y = s.yv};
+    ca_fit_params p = ca_fit_default_params();
+    p.epochs = 5; p.threads = 1; p.progress = stop_now;
+    for (size_t m = 0; m < sizeof NEW / sizeof NEW[0]; m++) {
+        int calls = 0;
+        ca_status st = CA_OK;
+        p.progress_user = &calls;
+        ca_classifier *c = ca_fit(NEW[m], &d, &p, &st);
+        CHECK_MSG(c == NULL && st == CA_E_CANCELLED && calls == 1, "%s: status %d after %d progress calls", NEW[m], (int)st, calls);
+        ca_classifier_free(c);
+    }
+    synth_free(&s);
+}
+
 /* ---- GDA's KS estimator against a naive double-precision computation ---- */
 /* Gauss-Jordan inverse of the n×n row-major a (destroyed) into inv. */
 static int invert(double *a, double *inv, int n) {
@@ -274,6 +301,7 @@ int main(void) {
     RUN(test_cosine_probe_gradients);
     RUN(test_new_methods_synthetic);
     RUN(test_deterministic);
+    RUN(test_cancel);
     RUN(test_gda_ks_against_naive);
     RUN(test_stanford_cars_16shot);
     TEST_END();

@@ -3,10 +3,12 @@
  * never guessed silently (OpenCLIP config, override, the note when assumed); hostile pickles
  * are refused without side effects; hand-made files (tests/fuzz/corpus/torchfile, written by
  * scripts/make_torch_seeds.py) cover views, deflate, ZIP64, TorchScript trees and legacy streams;
- * truncated and corrupted copies of every fixture fail cleanly.
+ * truncated and corrupted copies of every fixture fail cleanly; sharded checkpoints (safetensors
+ * and HF pytorch_model.bin shards, made here from the fixtures) load as their unsharded file.
  */
 #include "clipadapt.h"
 #include "harness.h"
+#include "torchwrite.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -444,6 +446,20 @@ static void test_sharded(void) {
     ca_st_file *f = ca_weights_open(idx, &st);
     CHECK_MSG(f && !strcmp(ca_st_format(f), "safetensors-sharded") && ca_st_count(f) == n, "%s", ca_last_error());
     ca_st_close(f);
+    /* the files it reads, found without reading tensors: the index and both shards, also
+     * through the folder (output policies refuse to overwrite any of them) */
+    for (int k = 0; k < 2; k++) {
+        int nf = 0;
+        char **fs = ca_weights_files(k ? dir : idx, &nf, &st);
+        CHECK_MSG(fs && nf == 3 && !strcmp(fs[0], idx) && !strcmp(fs[1], p1) && !strcmp(fs[2], p2) && !fs[3],
+                  "ca_weights_files(%s): %d files", k ? dir : idx, nf);
+        ca_weights_files_free(fs);
+    }
+    int nf = -1;
+    char **fs = ca_weights_files(p1, &nf, &st);
+    CHECK(fs && nf == 1 && !strcmp(fs[0], p1));
+    ca_weights_files_free(fs);
+    CHECK(!ca_weights_files("/nonexistent/x.safetensors", &nf, &st) && st == CA_E_IO && nf == 0);
     /* the vit-tiny weights: the same features as the other vit-tiny files */
     check_golden(idx, "vit-tiny.open_clip.pt", "vit", NULL);
     check_golden(dir, "vit-tiny.open_clip.pt", "vit", NULL);
@@ -451,6 +467,59 @@ static void test_sharded(void) {
     CHECK_MSG(!f && st == CA_E_FORMAT && strstr(ca_last_error(), "'not.there'"), "%s", ca_last_error());
     ca_st_close(f);
     unlink(p1); unlink(p2); unlink(idx); unlink(idx2);
+    rmdir(dir);
+}
+
+/* HF sharded PyTorch bins: vit-tiny-hf.pytorch_model.bin split in two `torch.save` shards
+ * (tests/torchwrite.h) plus pytorch_model.bin.index.json and config.json in a folder, given as
+ * the index and as the folder: the same features as the unsharded file's golden. */
+static void test_sharded_bin(void) {
+    char dir[] = "/tmp/ca-torch-binshard-XXXXXX";
+    if (!mkdtemp(dir)) { CHECK(0); return; }
+    ca_status st;
+    ca_st_file *src = ca_weights_open(th_shared(PT "vit-tiny-hf.pytorch_model.bin"), &st);
+    CHECK_MSG(src != NULL, "%s", ca_last_error());
+    if (!src) { rmdir(dir); return; }
+    int n = ca_st_count(src);
+    unsigned char *keep[2] = {calloc((size_t)n, 1), calloc((size_t)n, 1)};
+    char shard[2][160] = {"", ""}, idx[160], cfg[160];
+    snprintf(idx, sizeof idx, "%s/pytorch_model.bin.index.json", dir);
+    snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+    FILE *j = fopen(idx, "w");
+    CHECK(keep[0] && keep[1] && j);
+    if (!keep[0] || !keep[1] || !j) goto out;
+    fprintf(j, "{\"metadata\": {\"total_size\": 0}, \"weight_map\": {");
+    for (int i = 0; i < n; i++) {
+        int k = i >= n / 2;
+        keep[k][i] = 1;
+        fprintf(j, "%s\"%s\": \"pytorch_model-0000%d-of-00002.bin\"", i ? ", " : "", ca_st_at(src, i)->name, k + 1);
+    }
+    fprintf(j, "}}\n");
+    fclose(j);
+    for (int k = 0; k < 2; k++) {
+        snprintf(shard[k], sizeof shard[k], "%s/pytorch_model-0000%d-of-00002.bin", dir, k + 1);
+        CHECK(tw_write(src, keep[k], shard[k], "archive", 0) == 0);
+    }
+    FILE *ci = fopen(th_shared("testdata/models/vit-tiny-hf.config.json"), "rb"), *co = fopen(cfg, "wb");
+    CHECK(ci && co);
+    for (int ch; ci && co && (ch = fgetc(ci)) != EOF;) fputc(ch, co);
+    if (ci) fclose(ci);
+    if (co) fclose(co);
+    ca_st_file *f = ca_weights_open(idx, &st);
+    CHECK_MSG(f && !strcmp(ca_st_format(f), "pytorch-sharded") && ca_st_count(f) == n, "%s", ca_last_error());
+    ca_st_close(f);
+    check_golden(idx, "vit-tiny-hf.pytorch_model.bin", "vit", NULL);   /* config.json found beside */
+    check_golden(dir, "vit-tiny-hf.pytorch_model.bin", "vit", NULL);
+    /* the test can fail: one shard short, the index names a tensor no shard has */
+    unlink(shard[1]);
+    f = ca_weights_open(idx, &st);
+    CHECK_MSG(!f && st == CA_E_IO && strstr(ca_last_error(), "pytorch_model-00002-of-00002.bin"), "%d %s", st, ca_last_error());
+    ca_st_close(f);
+out:
+    ca_st_close(src);
+    free(keep[0]);
+    free(keep[1]);
+    unlink(shard[0]); unlink(shard[1]); unlink(idx); unlink(cfg);
     rmdir(dir);
 }
 
@@ -470,6 +539,7 @@ int main(void) {
     RUN(test_nonfinite_weights);
     RUN(test_damaged_copies);
     RUN(test_sharded);
+    RUN(test_sharded_bin);
     RUN(test_cli_encode);
     ca_st_close(golden);
     TEST_END();

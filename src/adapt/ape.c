@@ -191,7 +191,7 @@ static ca_status ape_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_pa
                 }
             if (p->progress && p->progress("ape", bi + 1, APE_NB, p->progress_user)) {
                 free(order); free(cstart); free(Ks); free(wg);
-                st = ca_fail(CA_E_ARG, "cancelled");
+                st = ca_fail(CA_E_CANCELLED, "cancelled by the progress callback");
                 goto done;
             }
         }

@@ -123,7 +123,7 @@ ca_status ca_probe_train(const ca_fit_data *d, const ca_fit_params *p, const ca_
             if (!isfinite(loss)) { st = ca_fail(CA_E_NONFINITE, "%s: the loss diverged at epoch %d", rc->name, e + 1); goto done; }
             ca_optim_step(&opt, lr, ++step, P, G, m, v, nP);
         }
-        if (p->progress && p->progress(rc->name, e + 1, epochs, p->progress_user)) { st = ca_fail(CA_E_ARG, "cancelled"); goto done; }
+        if (p->progress && p->progress(rc->name, e + 1, epochs, p->progress_user)) { st = ca_fail(CA_E_CANCELLED, "cancelled by the progress callback"); goto done; }
     }
     for (size_t k = 0; k < nP; k++)
         if (!isfinite(P[k])) { st = ca_fail(CA_E_NONFINITE, "%s: a fitted weight is not finite", rc->name); goto done; }

@@ -77,6 +77,7 @@ int ca_classifier_class_index(const ca_classifier *c, const char *name) {
 }
 
 ca_classifier *ca_classifier_clone(const ca_classifier *c, ca_status *st) {
+    CA_ENTER();
     ca_status s_;
     if (!st) st = &s_;
     if (!c) { *st = ca_fail(CA_E_ARG, "ca_classifier_clone: NULL classifier"); return NULL; }
@@ -108,6 +109,7 @@ nomem:
 }
 
 ca_status ca_classifier_add_class(ca_classifier *c, const char *name, const float *text_w) {
+    CA_ENTER();
     if (!c || !name || !*name) return ca_fail(CA_E_ARG, "add class: empty class name");
     grow_kind k = kind_of(c);
     if (k == G_NONE)
@@ -144,6 +146,7 @@ ca_status ca_classifier_add_class(ca_classifier *c, const char *name, const floa
 }
 
 ca_status ca_classifier_add_example(ca_classifier *c, const float *x, int label) {
+    CA_ENTER();
     if (!c || !x) return ca_fail(CA_E_ARG, "add example: NULL argument");
     if (label < 0 || label >= c->C) return ca_fail(CA_E_ARG, "add example: label %d is not a class in [0,%d)", label, c->C);
     for (int j = 0; j < c->D; j++)
@@ -213,6 +216,7 @@ int ca_classifier_cache_size(const ca_classifier *c) {
 }
 
 ca_status ca_classifier_cache_get(const ca_classifier *c, float *keys_out, int32_t *labels_out) {
+    CA_ENTER();
     const ca_clf_tensor *keys, *lab;
     if (!c) return ca_fail(CA_E_ARG, "ca_classifier_cache_get: NULL classifier");
     cache_tensors(c, &keys, &lab);
@@ -227,6 +231,7 @@ ca_status ca_classifier_cache_get(const ca_classifier *c, float *keys_out, int32
 }
 
 ca_status ca_classifier_class_counts(const ca_classifier *c, int64_t *counts) {
+    CA_ENTER();
     if (!c || !counts) return ca_fail(CA_E_ARG, "ca_classifier_class_counts: NULL argument");
     memset(counts, 0, sizeof(int64_t) * (size_t)c->C);
     const ca_clf_tensor *keys, *lab;
@@ -248,11 +253,13 @@ const float *ca_classifier_text_weights(const ca_classifier *c) {
 }
 
 ca_status ca_classifier_set_param(ca_classifier *c, const char *name, double value) {
+    CA_ENTER();
     if (!c || !name || !*name) return ca_fail(CA_E_ARG, "ca_classifier_set_param: bad argument");
     return ca_clf_set_param(c, name, value);
 }
 
 ca_status ca_classifier_set_class_name(ca_classifier *c, int i, const char *name) {
+    CA_ENTER();
     if (!c || !name || i < 0 || i >= c->C) return ca_fail(CA_E_ARG, "ca_classifier_set_class_name: bad argument");
     if (!c->class_names && !(c->class_names = calloc((size_t)c->C, sizeof(char *)))) return ca_fail(CA_E_NOMEM, "out of memory");
     char *d = strdup(name);

@@ -135,7 +135,7 @@ static ca_status lpp_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_pa
             double acc = ca_accuracy(L, d->val.y, Nv, C);
             if (acc >= best_acc) { best_acc = acc; best_epoch = e; memcpy(best, th, np * sizeof(float)); }
         }
-        if (p->progress && p->progress("lp++", e + 1, epochs, p->progress_user)) { st = ca_fail(CA_E_ARG, "cancelled"); goto done; }
+        if (p->progress && p->progress("lp++", e + 1, epochs, p->progress_user)) { st = ca_fail(CA_E_CANCELLED, "cancelled by the progress callback"); goto done; }
     }
     if (!Nv) { memcpy(best, th, np * sizeof(float)); best_epoch = epochs - 1; }
     float *ow = ca_clf_add_tensor(c, "lpp_w", 2, (int64_t[]){C, D});

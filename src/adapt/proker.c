@@ -88,7 +88,7 @@ static ca_status proker_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit
                 double acc = ca_accuracy(L, d->val.y, Nv, C);
                 if (acc > best_acc) { best_acc = acc; best_beta = beta; best_lambda = lambda; }
             }
-            if (p->progress && p->progress("proker", bi + 1, PK_NB, p->progress_user)) st = ca_fail(CA_E_ARG, "cancelled");
+            if (p->progress && p->progress("proker", bi + 1, PK_NB, p->progress_user)) st = ca_fail(CA_E_CANCELLED, "cancelled by the progress callback");
         }
     } else {
         double k = (double)N / C, bd = 1e30;

@@ -118,14 +118,30 @@ void ca_init_uniform(ca_rng *r, float *w, size_t n, int fan_in) {
 extern void openblas_set_num_threads(int n);
 extern int openblas_get_num_threads(void);
 
+/* ThreadSanitizer builds (make test TSAN=1) leave OpenBLAS's count as the environment set it
+ * (OPENBLAS_NUM_THREADS=1, scripts/run_tests.sh): OpenBLAS's pthread pool hands work over through
+ * spin flags TSAN cannot see, so a pool started here would make every training GEMM a report.
+ * Only the BLAS count differs; clipadapt's own kernels still get the fit's budget. */
+#if defined(__SANITIZE_THREAD__)
+#define CA_BLAS_COUNT_FIXED 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CA_BLAS_COUNT_FIXED 1
+#endif
+#endif
+
 ca_gemm_threads ca_train_threads_set(int n) {
     if (n <= 0) n = ca_default_threads();
     ca_gemm_threads old = {openblas_get_num_threads(), ca_sgemm_set_threads(n)};
+#ifndef CA_BLAS_COUNT_FIXED
     openblas_set_num_threads(n);
+#endif
     return old;
 }
 
 void ca_train_threads_restore(ca_gemm_threads saved) {
+#ifndef CA_BLAS_COUNT_FIXED
     openblas_set_num_threads(saved.blas);
+#endif
     ca_sgemm_set_threads(saved.sgemm);
 }

@@ -107,6 +107,11 @@ void ca_drop_pages(const void *p, size_t n, int inner);
  * writable block, only memory that is about to be written in full. */
 void ca_populate(const void *p, size_t n, int write);
 
+/* Index of the first NaN or infinity among n raw values of dtype dt (F32, F16 or BF16, as
+ * stored: all exponent bits set), or n when every value is finite (also for other dtypes).
+ * Eight bytes at a time: it runs over every weight of a model at each load. */
+size_t ca_first_nonfinite(const void *p, ca_dtype dt, size_t n);
+
 /* Basename of a path (pointer into the argument). */
 const char *ca_basename(const char *path);
 
@@ -122,6 +127,12 @@ int ca_kernel_threads(int requested);
  * n <= 0 leaves the budget as it was. */
 int ca_budget_enter(int n);
 void ca_budget_exit(int saved);
+/* Test probe of the teams kernels really ran with: ca_team_note(), called inside a parallel
+ * region, records the team's size on the thread that started it (thread 0 is the encountering
+ * thread), and ca_team_probe(reset) returns the largest recorded on the calling thread since its
+ * last reset (0: none). Thread-local, so concurrent sessions each see their own teams only. */
+void ca_team_note(void);
+int ca_team_probe(int reset);
 
 /* 1/||x|| of a D-vector (squares summed in double), 0 for a zero vector. */
 float ca_inv_norm(const float *x, int D);

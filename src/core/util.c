@@ -371,6 +371,23 @@ int ca_budget_enter(int n) {
 
 void ca_budget_exit(int saved) { tl_budget = saved; }
 
+static _Thread_local int tl_team_max;
+
+void ca_team_note(void) {
+#ifdef _OPENMP
+    if (omp_get_thread_num() == 0) {
+        int n = omp_get_num_threads();
+        if (n > tl_team_max) tl_team_max = n;
+    }
+#endif
+}
+
+int ca_team_probe(int reset) {
+    int n = tl_team_max;
+    if (reset) tl_team_max = 0;
+    return n;
+}
+
 int ca_kernel_threads(int requested) {
 #ifdef _OPENMP
     if (omp_in_parallel()) return 1;
@@ -413,4 +430,32 @@ void ca_drop_pages(const void *p, size_t n, int inner) {
     (void)n;
     (void)inner;
 #endif
+}
+
+size_t ca_first_nonfinite(const void *p, ca_dtype dt, size_t n) {
+    if (dt != CA_DT_F32 && dt != CA_DT_F16 && dt != CA_DT_BF16) return n;
+    const unsigned char *b = p;
+    size_t es = dt == CA_DT_F32 ? 4 : 2, per = 8 / es;
+    /* lanes of 8 bytes: t = (x & E) ^ E is zero in a lane exactly when that lane's exponent bits
+     * E are all set; t has no lane's top bit set, so (t - 1s) & ~t & tops finds a zero lane */
+    uint64_t E = dt == CA_DT_F32 ? 0x7f8000007f800000ull : dt == CA_DT_F16 ? 0x7c007c007c007c00ull : 0x7f807f807f807f80ull;
+    uint64_t ones = dt == CA_DT_F32 ? 0x0000000100000001ull : 0x0001000100010001ull;
+    uint64_t tops = dt == CA_DT_F32 ? 0x8000000080000000ull : 0x8000800080008000ull;
+    size_t i = 0;
+    for (; i + 4 * per <= n; i += 4 * per) {
+        uint64_t x[4], hit = 0;
+        memcpy(x, b + i * es, sizeof x);
+        for (int k = 0; k < 4; k++) {
+            uint64_t t = (x[k] & E) ^ E;
+            hit |= (t - ones) & ~t & tops;
+        }
+        if (hit) break;
+    }
+    for (; i < n; i++) {
+        uint32_t u = 0;
+        memcpy(&u, b + i * es, es);
+        if (dt == CA_DT_F32 ? (u & 0x7f800000u) == 0x7f800000u : dt == CA_DT_F16 ? (u & 0x7c00u) == 0x7c00u : (u & 0x7f80u) == 0x7f80u)
+            return i;
+    }
+    return n;
 }

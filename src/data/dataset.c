@@ -351,6 +351,7 @@ ca_dataset *ca_dataset_from_folder(const char *root, const ca_dataset_params *p,
 }
 
 ca_dataset *ca_dataset_drop(const ca_dataset *src, const char *const *paths, int n, ca_status *st) {
+    CA_ENTER();
     ca_status s_;
     if (!st) st = &s_;
     if (!src || (n > 0 && !paths)) { *st = ca_fail(CA_E_ARG, "ca_dataset_drop: NULL argument"); return NULL; }

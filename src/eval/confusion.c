@@ -13,6 +13,7 @@ void ca_eval_report_free(ca_eval_report *r) {
 }
 
 ca_status ca_eval_logits(const float *logits, const int32_t *labels, int n, int C, int k, ca_eval_report *out) {
+    CA_ENTER();
     if (!out) return ca_fail(CA_E_ARG, "ca_eval_logits: NULL report");
     memset(out, 0, sizeof *out);
     if (!logits || !labels || n < 1 || C < 1 || k < 1) return ca_fail(CA_E_ARG, "ca_eval_logits: bad arguments (n %d, C %d, k %d)", n, C, k);
@@ -70,6 +71,7 @@ static const char *name_of(const char *const *names, int c, char *buf, size_t n)
 }
 
 char *ca_confusion_csv(const ca_eval_report *r, const char *const *class_names) {
+    CA_ENTER();
     if (!r || !r->confusion) { ca_fail(CA_E_ARG, "ca_confusion_csv: no report"); return NULL; }
     int C = r->num_classes;
     char nb[32];
@@ -101,6 +103,7 @@ static void xml_text(ca_sbuf *b, const char *s, int max) {
 }
 
 char *ca_confusion_svg(const ca_eval_report *r, const char *const *class_names, const char *title) {
+    CA_ENTER();
     if (!r || !r->confusion) { ca_fail(CA_E_ARG, "ca_confusion_svg: no report"); return NULL; }
     int C = r->num_classes;
     /* cells shrink with the class count so the plot stays about 760 px wide; names are drawn

@@ -141,8 +141,92 @@ static ca_st_file *open_file(const char *path, int within, ca_status *st) {
 }
 
 ca_st_file *ca_weights_open(const char *path, ca_status *st) {
+    CA_ENTER();
     ca_status s_;
     if (!st) st = &s_;
     if (!path) { *st = ca_fail(CA_E_ARG, "ca_weights_open: path is NULL"); return NULL; }
     return open_file(path, 0, st);
+}
+
+/* ---- the files a checkpoint path reads (output policies) ------------------------------------ */
+
+typedef struct { char **a; int n, cap; } flist;
+
+static ca_status fl_add(flist *l, const char *p, size_t n) {
+    if (l->n + 2 > l->cap) {
+        int cap = l->cap ? 2 * l->cap : 8;
+        char **a = realloc(l->a, sizeof *a * (size_t)cap);
+        if (!a) return ca_fail(CA_E_NOMEM, "out of memory");
+        l->a = a;
+        l->cap = cap;
+    }
+    if (!(l->a[l->n] = strndup(p, n))) return ca_fail(CA_E_NOMEM, "out of memory");
+    l->a[++l->n] = NULL;
+    return CA_OK;
+}
+
+/* As open_file picks, without reading tensors: the folder's checkpoint, the file, and for an
+ * index every shard it names (each once, beside the index). */
+static ca_status files_of(const char *path, int within, flist *l) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) return ca_fail(CA_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (S_ISDIR(sb.st_mode)) {
+        if (within) return ca_fail(CA_E_FORMAT, "%s: is a folder", path);
+        for (size_t i = 0; i < sizeof DIR_FILES / sizeof DIR_FILES[0]; i++) {
+            char *p = join(path, DIR_FILES[i]);
+            if (!p) return ca_fail(CA_E_NOMEM, "out of memory");
+            ca_status st = access(p, R_OK) == 0 ? files_of(p, IN_FOLDER, l) : CA_E_NOTFOUND;
+            free(p);
+            if (st != CA_E_NOTFOUND) return st;
+        }
+        return ca_fail(CA_E_NOTFOUND, "%s: folder holds no checkpoint", path);
+    }
+    ca_status st = fl_add(l, path, strlen(path));
+    if (st || !S_ISREG(sb.st_mode) || sb.st_size < 9 || sb.st_size > ((off_t)64 << 20)) return st;
+    /* an index is JSON from its first byte on (a safetensors file starts with its header length) */
+    unsigned char head[64];
+    int fd = open(path, O_RDONLY);
+    ssize_t got = fd >= 0 ? read(fd, head, sizeof head) : -1;
+    if (fd >= 0) close(fd);
+    size_t k = 0;
+    while (got > 0 && k < (size_t)got && (head[k] == ' ' || head[k] == '\n' || head[k] == '\r' || head[k] == '\t')) k++;
+    if (got <= 0 || k >= (size_t)got || head[k] != '{') return CA_OK;
+    size_t len;
+    char *txt = ca_read_file(path, &len, &st);
+    if (!txt) return st;
+    cJSON *root = cJSON_ParseWithLength(txt, len);
+    free(txt);
+    const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
+    const char *base = ca_basename(path);
+    for (const cJSON *it = cJSON_IsObject(wm) ? wm->child : NULL; it && !st; it = it->next) {
+        if (!cJSON_IsString(it) || !*it->valuestring || strchr(it->valuestring, '/')) continue; /* refused when opened */
+        char *sp = malloc((size_t)(base - path) + strlen(it->valuestring) + 1);
+        if (!sp) { st = ca_fail(CA_E_NOMEM, "out of memory"); break; }
+        memcpy(sp, path, (size_t)(base - path));
+        strcpy(sp + (base - path), it->valuestring);
+        int seen = 0;
+        for (int i = 0; i < l->n && !seen; i++) seen = !strcmp(l->a[i], sp);
+        if (!seen) st = fl_add(l, sp, strlen(sp));
+        free(sp);
+    }
+    cJSON_Delete(root);
+    return st;
+}
+
+char **ca_weights_files(const char *path, int *count, ca_status *st) {
+    CA_ENTER();
+    ca_status s_;
+    if (!st) st = &s_;
+    if (count) *count = 0;
+    if (!path) { *st = ca_fail(CA_E_ARG, "ca_weights_files: path is NULL"); return NULL; }
+    flist l = {0};
+    *st = files_of(path, 0, &l);
+    if (*st) { ca_weights_files_free(l.a); return NULL; }
+    if (count) *count = l.n;
+    return l.a;
+}
+
+void ca_weights_files_free(char **files) {
+    for (char **p = files; p && *p; p++) free(*p);
+    free(files);
 }

@@ -35,6 +35,7 @@ void ca_model_free(ca_model *m) {
     free(m->txt.tf.blocks);
     ca_st_close(m->file);
     if (m->weights) munmap(m->weights, m->weights_map);
+    if (m->packed) munmap(m->packed, m->packed_map);
     free(m);
 }
 

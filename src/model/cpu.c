@@ -45,6 +45,7 @@ static int cpu_best(void) {
     return PATH_GENERIC;
 }
 
+#if defined(CA_DISPATCH) || defined(__AVX512BF16__) /* its only callers (not on aarch64) */
 static int cpu_bf16(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
@@ -53,6 +54,7 @@ static int cpu_bf16(void) {
     return 0;
 #endif
 }
+#endif
 
 #ifndef CA_DISPATCH
 /* The path compiled in when there is no dispatch: what the build's own flags enable. */
@@ -99,6 +101,7 @@ __attribute__((constructor)) static void ca_cpu_pick(void) {
 }
 
 const char *ca_cpu_path(ca_status *st) {
+    CA_ENTER();
     ca_status s_;
     if (!st) st = &s_;
     if (g_error[0]) {

@@ -64,6 +64,7 @@ static ca_status split_batch(ca_session *s, chunk_fn fn, const void *in, size_t 
 #else
         int t = 0, nt = 1;
 #endif
+        ca_team_note();
         int lo = (int)((long)n * t / nt), hi = (int)((long)n * (t + 1) / nt);
         for (int i = lo; i < hi && !ca_err_failed(&es); i += chunk) {
             int c = hi - i < chunk ? hi - i : chunk;

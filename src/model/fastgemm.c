@@ -151,25 +151,44 @@ static void transpose8_u16(const uint16_t *src, size_t lds, uint16_t *dst, size_
 /* Packed panels of op(B): F32 ([N/32][K][32] floats) or, with half != 0, the same layout in F16
  * (each value rounded to nearest even: exact for weights stored as F16). Returns the aligned
  * block, or NULL with the error recorded. */
+/* Bytes of the panels of an (N, K) matrix, 64-byte rounded and at least 64 (ca_gemm_ex packs
+ * K = 0 too); 0 when they overflow. */
+static size_t panel_bytes(int N, int K, int half) {
+    size_t n, es = half ? sizeof(uint16_t) : sizeof(float);
+    if (!ca_mul3_size((size_t)(N > 0 ? (N + NR - 1) / NR : 1), (size_t)(K > 0 ? K : 1), NR * es, &n) || n > SIZE_MAX - 63) return 0;
+    return (n + 63) & ~(size_t)63;
+}
+
+static int pack_into(void *p, const void *W, ca_dtype dt, int trans, int ld, int N, int K, int threads, int half);
+
 static void *pack_b(const void *W, ca_dtype dt, int trans, int ld, int N, int K, int threads, int half) {
-    int np = (N + NR - 1) / NR;
-    size_t n;
-    size_t es = half ? sizeof(uint16_t) : sizeof(float);
-    if (!ca_mul3_size((size_t)np, (size_t)(K > 0 ? K : 1), NR * es, &n)) {
+    size_t n = panel_bytes(N, K, half);
+    if (!n) {
         ca_fail(CA_E_NOMEM, "packed weights size overflows (%d x %d)", N, K);
         return NULL;
     }
-    n = (n + 63) & ~(size_t)63;
     void *p = aligned_alloc(64, n);
     if (!p) {
         ca_fail(CA_E_NOMEM, "out of memory packing %d x %d weights", N, K);
         return NULL;
     }
     ca_populate(p, n, 1); /* every byte is written below */
+    if (!pack_into(p, W, dt, trans, ld, N, K, threads, half)) {
+        free(p);
+        ca_fail(CA_E_NOMEM, "out of memory packing %d x %d weights", N, K);
+        return NULL;
+    }
+    return p;
+}
+
+/* The panels of op(B) into p (panel_bytes(N, K, half) bytes, 64-byte aligned). 0 when out of
+ * memory for a per-thread buffer. */
+static int pack_into(void *p, const void *W, ca_dtype dt, int trans, int ld, int N, int K, int threads, int half) {
+    int np = (N + NR - 1) / NR;
     if (!half) {
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
         for (int j = 0; j < np; j++) pack_panel((float *)p + (size_t)j * K * NR, W, dt, trans, ld, j * NR, N, K);
-        return p;
+        return 1;
     }
     if (dt == CA_DT_F16 && trans) {
         /* F16 weights into F16 panels: the values move as they are (widening then rounding back
@@ -189,7 +208,7 @@ static void *pack_b(const void *W, ca_dtype dt, int trans, int ld, int N, int K,
             for (int k = 0; k < K; k++)
                 for (int c = k < k8 ? c8 : 0; c < nr; c++) d[(size_t)k * NR + c] = src[(size_t)c * ld + k];
         }
-        return p;
+        return 1;
     }
     /* F16: each panel through a per-thread F32 buffer, so no F32 copy of the whole matrix exists */
     int bad = 0;
@@ -211,12 +230,7 @@ static void *pack_b(const void *W, ca_dtype dt, int trans, int ld, int N, int K,
         }
         free(tmp);
     }
-    if (bad) {
-        free(p);
-        ca_fail(CA_E_NOMEM, "out of memory packing %d x %d weights", N, K);
-        return NULL;
-    }
-    return p;
+    return !bad;
 }
 
 ca_status ca_pack_weights_as(ca_packed *out, const void *W, ca_dtype dt, int N, int K, int ldw, ca_dtype panel) {
@@ -240,6 +254,34 @@ ca_status ca_pack_weights_as(ca_packed *out, const void *W, ca_dtype dt, int N, 
     ca_status st = panel == CA_DT_BF16 ? ca_packed_to_bf16(out) : CA_OK;
     if (st) ca_packed_free(out);
     return st;
+}
+
+size_t ca_pack_size(int N, int K, ca_dtype panel) {
+    if (panel != CA_DT_F32 && panel != CA_DT_F16) return 0;
+    return panel_bytes(N, K, panel == CA_DT_F16 && CA_HAVE_AVX512);
+}
+
+ca_status ca_pack_weights_into(ca_packed *out, void *mem, size_t cap, const void *W, ca_dtype dt, int N, int K, int ldw,
+                               int w_kn, ca_dtype panel) {
+    memset(out, 0, sizeof *out);
+    if (dt != CA_DT_F32 && dt != CA_DT_F16 && dt != CA_DT_BF16)
+        return ca_fail(CA_E_UNSUPPORTED, "cannot pack %s weights", ca_dtype_name(dt));
+    if (panel != CA_DT_F32 && panel != CA_DT_F16) return ca_fail(CA_E_UNSUPPORTED, "no %s panels in caller memory", ca_dtype_name(panel));
+    if (N <= 0 || K <= 0 || ldw < (w_kn ? N : K)) return ca_fail(CA_E_ARG, "bad weight shape %d x %d", N, K);
+    int half = panel == CA_DT_F16 && CA_HAVE_AVX512;
+    size_t need = panel_bytes(N, K, half);
+    if (!mem || ((uintptr_t)mem & 63) || !need || cap < need)
+        return ca_fail(CA_E_ARG, "packed weights need %zu bytes, 64-byte aligned (%zu given)", need, cap);
+    if (!pack_into(mem, W, dt, !w_kn, ldw, N, K, ca_kernel_threads(0), half))
+        return ca_fail(CA_E_NOMEM, "out of memory packing %d x %d weights", N, K);
+    out->N = N;
+    out->K = K;
+    out->borrowed = 1;
+    if (half) out->ph = mem;
+    else out->p = mem;
+    if (panel == CA_DT_F16 && !half) /* as ca_pack_weights_as: the F16-rounded values as F32 */
+        for (size_t i = 0; i < (size_t)((N + NR - 1) / NR) * NR * K; i++) out->p[i] = ca_f16_to_f32(ca_f32_to_f16(out->p[i]));
+    return CA_OK;
 }
 
 ca_status ca_pack_weights(ca_packed *out, const void *W, ca_dtype dt, int N, int K, int ldw) {
@@ -272,9 +314,11 @@ ca_status ca_packed_unpack(const ca_packed *w, float *W, int ldw) {
 
 void ca_packed_free(ca_packed *p) {
     if (!p) return;
-    free(p->p);
-    free(p->ph);
-    free(p->pb);
+    if (!p->borrowed) {
+        free(p->p);
+        free(p->ph);
+        free(p->pb);
+    }
     free(p->scale);
     memset(p, 0, sizeof *p);
 }
@@ -335,6 +379,7 @@ ca_status ca_packed_cols(const ca_packed *w, int n0, int n, ca_packed *view) {
 ca_status ca_packed_to_bf16(ca_packed *w) {
     if (!CA_HAVE_BF16 || !ca_fastgemm_bf16()) return ca_fail(CA_E_UNSUPPORTED, "no AVX512-BF16 kernels on this CPU path");
     if (!w->p && !w->ph) return w->pb ? CA_OK : ca_fail(CA_E_ARG, "unpacked weights");
+    if (w->borrowed) return ca_fail(CA_E_ARG, "panels in the caller's memory cannot become BF16 in place");
     int N = w->N, K = w->K, np = (N + NR - 1) / NR, K2 = (K + 1) / 2;
     size_t n;
     if (!ca_mul3_size((size_t)np, (size_t)K2, NR * 2 * sizeof(uint16_t), &n)) return ca_fail(CA_E_NOMEM, "packed weights size overflows");
@@ -675,6 +720,7 @@ static ca_status run(const a_src *asrc, int M, int N, int K, const b_src *B, flo
 #else
         float *ap = apack;
 #endif
+        ca_team_note();
 #pragma omp for schedule(dynamic, 1)
         for (int t = 0; t < ntask; t++) {
             int ib = t / groups, g = t % groups;

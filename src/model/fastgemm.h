@@ -21,11 +21,12 @@ typedef enum {
  * after packing, so one packed matrix may be used by many threads at once. */
 typedef struct {
     int N, K;
-    /* exactly one panel block is set; all owned, 64-byte aligned */
+    /* exactly one panel block is set, 64-byte aligned; owned unless borrowed */
     float *p;            /* F32 panels [N/32][K][32] */
     uint16_t *ph;        /* F16 panels, the same layout: widened exactly in the kernel */
     uint16_t *pb;        /* BF16 panels [N/32][K/2][32][2] (k pairs interleaved) */
     float *scale;        /* (N) multiplier of each output column (a folded BatchNorm), or NULL */
+    int borrowed;        /* the panels live in the caller's memory (ca_pack_weights_into): not freed */
 } ca_packed;
 
 /* Pack W (N, K) of dtype F32/F16/BF16, row stride ldw elements, into panels of dtype `panel`:
@@ -34,6 +35,17 @@ typedef struct {
  * (as ca_pack_weights_bf16). Returns CA_E_NOMEM, CA_E_ARG or CA_E_UNSUPPORTED (other dtypes).
  * Free with ca_packed_free (NULL-safe on zeroed structs). */
 ca_status ca_pack_weights_as(ca_packed *out, const void *W, ca_dtype dt, int N, int K, int ldw, ca_dtype panel);
+/* Bytes ca_pack_weights_into needs for (N, K) weights as `panel` (F32 or F16; what the F16
+ * panels take depends on the CPU path, as in ca_pack_weights_as); 0 for other panels or on
+ * overflow. A multiple of 64. */
+size_t ca_pack_size(int N, int K, ca_dtype panel);
+/* ca_pack_weights_as into the caller's memory: mem (64-byte aligned, cap >= ca_pack_size bytes)
+ * holds the panels and stays the caller's (ca_packed_free frees only the column scale), so many
+ * matrices can share one block (the model's, one allocation for all its weights). w_kn: W is
+ * stored (K, N), row stride ldw >= N (x @ W layouts), else (N, K) with ldw >= K. F32 and F16
+ * panels only; same panels, so same results, as ca_pack_weights_as. */
+ca_status ca_pack_weights_into(ca_packed *out, void *mem, size_t cap, const void *W, ca_dtype dt, int N, int K, int ldw,
+                               int w_kn, ca_dtype panel);
 /* ca_pack_weights_as with F32 panels. */
 ca_status ca_pack_weights(ca_packed *out, const void *W, ca_dtype dt, int N, int K, int ldw);
 void ca_packed_free(ca_packed *p);

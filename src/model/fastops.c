@@ -169,6 +169,7 @@ ca_status ca_mha_varlen(const float *qkv, int nseq, const int *offs, int heads, 
 #else
             float *kt = scratch;
 #endif
+            ca_team_note();
             int b = t / heads, h = t % heads, T = offs[b + 1] - offs[b];
             if (T > 0)
                 attn_head(qkv + (size_t)offs[b] * 3 * C, T, C, hd, h, causal, out + (size_t)offs[b] * C, kt,
@@ -256,6 +257,11 @@ void ca_ln_rows(const float *x, int ldx, int rows, int C, const float *w, const 
 
 ca_status ca_conv_pack_weights(ca_conv *c, const void *w, ca_dtype dt, int Cout, int Cin, int KH,
                                int KW, int stride, int pad, const float *scale, ca_dtype panel) {
+    return ca_conv_pack_weights_into(c, NULL, 0, w, dt, Cout, Cin, KH, KW, stride, pad, scale, panel);
+}
+
+ca_status ca_conv_pack_weights_into(ca_conv *c, void *mem, size_t cap, const void *w, ca_dtype dt, int Cout, int Cin,
+                                    int KH, int KW, int stride, int pad, const float *scale, ca_dtype panel) {
     memset(c, 0, sizeof *c);
     if (Cout <= 0 || Cin <= 0 || KH <= 0 || KW <= 0 || stride <= 0 || pad < 0)
         return ca_fail(CA_E_ARG, "bad convolution geometry");
@@ -265,17 +271,22 @@ ca_status ca_conv_pack_weights(ca_conv *c, const void *w, ca_dtype dt, int Cout,
     /* reorder (Cout, Cin, KH, KW) -> (Cout, KH, KW, Cin), values moved as stored (the packer
      * then takes F16 into F16 panels without converting) */
     size_t es = ca_dtype_size(dt);
-    unsigned char *r = ca_malloc2(es * (size_t)Cout, (size_t)K);
-    if (!r) return CA_E_NOMEM;
-    const unsigned char *wb = w;
-    for (int o = 0; o < Cout; o++)
-        for (int ci = 0; ci < Cin; ci++)
-            for (int ky = 0; ky < KH; ky++)
-                for (int kx = 0; kx < KW; kx++) {
-                    size_t src = (((size_t)o * Cin + ci) * KH + ky) * KW + kx;
-                    memcpy(r + ((size_t)o * K + ((size_t)ky * KW + kx) * Cin + ci) * es, wb + src * es, es);
-                }
-    ca_status st = ca_pack_weights_as(&c->W, r, dt, Cout, K, K, panel);
+    unsigned char *r = NULL; /* a 1x1 kernel is already in that order */
+    if (KH * KW > 1) {
+        r = ca_malloc2(es * (size_t)Cout, (size_t)K);
+        if (!r) return CA_E_NOMEM;
+        const unsigned char *wb = w;
+        for (int o = 0; o < Cout; o++)
+            for (int ci = 0; ci < Cin; ci++)
+                for (int ky = 0; ky < KH; ky++)
+                    for (int kx = 0; kx < KW; kx++) {
+                        size_t src = (((size_t)o * Cin + ci) * KH + ky) * KW + kx;
+                        memcpy(r + ((size_t)o * K + ((size_t)ky * KW + kx) * Cin + ci) * es, wb + src * es, es);
+                    }
+    }
+    const void *src = r ? (const void *)r : w;
+    ca_status st = mem ? ca_pack_weights_into(&c->W, mem, cap, src, dt, Cout, K, K, 0, panel)
+                       : ca_pack_weights_as(&c->W, src, dt, Cout, K, K, panel);
     free(r);
     if (!st) st = ca_packed_set_scale(&c->W, scale);
     if (st != CA_OK) { ca_packed_free(&c->W); return st; }

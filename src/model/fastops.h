@@ -42,6 +42,10 @@ typedef struct {
  * the caller's bias). */
 ca_status ca_conv_pack_weights(ca_conv *c, const void *w, ca_dtype dt, int Cout, int Cin, int KH,
                                int KW, int stride, int pad, const float *scale, ca_dtype panel);
+/* The same into the caller's memory (mem, cap: as ca_pack_weights_into, for Cout x KH·KW·Cin;
+ * F32 or F16 panels); the scale is still the conv's own. */
+ca_status ca_conv_pack_weights_into(ca_conv *c, void *mem, size_t cap, const void *w, ca_dtype dt, int Cout, int Cin,
+                                    int KH, int KW, int stride, int pad, const float *scale, ca_dtype panel);
 /* The weights back as w (Cout, Cin, KH, KW), exactly as packed (CA_E_UNSUPPORTED for BF16). */
 ca_status ca_conv_unpack_weights(const ca_conv *c, float *w);
 void ca_conv_free(ca_conv *c);

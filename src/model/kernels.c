@@ -95,6 +95,7 @@ void ca_attention(float *out, int ldo, const float *q, int ldq, const float *k, 
             const float *vb = v + (size_t)b * Tk * ldv + (size_t)h * hs;
             float *ob = out + (size_t)b * Tq * ldo + (size_t)h * hs;
             float *sb = scores + ((size_t)b * NH + h) * Tq * Tk;
+            ca_team_note();
             for (int i = 0; i < Tq; i++) {
                 const float *qi = qb + (size_t)i * ldq;
                 float *s = sb + (size_t)i * Tk;

@@ -2,8 +2,9 @@
  * OpenCLIP or Hugging Face), architecture inference from shapes alone (as OpenAI's build_model),
  * an optional HF config.json. What is done with each tensor depends on the compute path: for
  * the fast/BF16 paths every matrix is packed into GEMM panels straight from the mapped file (F16
- * into F16 panels, no float32 copy of the model on the way), and only small vectors (norms,
- * biases, embeddings, folded BatchNorm) become float32; for the reference path every weight is
+ * into F16 panels, no float32 copy of the model on the way; planned while reading, then packed in
+ * parallel into one block, see run_jobs), and only small vectors (norms, biases, embeddings,
+ * folded BatchNorm) become float32; for the reference path every weight is
  * converted to float32 in one block (HF q/k/v concatenated, projections stored as (out, in)).
  * Every tensor of a loaded tower must be used: unknown, missing or mis-shaped tensors are
  * refused by name.
@@ -36,6 +37,8 @@ typedef struct {
     float sig[16];                   /* first values of the image tower's output projection */
     int has_sig;
     double t_pack;                   /* seconds spent packing (bench/model.c reports it) */
+    struct pack_job *jobs;           /* matrices to pack, run together at the end (run_jobs) */
+    int njobs, cap_jobs;
     int keep_file;                   /* the model reads from the mapping after the load */
     size_t page;                     /* in floats */
     ca_status st;                    /* first failure; later calls are no-ops */
@@ -221,42 +224,204 @@ static ca_dtype panel_for(const loader *L, ca_dtype dt) {
     return dt == CA_DT_F16 ? CA_DT_F16 : CA_DT_F32;
 }
 
-/* Refuse NaN/Inf in a tensor packed straight from the file (the float32 path checks as it
- * converts): the exponent bits all set, per dtype. */
-static int all_finite_raw(loader *L, const ca_tensor_info *t) {
-    const unsigned char *b = t->data;
-    for (int64_t i = 0; i < t->numel; i++) {
-        int bad;
-        if (t->dtype == CA_DT_F32) { uint32_t u; memcpy(&u, b + 4 * i, 4); bad = (u & 0x7f800000u) == 0x7f800000u; }
-        else { uint16_t h; memcpy(&h, b + 2 * i, 2); bad = t->dtype == CA_DT_F16 ? (h & 0x7c00) == 0x7c00 : (h & 0x7f80) == 0x7f80; }
-        if (bad) {
-            failf(L, CA_E_NONFINITE, "tensor '%s': non-finite value at element %lld", t->name, (long long)i);
-            return 0;
-        }
+/* Packing is planned while the towers are read (one job per matrix) and run at the end by
+ * run_jobs: every job's panels get their place in one block allocated once (huge pages where the
+ * system has them: fresh memory is what a load mostly pays for), and the jobs run in parallel on
+ * the load's threads, each packing straight from the mapped file and then letting its pages go. */
+typedef enum { JOB_MAT, JOB_KN, JOB_STACK, JOB_CONV } job_kind;
+
+typedef struct pack_job {
+    job_kind kind;
+    const ca_tensor_info *t[4];      /* sources (JOB_STACK: count of them, stacked along N) */
+    int count;
+    int N, K;                        /* the packed matrix (N, K) */
+    int k, stride, pad, Cin;         /* JOB_CONV */
+    const float *scale;              /* JOB_CONV: the folded BatchNorm */
+    ca_packed *out;                  /* JOB_MAT, JOB_KN, JOB_STACK */
+    ca_conv *conv;                   /* JOB_CONV */
+    size_t off, bytes;               /* its place in the packed block */
+    ca_status st;
+    char msg[320];
+} pack_job;
+
+static pack_job *add_job(loader *L, job_kind kind, int N, int K) {
+    if (L->st) return NULL;
+    if (L->njobs == L->cap_jobs) {
+        int cap = L->cap_jobs ? 2 * L->cap_jobs : 64;
+        pack_job *j = realloc(L->jobs, sizeof *j * (size_t)cap);
+        if (!j) { failf(L, CA_E_NOMEM, "out of memory"); return NULL; }
+        L->jobs = j;
+        L->cap_jobs = cap;
     }
-    return 1;
+    pack_job *j = &L->jobs[L->njobs++];
+    memset(j, 0, sizeof *j);
+    j->kind = kind;
+    j->N = N;
+    j->K = K;
+    return j;
 }
 
-/* Pack W (N, K) of dtype dt (row stride K) into out; name for messages. */
-static void pack_raw(loader *L, const char *name, const void *w, ca_dtype dt, int N, int K, ca_packed *out) {
-    if (L->st) return;
+/* NaN/Inf in a tensor packed straight from the file (the float32 path checks as it converts). */
+static ca_status check_finite(const loader *L, const ca_tensor_info *t) {
+    size_t i = ca_first_nonfinite(t->data, t->dtype, (size_t)t->numel);
+    if (i == (size_t)t->numel) return CA_OK;
+    return ca_fail(CA_E_NONFINITE, "%s: tensor '%s': non-finite value at element %lld", L->file, t->name, (long long)i);
+}
+
+/* A plain (N, K) matrix into its place: in blocks of rows, each checked for NaN/Inf and then
+ * packed while it is still in cache (panels of 32 rows are independent, so the panels are those
+ * of packing it whole); one read of the file instead of two. */
+static ca_status run_mat_job(const loader *L, pack_job *j, void *mem) {
+    const ca_tensor_info *t = j->t[0];
+    ca_dtype panel = panel_for(L, t->dtype);
+    size_t es = ca_dtype_size(t->dtype), K = (size_t)j->K;
+    const unsigned char *src = t->data;
+    enum { ROWS = 128 };             /* a multiple of the panel width (32) */
+    ca_status st = CA_OK;
+    for (int n0 = 0; n0 < j->N && !st; n0 += ROWS) {
+        int nn = j->N - n0 < ROWS ? j->N - n0 : ROWS;
+        size_t i = ca_first_nonfinite(src + (size_t)n0 * K * es, t->dtype, (size_t)nn * K);
+        if (i < (size_t)nn * K)
+            return ca_fail(CA_E_NONFINITE, "%s: tensor '%s': non-finite value at element %lld", L->file, t->name,
+                           (long long)((size_t)n0 * K + i));
+        size_t off = n0 ? ca_pack_size(n0, j->K, panel) : 0;
+        ca_packed part;
+        st = ca_pack_weights_into(&part, (unsigned char *)mem + off, j->bytes - off, src + (size_t)n0 * K * es, t->dtype, nn,
+                                  j->K, j->K, 0, panel);
+        if (!st && n0 == 0) *j->out = part;
+    }
+    if (st) st = ca_fail(st, "%s: tensor '%s': cannot pack: %s", L->file, t->name, ca_last_error());
+    else j->out->N = j->N;
+    ca_st_drop_pages(L->f, t);
+    return st;
+}
+
+/* One job, on one thread (inside run_jobs' parallel loop). mem: its panels' place, or NULL to
+ * let the packer allocate (BF16 panels, which are converted after packing). */
+static ca_status run_job(const loader *L, pack_job *j, void *mem) {
+    ca_status st = CA_OK;
+    if (j->kind == JOB_MAT && mem) return run_mat_job(L, j, mem);
+    for (int i = 0; i < j->count && !st; i++) st = check_finite(L, j->t[i]);
+    if (st) return st;
+    const ca_tensor_info *t = j->t[0];
+    ca_dtype panel = panel_for(L, t->dtype);
+    unsigned char *tmp = NULL;
+    const void *src = t->data;
+    ca_dtype dt = t->dtype;
+    if (j->kind == JOB_STACK) {
+        /* a temporary stack of just these tensors, in their stored dtype when they share one */
+        int same = 1;
+        for (int i = 1; i < j->count; i++) same = same && j->t[i]->dtype == dt;
+        if (!same) dt = CA_DT_F32;
+        size_t es = ca_dtype_size(dt);
+        tmp = ca_malloc2((size_t)j->N * (size_t)j->K, es);
+        if (!tmp) return ca_fail(CA_E_NOMEM, "%s: tensor '%s': out of memory", L->file, t->name);
+        size_t o = 0;
+        for (int i = 0; i < j->count && !st; i++) {
+            if (same) memcpy(tmp + o, j->t[i]->data, j->t[i]->nbytes);
+            else if (ca_tensor_to_f32(j->t[i], (float *)(tmp + o), j->t[i]->numel))
+                st = ca_fail(CA_E_FORMAT, "%s: tensor '%s': cannot convert", L->file, j->t[i]->name);
+            o += (size_t)j->t[i]->numel * es;
+        }
+        src = tmp;
+        panel = panel_for(L, dt);
+    }
+    if (!st) {
+        size_t cap = j->bytes;
+        switch (j->kind) {
+        case JOB_CONV:
+            st = mem ? ca_conv_pack_weights_into(j->conv, mem, cap, src, dt, j->N, j->Cin, j->k, j->k, j->stride, j->pad, j->scale, panel)
+                     : ca_conv_pack_weights(j->conv, src, dt, j->N, j->Cin, j->k, j->k, j->stride, j->pad, j->scale, panel);
+            break;
+        case JOB_KN: /* stored (K, N), used as x @ W */
+            if (mem) st = ca_pack_weights_into(j->out, mem, cap, src, dt, j->N, j->K, j->N, 1, panel);
+            else {
+                /* the BF16 packer takes (N, K) rows: transpose through a copy of this tensor */
+                size_t es = ca_dtype_size(dt);
+                tmp = ca_malloc2((size_t)j->N * (size_t)j->K, es);
+                if (!tmp) { st = CA_E_NOMEM; break; }
+                const unsigned char *s8 = src;
+                for (int r = 0; r < j->K; r++)
+                    for (int c = 0; c < j->N; c++) memcpy(tmp + ((size_t)c * j->K + r) * es, s8 + ((size_t)r * j->N + c) * es, es);
+                st = ca_pack_weights_as(j->out, tmp, dt, j->N, j->K, j->K, panel);
+            }
+            break;
+        default:
+            st = mem ? ca_pack_weights_into(j->out, mem, cap, src, dt, j->N, j->K, j->K, 0, panel)
+                     : ca_pack_weights_as(j->out, src, dt, j->N, j->K, j->K, panel);
+        }
+        if (st) st = ca_fail(st, "%s: tensor '%s': cannot pack: %s", L->file, t->name, ca_last_error());
+    }
+    free(tmp);
+    /* read once: the file's pages need not stay resident (peak memory: the packed block) */
+    for (int i = 0; i < j->count; i++) ca_st_drop_pages(L->f, j->t[i]);
+    return st;
+}
+
+/* Every planned job: sizes, one block for all panels, then the jobs in parallel (largest
+ * first). A failure reports the first failing job in load order, as a serial load would. */
+static void run_jobs(loader *L) {
+    if (L->st || !L->njobs) return;
     double t0 = ca_now();
-    ca_populate(w, (size_t)N * K * ca_dtype_size(dt), 0);
-    ca_status st = ca_pack_weights_as(out, w, dt, N, K, K, panel_for(L, dt));
+    size_t total = 0;
+    for (int i = 0; i < L->njobs && !L->bf16; i++) {
+        pack_job *j = &L->jobs[i];
+        ca_dtype dt = j->t[0]->dtype;
+        for (int k = 1; k < j->count; k++) if (j->t[k]->dtype != dt) dt = CA_DT_F32;
+        j->bytes = ca_pack_size(j->N, j->K, panel_for(L, dt));
+        if (!j->bytes || total > SIZE_MAX - j->bytes - ((size_t)4 << 20)) {
+            failf(L, CA_E_NOMEM, "tensor '%s': packed size overflows", j->t[0]->name);
+            return;
+        }
+        j->off = total;
+        total += j->bytes;
+    }
+    unsigned char *blk = NULL;
+    if (total) {
+        /* 2 MiB aligned and advised for huge pages: a fresh page is paid for at its first write,
+         * and one 2 MiB page costs far less than 512 small ones (on virtual machines most of all) */
+        size_t huge = (size_t)2 << 20, len = total + huge;
+        void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (map == MAP_FAILED) { failf(L, CA_E_NOMEM, "cannot allocate %zu MiB of packed weights", total >> 20); return; }
+        L->m->packed = map;
+        L->m->packed_map = len;
+        blk = (unsigned char *)(((uintptr_t)map + huge - 1) & ~(uintptr_t)(huge - 1));
+#ifdef MADV_HUGEPAGE
+        (void)madvise(blk, total, MADV_HUGEPAGE);
+#endif
+    }
+    int T = ca_kernel_threads(0), n = L->njobs;
+    /* largest first, so that no thread is left with a big matrix at the end */
+    int *order = malloc(sizeof *order * (size_t)n);
+    if (!order) { failf(L, CA_E_NOMEM, "out of memory"); return; }
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int i = 1; i < n; i++) /* insertion sort by size, stable: n is a few hundred */
+        for (int k = i; k > 0; k--) {
+            const pack_job *a = &L->jobs[order[k - 1]], *b = &L->jobs[order[k]];
+            if ((int64_t)a->N * a->K >= (int64_t)b->N * b->K) break;
+            int tmp = order[k]; order[k] = order[k - 1]; order[k - 1] = tmp;
+        }
+#pragma omp parallel for num_threads(T) schedule(dynamic, 1) if (T > 1)
+    for (int i = 0; i < n; i++) {
+        pack_job *j = &L->jobs[order[i]];
+        j->st = run_job(L, j, blk ? blk + j->off : NULL);
+        if (j->st) snprintf(j->msg, sizeof j->msg, "%s", ca_last_error());
+    }
+    free(order);
+    for (int i = 0; i < n && !L->st; i++)
+        if (L->jobs[i].st) L->st = ca_fail(L->jobs[i].st, "%s", L->jobs[i].msg);
     L->t_pack += ca_now() - t0;
-    if (st) failf(L, st, "tensor '%s': cannot pack: %s", name, ca_last_error());
 }
 
 /* A required matrix: float32 copy in the weight block (reference compute; returned), or packed
- * into *out as (shape[0], product of the other dims) (fast compute; NULL returned). */
+ * into *out as (shape[0], product of the other dims) (fast compute; planned, NULL returned). */
 static const float *mat(loader *L, const char *name, int ndim, const int64_t *shape, ca_packed *out) {
     if (!L->pack) return take_mat(L, name, ndim, shape);
     const ca_tensor_info *t = need(L, name, ndim, shape);
-    if (!t || !all_finite_raw(L, t)) return NULL;
     int64_t K = 1;
     for (int d = 1; d < ndim; d++) K *= shape[d];
-    pack_raw(L, t->name, t->data, t->dtype, (int)shape[0], (int)K, out);
-    ca_st_drop_pages(L->f, t); /* read once: the file's pages need not stay resident */
+    pack_job *j = t ? add_job(L, JOB_MAT, (int)shape[0], (int)K) : NULL;
+    if (j) { j->t[0] = t; j->count = 1; j->out = out; }
     return NULL;
 }
 
@@ -269,36 +434,25 @@ static float elem_f32(const ca_tensor_info *t, size_t i) {
     }
 }
 
-/* A (rows, cols) tensor used as x @ W: the (cols, rows) matrix, transposed through a temporary
- * copy of this one tensor in its stored dtype, then packed (fast) or a float32 copy (reference). */
+/* A (rows, cols) tensor used as x @ W: the (cols, rows) matrix, packed from the stored layout
+ * (fast) or a transposed float32 copy (reference). */
 static const float *mat_t(loader *L, const char *name, int rows, int cols, ca_packed *out) {
     if (!L->pack) return take_t(L, name, rows, cols);
     const ca_tensor_info *t = need(L, name, 2, (int64_t[]){rows, cols});
-    if (!t || !all_finite_raw(L, t)) return NULL;
-    size_t es = ca_dtype_size(t->dtype);
-    unsigned char *tmp = ca_malloc2((size_t)rows * cols, es);
-    if (!tmp) { failf(L, CA_E_NOMEM, "tensor '%s': out of memory", name); return NULL; }
-    const unsigned char *src = t->data;
-    for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++) memcpy(tmp + ((size_t)c * rows + r) * es, src + ((size_t)r * cols + c) * es, es);
-    pack_raw(L, t->name, tmp, t->dtype, cols, rows, out);
-    free(tmp);
-    ca_st_drop_pages(L->f, t);
+    pack_job *j = t ? add_job(L, JOB_KN, cols, rows) : NULL;
+    if (j) { j->t[0] = t; j->count = 1; j->out = out; }
     return NULL;
 }
 
 /* Separate (n_j, K) tensors stacked along the rows into one matrix: a float32 copy in the weight
- * block (reference) or packed from a temporary stack of just these tensors (fast; in their
- * stored dtype when they share one, else float32). */
+ * block (reference) or packed from a temporary stack of just these tensors (fast; see run_job). */
 static const float *mat_stack(loader *L, const char *const *names, int count, const int *rows, int K, ca_packed *out) {
     if (L->st) return NULL;
     const ca_tensor_info *t[4];
     size_t total = 0;
-    int same = 1;
     for (int j = 0; j < count; j++) {
         t[j] = need(L, names[j], 2, (int64_t[]){rows[j], K});
-        if (!t[j] || (L->pack && !all_finite_raw(L, t[j]))) return NULL;
-        same = same && t[j]->dtype == t[0]->dtype;
+        if (!t[j]) return NULL;
         total += (size_t)rows[j];
     }
     if (!L->pack) {
@@ -306,34 +460,27 @@ static const float *mat_stack(loader *L, const char *const *names, int count, co
         for (int j = 0, r = 0; w && j < count; r += rows[j], j++) convert(L, t[j], w + (size_t)r * K);
         return w;
     }
-    ca_dtype dt = same ? t[0]->dtype : CA_DT_F32;
-    size_t es = ca_dtype_size(dt);
-    unsigned char *tmp = ca_malloc2(total * (size_t)K, es);
-    if (!tmp) { failf(L, CA_E_NOMEM, "tensor '%s': out of memory", names[0]); return NULL; }
-    for (int j = 0, r = 0; j < count; r += rows[j], j++) {
-        unsigned char *d = tmp + (size_t)r * K * es;
-        if (same) memcpy(d, t[j]->data, t[j]->nbytes);
-        else if (ca_tensor_to_f32(t[j], (float *)d, t[j]->numel)) failf(L, CA_E_FORMAT, "tensor '%s': cannot convert", names[j]);
-        ca_st_drop_pages(L->f, t[j]);
-    }
-    pack_raw(L, names[0], tmp, dt, (int)total, K, out);
-    free(tmp);
+    pack_job *jb = add_job(L, JOB_STACK, (int)total, K);
+    if (!jb) return NULL;
+    for (int j = 0; j < count; j++) jb->t[j] = t[j];
+    jb->count = count;
+    jb->out = out;
     return NULL;
 }
 
 /* A convolution (Cout, Cin, k, k) followed by a folded BatchNorm (scale): a float32 copy
- * (reference; returned) or packed with the scale in the epilogue (fast). */
+ * (reference; returned) or packed with the scale in the epilogue (fast; planned). */
 static const float *conv(loader *L, const char *name, int Cout, int Cin, int k, int stride, int pad,
                          const ca_bn *bn, ca_conv *out) {
     if (!L->pack) return take_mat(L, name, 4, (int64_t[]){Cout, Cin, k, k});
     const ca_tensor_info *t = need(L, name, 4, (int64_t[]){Cout, Cin, k, k});
-    if (!t || L->st || !all_finite_raw(L, t)) return NULL;
-    double t0 = ca_now();
-    ca_status st = ca_conv_pack_weights(out, t->data, t->dtype, Cout, Cin, k, k, stride, pad, bn->scale,
-                                        panel_for(L, t->dtype));
-    L->t_pack += ca_now() - t0;
-    if (st) failf(L, st, "tensor '%s': cannot pack: %s", t->name, ca_last_error());
-    ca_st_drop_pages(L->f, t);
+    pack_job *j = t && !L->st ? add_job(L, JOB_CONV, Cout, k * k * Cin) : NULL;
+    if (!j) return NULL;
+    j->t[0] = t;
+    j->count = 1;
+    j->k = k; j->stride = stride; j->pad = pad; j->Cin = Cin;
+    j->scale = bn->scale;
+    j->conv = out;
     return NULL;
 }
 
@@ -883,6 +1030,7 @@ static ca_model *load(const char *path, const ca_model_params *p, ca_status *st)
     if (!cfg) cfg = cfg_found = find_config(wpath, L.hf);
     if (cfg) apply_config(&L, cfg);
     if (!L.st) choose_activation(&L, f, p, cfg);
+    run_jobs(&L); /* last: a file refused by its names, shapes or config costs no packing */
     if (L.st) goto done;
     m->info.format = ca_st_format(f);
 
@@ -921,6 +1069,7 @@ static ca_model *load(const char *path, const ca_model_params *p, ca_status *st)
 
 done:
     free(cfg_found);
+    free(L.jobs);
     free(L.t);
     free(L.used);
     if (!L.st && L.keep_file) m->file = f; /* closed by ca_model_free */

@@ -101,6 +101,8 @@ struct ca_model {
     float *weights;                   /* one block holding every float32 weight (anonymous mmap) */
     size_t weights_len, weights_cap;  /* in floats */
     size_t weights_map;               /* bytes mapped */
+    void *packed;                     /* one block holding every packed matrix (fast compute; mmap) */
+    size_t packed_map;                /* bytes mapped */
     ca_st_file *file;                  /* the checkpoint, kept mapped while txt.tok_emb16 points into it */
     float logit_scale;                /* exp(logit_scale) of the checkpoint, 100 when absent */
     int threads;                      /* default thread budget of sessions (0: library default) */

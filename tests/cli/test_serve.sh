@@ -168,6 +168,35 @@ for i in $(seq 1 100); do
 done
 grep -q '"name":"lp","method":"prototype"' "$T/body" && ok "refit swapped in" || bad "refit never swapped in: $(head -c 400 "$T/body")"
 req "classify with the refit classifier" 200 POST "/v1/classify?classifier=lp" --data-binary @"${RED[5]}"
+grep -q "refit of 'lp' as prototype started: none: a class has 0 examples" "$T/s1.log" && ok "refit with too few examples: 'none' in the log" \
+  || bad "refit none not logged: $(grep refit "$T/s1.log")"
+# enough examples (4 per class from the fit, 5 rings): α, β chosen on a seeded held-out part, then
+# refit on all: min(n/2, 4) per class = 2 + 2 + 2 + 2 held out
+req "refit tip with a held-out split -> 202" 202 POST "/v1/classifiers/tip/refit?method=tip-adapter&seed=7" "${KEY[@]}"
+body_has "refit answer says kshot-val and how many are held out" '"selection":"kshot-val","held_out":8,"min_class_examples":4,"seed":7'
+req "refit with a bad seed -> 400" 400 POST "/v1/classifiers/tip/refit?method=tip-adapter&seed=x" "${KEY[@]}"
+for i in $(seq 1 100); do
+  "${CURL[@]}" -o "$T/body" "$U/v1/info"
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); t=[c for c in d["classifiers"] if c["name"]=="tip"][0]; sys.exit(t["refit"]["running"] or t["refit"]["done"] < 1)' "$T/body" && break
+  sleep 0.1
+done
+python3 - "$T/body" <<'EOF2' && ok "kshot-val refit: searched α, β on 8 held out, refit on all 17" || bad "kshot-val refit: $(head -c 600 "$T/body")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+t = [c for c in d["classifiers"] if c["name"] == "tip"][0]
+p, r = t["params"], t["refit"]
+assert r["selection"] == "kshot-val" and r["held_out"] == 8 and r["fit_on"] == "all" and "last_error" not in r, r
+assert p["searched"] == 1 and p["select_kshot_val"] == 1 and p["select_held_out"] == 8 and p["select_seed"] == 7, p
+assert p["cache_size"] == 17 and "search_val_acc" in p, p   # the cache holds every example
+EOF2
+grep -q "refit of 'tip' as tip-adapter started: kshot-val: hyper-parameters chosen on 8 held-out examples" "$T/s1.log" \
+  && ok "kshot-val refit logged" || bad "kshot-val not logged: $(grep refit "$T/s1.log")"
+right=0
+for i in 5 6 7 8 9 10 11; do
+  "${CURL[@]}" -o "$T/body" -X POST "$U/v1/classify?classifier=tip&top_k=1" --data-binary @"${RING[$i]}"
+  [ "$(top1)" = "yellow ring" ] && right=$((right + 1))
+done
+[ $right = 7 ] && ok "after the refit: 7 of 7 held-out rings" || bad "after the refit: $right of 7 held-out rings"
 
 # ---- concurrent adds and classifies ----
 : > "$T/codes"
@@ -290,10 +319,56 @@ done
 grep -q '"name":"mem","method":"prototype"' "$T/body" && ok "in-memory refit swapped in" || bad "in-memory refit: $(head -c 300 "$T/body")"
 "${CURL[@]}" -o "$T/body" -X POST "$U/v1/classify?classifier=mem&top_k=1" --data-binary @"${RED[2]}"
 [ "$(top1)" = "red circle" ] && ok "refit classifier keeps its class names" || bad "after in-memory refit: $(head -c 300 "$T/body")"
+# one ring example: too few to hold any out, so tip-cache's published β = 5.5
+req "refit with one example of a class -> 202" 202 POST "/v1/classifiers/mem/refit?method=tip-cache"
+body_has "refit answer says none" '"selection":"none","held_out":0,"min_class_examples":1'
+for i in $(seq 1 100); do
+  "${CURL[@]}" -o "$T/body" "$U/v1/info"; grep -q '"name":"mem","method":"tip-cache"' "$T/body" && break; sleep 0.1
+done
+python3 - "$T/body" <<'EOF2' && ok "none refit: published β 5.5, nothing held out" || bad "none refit: $(head -c 600 "$T/body")"
+import json, sys
+t = [c for c in json.load(open(sys.argv[1]))["classifiers"] if c["name"] == "mem"][0]
+assert t["method"] == "tip-cache" and t["params"]["beta"] == 5.5 and t["params"]["select_kshot_val"] == 0, t
+assert t["refit"]["selection"] == "none" and t["refit"]["fit_on"] == "all", t
+EOF2
 kill -TERM "$PID"; wait "$PID"
 
-# ---- usage errors ----
-expect_fail "serve without --model" "model is required" $CA serve
+# ---- usage errors (exit 2) and the option table ----
+expect_usage() {   # expect_usage NAME PATTERN ARGS...: exit 2 and one line matching PATTERN
+  local n=$1 pat=$2; shift 2
+  $CA serve "$@" >"$T/out" 2>"$T/err"; local rc=$?
+  if [ $rc = 2 ] && grep -q -E -- "$pat" "$T/err"; then ok "$n (exit 2)"; else bad "$n: exit $rc: $(head -c 300 "$T/err")"; fi
+}
+expect_usage "serve without --model" "model is required"
+expect_usage "unknown option" "unknown option '--nope'" --model "$MODEL" --nope
+expect_usage "stray argument" "unexpected argument 'extra'" --model "$MODEL" extra
+expect_usage "--port out of range" "--port wants an integer in \[0, 65535\]" --model "$MODEL" --port 70000
+expect_usage "--threads not a number" "--threads wants an integer" --model "$MODEL" --threads many
+expect_usage "--act unknown" "--act wants quickgelu or gelu" --model "$MODEL" --act relu
+expect_usage "--max-body 0" "--max-body wants a size" --model "$MODEL" --max-body 0
+expect_usage "--max-body junk" "--max-body wants a size" --model "$MODEL" --max-body 12Q
+expect_usage "--max-pixels 0" "--max-pixels wants an integer" --model "$MODEL" --max-pixels 0
+expect_usage "--timeout 0" "--timeout wants an integer" --model "$MODEL" --timeout 0
+expect_usage "--max-connections 0" "--max-connections wants an integer" --model "$MODEL" --max-connections 0
+expect_usage "missing value" "--data-dir needs a value" --model "$MODEL" --data-dir
+$CA serve --help >"$T/help" 2>&1 && ok "serve --help exits 0" || bad "serve --help failed"
+for f in --model --config --act --threads --bf16 --bpe --templates --classifier --data-dir --host --port --api-key \
+         --timeout --max-connections --max-body --max-pixels --max-queue --max-batch --batch-wait-ms --workers; do
+  grep -q -- "^  $f " "$T/help" || bad "--help lacks $f"
+done
+ok "--help lists every flag"
+grep -q -- "--threads N .*threads" "$T/help" && $CA encode --help | grep -q -- "--threads N .*threads" && ok "--threads reads as in encode" || bad "--threads help"
+# --act reaches the model: the same image embeds differently under the two activations
+for act in quickgelu gelu; do
+  start_server "$T/act-$act.log" --act $act || { bad "serve --act $act did not start: $(cat "$T/act-$act.log")"; continue; }
+  "${CURL[@]}" -o "$T/emb-$act.json" -X POST "$U/v1/embed" --data-binary @"${RED[0]}"
+  kill -TERM "$PID"; wait "$PID"
+done
+python3 - "$T" <<'EOF2' && ok "--act quickgelu and gelu give different image features" || bad "--act had no effect"
+import json, sys
+a, b = (json.load(open(sys.argv[1] + "/emb-%s.json" % k))["embeddings"][0] for k in ("quickgelu", "gelu"))
+assert len(a) == len(b) == 64 and max(abs(x - y) for x, y in zip(a, b)) > 1e-4
+EOF2
 expect_fail "serve with a bad classifier file" "junk.bin" $CA serve --model "$MODEL" --port 0 --classifier x="$T/junk.bin"
 expect_fail "serve with a bad classifier name" "bad name" $CA serve --model "$MODEL" --port 0 --classifier '../x'="$T/tip-cache.safetensors"
 finish

@@ -1,5 +1,6 @@
 /* fuzz_safetensors.c — libFuzzer target: arbitrary bytes as a safetensors file must either be
- * refused with a status or parse into tensors whose every byte can be read. */
+ * refused with a status or parse into tensors whose every byte can be read; the same bytes as a
+ * feature set and as a sharded checkpoint's index (ca_weights_files). */
 #include "clipadapt.h"
 
 #include <stdio.h>
@@ -29,6 +30,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     ca_featureset *fs = ca_features_load(path, &st);
     ca_features_free(fs);
+    /* the same bytes as a sharded checkpoint's index: the files it names (output policy) */
+    char **wf = ca_weights_files(path, NULL, &st);
+    ca_weights_files_free(wf);
     unlink(path);
     return 0;
 }
