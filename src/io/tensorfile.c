@@ -214,6 +214,7 @@ static ca_status files_of(const char *path, int within, flist *l) {
 }
 
 char **ca_weights_files(const char *path, int *count, ca_status *st) {
+    CA_ENTER();
     ca_status s_;
     if (!st) st = &s_;
     if (count) *count = 0;
