@@ -11,40 +11,6 @@
 #include "clipadapt.h"
 #ifndef TM_SEED
 #define TM_SEED 12345
-
-/* Fit m on s (with val, or without when no_val), check finite logits above chance on val and a
- * save/load round trip. */
-static void check_method_on(const synth *s, const char *m, const ca_fit_params *p, int no_val) {
-    ca_fit_data d = {.num_classes = s->C, .dim = s->D, .text_w = s->W};
-    d.train = (ca_split){.n = s->C * s->K, .dim = s->D, .x = s->x, .y = s->y};
-    d.val = (ca_split){.n = no_val ? 0 : s->Nv, .dim = s->D, .x = s->xv, .y = s->yv};
-    ca_status st;
-    ca_classifier *c = ca_fit(m, &d, p, &st);
-    CHECK_MSG(c != NULL, "%s C=%d D=%d K=%d%s: fit failed: %s", m, s->C, s->D, s->K, no_val ? " (no val)" : "", ca_last_error());
-    if (!c) return;
-    float *L = malloc(sizeof(float) * s->Nv * s->C), *L2 = malloc(sizeof(float) * s->Nv * s->C);
-    CHECK_EQ_INT(ca_classifier_logits(c, s->xv, s->Nv, L), CA_OK);
-    int finite = 1;
-    for (int i = 0; i < s->Nv * s->C; i++) finite &= isfinite(L[i]) != 0;
-    CHECK_MSG(finite, "%s: non-finite logits", m);
-    double acc = ca_accuracy(L, s->yv, s->Nv, s->C);
-    fprintf(stderr, "  %-8s C=%d D=%d K=%d %s val acc %.1f (chance %.1f)\n", m, s->C, s->D, s->K, no_val ? "no-val" : "val   ", acc, 100.0 / s->C);
-    CHECK_MSG(acc > 100.0 / s->C + 10, "%s C=%d D=%d K=%d: acc %.1f not above chance", m, s->C, s->D, s->K, acc);
-    char path[600];
-    snprintf(path, sizeof path, "%s/m_%s.safetensors", th_tmpdir(), m);
-    CHECK_EQ_INT(ca_classifier_save(c, path, NULL), CA_OK);
-    ca_classifier *c2 = ca_classifier_load(path, &st);
-    CHECK_MSG(c2 != NULL, "%s: reload failed: %s", m, ca_last_error());
-    if (c2) {
-        ca_classifier_logits(c2, s->xv, s->Nv, L2);
-        double md = 0;
-        for (int i = 0; i < s->Nv * s->C; i++) md = fmax(md, fabs(L[i] - L2[i]));
-        CHECK_NEAR(md, 0, 1e-4);
-    }
-    ca_classifier_free(c2);
-    ca_classifier_free(c);
-    free(L); free(L2);
-}
 #endif
 
 static uint64_t rs = TM_SEED;
