@@ -80,22 +80,44 @@ static void alloc_job(job *j) {
 
 static void free_job(job *j) { free(j->fi); free(j->ft); free(j->tw); free(j->probs); }
 
+/* Loads model_rel (p NULL: the defaults) and opens its golden file (rn-tiny's for "rn-" models,
+ * vit-tiny's otherwise). On failure the check fails, both are freed and it returns 0. */
+static int open_fixture(const char *model_rel, const ca_model_params *p, ca_model **m, ca_st_file **g) {
+    ca_status st;
+    *m = ca_model_load(th_shared(model_rel), p, &st);
+    *g = ca_st_open(th_shared(strstr(model_rel, "rn-") ? "testdata/models/rn-tiny-golden.safetensors"
+                                                       : "testdata/models/vit-tiny-golden.safetensors"), &st);
+    CHECK_MSG(*m && *g, "%s: %s", model_rel, ca_last_error());
+    if (*m && *g) return 1;
+    ca_model_free(*m);
+    ca_st_close(*g);
+    return 0;
+}
+
+/* The golden's input images (shape into ish) and tokens (prompt count into *nt); caller frees. */
+static float *golden_inputs(ca_st_file *g, int64_t ish[4], int64_t **tokens, int *nt) {
+    ca_status st;
+    float *images = ca_st_load_f32(g, "input.images", 4, NULL, ish, &st);
+    const ca_tensor_info *ti = ca_st_find(g, "input.tokens");
+    *tokens = malloc(sizeof(int64_t) * (size_t)ti->numel);
+    ca_tensor_to_i64(ti, *tokens, ti->numel);
+    *nt = (int)ti->shape[0];
+    return images;
+}
+
 static void check_model(const char *model_rel, int compute) {
     ca_model_params p = ca_model_default_params();
     p.compute = compute;
     ca_status st;
-    ca_model *m = ca_model_load(th_shared(model_rel), &p, &st);
-    ca_st_file *g = ca_st_open(th_shared(strstr(model_rel, "rn-") ? "testdata/models/rn-tiny-golden.safetensors"
-                                                                 : "testdata/models/vit-tiny-golden.safetensors"), &st);
-    CHECK_MSG(m && g, "%s: %s", model_rel, ca_last_error());
-    if (!m || !g) { ca_model_free(m); ca_st_close(g); return; }
+    ca_model *m;
+    ca_st_file *g;
+    if (!open_fixture(model_rel, &p, &m, &g)) return;
     ca_model_info in;
     ca_model_get_info(m, &in);
     int64_t ish[4];
-    float *images = ca_st_load_f32(g, "input.images", 4, NULL, ish, &st);
-    const ca_tensor_info *ti = ca_st_find(g, "input.tokens");
-    int64_t *tokens = malloc(sizeof(int64_t) * (size_t)ti->numel);
-    ca_tensor_to_i64(ti, tokens, ti->numel);
+    int64_t *tokens;
+    int nt;
+    float *images = golden_inputs(g, ish, &tokens, &nt);
     /* a zero-shot classifier over 3 classes: any fixed weights of the right width do */
     float *w = malloc(sizeof(float) * 3 * (size_t)in.embed_dim);
     for (int i = 0; i < 3 * in.embed_dim; i++) w[i] = (float)((i * 37 % 101) - 50) / 50.0f;
@@ -105,7 +127,7 @@ static void check_model(const char *model_rel, int compute) {
     CHECK(clf != NULL);
 
     job base = {.m = m, .clf = clf, .bpe = th_shared(BPE), .images = images, .tokens = tokens, .ni = (int)ish[0],
-                .nt = (int)ti->shape[0], .E = in.embed_dim, .R = in.image_size};
+                .nt = nt, .E = in.embed_dim, .R = in.image_size};
     job seq = base, par[NTHREADS];
     seq.threads = 1;
     alloc_job(&seq);
@@ -185,10 +207,9 @@ static void *run_budget(void *arg) {
  * OpenMP team at all, whatever the process default; and nothing process-wide moves. */
 static void test_budget(void) {
     ca_status st;
-    ca_model *m = ca_model_load(th_shared("testdata/models/vit-tiny.safetensors"), NULL, &st);
-    ca_st_file *g = ca_st_open(th_shared("testdata/models/vit-tiny-golden.safetensors"), &st);
-    CHECK(m && g);
-    if (!m || !g) { ca_model_free(m); ca_st_close(g); return; }
+    ca_model *m;
+    ca_st_file *g;
+    if (!open_fixture("testdata/models/vit-tiny.safetensors", NULL, &m, &g)) return;
     int64_t ish[4];
     float *img = ca_st_load_f32(g, "input.images", 4, NULL, ish, &st);
     int before_max = ca_default_threads();
@@ -234,10 +255,9 @@ static int stop_now(const char *stage, int64_t done, int64_t total, void *user) 
 
 static void test_cancel(void) {
     ca_status st;
-    ca_model *m = ca_model_load(th_shared("testdata/models/vit-tiny.safetensors"), NULL, &st);
-    ca_st_file *g = ca_st_open(th_shared("testdata/models/vit-tiny-golden.safetensors"), &st);
-    CHECK(m && g);
-    if (!m || !g) { ca_model_free(m); ca_st_close(g); return; }
+    ca_model *m;
+    ca_st_file *g;
+    if (!open_fixture("testdata/models/vit-tiny.safetensors", NULL, &m, &g)) return;
     int64_t ish[4];
     float *img = ca_st_load_f32(g, "input.images", 4, NULL, ish, &st);
     int n = (int)ish[0];
@@ -343,25 +363,22 @@ static void check_teams(const char *model_rel, int compute) {
     p.compute = compute;
     p.threads = 3;
     ca_status st;
-    ca_model *m = ca_model_load(th_shared(model_rel), &p, &st);
-    ca_st_file *g = ca_st_open(th_shared(strstr(model_rel, "rn-") ? "testdata/models/rn-tiny-golden.safetensors"
-                                                                 : "testdata/models/vit-tiny-golden.safetensors"), &st);
-    CHECK_MSG(m && g, "%s: %s", model_rel, ca_last_error());
-    if (!m || !g) { ca_model_free(m); ca_st_close(g); return; }
+    ca_model *m;
+    ca_st_file *g;
+    if (!open_fixture(model_rel, &p, &m, &g)) return;
     ca_model_info in;
     ca_model_get_info(m, &in);
     int64_t ish[4];
-    float *images = ca_st_load_f32(g, "input.images", 4, NULL, ish, &st);
-    const ca_tensor_info *ti = ca_st_find(g, "input.tokens");
-    int64_t *tokens = malloc(sizeof(int64_t) * (size_t)ti->numel);
-    ca_tensor_to_i64(ti, tokens, ti->numel);
+    int64_t *tokens;
+    int nt;
+    float *images = golden_inputs(g, ish, &tokens, &nt);
     pthread_barrier_t go;
     pthread_barrier_init(&go, NULL, 2);
     team_job j[2];
     pthread_t th[2];
     for (int t = 0; t < 2; t++) {
         j[t] = (team_job){.m = m, .bpe = th_shared(BPE), .images = images, .tokens = tokens, .ni = (int)ish[0],
-                          .nt = (int)ti->shape[0], .E = in.embed_dim, .R = in.image_size, .threads = 2 + t, .go = &go};
+                          .nt = nt, .E = in.embed_dim, .R = in.image_size, .threads = 2 + t, .go = &go};
         CHECK(pthread_create(&th[t], NULL, run_team, &j[t]) == 0);
     }
     for (int t = 0; t < 2; t++) pthread_join(th[t], NULL);
