@@ -72,19 +72,22 @@ fi
 
 # resume: kill an extraction after its first chunk, re-run: the result is byte-identical to the
 # uninterrupted run and the finished chunks are reused
-rm -rf "$T/r.safetensors" "$T/r.safetensors.parts"
+rm -rf "$T/r.safetensors" "$T/r.safetensors.parts" "$T/keep"; mkdir "$T/keep"
 $CA "${EX[@]}" --output "$T/r.safetensors" >/dev/null 2>&1 &
 pid=$!
-for _ in $(seq 1 500); do
-  [ "$(ls "$T/r.safetensors.parts" 2>/dev/null | grep -c '^chunk-')" -ge 1 ] && break
-  kill -0 $pid 2>/dev/null || break
-  sleep 0.01
+# builtins only in the wait loop (no fork per poll); the first finished chunk is hard-linked
+# aside at once, so it survives even if the run completes and clears its parts before the kill
+while kill -0 $pid 2>/dev/null; do
+  if compgen -G "$T/r.safetensors.parts/chunk-*" >/dev/null; then
+    ln "$T/r.safetensors.parts/"chunk-* "$T/keep/" 2>/dev/null && break
+  fi
 done
 kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
 if [ -e "$T/r.safetensors" ]; then
-  # finished before the kill: remove some chunks of a kept copy instead (same resume path)
-  ok "extraction finished before the kill (fast machine); simulating with kept chunks"
-  rm -f "$T/r.safetensors"
+  # finished before the kill (fast machine): put the kept chunks back, the same resume path
+  ok "extraction finished before the kill; resuming from the chunks kept aside"
+  rm -f "$T/r.safetensors"; mkdir -p "$T/r.safetensors.parts"
+  ln "$T/keep/"* "$T/r.safetensors.parts/" 2>/dev/null || bad "no chunk was seen during the run"
 fi
 expect_ok "re-run after kill" $CA "${EX[@]}" --output "$T/r.safetensors" -v
 reused=$(sed -n 's/.*; \([0-9]*\) chunks reused.*/\1/p' "$T/err")
