@@ -130,7 +130,7 @@ def table(cells, missing, s):
         out.append("| %s | %s |" % (m, " | ".join(line)))
     if notes:
         out.append("")
-        out += ["¹ not measured — " + n for n in notes]
+        out += ["- ¹ not measured — " + n for n in notes]
     return out
 
 
