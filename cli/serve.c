@@ -163,6 +163,7 @@ static job *new_job(req *r, job_kind k) {
 static enum MHD_Result dispatch(req *r, job *j) {
     if (!j) return answer_error(r, 503, "out of memory");
     r->j = j;
+    j->t_body = srv_now();
     conn_state(r, 1);
     MHD_suspend_connection(r->conn);
     if (work_submit(r->s, j) != 0) {
