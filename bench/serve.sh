@@ -51,7 +51,7 @@ for i in $(seq 1 600); do
 done
 case "$port" in ''|*[!0-9]*) echo "serve did not start"; cat "$T/serve.log"; exit 1;; esac
 P="/v1/classify?classifier=b32&top_k=5"
-"$LOAD" "$port" "$P" "$IMG" 32 256 300 >/dev/null || true   # warm-up: let the encoder session see full batches of 32 (its scratch grows to the largest batch) before RSS is first read
+"$LOAD" "$port" "$P" "$IMG" 32 256 300 >/dev/null 2>&1 || true   # warm-up: let the encoder session see full batches of 32 (its scratch grows to the largest batch) before RSS is first read
 srv_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' /proc/$PID/stat; }
 field() { awk -v k="$1" '{for (i = 1; i < NF; i++) if ($i == k) print $(i + 1)}'; }
 
