@@ -631,8 +631,7 @@ int cmd_serve(int argc, char **argv) {
     pthread_t sweeper;
     int sweeping = 0;
     if (lfd < 0) { cli_error("%s", err); goto out; }
-    if (work_start(&S, err, sizeof err)) { cli_error("%s", err); goto out; }
-    if (store_open(&S, clfs, nclf, err, sizeof err)) { cli_error("%s", err); goto out; }
+    if (work_start(&S, clfs, nclf, err, sizeof err)) { cli_error("%s", err); goto out; }
     d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
                          handler, NULL,
                          MHD_OPTION_LISTEN_SOCKET, lfd,

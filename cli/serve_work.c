@@ -11,9 +11,6 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +32,7 @@ struct work {
     pthread_t enc;
     int setup_done;                  /* the encoder thread's start: 1 ready, -1 failed (message in setup_err) */
     char *setup_err; size_t setup_errn;
+    char **clfs; int nclf;           /* --classifier arguments, for store_open */
     /* model state: touched by the encoder thread only, once started */
     ca_model *m;                     /* immutable once loaded */
     ca_session *ses;                 /* the encoder's scratch and thread budget */
@@ -78,16 +76,6 @@ static ca_status enc_class_text(struct work *w, const char *label, float *out) {
     return ca_session_text_classifier(w->ses, w->tok, names, 1, (const char *const *)w->templates, w->ntempl, out);
 }
 
-/* Kernels called on this thread run on one core: the cores belong to the encoder. libgomp keeps
- * an OpenMP pool for every thread that ever ran a team of more than one, and once the process has
- * more pool threads than cores every team waits by sleeping at each barrier instead of spinning:
- * a ViT-B/32 encode of one image then took 51.6 ms instead of 39.2 ms (docs/serve.md). */
-static void kernels_single_threaded(void) {
-#ifdef _OPENMP
-    omp_set_num_threads(1);
-#endif
-}
-
 /* Load the model and make the session (on the encoder thread: see encoder_main). */
 static int enc_setup(struct work *w, char *err, size_t errn) {
     const srv_opts *o = &w->s->o;
@@ -125,7 +113,9 @@ static int enc_setup(struct work *w, char *err, size_t errn) {
     /* one warm-up encode so the first request does not pay for growing the session scratch */
     memset(w->in_buf, 0, sizeof(float) * 3 * (size_t)w->R * w->R);
     if (enc_images(w, 1) != CA_OK) { snprintf(err, errn, "%s", ca_last_error()); return -1; }
-    return 0;
+    /* the classifiers too: loading one runs kernels, and on another thread they would start a
+     * second OpenMP pool (see work_start) */
+    return store_open(s, w->clfs, w->nclf, err, errn);
 }
 
 /* ---- completion ---- */
@@ -272,7 +262,6 @@ static void to_encoder(struct work *w, job *j) {
 
 static void *worker_main(void *arg) {
     struct work *w = arg;
-    kernels_single_threaded();
     for (;;) {
         pthread_mutex_lock(&w->mu);
         while (!w->wq_head && !(w->stop && w->enc_done)) pthread_cond_wait(&w->cv_work, &w->mu);
@@ -458,7 +447,7 @@ int work_in_flight(srv *s) {
     return n;
 }
 
-int work_start(srv *s, char *err, size_t errn) {
+int work_start(srv *s, char **clfs, int nclf, char *err, size_t errn) {
     const srv_opts *o = &s->o;
     struct work *w = calloc(1, sizeof *w);
     if (!w) { snprintf(err, errn, "out of memory"); return -1; }
@@ -469,9 +458,14 @@ int work_start(srv *s, char *err, size_t errn) {
     pthread_cond_init(&w->cv_enc, NULL);
     w->max_queue = o->max_queue; w->max_batch = o->max_batch; w->wait_ms = o->batch_wait_ms;
     w->max_pixels = o->max_pixels;
-    /* the encoder thread loads the model, so that the one OpenMP pool of the process is the one
-     * that packed the weights and encodes (as in `clipadapt encode`); this thread waits for it */
+    /* the encoder thread loads the model, so that the OpenMP pool that packed the weights is the
+     * one that encodes (as in `clipadapt encode`). libgomp keeps a pool for every thread that ever
+     * ran a team of more than one, and once the process has more pool threads than cores every
+     * team sleeps at each barrier instead of spinning: a ViT-B/32 encode of one image then took
+     * 51.6 ms instead of 39.2 ms (docs/serve.md). This thread waits for the load (model, then
+     * classifier store). */
     w->setup_err = err; w->setup_errn = errn;
+    w->clfs = clfs; w->nclf = nclf;
     if (pthread_create(&w->enc, NULL, encoder_main, w)) { snprintf(err, errn, "cannot start the encoder thread"); return -1; }
     w->enc_started = 1;
     pthread_mutex_lock(&w->mu);
@@ -479,7 +473,6 @@ int work_start(srv *s, char *err, size_t errn) {
     int ok = w->setup_done > 0;
     pthread_mutex_unlock(&w->mu);
     if (!ok) return -1;   /* the encoder thread has returned; work_stop joins it */
-    kernels_single_threaded();   /* this thread too (the classifier store, at start) */
     w->nworkers = o->workers;
     w->workers = calloc((size_t)w->nworkers, sizeof(pthread_t));
     if (!w->workers) { snprintf(err, errn, "out of memory"); return -1; }
