@@ -3,6 +3,10 @@
  * bound is reached; prints throughput and latency percentiles. A bench tool, not a general HTTP
  * client: it reads only what it needs of the answers (status line, Content-Length).
  * Usage: serve_load PORT PATH BODY_FILE CONCURRENCY REQUESTS MAX_SECONDS
+ *        serve_load --encode-single MODEL IMAGE N  the reference for latency: the time to encode
+ *            IMAGE, decoded and preprocessed once, N times one image per call, on a model loaded
+ *            and a session made as serve makes them (same threads): serve's work minus HTTP and
+ *            decoding
  *        serve_load --make-input OUT N R        random `images` [N,3,R,R] for `clipadapt encode`
  *        serve_load --make-classifier OUT D C K  a tip-adapter on random D-d features, C classes x K shots
  */
@@ -28,6 +32,11 @@ static const char *path;
 static char *body;
 static size_t body_len;
 static double *lat;
+/* the server's own account of each answered request (its timings_ms), stage by stage */
+static const char *const stage_names[] = {"receive", "wait_decode", "decode", "wait_encode", "encode", "finish", "total"};
+#define NSTAGES (int)(sizeof stage_names / sizeof stage_names[0])
+static double *stage_ms[NSTAGES];
+static int nstaged;
 static int next_req, done_ok, done_err, codes_503;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -59,8 +68,22 @@ static int send_all(int fd, const char *p, size_t n) {
     return 0;
 }
 
-/* One request on fd; returns the HTTP status, or -1 when the connection failed. */
-static int one_request(int fd) {
+/* Stage times from an answer's "timings_ms":{...} into st (-1: absent). */
+static void parse_stages(const char *b, double *st) {
+    for (int k = 0; k < NSTAGES; k++) st[k] = -1;
+    const char *t = strstr(b, "\"timings_ms\":{");
+    if (!t) return;
+    const char *e = strchr(t, '}');
+    for (int k = 0; k < NSTAGES; k++) {
+        char key[32];
+        snprintf(key, sizeof key, "\"%s\":", stage_names[k]);
+        const char *p = strstr(t, key);
+        if (p && (!e || p < e)) st[k] = atof(p + strlen(key));
+    }
+}
+
+/* One request on fd; returns the HTTP status, or -1 when the connection failed; st: its stages. */
+static int one_request(int fd, double *st) {
     char hdr[512];
     int hn = snprintf(hdr, sizeof hdr, "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %zu\r\n"
                                        "Content-Type: application/octet-stream\r\n\r\n", path, body_len);
@@ -81,11 +104,14 @@ static int one_request(int fd) {
     for (char *l = strstr(buf, "\r\n"); l && l < end; l = strstr(l + 2, "\r\n"))
         if (!strncasecmp(l + 2, "Content-Length:", 15)) clen = atol(l + 17);
     size_t got = have - (size_t)(end + 4 - buf);
-    while ((long)got < clen) {
-        ssize_t r = recv(fd, buf, sizeof buf, 0);
+    while ((long)got < clen) {   /* the answers are small: keep what fits, for the stages */
+        size_t room = sizeof buf - 1 - have;
+        ssize_t r = room ? recv(fd, buf + have, room, 0) : recv(fd, buf, sizeof buf, 0);
         if (r <= 0) return -1;
         got += (size_t)r;
+        if (room) { have += (size_t)r; buf[have] = 0; }
     }
+    parse_stages(end + 4, st);
     return code;
 }
 
@@ -98,10 +124,14 @@ static void *client(void *arg) {
         pthread_mutex_unlock(&mu);
         if (i < 0) break;
         if (fd < 0 && (fd = connect_lo()) < 0) { pthread_mutex_lock(&mu); done_err++; pthread_mutex_unlock(&mu); continue; }
-        double t0 = now();
-        int code = one_request(fd);
+        double t0 = now(), st[NSTAGES];
+        int code = one_request(fd, st);
         double dt = now() - t0;
         pthread_mutex_lock(&mu);
+        if (code == 200 && st[NSTAGES - 1] >= 0) {
+            for (int k = 0; k < NSTAGES; k++) stage_ms[k][nstaged] = st[k];
+            nstaged++;
+        }
         if (code == 200) lat[done_ok++] = dt;
         else { done_err++; if (code == 503) codes_503++; }
         pthread_mutex_unlock(&mu);
@@ -114,6 +144,15 @@ static void *client(void *arg) {
 static int cmp(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
+}
+
+/* The q-quantile of sorted x[0..n) by the nearest rank (the smallest value with at least q*n at
+ * or below it): p99 of 500 answers is the 495th, not an interpolation. */
+static double pct(const double *x, int n, double q) {
+    if (n <= 0) return 0;
+    int r = (int)ceil(q * n);
+    if (r < 1) r = 1;
+    return x[r - 1];
 }
 
 static uint64_t rng_state = 88172645463325252ull;
@@ -160,7 +199,35 @@ static int make_classifier(const char *out, int d, int c, int k) {
     return st ? 1 : 0;
 }
 
+static int encode_single(const char *model, const char *image, int n) {
+    ca_status st;
+    ca_model_params mp = ca_model_default_params();
+    mp.load_text = 0;   /* as serve without --bpe */
+    ca_model *m = ca_model_load(model, &mp, &st);
+    ca_session_params sp = ca_session_default_params();
+    ca_session *s = m ? ca_session_new(m, &sp, &st) : NULL;
+    ca_image *img = s ? ca_image_load(image, NULL, &st) : NULL;
+    if (!img) { fprintf(stderr, "%s\n", ca_last_error()); return 1; }
+    ca_model_info in;
+    ca_model_get_info(m, &in);
+    float *px = malloc(sizeof(float) * 3 * (size_t)in.image_size * in.image_size), *out = malloc(sizeof(float) * (size_t)in.embed_dim);
+    double *t = malloc(sizeof(double) * (size_t)n), sum = 0;
+    if (!px || !out || !t || ca_preprocess(img, in.image_size, px) != CA_OK) { fprintf(stderr, "%s\n", ca_last_error()); return 1; }
+    for (int i = -2; i < n; i++) {   /* two untimed: the session's scratch grows on the first */
+        double t0 = now();
+        if (ca_session_encode_images(s, px, 1, out) != CA_OK) { fprintf(stderr, "%s\n", ca_last_error()); return 1; }
+        if (i >= 0) sum += t[i] = now() - t0;
+    }
+    qsort(t, (size_t)n, sizeof(double), cmp);
+    printf("single-image encode %d images mean %.2f ms p50 %.2f ms p90 %.2f ms p99 %.2f ms\n", n, 1000 * sum / n,
+           1000 * pct(t, n, 0.50), 1000 * pct(t, n, 0.90), 1000 * pct(t, n, 0.99));
+    free(px); free(out); free(t);
+    ca_image_free(img); ca_session_free(s); ca_model_free(m);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 5 && !strcmp(argv[1], "--encode-single")) return encode_single(argv[2], argv[3], atoi(argv[4]) > 0 ? atoi(argv[4]) : 1);
     if (argc == 5 && !strcmp(argv[1], "--make-input")) return make_input(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc == 6 && !strcmp(argv[1], "--make-classifier")) return make_classifier(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
     if (argc != 7) { fprintf(stderr, "usage: serve_load PORT PATH BODY_FILE CONCURRENCY REQUESTS MAX_SECONDS\n"); return 2; }
@@ -175,15 +242,25 @@ int main(int argc, char **argv) {
     if (!body || fread(body, 1, body_len, f) != body_len) { fprintf(stderr, "%s: cannot read\n", argv[3]); return 1; }
     fclose(f);
     lat = malloc(sizeof(double) * (size_t)total);
+    for (int k = 0; k < NSTAGES; k++) stage_ms[k] = malloc(sizeof(double) * (size_t)total);
     pthread_t *th = malloc(sizeof(pthread_t) * (size_t)conc);
     t_start = now();
     for (int i = 0; i < conc; i++) pthread_create(&th[i], NULL, client, NULL);
     for (int i = 0; i < conc; i++) pthread_join(th[i], NULL);
     double el = now() - t_start;
     qsort(lat, (size_t)done_ok, sizeof(double), cmp);
-    double p50 = done_ok ? lat[(int)(0.50 * (done_ok - 1))] : 0, p99 = done_ok ? lat[(int)(0.99 * (done_ok - 1))] : 0;
-    printf("concurrency %d requests %d ok %d errors %d (503: %d) seconds %.2f throughput %.2f req/s p50 %.2f ms p99 %.2f ms\n",
-           conc, done_ok + done_err, done_ok, done_err, codes_503, el, done_ok / el, 1000 * p50, 1000 * p99);
+    printf("concurrency %d requests %d ok %d errors %d (503: %d) seconds %.2f throughput %.2f req/s p50 %.2f ms p90 %.2f ms p99 %.2f ms\n",
+           conc, done_ok + done_err, done_ok, done_err, codes_503, el, done_ok / el,
+           1000 * pct(lat, done_ok, 0.50), 1000 * pct(lat, done_ok, 0.90), 1000 * pct(lat, done_ok, 0.99));
+    if (nstaged) {   /* the server's stages (stderr: the bench parses stdout's one line) */
+        fprintf(stderr, "server stages over %d answers, ms p50/p90/p99:", nstaged);
+        for (int k = 0; k < NSTAGES; k++) {
+            qsort(stage_ms[k], (size_t)nstaged, sizeof(double), cmp);
+            fprintf(stderr, " %s %.2f/%.2f/%.2f", stage_names[k], pct(stage_ms[k], nstaged, 0.50), pct(stage_ms[k], nstaged, 0.90), pct(stage_ms[k], nstaged, 0.99));
+        }
+        fprintf(stderr, "\n");
+    }
+    for (int k = 0; k < NSTAGES; k++) free(stage_ms[k]);
     free(lat); free(th); free(body);
     return done_err ? 1 : 0;
 }

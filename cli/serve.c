@@ -163,6 +163,7 @@ static job *new_job(req *r, job_kind k) {
 static enum MHD_Result dispatch(req *r, job *j) {
     if (!j) return answer_error(r, 503, "out of memory");
     r->j = j;
+    j->t_body = srv_now();
     conn_state(r, 1);
     MHD_suspend_connection(r->conn);
     if (work_submit(r->s, j) != 0) {
@@ -630,8 +631,7 @@ int cmd_serve(int argc, char **argv) {
     pthread_t sweeper;
     int sweeping = 0;
     if (lfd < 0) { cli_error("%s", err); goto out; }
-    if (work_start(&S, err, sizeof err)) { cli_error("%s", err); goto out; }
-    if (store_open(&S, clfs, nclf, err, sizeof err)) { cli_error("%s", err); goto out; }
+    if (work_start(&S, clfs, nclf, err, sizeof err)) { cli_error("%s", err); goto out; }
     d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
                          handler, NULL,
                          MHD_OPTION_LISTEN_SOCKET, lfd,

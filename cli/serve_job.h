@@ -50,7 +50,9 @@ struct job {
     int http;                 /* status code */
     char *resp;               /* malloc'd JSON */
     int retry_after;
-    double t0, t_dec, t_enc, t_done, dec_ms;
+    /* stage clocks (srv_now): request start (headers in), body complete, decode start and end,
+     * encode start and end, done; reported in the answer's timings_ms */
+    double t0, t_body, t_dec0, t_dec, t_enc0, t_enc, t_done, dec_ms;
     int batch_n;
     void (*done)(job *j, void *user);   /* called once, from any thread, when resp is set */
     void *done_user;

@@ -17,14 +17,22 @@
 #include <string.h>
 #include <time.h>
 
+/* Uploads up to this size (compressed) that arrive alone go straight to the encoder thread, which
+ * decodes them: a bigger one could keep the encoder decoding while others wait to be encoded. */
+#define DIRECT_MAX_BYTES (256u << 10)
+
 struct work {
     pthread_mutex_t mu;
     pthread_cond_t cv_work, cv_enc;
     job *wq_head, *wq_tail;          /* workers: decode, finish */
     job *eq_head, *eq_tail;          /* encoder */
     int decoding, in_flight, max_queue, stop, enc_done, prev_batch;
+    int enc_busy;                    /* the encoder has work (or is about to): no request goes straight to it */
     pthread_t *workers; int nworkers, enc_started;
     pthread_t enc;
+    int setup_done;                  /* the encoder thread's start: 1 ready, -1 failed (message in setup_err) */
+    char *setup_err; size_t setup_errn;
+    char **clfs; int nclf;           /* --classifier arguments, for store_open */
     /* model state: touched by the encoder thread only, once started */
     ca_model *m;                     /* immutable once loaded */
     ca_session *ses;                 /* the encoder's scratch and thread budget */
@@ -68,6 +76,48 @@ static ca_status enc_class_text(struct work *w, const char *label, float *out) {
     return ca_session_text_classifier(w->ses, w->tok, names, 1, (const char *const *)w->templates, w->ntempl, out);
 }
 
+/* Load the model and make the session (on the encoder thread: see encoder_main). */
+static int enc_setup(struct work *w, char *err, size_t errn) {
+    const srv_opts *o = &w->s->o;
+    srv *s = w->s;
+    ca_status st;
+    if (o->bpe) {
+        if (!(w->tok = ca_tokenizer_load(o->bpe, &st))) { snprintf(err, errn, "%s", ca_last_error()); return -1; }
+        if (!(w->templates = ca_templates_load(o->templates, &w->ntempl, &st))) { snprintf(err, errn, "%s", ca_last_error()); return -1; }
+    }
+    ca_model_params mp = ca_model_default_params();
+    mp.config_path = o->config;
+    mp.threads = o->threads;
+    mp.activation = o->act;
+    mp.load_text = w->tok != NULL;   /* text needs the tokenizer; without it, save the memory */
+    if (o->bf16) mp.compute = CA_COMPUTE_BF16;
+    if (!(w->m = ca_model_load(o->model, &mp, &st))) {
+        if (o->bf16 && st == CA_E_UNSUPPORTED)
+            snprintf(err, errn, "--bf16: this CPU or build has no AVX512-BF16 kernels; run without --bf16");
+        else
+            snprintf(err, errn, "%s", ca_last_error());
+        return -1;
+    }
+    ca_session_params sp = ca_session_default_params();
+    sp.threads = o->threads;
+    if (!(w->ses = ca_session_new(w->m, &sp, &st))) { snprintf(err, errn, "%s", ca_last_error()); return -1; }
+    ca_model_info info;
+    if (ca_model_get_info(w->m, &info) != CA_OK || !info.has_vision) { snprintf(err, errn, "%s: the model has no image tower", o->model); return -1; }
+    w->R = info.image_size; w->E = info.embed_dim; w->context = info.context_length; w->has_text = info.has_text;
+    if (ca_model_signature(w->m, s->model_sig, sizeof s->model_sig) != CA_OK) s->model_sig[0] = 0;
+    s->embed_dim = w->E;
+    s->has_text = w->has_text && w->tok;
+    w->in_buf = malloc(sizeof(float) * 3 * (size_t)w->R * w->R * (size_t)w->max_batch);
+    w->out_buf = malloc(sizeof(float) * (size_t)w->E * (size_t)w->max_batch);
+    if (!w->in_buf || !w->out_buf) { snprintf(err, errn, "out of memory for a batch of %d", w->max_batch); return -1; }
+    /* one warm-up encode so the first request does not pay for growing the session scratch */
+    memset(w->in_buf, 0, sizeof(float) * 3 * (size_t)w->R * w->R);
+    if (enc_images(w, 1) != CA_OK) { snprintf(err, errn, "%s", ca_last_error()); return -1; }
+    /* the classifiers too: loading one runs kernels, and on another thread they would start a
+     * second OpenMP pool (see work_start) */
+    return store_open(s, w->clfs, w->nclf, err, errn);
+}
+
 /* ---- completion ---- */
 
 static void complete(struct work *w, job *j) {
@@ -80,7 +130,9 @@ static void complete(struct work *w, job *j) {
 
 /* ---- worker stages ---- */
 
-static void decode_image(struct work *w, job *j) {
+/* Decode and preprocess the upload into dst (the encoder's batch buffer), or into j->pixels when
+ * dst is NULL (a worker: the job waits in the queue). */
+static void decode_image(struct work *w, job *j, float *dst) {
     ca_image_params ip = ca_image_default_params();
     ip.max_pixels = w->max_pixels;
     ca_status st;
@@ -90,8 +142,8 @@ static void decode_image(struct work *w, job *j) {
         job_error(j, st == CA_E_RANGE ? 413 : 400, "%s", d && *d ? d : ca_strerror(st));
         return;
     }
-    j->pixels = malloc(sizeof(float) * 3 * (size_t)w->R * w->R);
-    st = j->pixels ? ca_preprocess(img, w->R, j->pixels) : CA_E_NOMEM;
+    if (!dst) dst = j->pixels = malloc(sizeof(float) * 3 * (size_t)w->R * w->R);
+    st = dst ? ca_preprocess(img, w->R, dst) : CA_E_NOMEM;
     ca_image_free(img);
     if (st != CA_OK) { job_error(j, st == CA_E_NOMEM ? 503 : 400, "upload: %s", ca_last_error()); return; }
     free(j->body); j->body = NULL; j->len = 0;   /* the compressed bytes are no longer needed */
@@ -122,12 +174,22 @@ static void softmax(const float *lg, int n, float *p) {
     for (int i = 0; i < n; i++) p[i] = (float)(exp((double)lg[i] - mx) / s);
 }
 
+static void add_ms(cJSON *t, const char *k, double a, double b) {
+    cJSON_AddNumberToObject(t, k, a > 0 && b >= a ? round((b - a) * 1e6) / 1000 : 0);
+}
+
+/* Where a request's time went, stage by stage (bench/serve_load.c reads these). */
 static void add_timings(cJSON *o, job *j) {
     cJSON *t = cJSON_AddObjectToObject(o, "timings_ms");
     double now = srv_now();
+    add_ms(t, "receive", j->t0, j->t_body);        /* headers in to body complete */
+    add_ms(t, "wait_decode", j->t_body, j->t_dec0);
     cJSON_AddNumberToObject(t, "decode", round(j->dec_ms * 1000) / 1000);
-    cJSON_AddNumberToObject(t, "queue_and_encode", round((j->t_enc - j->t_dec) * 1e6) / 1000);
-    cJSON_AddNumberToObject(t, "total", round((now - j->t0) * 1e6) / 1000);
+    add_ms(t, "wait_encode", j->t_dec, j->t_enc0);  /* the queue and the batch wait */
+    add_ms(t, "encode", j->t_enc0, j->t_enc);
+    add_ms(t, "queue_and_encode", j->t_dec, j->t_enc);
+    add_ms(t, "finish", j->t_enc, now);             /* to the worker, logits, JSON */
+    add_ms(t, "total", j->t0, now);
     cJSON_AddNumberToObject(t, "batch", j->batch_n);
 }
 
@@ -180,6 +242,14 @@ static void finish_embed(struct work *w, job *j) {
     cJSON_Delete(o);
 }
 
+/* The last stage of an encoded job: its answer (and for an example, the store). */
+static void finish(struct work *w, job *j) {
+    if (j->resp) return;
+    if (j->kind == J_CLASSIFY) finish_classify(w, j);
+    else if (j->kind == J_ADD) store_add(w->s, j);
+    else finish_embed(w, j);
+}
+
 static void to_encoder(struct work *w, job *j) {
     j->stage = ST_ENCODE;
     j->t_dec = srv_now();
@@ -199,9 +269,9 @@ static void *worker_main(void *arg) {
         pthread_mutex_unlock(&w->mu);
         if (!j) return NULL;   /* stopping, the encoder is done and the queue is empty */
         if (j->stage == ST_DECODE) {
-            double t = srv_now();
+            double t = j->t_dec0 = srv_now();
             switch (j->kind) {
-            case J_CLASSIFY: case J_EMBED_IMAGE: case J_ADD: decode_image(w, j); break;
+            case J_CLASSIFY: case J_EMBED_IMAGE: case J_ADD: decode_image(w, j, NULL); break;
             case J_EMBED_TEXT: parse_texts(j); break;
             case J_PUT: store_put(w->s, j); break;
             case J_DELETE: store_delete(w->s, j); break;
@@ -211,10 +281,8 @@ static void *worker_main(void *arg) {
             pthread_mutex_lock(&w->mu);
             w->decoding--;
             pthread_mutex_unlock(&w->mu);
-        } else if (!j->resp) {
-            if (j->kind == J_CLASSIFY) finish_classify(w, j);
-            else if (j->kind == J_ADD) store_add(w->s, j);
-            else finish_embed(w, j);
+        } else {
+            finish(w, j);
         }
         complete(w, j);
     }
@@ -241,11 +309,35 @@ static void encode_text_job(struct work *w, job *j) {
 
 static void *encoder_main(void *arg) {
     struct work *w = arg;
-    job **batch = calloc((size_t)w->max_batch, sizeof(job *));
+    int bad = enc_setup(w, w->setup_err, w->setup_errn);
+    job **batch = bad ? NULL : calloc((size_t)w->max_batch, sizeof(job *));
+    if (!bad && !batch) { snprintf(w->setup_err, w->setup_errn, "out of memory"); bad = 1; }
+    pthread_mutex_lock(&w->mu);
+    w->setup_done = bad ? -1 : 1;
+    if (bad) w->enc_done = 1;
+    pthread_cond_broadcast(&w->cv_work);
+    pthread_mutex_unlock(&w->mu);
+    if (bad) return NULL;
     for (;;) {
         pthread_mutex_lock(&w->mu);
+        w->enc_busy = 0;
         while (!w->stop && !w->eq_head) pthread_cond_wait(&w->cv_enc, &w->mu);
         if (!w->eq_head) { pthread_mutex_unlock(&w->mu); break; }
+        w->enc_busy = 1;
+        job *pre = NULL;   /* a lone request handed straight here: decoded into the batch's slot 0 */
+        if (w->eq_head->stage == ST_DECODE) {
+            job *j = pop(&w->eq_head, &w->eq_tail);
+            pthread_mutex_unlock(&w->mu);
+            j->t_dec0 = srv_now();
+            decode_image(w, j, w->in_buf);
+            j->t_dec = srv_now();
+            j->dec_ms = (j->t_dec - j->t_dec0) * 1000;
+            if (j->resp) { complete(w, j); continue; }
+            pre = j;
+            j->stage = ST_ENCODE;
+            pthread_mutex_lock(&w->mu);
+            push(&w->eq_head, &w->eq_tail, j, 1);   /* first of the batch */
+        }
         int n = 0;
         if (w->eq_head->kind == J_EMBED_TEXT) {
             batch[n++] = pop(&w->eq_head, &w->eq_tail);
@@ -271,12 +363,15 @@ static void *encoder_main(void *arg) {
             w->prev_batch = n;
         }
         pthread_mutex_unlock(&w->mu);
+        double t0 = srv_now();
+        for (int i = 0; i < n; i++) batch[i]->t_enc0 = t0;
 
         if (batch[0]->kind == J_EMBED_TEXT) {
             encode_text_job(w, batch[0]);
         } else {
             size_t px = (size_t)3 * w->R * w->R;
-            for (int i = 0; i < n; i++) memcpy(w->in_buf + i * px, batch[i]->pixels, px * sizeof(float));
+            for (int i = 0; i < n; i++)
+                if (batch[i] != pre) memcpy(w->in_buf + i * px, batch[i]->pixels, px * sizeof(float));
             ca_status st = enc_images(w, n);
             metrics_batch(n);
             for (int i = 0; i < n; i++) {
@@ -296,13 +391,23 @@ static void *encoder_main(void *arg) {
         }
         double t = srv_now();
         pthread_mutex_lock(&w->mu);
+        /* a lone answer with nothing waiting for the encoder is finished here: handing it to a
+         * worker would add a thread wake-up to its latency and save nothing */
+        int here = n == 1 && (batch[0]->kind == J_CLASSIFY || batch[0]->kind == J_EMBED_IMAGE) && !w->eq_head && !w->decoding;
         for (int i = 0; i < n; i++) {
             batch[i]->t_enc = t;
             batch[i]->stage = ST_FINISH;
-            push(&w->wq_head, &w->wq_tail, batch[i], 1);
+            if (!here) push(&w->wq_head, &w->wq_tail, batch[i], 1);
         }
-        pthread_cond_broadcast(&w->cv_work);
+        if (!here) pthread_cond_broadcast(&w->cv_work);
         pthread_mutex_unlock(&w->mu);
+        if (here) {
+            finish(w, batch[0]);
+            pthread_mutex_lock(&w->mu);
+            w->enc_busy = 0;   /* before the answer leaves: the client's next request may come straight here */
+            pthread_mutex_unlock(&w->mu);
+            complete(w, batch[0]);
+        }
     }
     free(batch);
     pthread_mutex_lock(&w->mu);
@@ -319,10 +424,18 @@ int work_submit(srv *s, job *j) {
     pthread_mutex_lock(&w->mu);
     if (w->in_flight >= w->max_queue || w->stop) { pthread_mutex_unlock(&w->mu); return -1; }
     w->in_flight++;
-    w->decoding++;
     j->stage = ST_DECODE;
-    push(&w->wq_head, &w->wq_tail, j, 0);
-    pthread_cond_signal(&w->cv_work);
+    if ((j->kind == J_CLASSIFY || j->kind == J_EMBED_IMAGE) && j->len <= DIRECT_MAX_BYTES && !w->enc_busy && !w->eq_head && !w->decoding) {
+        /* alone: the idle encoder decodes it itself (nothing to overlap the decoding with, and
+         * one thread hand-off fewer); anything arriving meanwhile goes to the workers */
+        push(&w->eq_head, &w->eq_tail, j, 0);
+        w->enc_busy = 1;
+        pthread_cond_signal(&w->cv_enc);
+    } else {
+        w->decoding++;
+        push(&w->wq_head, &w->wq_tail, j, 0);
+        pthread_cond_signal(&w->cv_work);
+    }
     pthread_mutex_unlock(&w->mu);
     return 0;
 }
@@ -334,7 +447,7 @@ int work_in_flight(srv *s) {
     return n;
 }
 
-int work_start(srv *s, char *err, size_t errn) {
+int work_start(srv *s, char **clfs, int nclf, char *err, size_t errn) {
     const srv_opts *o = &s->o;
     struct work *w = calloc(1, sizeof *w);
     if (!w) { snprintf(err, errn, "out of memory"); return -1; }
@@ -345,46 +458,26 @@ int work_start(srv *s, char *err, size_t errn) {
     pthread_cond_init(&w->cv_enc, NULL);
     w->max_queue = o->max_queue; w->max_batch = o->max_batch; w->wait_ms = o->batch_wait_ms;
     w->max_pixels = o->max_pixels;
-    ca_status st;
-    if (o->bpe) {
-        if (!(w->tok = ca_tokenizer_load(o->bpe, &st))) { snprintf(err, errn, "%s", ca_last_error()); return -1; }
-        if (!(w->templates = ca_templates_load(o->templates, &w->ntempl, &st))) { snprintf(err, errn, "%s", ca_last_error()); return -1; }
-    }
-    ca_model_params mp = ca_model_default_params();
-    mp.config_path = o->config;
-    mp.threads = o->threads;
-    mp.activation = o->act;
-    mp.load_text = w->tok != NULL;   /* text needs the tokenizer; without it, save the memory */
-    if (o->bf16) mp.compute = CA_COMPUTE_BF16;
-    if (!(w->m = ca_model_load(o->model, &mp, &st))) {
-        if (o->bf16 && st == CA_E_UNSUPPORTED)
-            snprintf(err, errn, "--bf16: this CPU or build has no AVX512-BF16 kernels; run without --bf16");
-        else
-            snprintf(err, errn, "%s", ca_last_error());
-        return -1;
-    }
-    ca_session_params sp = ca_session_default_params();
-    sp.threads = o->threads;
-    if (!(w->ses = ca_session_new(w->m, &sp, &st))) { snprintf(err, errn, "%s", ca_last_error()); return -1; }
-    ca_model_info info;
-    if (ca_model_get_info(w->m, &info) != CA_OK || !info.has_vision) { snprintf(err, errn, "%s: the model has no image tower", o->model); return -1; }
-    w->R = info.image_size; w->E = info.embed_dim; w->context = info.context_length; w->has_text = info.has_text;
-    if (ca_model_signature(w->m, s->model_sig, sizeof s->model_sig) != CA_OK) s->model_sig[0] = 0;
-    s->embed_dim = w->E;
-    s->has_text = w->has_text && w->tok;
-    w->in_buf = malloc(sizeof(float) * 3 * (size_t)w->R * w->R * (size_t)w->max_batch);
-    w->out_buf = malloc(sizeof(float) * (size_t)w->E * (size_t)w->max_batch);
-    if (!w->in_buf || !w->out_buf) { snprintf(err, errn, "out of memory for a batch of %d", w->max_batch); return -1; }
-    /* one warm-up encode so the first request does not pay for growing the session scratch */
-    memset(w->in_buf, 0, sizeof(float) * 3 * (size_t)w->R * w->R);
-    if (enc_images(w, 1) != CA_OK) { snprintf(err, errn, "%s", ca_last_error()); return -1; }
+    /* the encoder thread loads the model, so that the OpenMP pool that packed the weights is the
+     * one that encodes (as in `clipadapt encode`). libgomp keeps a pool for every thread that ever
+     * ran a team of more than one, and once the process has more pool threads than cores every
+     * team sleeps at each barrier instead of spinning: a ViT-B/32 encode of one image then took
+     * 51.6 ms instead of 39.2 ms (docs/serve.md). This thread waits for the load (model, then
+     * classifier store). */
+    w->setup_err = err; w->setup_errn = errn;
+    w->clfs = clfs; w->nclf = nclf;
+    if (pthread_create(&w->enc, NULL, encoder_main, w)) { snprintf(err, errn, "cannot start the encoder thread"); return -1; }
+    w->enc_started = 1;
+    pthread_mutex_lock(&w->mu);
+    while (!w->setup_done) pthread_cond_wait(&w->cv_work, &w->mu);
+    int ok = w->setup_done > 0;
+    pthread_mutex_unlock(&w->mu);
+    if (!ok) return -1;   /* the encoder thread has returned; work_stop joins it */
     w->nworkers = o->workers;
     w->workers = calloc((size_t)w->nworkers, sizeof(pthread_t));
     if (!w->workers) { snprintf(err, errn, "out of memory"); return -1; }
     for (int i = 0; i < w->nworkers; i++)
         if (pthread_create(&w->workers[i], NULL, worker_main, w)) { w->nworkers = i; snprintf(err, errn, "cannot start a worker thread"); return -1; }
-    if (pthread_create(&w->enc, NULL, encoder_main, w)) { snprintf(err, errn, "cannot start the encoder thread"); return -1; }
-    w->enc_started = 1;
     return 0;
 }
 

@@ -5,8 +5,9 @@
 
 #include "serve_job.h"
 
-/* Load the model (fills s->embed_dim, has_text, model_sig) and start the threads. */
-int work_start(srv *s, char *err, size_t errn);
+/* Start the encoder thread, which loads the model (fills s->embed_dim, has_text, model_sig) and
+ * opens the classifier store (store_open with the --classifier arguments), then the workers. */
+int work_start(srv *s, char **clfs, int nclf, char *err, size_t errn);
 /* Queue a job (stage ST_DECODE). Returns 0, or -1 when the queue is full (the caller answers 503). */
 int work_submit(srv *s, job *j);
 void work_stop(srv *s);
