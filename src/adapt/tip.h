@@ -29,7 +29,7 @@ double ca_tipf_loss_grad(const float *x, const int32_t *y, const float *clip, in
  * (fastgemm.h; B·N·D >= 2^24) the loss and the gradient are bit-identical to
  * ca_tipf_loss_grad's on the unpacked keys, whatever the thread count; elsewhere equal to float
  * rounding. scratch: ca_tipf_packed_scratch_floats(B, N, C) floats (any alignment).
- * Returns NaN when out of memory for a GEMM buffer. */
+ * Returns -1 (a loss is never negative) when out of memory for a GEMM buffer. */
 size_t ca_tipf_packed_scratch_floats(int B, int N, int C);
 double ca_tipf_loss_grad_packed(const float *x, const int32_t *y, const float *clip, int B,
                                 const float *keys_p, const int32_t *key_y, int N, int D, int C,

@@ -77,7 +77,7 @@ double ca_tipf_loss_grad_packed(const float *x, const int32_t *y, const float *c
     float *L = dAp + round16((size_t)np * 32 * B), *G = L + (size_t)B * C, *row_loss = G + (size_t)B * C;
     const ca_packed kp = {.N = N, .K = D, .p = (float *)keys_p, .borrowed = 1};
     threads = ca_kernel_threads(threads);
-    if (ca_gemm_packed(B, x, D, &kp, 1.0f, NULL, CA_EPI_NONE, 0.0f, A, N, threads) != CA_OK) return NAN;
+    if (ca_gemm_packed(B, x, D, &kp, 1.0f, NULL, CA_EPI_NONE, 0.0f, A, N, threads) != CA_OK) return -1;
     const float ab = alpha * beta, invB = 1.0f / (float)B;
     /* Rows are independent: shared between the threads, each row's arithmetic exactly that of
      * ca_tipf_loss_grad (the oracle), its loss summed in row order afterwards. */
@@ -106,7 +106,7 @@ double ca_tipf_loss_grad_packed(const float *x, const int32_t *y, const float *c
             for (int j = n; j < 32; j++) d[j] = 0.0f;
         }
     }
-    if (ca_gemm_tn_panels(D, N, B, 1.0f, x, D, dAp, dkeys_p, threads) != CA_OK) return NAN;
+    if (ca_gemm_tn_panels(D, N, B, 1.0f, x, D, dAp, dkeys_p, threads) != CA_OK) return -1;
     double loss = 0;
     for (int b = 0; b < B; b++) loss += row_loss[b];
     return loss / B;
@@ -223,8 +223,10 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
                 yb[j] = d->train.y[i];
             }
             ca_logits_linear(xb, m, d->text_w, C, D, 100.0f, clipb); /* (m,C), cheap next to (m,N) */
-            loss_sum += m * (packed ? ca_tipf_loss_grad_packed(xb, yb, clipb, m, keys, d->train.y, N, D, C, a0, b0, grad, scratch, nt)
-                                    : ca_tipf_loss_grad(xb, yb, clipb, m, keys, d->train.y, N, D, C, a0, b0, grad, scratch));
+            double l = packed ? ca_tipf_loss_grad_packed(xb, yb, clipb, m, keys, d->train.y, N, D, C, a0, b0, grad, scratch, nt)
+                              : ca_tipf_loss_grad(xb, yb, clipb, m, keys, d->train.y, N, D, C, a0, b0, grad, scratch);
+            if (l < 0) { st = CA_E_NOMEM; goto done; }   /* a GEMM buffer (its message is set) */
+            loss_sum += m * l;
             /* elementwise: split over the threads in fixed chunks, the same values as one call */
             const double lr_s = ca_lr_cosine(lr, step, total, 0);
             const size_t chunk = 1 << 16, nch = (kn + chunk - 1) / chunk;
