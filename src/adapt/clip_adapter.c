@@ -10,6 +10,7 @@
 #include "adapt/adapt.h"
 #include "adapt/train.h"
 #include "adapt/methods.h"
+#include "model/fastgemm.h"
 #include "model/gemm.h"
 
 #include <math.h>
@@ -112,6 +113,43 @@ static void layout_make(layout *L, int sides, int gate, int C, int D, int h) {
     L->n = o;
 }
 
+/* The training step's two large products, logits = 100·Fn·W0ᵀ and dFn = 100·dlogits·W0, on the
+ * frozen text classifier: with the visual side alone W0 never changes, so it is packed once
+ * (both ways) for the AVX-512 kernel instead of going through BLAS at each of the ~10^5 steps.
+ * on = 0: the plain ca_sgemm step. */
+typedef struct {
+    int on, threads;
+    ca_packed w0, w0t;   /* W0 (C,D) as weights of N = C, K = D; and W0ᵀ: N = D, K = C */
+} fast_w0;
+
+/* A step's logits product reaches this many multiply-adds (the 1000-class sets: 32·1000·512):
+ * there the packed path pays; below it (every shipped set, C <= 196) the step stays as it was. */
+#define FAST_LOGITS_MACS 8388608.0
+
+/* force: whatever the size (the gradient tests); still only for the visual side on AVX-512. */
+static ca_status fast_w0_make(fast_w0 *f, int sides, int B, int C, int D, const float *W0, int threads, int force) {
+    memset(f, 0, sizeof *f);
+    if (sides != SIDE_V || !ca_fastgemm_avx512() || (!force && (double)B * C * D < FAST_LOGITS_MACS)) return CA_OK;
+    ca_status st = ca_pack_weights(&f->w0, W0, CA_DT_F32, C, D, D);
+    if (st == CA_OK) {
+        size_t need = ca_pack_size(D, C, CA_DT_F32);
+        void *mem = need ? aligned_alloc(64, need) : NULL;
+        st = mem ? ca_pack_weights_into(&f->w0t, mem, need, W0, CA_DT_F32, D, C, D, 1, CA_DT_F32) : CA_E_NOMEM;
+        if (st != CA_OK) free(mem);
+    }
+    if (st != CA_OK) { ca_packed_free(&f->w0); return st; }
+    f->on = 1;
+    f->threads = threads;
+    return CA_OK;
+}
+
+static void fast_w0_free(fast_w0 *f) {
+    if (f->on) free(f->w0t.p);   /* borrowed panels: ours */
+    ca_packed_free(&f->w0);
+    ca_packed_free(&f->w0t);
+    memset(f, 0, sizeof *f);
+}
+
 /* Adapted, normalised text classifier W* (C,D) from the normalised text W0 into out. */
 /* Returns W0 itself when the text side is not adapted (no copy in the training loop). */
 static const float *text_classifier(const layout *L, const float *P, const float *W0, side_buf *tb, float *out) {
@@ -124,7 +162,7 @@ static const float *text_classifier(const layout *L, const float *P, const float
 
 /* logits (n,C) = 100 · norm(f*) · Wsᵀ for X (n <= cap rows) with the visual side of P. */
 static void visual_logits(const layout *L, const float *P, const float *Ws, const float *X, int n,
-                          side_buf *vb, float *out) {
+                          side_buf *vb, const fast_w0 *fw, float *out) {
     const float *F = X;
     if (L->sides & SIDE_V) {
         adapter_forward(X, n, L->D, L->h, P + L->o_vw1, P + L->o_vw2, L->gate ? P + L->o_vq : NULL,
@@ -134,6 +172,8 @@ static void visual_logits(const layout *L, const float *P, const float *Ws, cons
         ca_l2norm_forward(X, n, L->D, vb->Fn, vb->norm);
         F = vb->Fn;
     }
+    if (fw && fw->on && ca_gemm_packed(n, F, L->D, &fw->w0, 100.0f, NULL, CA_EPI_NONE, 0.0f, out, L->C, fw->threads) == CA_OK)
+        return;   /* (an allocation failure there falls back to the same product through BLAS) */
     ca_sgemm(0, 1, n, L->C, L->D, 100.0f, F, L->D, Ws, L->D, 0.0f, out, L->C);
 }
 
@@ -144,7 +184,7 @@ static double split_accuracy(const layout *L, const float *P, const float *Ws, c
     int correct = 0;
     for (int i0 = 0; i0 < s->n; i0 += EVAL_ROWS) {
         int n = s->n - i0 < EVAL_ROWS ? s->n - i0 : EVAL_ROWS;
-        visual_logits(L, P, Ws, s->x + (size_t)i0 * L->D, n, vb, logits);
+        visual_logits(L, P, Ws, s->x + (size_t)i0 * L->D, n, vb, NULL, logits);
         for (int i = 0; i < n; i++) {
             const float *r = logits + (size_t)i * L->C;
             for (int j = 0; j < L->C; j++) if (!isfinite(r[j])) return -1.0;   /* diverged */
@@ -159,16 +199,17 @@ static double split_accuracy(const layout *L, const float *P, const float *Ws, c
 /* One minibatch: loss and gradient G (layout L) of the CE objective at parameters P.
  * Xb: (nb,D), W0: normalised text (C,D). Scratch: Ws, dWs (C,D), logits (nb,C), dFn (nb,D). */
 static double loss_grad(const layout *L, const float *P, const float *W0, const float *Xb,
-                        const int32_t *yb, int nb, side_buf *vb, side_buf *tb, float *Wbuf, float *dWs,
-                        float *logits, float *dFn, float *G) {
+                        const int32_t *yb, int nb, side_buf *vb, side_buf *tb, const fast_w0 *fw, float *Wbuf,
+                        float *dWs, float *logits, float *dFn, float *G) {
     const int C = L->C, D = L->D, h = L->h;
     const float *Ws = text_classifier(L, P, W0, tb, Wbuf);
-    visual_logits(L, P, Ws, Xb, nb, vb, logits);
+    visual_logits(L, P, Ws, Xb, nb, vb, fw, logits);
     double loss = ca_softmax_ce(logits, yb, nb, C, logits);
     if (L->gate) memset(G, 0, sizeof(float) * L->n);
     if (L->sides & SIDE_T) ca_sgemm(1, 0, C, D, nb, 100.0f, logits, C, vb->Fn, D, 0.0f, dWs, D);
     if (L->sides & SIDE_V) {
-        ca_sgemm(0, 0, nb, D, C, 100.0f, logits, C, Ws, D, 0.0f, dFn, D);
+        if (!(fw && fw->on && ca_gemm_packed(nb, logits, C, &fw->w0t, 100.0f, NULL, CA_EPI_NONE, 0.0f, dFn, D, fw->threads) == CA_OK))
+            ca_sgemm(0, 0, nb, D, C, 100.0f, logits, C, Ws, D, 0.0f, dFn, D);
         adapter_backward(Xb, nb, D, h, P + L->o_vw2, L->gate ? P + L->o_vq : NULL, vb, dFn,
                          G + L->o_vw1, G + L->o_vw2, G + L->o_vq);
     }
@@ -184,8 +225,10 @@ size_t ca_clip_adapter_nparams(int sides, int gate, int C, int D, int h) {
     return L.n;
 }
 
-double ca_clip_adapter_loss(int sides, int gate, float ratio, int C, int D, int h, const float *W0,
-                            const float *X, const int32_t *y, int B, const float *P, float *G) {
+static double loss_once(int fast, int sides, int gate, float ratio, int C, int D, int h, const float *W0,
+                        const float *X, const int32_t *y, int B, const float *P, float *G) {
+    fast_w0 fw = {0};
+    if (fast && (fast_w0_make(&fw, sides, B, C, D, W0, 0, 1) != CA_OK || !fw.on)) return NAN;
     layout L;
     layout_make(&L, sides, gate, C, D, h);
     L.ratio_v = L.ratio_t = ratio;
@@ -194,10 +237,21 @@ double ca_clip_adapter_loss(int sides, int gate, float ratio, int C, int D, int 
     float *s = ca_malloc2((size_t)C * D * 2 + (size_t)B * C + (size_t)B * D, sizeof(float));
     double loss = NAN;
     if (ok && s)
-        loss = loss_grad(&L, P, W0, X, y, B, &vb, &tb, s, s + (size_t)C * D, s + (size_t)C * D * 2,
+        loss = loss_grad(&L, P, W0, X, y, B, &vb, &tb, &fw, s, s + (size_t)C * D, s + (size_t)C * D * 2,
                          s + (size_t)C * D * 2 + (size_t)B * C, G);
     side_buf_free(&vb); side_buf_free(&tb); free(s);
+    fast_w0_free(&fw);
     return loss;
+}
+
+double ca_clip_adapter_loss(int sides, int gate, float ratio, int C, int D, int h, const float *W0,
+                            const float *X, const int32_t *y, int B, const float *P, float *G) {
+    return loss_once(0, sides, gate, ratio, C, D, h, W0, X, y, B, P, G);
+}
+
+double ca_clip_adapter_loss_fast(int sides, int gate, float ratio, int C, int D, int h, const float *W0,
+                                 const float *X, const int32_t *y, int B, const float *P, float *G) {
+    return loss_once(1, sides, gate, ratio, C, D, h, W0, X, y, B, P, G);
 }
 
 static int all_finite(const float *x, size_t n) {
@@ -238,6 +292,7 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
     L.ratio_v = L.ratio_t = ratio;
     int cap = B > EVAL_ROWS ? B : EVAL_ROWS;
     ca_gemm_threads blas_saved = ca_train_threads_set(p->threads);
+    fast_w0 fw = {0};
     float *blk = ca_calloc2(L.n * 5 + (size_t)C * D * 4 + (size_t)cap * C + (size_t)B * D * 2, sizeof(float));
     int *perm = ca_malloc2((size_t)N, sizeof(int));
     int32_t *yb = ca_malloc2((size_t)B, sizeof(int32_t));
@@ -255,6 +310,11 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
         int n = C - j0 < cap ? C - j0 : cap;
         ca_l2norm_forward(d->text_w + (size_t)j0 * D, n, D, W0 + (size_t)j0 * D, nrm);
     }
+    if ((st = fast_w0_make(&fw, sides, B, C, D, W0, 1, 0)) != CA_OK) goto done;
+    /* The fast step is a chain of ~10 small products (32 rows): on one thread it took 0.61x the
+     * CPU of the two-thread step (OpenBLAS threads yielding, OpenMP teams spinning between
+     * products) on the shared 2-core machine, so it runs on one; --threads does not change it. */
+    if (fw.on) { ca_train_threads_restore(blas_saved); blas_saved = ca_train_threads_set(1); }
     ca_rng rng = ca_rng_make(p->seed, 0xADA97E5ull);
     if (sides & SIDE_V) { ca_init_uniform(&rng, P + L.o_vw1, (size_t)h * D, D); ca_init_uniform(&rng, P + L.o_vw2, (size_t)h * D, h); }
     if (sides & SIDE_T) { ca_init_uniform(&rng, P + L.o_tw1, (size_t)h * D, D); ca_init_uniform(&rng, P + L.o_tw2, (size_t)h * D, h); }
@@ -281,7 +341,7 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
                 memcpy(Xb + (size_t)i * D, src, sizeof(float) * D);
                 yb[i] = d->train.y[idx];
             }
-            double loss = loss_grad(&L, P, W0, Xb, yb, nb, &vb, &tb, Ws, dWs, logits, Xb + (size_t)B * D, G);
+            double loss = loss_grad(&L, P, W0, Xb, yb, nb, &vb, &tb, &fw, Ws, dWs, logits, Xb + (size_t)B * D, G);
             if (!isfinite(loss)) {
                 st = ca_fail(CA_E_NONFINITE, "%s: training diverged: loss %g at epoch %d with lr %g (lower --lr)",
                              ca_classifier_method(c), fabs(loss), ep + 1, lr);
@@ -371,6 +431,7 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
     if (d->val.n > 0 && (st = ca_clf_set_param(c, "val_acc", best_acc < 0 ? 0 : best_acc))) goto done;
     st = ca_clf_set_param(c, "train_seconds", ca_now() - t0);
 done:
+    fast_w0_free(&fw);
     ca_train_threads_restore(blas_saved);
     side_buf_free(&vb); side_buf_free(&tb);
     free(blk); free(perm); free(yb);
@@ -409,7 +470,7 @@ static ca_status ca_logits(const ca_classifier *c, const float *x, int n, float 
     if (!side_buf_alloc(&vb, EVAL_ROWS, D, L.h > 0 ? L.h : 1, 0)) { side_buf_free(&vb); free(P); return ca_fail(CA_E_NOMEM, "out of memory"); }
     for (int i0 = 0; i0 < n; i0 += EVAL_ROWS) {
         int m = n - i0 < EVAL_ROWS ? n - i0 : EVAL_ROWS;
-        visual_logits(&L, P, cw, x + (size_t)i0 * D, m, &vb, out + (size_t)i0 * C);
+        visual_logits(&L, P, cw, x + (size_t)i0 * D, m, &vb, NULL, out + (size_t)i0 * C);
     }
     side_buf_free(&vb);
     free(P);

@@ -23,6 +23,18 @@ double ca_tipf_loss_grad(const float *x, const int32_t *y, const float *clip, in
                          const float *keys, const int32_t *key_y, int N, int D, int C,
                          float alpha, float beta, float *dkeys, float *scratch);
 
+/* The same loss and gradient with the keys and their gradient in ca_packed's F32 panel layout
+ * ([ceil(N/32)][D][32], zero padded, 64-byte aligned; see fastgemm.h), on up to `threads`
+ * threads (0: the call's budget). When ca_sgemm would take its AVX-512 kernel for these shapes
+ * (fastgemm.h; B·N·D >= 2^24) the loss and the gradient are bit-identical to
+ * ca_tipf_loss_grad's on the unpacked keys, whatever the thread count; elsewhere equal to float
+ * rounding. scratch: ca_tipf_packed_scratch_floats(B, N, C) floats (any alignment).
+ * Returns -1 (a loss is never negative) when out of memory for a GEMM buffer. */
+size_t ca_tipf_packed_scratch_floats(int B, int N, int C);
+double ca_tipf_loss_grad_packed(const float *x, const int32_t *y, const float *clip, int B,
+                                const float *keys_p, const int32_t *key_y, int N, int D, int C,
+                                float alpha, float beta, float *dkeys_p, float *scratch, int threads);
+
 /* The stored form shared by tip-adapter and tip-adapter-f: tensors text_w (C,D), keys (N,D),
  * key_labels (N, class indices as floats: the container holds float tensors) and params
  * cache_size, alpha, beta. ca_tip_store copies text_w, keys and train labels into c. */

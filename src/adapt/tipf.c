@@ -6,6 +6,7 @@
  */
 #include "adapt/tip.h"
 #include "adapt/train.h"
+#include "model/fastgemm.h"
 #include "model/gemm.h"
 #include "model/vmath.h"
 
@@ -56,20 +57,80 @@ double ca_tipf_loss_grad(const float *x, const int32_t *y, const float *clip, in
     return loss / B;
 }
 
+/* The fast step (ca_tipf_loss_grad_packed) keeps the affinity (B,N) row-major for the per-row
+ * work and writes dloss/daffinity straight into panels [ceil(N/32)][B][32], the B operand of
+ * ca_gemm_tn_panels; both 64-byte aligned, hence the rounding. */
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+size_t ca_tipf_packed_scratch_floats(int B, int N, int C) {
+    size_t np = ((size_t)N + 31) / 32;
+    return round16((size_t)B * N) + round16(np * 32 * (size_t)B) + 2 * (size_t)B * C + (size_t)B + 16;
+}
+
+// x: (B,D), y: (B), clip: (B,C), keys_p: panels of keys (N,D) -> dkeys_p: panels of (N,D)
+double ca_tipf_loss_grad_packed(const float *x, const int32_t *y, const float *clip, int B,
+                                const float *keys_p, const int32_t *key_y, int N, int D, int C,
+                                float alpha, float beta, float *dkeys_p, float *scratch, int threads) {
+    const int np = (N + 31) / 32;
+    float *A = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);   /* (B,N) */
+    float *dAp = A + round16((size_t)B * N);                             /* [np][B][32] */
+    float *L = dAp + round16((size_t)np * 32 * B), *G = L + (size_t)B * C, *row_loss = G + (size_t)B * C;
+    const ca_packed kp = {.N = N, .K = D, .p = (float *)keys_p, .borrowed = 1};
+    threads = ca_kernel_threads(threads);
+    if (ca_gemm_packed(B, x, D, &kp, 1.0f, NULL, CA_EPI_NONE, 0.0f, A, N, threads) != CA_OK) return -1;
+    const float ab = alpha * beta, invB = 1.0f / (float)B;
+    /* Rows are independent: shared between the threads, each row's arithmetic exactly that of
+     * ca_tipf_loss_grad (the oracle), its loss summed in row order afterwards. */
+    #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (int b = 0; b < B; b++) {
+        float *a = A + (size_t)b * N, *l = L + (size_t)b * C, *g = G + (size_t)b * C;
+        const float *cl = clip + (size_t)b * C;
+        ca_vexp_affinity(a, a, N, beta);
+        memset(l, 0, sizeof(float) * (size_t)C);
+        for (int k = 0; k < N; k++) l[key_y[k]] += a[k];
+        float mx = -INFINITY;
+        for (int c = 0; c < C; c++) {
+            l[c] = cl[c] + l[c] * alpha;
+            if (l[c] > mx) mx = l[c];
+        }
+        double s = 0;
+        for (int c = 0; c < C; c++) s += exp((double)l[c] - mx);
+        double lse = mx + log(s);
+        row_loss[b] = (float)(lse - l[y[b]]);
+        for (int c = 0; c < C; c++) g[c] = (float)exp((double)l[c] - lse) * invB;
+        g[y[b]] -= invB;
+        for (int jp = 0; jp < np; jp++) {   /* dA into panel jp, row b (padding columns 0) */
+            float *d = dAp + ((size_t)jp * B + b) * 32;
+            int k0 = jp * 32, n = N - k0 < 32 ? N - k0 : 32;
+            for (int j = 0; j < n; j++) d[j] = ab * g[key_y[k0 + j]] * a[k0 + j];
+            for (int j = n; j < 32; j++) d[j] = 0.0f;
+        }
+    }
+    if (ca_gemm_tn_panels(D, N, B, 1.0f, x, D, dAp, dkeys_p, threads) != CA_OK) return -1;
+    double loss = 0;
+    for (int b = 0; b < B; b++) loss += row_loss[b];
+    return loss / B;
+}
+
 /* Rows of val per affinity block in val_acc: bounds the (rows, N) buffer (ImageNet-size val,
  * 10,000 x 16,000 keys, would be 640 MB whole); the shipped sets' val fits in one block. */
 #define VAL_ROWS 2048
 
-/* Val accuracy of keys at (alpha, beta). clipv: (nv,C); affv: (min(nv,VAL_ROWS),N) and
- * L: (min(nv,VAL_ROWS),C) scratch. */
-static double val_acc(const ca_fit_data *d, const float *keys, const float *clipv, float alpha, float beta,
-                      float *affv, float *L) {
+/* Val accuracy of keys at (alpha, beta). keys: (N,D), or kp: the same keys packed (then keys
+ * is NULL; the packing is reused by every block). clipv: (nv,C); affv: (min(nv,VAL_ROWS),N)
+ * and L: (min(nv,VAL_ROWS),C) scratch. */
+static double val_acc(const ca_fit_data *d, const float *keys, const ca_packed *kp, const float *clipv, float alpha,
+                      float beta, float *affv, float *L, int threads) {
     const ca_split *v = &d->val;
     int N = d->train.n, C = d->num_classes;
     int64_t correct = 0;
     for (int r0 = 0; r0 < v->n; r0 += VAL_ROWS) {
         int m = v->n - r0 < VAL_ROWS ? v->n - r0 : VAL_ROWS;
-        ca_sgemm(0, 1, m, N, d->dim, 1.0f, v->x + (size_t)r0 * d->dim, d->dim, keys, d->dim, 0.0f, affv, N);
+        if (kp) {
+            if (ca_gemm_packed(m, v->x + (size_t)r0 * d->dim, d->dim, kp, 1.0f, NULL, CA_EPI_NONE, 0.0f, affv, N, threads) != CA_OK) return -1;
+        } else {
+            ca_sgemm(0, 1, m, N, d->dim, 1.0f, v->x + (size_t)r0 * d->dim, d->dim, keys, d->dim, 0.0f, affv, N);
+        }
         if (ca_tip_logits_from_aff(clipv + (size_t)r0 * C, affv, d->train.y, m, N, C, alpha, beta, L) != CA_OK) return -1;
         for (int i = 0; i < m; i++) { /* first maximum, as ca_accuracy */
             const float *r = L + (size_t)i * C;
@@ -79,6 +140,22 @@ static double val_acc(const ca_fit_data *d, const float *keys, const float *clip
         }
     }
     return 100.0 * (double)correct / v->n;
+}
+
+/* Products at or above this many multiply-adds go to ca_sgemm's AVX-512 kernel (gemm.c); below
+ * it to OpenBLAS, whose results differ in rounding. */
+#define FAST_MIN_MACS 16777216.0
+
+/* 1 when every product of this fit would run on the AVX-512 kernel through ca_sgemm: then the
+ * packed-keys step (ca_tipf_loss_grad_packed, ca_gemm_packed for val) gives bit-identical keys
+ * and skips the per-step repacking of all N keys that ca_sgemm does. Otherwise (small sets,
+ * other CPUs) the plain step runs, so results never depend on which path a size picked. */
+static int use_packed(int N, int D, int B, int nv) {
+    if (!ca_fastgemm_avx512()) return 0;
+    int last = N % B ? N % B : B, vlast = nv % VAL_ROWS ? nv % VAL_ROWS : VAL_ROWS;
+    double mmin = last < B ? last : B;
+    if (nv > 0 && vlast < mmin) mmin = vlast;
+    return mmin * (double)N * D >= FAST_MIN_MACS;
 }
 
 static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_params *p) {
@@ -91,29 +168,39 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
     if (epochs > 100000 || !(isfinite(p->init_alpha) && isfinite(p->init_beta) && p->init_beta >= 0 && p->init_beta <= 1000))
         return ca_fail(CA_E_ARG, "tip-adapter-f: bad epochs %d or init alpha/beta %g/%g", epochs, p->init_alpha, p->init_beta);
     if (V > 0 && !d->train.xv) return ca_fail(CA_E_ARG, "tip-adapter-f: train split claims %d views but has none", V);
+    const int packed = use_packed(N, D, B, nv), nt = ca_kernel_threads(p->threads);
 
-    /* one block for the training lifetime: keys, best keys, grad, batch, val, scratch */
-    const size_t nd = (size_t)N * D, sc = ca_tipf_scratch_floats(B, N, C);
+    /* Keys, best keys, gradient and the AdamW moments: (N,D) each, or, on the packed path, the
+     * panel layout of ca_packed (padded to 32 keys) — AdamW is elementwise, so it updates panels
+     * exactly as it would rows. One 64-byte aligned block for these five, one for the rest. */
+    const size_t nd = (size_t)N * D;
+    const size_t kn = packed ? ca_pack_size(N, D, CA_DT_F32) / sizeof(float) : nd;
+    const size_t sc = packed ? ca_tipf_packed_scratch_floats(B, N, C) : ca_tipf_scratch_floats(B, N, C);
     const size_t nvb = nv < VAL_ROWS ? (size_t)nv : VAL_ROWS;
-    const size_t total_f = 3 * nd + (size_t)B * D + (size_t)B * C + (size_t)nv * C +
-                           nvb * N + nvb * C + sc;
+    const size_t total_f = (size_t)B * D + (size_t)B * C + (size_t)nv * C + nvb * N + nvb * C + sc;
+    float *kblk = kn && kn < SIZE_MAX / 5 / sizeof(float) ? aligned_alloc(64, 5 * kn * sizeof(float)) : NULL;
     float *blk = ca_malloc2(total_f, sizeof(float));
     int *perm = ca_malloc2((size_t)N, sizeof(int)), *view = ca_malloc2((size_t)N, sizeof(int));
     int32_t *yb = ca_malloc2((size_t)B, sizeof(int32_t));
     /* AdamW as torch.optim.AdamW (betas 0.9/0.999, eps 1e-4 as the original); moments m, v */
     const ca_optim opt = {.kind = CA_OPT_ADAMW, .weight_decay = (float)wd, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-4f};
-    float *mom = ca_calloc2(2 * nd, sizeof(float));
     ca_status st = CA_OK;
-    if (!blk || !perm || !view || !yb || !mom) {
+    if (!blk || !kblk || !perm || !view || !yb) {
         st = ca_fail(CA_E_NOMEM, "tip-adapter-f: out of memory for %d keys", N);
         goto done;
     }
-    float *keys = blk, *best = keys + nd, *grad = best + nd;
-    float *xb = grad + nd, *clipb = xb + (size_t)B * D, *clipv = clipb + (size_t)B * C;
+    float *keys = kblk, *best = keys + kn, *grad = best + kn, *mom = grad + kn;
+    memset(mom, 0, 2 * kn * sizeof(float));
+    float *xb = blk, *clipb = xb + (size_t)B * D, *clipv = clipb + (size_t)B * C;
     float *affv = clipv + (size_t)nv * C, *Lv = affv + nvb * N, *scratch = Lv + nvb * C;
+    ca_packed kp = {0};
 
-    memcpy(keys, d->train.x, sizeof(float) * nd);  /* keys start as the cache */
-    memcpy(best, keys, sizeof(float) * nd);
+    if (packed) {   /* keys start as the cache */
+        if ((st = ca_pack_weights_into(&kp, keys, kn * sizeof(float), d->train.x, CA_DT_F32, N, D, D, 0, CA_DT_F32)) != CA_OK) goto done;
+    } else {
+        memcpy(keys, d->train.x, sizeof(float) * nd);
+    }
+    memcpy(best, keys, sizeof(float) * kn);
     if (nv > 0) ca_logits_linear(d->val.x, nv, d->text_w, C, D, 100.0f, clipv);
 
     const int64_t spe = (N + B - 1) / B, total = (int64_t)epochs * spe;
@@ -136,23 +223,39 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
                 yb[j] = d->train.y[i];
             }
             ca_logits_linear(xb, m, d->text_w, C, D, 100.0f, clipb); /* (m,C), cheap next to (m,N) */
-            loss_sum += m * ca_tipf_loss_grad(xb, yb, clipb, m, keys, d->train.y, N, D, C, a0, b0, grad, scratch);
-            ca_optim_step(&opt, ca_lr_cosine(lr, step, total, 0), step + 1, keys, grad, mom, mom + nd, nd);
+            double l = packed ? ca_tipf_loss_grad_packed(xb, yb, clipb, m, keys, d->train.y, N, D, C, a0, b0, grad, scratch, nt)
+                              : ca_tipf_loss_grad(xb, yb, clipb, m, keys, d->train.y, N, D, C, a0, b0, grad, scratch);
+            if (l < 0) { st = CA_E_NOMEM; goto done; }   /* a GEMM buffer (its message is set) */
+            loss_sum += m * l;
+            /* elementwise: split over the threads in fixed chunks, the same values as one call */
+            const double lr_s = ca_lr_cosine(lr, step, total, 0);
+            const size_t chunk = 1 << 16, nch = (kn + chunk - 1) / chunk;
+            #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1 && nch > 1)
+            for (size_t q = 0; q < nch; q++) {
+                size_t o = q * chunk, n = kn - o < chunk ? kn - o : chunk;
+                ca_optim_step(&opt, lr_s, step + 1, keys + o, grad + o, mom + o, mom + kn + o, n);
+            }
         }
         last_loss = loss_sum / N;
         if (!isfinite(last_loss)) { st = ca_fail(CA_E_NONFINITE, "tip-adapter-f: training diverged: loss %g at epoch %d with lr %g (lower --lr)", last_loss, e + 1, lr); goto done; }
         /* model selection on val only, at the training α, β; the first best epoch wins; without
          * val every epoch "wins", so the last one is kept */
-        double acc = nv > 0 ? val_acc(d, keys, clipv, a0, b0, affv, Lv) : 0;
+        double acc = nv > 0 ? val_acc(d, packed ? NULL : keys, packed ? &kp : NULL, clipv, a0, b0, affv, Lv, nt) : 0;
         if (acc < 0) { st = CA_E_NOMEM; goto done; }
         if (acc > best_acc || nv == 0) {
             best_acc = acc; best_epoch = e;
-            memcpy(best, keys, sizeof(float) * nd);
+            memcpy(best, keys, sizeof(float) * kn);
         }
         if (p->progress && p->progress("tip-adapter-f", e + 1, epochs, p->progress_user)) {
             st = ca_fail(CA_E_CANCELLED, "tip-adapter-f: cancelled by the progress callback");
             goto done;
         }
+    }
+    if (packed) {   /* the best keys back to rows, into the gradient's (free now) memory */
+        ca_packed bp = kp;
+        bp.p = best;
+        if ((st = ca_packed_unpack(&bp, grad, D)) != CA_OK) goto done;
+        best = grad;
     }
     if ((st = ca_tip_store(c, d, best)) != CA_OK) goto done;
     if (nv > 0) st = ca_tip_search_val(c, d, best, p);
@@ -163,7 +266,7 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
     double vals[] = {best_epoch + 1, best_acc, last_loss, epochs, B, lr, wd, p->init_alpha, p->init_beta, (double)p->seed};
     for (size_t i = 0; st == CA_OK && i < sizeof vals / sizeof vals[0]; i++) st = ca_clf_set_param(c, names[i], vals[i]);
 done:
-    free(mom);
+    free(kblk);
     free(blk); free(perm); free(view); free(yb);
     return st;
 }

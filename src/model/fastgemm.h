@@ -82,6 +82,15 @@ ca_status ca_gemm_ex(int transA, int transB, int M, int N, int K, float alpha, c
                      int lda, const float *B, int ldb, const float *bias, ca_epi act, float beta,
                      float *C, int ldc, int threads);
 
+/* Cp = alpha · Aᵀ · B laid out as ca_packed panels: B is given as F32 panels Bp [ceil(N/32)][K][32]
+ * (N columns, zero padded), A is (K, M) row-major with row stride lda, and Cp receives
+ * [ceil(N/32)][M][32], i.e. the (N, M) matrix (Aᵀ·B)ᵀ packed as weights of K = M (padded columns
+ * stay 0 when B's are). Bp and Cp 64-byte aligned; up to `threads` threads over panels. This is
+ * the gradient of y = x·Wᵀ with respect to packed W, so trained weights can stay packed
+ * (Tip-Adapter-F); oracle: ca_sgemm_ref then packing. */
+ca_status ca_gemm_tn_panels(int M, int N, int K, float alpha, const float *A, int lda, const float *Bp,
+                            float *Cp, int threads);
+
 /* Implicit-GEMM NHWC convolution (used by fastops.h ca_conv2d_nhwc): rows are output pixels,
  * K = KH·KW·Cin ordered (ky, kx, ci); W packed (Cout, K); out (N, Ho, Wo, Cout). */
 typedef struct { int N, H, W, Cin, KH, KW, stride, pad, Ho, Wo; } ca_conv_geom;

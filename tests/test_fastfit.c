@@ -1,0 +1,184 @@
+/* test_fastfit.c — the fast training steps of the ImageNet-size fits against their naive
+ * oracles: ca_gemm_tn_panels against ca_sgemm_ref; Tip-Adapter-F's packed-keys step against
+ * ca_tipf_loss_grad (bit-identical where ca_sgemm takes the AVX-512 kernel, whatever the thread
+ * count); CLIP-Adapter's packed-W0 step against the plain one and against finite differences,
+ * including a planted gradient error that the check must catch; and a CLIP-Adapter fit on the
+ * fast path being deterministic. The fast paths exist on AVX-512 only; elsewhere those checks
+ * are skipped (said on stderr). */
+#include "harness.h"
+#define TM_SEED 4242
+#pragma GCC diagnostic ignored "-Wunused-function"   /* testmath.h's method helpers, unused here */
+#include "testmath.h"
+#include "adapt/methods.h"
+#include "adapt/tip.h"
+#include "model/fastgemm.h"
+#include "model/gemm.h"
+
+#include <string.h>
+
+static float *panels_alloc(int N, int K) {
+    size_t n = ca_pack_size(N, K, CA_DT_F32);
+    float *p = aligned_alloc(64, n);
+    if (p) memset(p, 0, n);
+    return p;
+}
+
+/* max |a-b| / max(|b|, floor) over n values */
+static double max_rel(const float *a, const float *b, size_t n, double floor_) {
+    double w = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - b[i]) / fmax(fabs((double)b[i]), floor_);
+        if (!(e <= w)) w = e;   /* NaN counts as worst */
+    }
+    return w;
+}
+
+/* ---- Cp = (Aᵀ·B) in panels ---- */
+static void check_tn_panels(int M, int N, int K, int threads) {
+    float *A = malloc(sizeof(float) * K * M), *B = malloc(sizeof(float) * K * N);
+    float *C = malloc(sizeof(float) * M * N), *got = malloc(sizeof(float) * N * M);
+    float *Bp = panels_alloc(N, K), *Cp = panels_alloc(N, M);
+    fill(A, (size_t)K * M, 1); fill(B, (size_t)K * N, 1);
+    ca_packed bp, cp;
+    CHECK(ca_pack_weights_into(&bp, Bp, ca_pack_size(N, K, CA_DT_F32), B, CA_DT_F32, N, K, N, 1, CA_DT_F32) == CA_OK);
+    CHECK(ca_gemm_tn_panels(M, N, K, 0.5f, A, M, Bp, Cp, threads) == CA_OK);
+    ca_sgemm_ref(1, 0, M, N, K, 0.5f, A, M, B, N, 0.0f, C, N);   /* C (M,N) = 0.5·Aᵀ·B */
+    cp = (ca_packed){.N = N, .K = M, .p = Cp, .borrowed = 1};
+    CHECK(ca_packed_unpack(&cp, got, M) == CA_OK);               /* (N,M) */
+    float *Ct = malloc(sizeof(float) * N * M);
+    for (int i = 0; i < M; i++) for (int j = 0; j < N; j++) Ct[(size_t)j * M + i] = C[(size_t)i * N + j];
+    double e = max_rel(got, Ct, (size_t)N * M, sqrt((double)K));   /* sums of K unit products */
+    CHECK_MSG(e < 1e-5, "tn_panels M=%d N=%d K=%d: max rel err %.3g", M, N, K, e);
+    /* the padding columns of the last panel stay 0 */
+    int np = (N + 31) / 32, pad = 0;
+    for (int k = 0; k < M; k++) for (int j = N - (np - 1) * 32; j < 32; j++) pad |= Cp[((size_t)(np - 1) * M + k) * 32 + j] != 0.0f;
+    CHECK(!pad);
+    free(A); free(B); free(C); free(got); free(Ct); free(Bp); free(Cp);
+}
+
+static void test_gemm_tn_panels(void) {
+    check_tn_panels(37, 45, 50, 1);
+    check_tn_panels(37, 45, 50, 2);
+    check_tn_panels(12, 32, 1, 2);
+    check_tn_panels(70, 100, 800, 2);   /* two K blocks */
+}
+
+/* ---- Tip-Adapter-F: packed-keys step vs ca_tipf_loss_grad ---- */
+static void tipf_compare(int B, int N, int D, int C, int exact) {
+    float *x = malloc(sizeof(float) * B * D), *keys = malloc(sizeof(float) * N * D), *clip = malloc(sizeof(float) * B * C);
+    float *g = malloc(sizeof(float) * N * D), *gp = malloc(sizeof(float) * N * D);
+    int32_t *y = malloc(sizeof(int32_t) * B), *ky = malloc(sizeof(int32_t) * N);
+    fill(x, (size_t)B * D, 1); normrows(x, B, D);
+    fill(keys, (size_t)N * D, 1); normrows(keys, N, D);
+    fill(clip, (size_t)B * C, 3);
+    for (int i = 0; i < B; i++) y[i] = (int32_t)(urand() * C);
+    for (int k = 0; k < N; k++) ky[k] = (int32_t)(urand() * C);
+    float *sc = malloc(sizeof(float) * ca_tipf_scratch_floats(B, N, C));
+    float *scp = malloc(sizeof(float) * ca_tipf_packed_scratch_floats(B, N, C));
+    float *kp = panels_alloc(N, D), *dkp[2] = {panels_alloc(N, D), panels_alloc(N, D)};
+    ca_packed pk;
+    CHECK(ca_pack_weights_into(&pk, kp, ca_pack_size(N, D, CA_DT_F32), keys, CA_DT_F32, N, D, D, 0, CA_DT_F32) == CA_OK);
+    double l = ca_tipf_loss_grad(x, y, clip, B, keys, ky, N, D, C, 1.3f, 2.1f, g, sc);
+    double lp[2];
+    for (int t = 0; t < 2; t++) lp[t] = ca_tipf_loss_grad_packed(x, y, clip, B, kp, ky, N, D, C, 1.3f, 2.1f, dkp[t], scp, t + 1);
+    ca_packed gv = {.N = N, .K = D, .p = dkp[0], .borrowed = 1};
+    CHECK(ca_packed_unpack(&gv, gp, D) == CA_OK);
+    CHECK_MSG(memcmp(dkp[0], dkp[1], ca_pack_size(N, D, CA_DT_F32)) == 0 && lp[0] == lp[1],
+              "packed step differs between 1 and 2 threads (B=%d N=%d D=%d)", B, N, D);
+    if (exact) {
+        CHECK_MSG(l == lp[0] && memcmp(g, gp, sizeof(float) * N * D) == 0,
+                  "packed step not bit-identical (B=%d N=%d D=%d): loss %.17g vs %.17g, grad max rel %.3g", B, N, D, l, lp[0],
+                  max_rel(gp, g, (size_t)N * D, 1e-3));
+    } else {
+        CHECK_NEAR(lp[0], l, 1e-5 * fabs(l));
+        double e = max_rel(gp, g, (size_t)N * D, 1e-4);
+        CHECK_MSG(e < 1e-3, "packed gradient max rel err %.3g (B=%d N=%d D=%d)", e, B, N, D);
+    }
+    /* the comparison can fail: one planted error in the gradient is seen */
+    gp[N * D / 2] *= 1.1f;
+    CHECK(max_rel(gp, g, (size_t)N * D, 1e-4) > 1e-3 || g[N * D / 2] == 0.0f);
+    free(x); free(keys); free(clip); free(g); free(gp); free(y); free(ky); free(sc); free(scp);
+    free(kp); free(dkp[0]); free(dkp[1]);
+}
+
+static void test_tipf_packed_step(void) {
+    if (!ca_fastgemm_avx512()) { fprintf(stderr, "  (no AVX-512: the packed path is not used here)\n"); }
+    tipf_compare(5, 45, 19, 4, 0);      /* odd shapes, padded last panel, below the AVX-512 size */
+    tipf_compare(33, 70, 40, 7, 0);
+    /* B·N·D = 2^24: ca_sgemm takes the AVX-512 kernel, so the steps agree bit for bit */
+    tipf_compare(256, 256, 256, 10, ca_fastgemm_avx512());
+}
+
+/* ---- CLIP-Adapter: packed-W0 step ---- */
+typedef struct { int fast, C, D, h, B, plant; const float *W0, *X; const int32_t *y; } ca_ctx;
+
+static double ca_obj(const float *P, float *g, void *u) {
+    ca_ctx *c = u;
+    double l = (c->fast ? ca_clip_adapter_loss_fast : ca_clip_adapter_loss)(1, 0, 0.3f, c->C, c->D, c->h, c->W0, c->X, c->y, c->B, P, g);
+    if (c->plant) g[c->plant] *= 1.1f;   /* a planted error: 10% on one coordinate */
+    return l;
+}
+
+static void test_clip_adapter_fast_step(void) {
+    enum { C = 40, D = 16, H = 4, B = 6 };
+    float W0[C * D], X[B * D];
+    int32_t y[B] = {0, 1, 2, 3, 39, 17};
+    fill(W0, C * D, 1); normrows(W0, C, D);
+    fill(X, B * D, 1); normrows(X, B, D);
+    size_t n = ca_clip_adapter_nparams(1, 0, C, D, H);
+    float *P = malloc(n * sizeof(float)), *g = malloc(n * sizeof(float)), *gf = malloc(n * sizeof(float));
+    fill(P, n, 0.5);
+    ca_ctx c = {1, C, D, H, B, 0, W0, X, y};
+    double lf = ca_obj(P, gf, &c);
+    if (!ca_fastgemm_avx512()) {
+        CHECK(isnan(lf));   /* no fast path without AVX-512: said, not faked */
+        fprintf(stderr, "  (no AVX-512: the packed CLIP-Adapter step is not used here)\n");
+    } else {
+        c.fast = 0;
+        double l = ca_obj(P, g, &c);
+        CHECK_NEAR(lf, l, 1e-5 * fabs(l));
+        double e = max_rel(gf, g, n, 1e-3);
+        CHECK_MSG(e < 1e-3, "fast CLIP-Adapter gradient max rel err %.3g", e);
+        c.fast = 1;
+        CHECK_EQ_INT(gradcheck(ca_obj, P, n, 4e-3, 2e-2, 1e-2, &c, "clip-adapter fast"), 0);
+        /* the check can fail: the planted error is caught on a coordinate with a real gradient */
+        size_t at = 0;
+        for (size_t i = 0; i < n; i++) if (fabs(gf[i]) > fabs(gf[at])) at = i;
+        c.plant = (int)at;
+        CHECK(at > 0 && gradcheck(ca_obj, P, n, 4e-3, 2e-2, 1e-2, &c, "clip-adapter fast, planted error") > 0);
+    }
+    free(P); free(g); free(gf);
+}
+
+/* A fit whose logits product (32·512·512 = 2^23) takes the fast path: the same twice. */
+static void test_clip_adapter_fast_fit_deterministic(void) {
+    synth s;
+    synth_make(&s, 512, 512, 1, 2, 1.0);
+    ca_fit_params p = ca_fit_default_params();
+    p.epochs = 2;
+    ca_fit_data d = {.num_classes = s.C, .dim = s.D, .text_w = s.W};
+    d.train = (ca_split){.n = s.C * s.K, .dim = s.D, .x = s.x, .y = s.y};
+    d.val = (ca_split){.n = s.Nv, .dim = s.D, .x = s.xv, .y = s.yv};
+    ca_status st;
+    ca_classifier *a = ca_fit("clip-adapter", &d, &p, &st), *b = ca_fit("clip-adapter", &d, &p, NULL);
+    CHECK_MSG(a && b, "%s", ca_last_error());
+    if (a && b) {
+        float *la = malloc(sizeof(float) * s.Nv * s.C), *lb = malloc(sizeof(float) * s.Nv * s.C);
+        CHECK(ca_classifier_logits(a, s.xv, s.Nv, la) == CA_OK && ca_classifier_logits(b, s.xv, s.Nv, lb) == CA_OK);
+        CHECK(memcmp(la, lb, sizeof(float) * s.Nv * s.C) == 0);
+        int finite = 1;
+        for (int i = 0; i < s.Nv * s.C; i++) finite &= isfinite(la[i]) != 0;
+        CHECK(finite);
+        free(la); free(lb);
+    }
+    ca_classifier_free(a); ca_classifier_free(b);
+    synth_free(&s);
+}
+
+int main(void) {
+    RUN(test_gemm_tn_panels);
+    RUN(test_tipf_packed_step);
+    RUN(test_clip_adapter_fast_step);
+    RUN(test_clip_adapter_fast_fit_deterministic);
+    TEST_END();
+}
