@@ -128,7 +128,7 @@ static inline __m512 vexp_affinity16(__m512 a, __m512 b) {
  * every path, with AVX-512 intrinsics for the hot loops where the compiler has them. */
 #define LANES 16     /* β per vector */
 #define AG 10        /* α per pass over the classes: 2·AG running maxima in registers */
-#define ROWS 64      /* rows per affinity block when the search computes the affinities itself */
+#define ROWS 256      /* rows per affinity block when the search computes the affinities itself */
 #define BOUND_TOL 1e-4f /* relative slack of a class-sum bound: exp's ~2 ulp, float sums */
 #define MARGIN 1e-4f    /* relative slack of a skip decision: the float products and adds of scores */
 
