@@ -50,23 +50,25 @@ static float class_score(const float *as, int s, int e, float mx, double beta, d
 }
 
 /* Adds to correct[b] whether row a (N, affinities with the keys) is classed as y at each β. A
- * class whose best possible score, β(mx − 1) + log(keys), is below the best class's least one,
- * β(mx − 1), by a margin far above rounding cannot be the argmax: its exps are skipped (most
- * classes at large β). as (N), mx (C), tmp (N): scratch. */
+ * class whose best possible score, β(mx − 1) + log(keys), is below the score of the class with
+ * the largest affinity (which the best class's score is at least) by a margin far above rounding
+ * cannot be the argmax: its exps are skipped (most classes). as (N), mx (C), tmp (N): scratch. */
 static void fit_row(const float *a, int y, const int32_t *order, const int32_t *start, const double *logn, int N, int C,
                     float *as, float *mx, double *tmp, int64_t *correct) {
     group_row(a, order, start, N, C, as, mx);
+    int top = -1; /* the class with the largest affinity: its score is near the best */
+    for (int j = 0; j < C; j++)
+        if (mx[j] > -INFINITY && (top < 0 || mx[j] > mx[top])) top = j;
     for (int b = 0; b < N_BETA; b++) {
         const double beta = beta_at(b);
-        double lo = -INFINITY;
-        for (int j = 0; j < C; j++)
-            if (mx[j] > -INFINITY && beta * (mx[j] - 1.0) > lo) lo = beta * (mx[j] - 1.0);
-        const double cut = lo - 1e-5 * (1.0 + fabs(lo));
+        /* the best score is at least top's (which is >= β(mx − 1): its sum is >= 1) */
+        const float vt = top >= 0 ? class_score(as, start[top], start[top + 1], mx[top], beta, tmp) : 0.0f;
+        const double cut = top >= 0 && isfinite(vt) ? vt - 1e-5 * (1.0 + fabs((double)vt)) : -INFINITY;
         int best = -1;
         float bv = 0;
         for (int j = 0; j < C; j++) { /* first maximum, as the argmax over all classes */
             if (!(mx[j] > -INFINITY) || beta * (mx[j] - 1.0) + logn[j] < cut) continue;
-            float v = class_score(as, start[j], start[j + 1], mx[j], beta, tmp);
+            float v = j == top ? vt : class_score(as, start[j], start[j + 1], mx[j], beta, tmp);
             if (best < 0 || v > bv) { best = j; bv = v; }
         }
         correct[b] += best == y;
