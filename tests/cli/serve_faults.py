@@ -359,7 +359,11 @@ def phase_memory():
           all(c in (400, 503) for c in codes) and n503 >= 1 and codes.count(400) >= 1, codes)
     check("503s carry Retry-After", all(out[i][1] for i in range(12) if out.get(i, (0,))[0] == 503), out)
     grow = (peak[0] - r0) // 1024
-    check("peak RSS during the uploads: %+d MiB (bound: 64 MiB of bodies + 64 MiB)" % grow, grow < 128, "%d -> %d KiB" % (r0, peak[0]))
+    # ThreadSanitizer shadows every byte the program touches (about 4x more), so under
+    # `make test TSAN=1` the same bound is scaled by 5: it still catches unbounded buffering
+    scale = 5 if os.environ.get("TSAN") == "1" else 1
+    check("peak RSS during the uploads: %+d MiB (bound: (64 MiB of bodies + 64 MiB) x %d)" % (grow, scale),
+          grow < 128 * scale, "%d -> %d KiB" % (r0, peak[0]))
     alive("alive after concurrent big uploads")
 
 

@@ -23,7 +23,7 @@ if command -v script >/dev/null; then
   grep -q "extract .*/s  ETA" "$T/tty.txt" && grep -q "images/s" "$T/tty.txt" && ok "progress bar on a terminal" \
     || bad "no progress bar on a terminal: $(tr '\r' '\n' < "$T/tty.txt" | tail -3)"
 fi
-$CA "${EX[@]}" --views 0 --output "$T/quiet.safetensors" > "$T/q.out" 2> "$T/q.err"
+$CA "${EX[@]}" --views 0 --output "$T/quiet.safetensors" > "$T/q.out" 2> "$T/q.err"; _untsan "$T/q.err"
 [ ! -s "$T/q.err" ] && [ ! -s "$T/q.out" ] && ok "quiet when not a terminal" || bad "output when not a terminal: $(head -c 200 "$T/q.err")"
 
 # fit every method; eval's test-split predictions must equal predict's on the same image files

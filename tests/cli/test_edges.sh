@@ -11,6 +11,7 @@ export CLIPADAPT_QUIET=1
 expect_fail1() {
   local n=$1 pat=$2; shift 2
   "$@" >"$T/out" 2>"$T/err"; local rc=$?
+  _untsan "$T/err"
   if [ $rc -ne 1 ]; then bad "$n (exit $rc): $(head -c 300 "$T/err")"; return; fi
   if [ "$(wc -l < "$T/err")" -ne 1 ]; then bad "$n (not one line): $(head -c 400 "$T/err")"; return; fi
   grep -q -E -- "$pat" "$T/err" && ok "$n" || bad "$n (stderr lacks '$pat': $(head -c 300 "$T/err"))"

@@ -50,7 +50,7 @@ grep -qE '"train_n":[[:space:]]*111' "$T/p3.json" && ok "3 shots x 37 classes dr
 # usage errors: exit 2, one line
 for bad_args in "--seeds 0" "--seeds 1,1" "--seeds x" "--select best" "--sample some" "--seed 1 --seeds 2"; do
   # shellcheck disable=SC2086
-  "$CA" fewshot --features "$CARS" $bad_args >"$T/out" 2>"$T/err"; rc=$?
+  "$CA" fewshot --features "$CARS" $bad_args >"$T/out" 2>"$T/err"; rc=$?; _untsan "$T/err"
   [ $rc -eq 2 ] && [ "$(wc -l < "$T/err")" -eq 1 ] && ok "usage error: $bad_args" || bad "usage error '$bad_args': exit $rc, $(cat "$T/err")"
 done
 

@@ -33,6 +33,7 @@ for e in evil-system.pt evil-eval.pt evil-legacy.pt; do
       convert) "$CA" convert "$P/$e" "$T/x.safetensors" >"$T/out" 2>"$T/err" ;;
     esac
     rc=$?
+    _untsan "$T/err"
     if [ $rc -eq 1 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q -E "$e: pickle calls '(posix\.system|__builtin__\.eval)': refused" "$T/err"; then
       ok "$cmd $e refused"
     else bad "$cmd $e: exit $rc, stderr: $(cat "$T/err")"; fi
