@@ -34,8 +34,10 @@ rows = [l.split() for l in open(sys.argv[1])]
 col = lambda i: sorted(float(r[i]) for r in rows)
 f = lambda v: "%.2f/%.2f" % (v[0], st.median(v))
 score = sorted(float(r[4]) - float(r[3]) for r in rows)
-print("wall %s s, user %s s, peak RSS %d MB, search %s s, scoring %s s (min/median of %d); alpha %s beta %s val %s test %s"
-      % (f(col(0)), f(col(1)), max(int(r[2]) for r in rows), f(col(3)), f(score), len(rows), *rows[0][5:9]))
+phases = ("search %s s, scoring %s s" % (f(col(3)), f(score)) if rows[0][3] != "nan"
+          else "no phases (the binary records no search_seconds)")
+print("wall %s s, user %s s, peak RSS %d MB, %s (min/median of %d); alpha %s beta %s val %s test %s"
+      % (f(col(0)), f(col(1)), max(int(r[2]) for r in rows), phases, len(rows), *rows[0][5:9]))
 PY
 }
 before_of() {
