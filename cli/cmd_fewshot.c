@@ -171,6 +171,13 @@ int cmd_fewshot(int argc, char **argv) {
             return cli_error("%s: no %d-shot split (train.%dshot); available K: %s", features, ks[j], ks[j], list);
         }
     }
+    /* a set without validation data serves --select none only: one line here, not one per run */
+    ca_split vsp;
+    if (proto.select != CA_SELECT_NONE && (ca_features_split(fs, "val", &vsp) != CA_OK || vsp.n == 0)) {
+        ca_features_free(fs);
+        return cli_error("%s: the feature set has no validation split (no val.features rows): --select %s needs one; "
+                         "use --select none (each method's published fixed values)", features, ca_select_name(proto.select));
+    }
     /* --method all: keep what this set supports; a named method that cannot run is an error */
     if (!explicit_methods && !ca_features_text(fs)) {
         int keep = 0;

@@ -181,14 +181,16 @@ typedef struct {
     const float *xv;         /* (V, n, dim) augmented views, or NULL */
 } ca_split;
 
-/* Load and validate a feature set; all tensors are converted to float32/int32 once. */
+/* Load and validate a feature set; all tensors are converted to float32/int32 once. Required:
+ * a train.{K}shot split and test (0 rows allowed); val.* is optional. */
 CA_API ca_featureset *ca_features_load(const char *path, ca_status *st);
 CA_API void ca_features_free(ca_featureset *fs);
 CA_API int ca_features_num_classes(const ca_featureset *fs);
 CA_API int ca_features_dim(const ca_featureset *fs);
 /* Sorted list of the available K (train.{K}shot). Returns the count; fills up to max. */
 CA_API int ca_features_shots(const ca_featureset *fs, int *shots, int max);
-/* Split by name: "val", "test", or "train.{K}shot". */
+/* Split by name: "val", "test", or "train.{K}shot". CA_E_NOTFOUND for a split the set lacks; val
+ * is optional (a set without it serves CA_SELECT_NONE only) and may also have 0 rows. */
 CA_API ca_status ca_features_split(const ca_featureset *fs, const char *name, ca_split *out);
 /* Text classifier (num_classes, dim) or NULL when the set has none. */
 CA_API const float *ca_features_text(const ca_featureset *fs);

@@ -80,14 +80,38 @@ static void test_bad_feature_sets(void) {
     ca_st_writer_free(w);
     CHECK(ca_features_load(p, &st) == NULL && st == CA_E_SHAPE);
     CHECK(strstr(ca_last_error(), "train.1shot.labels") != NULL);
-    /* missing val split */
+    /* missing test split (val is optional: a set without it serves --select none) */
     w = ca_st_writer_new();
     ca_st_writer_add(w, "train.1shot.features", CA_DT_F32, 2, (int64_t[]){2, 4}, x);
     ca_st_writer_add(w, "train.1shot.labels", CA_DT_I64, 1, (int64_t[]){2}, y);
     ca_st_writer_save(w, p);
     ca_st_writer_free(w);
     CHECK(ca_features_load(p, &st) == NULL && st == CA_E_NOTFOUND);
-    CHECK(strstr(ca_last_error(), "val.features") != NULL);
+    CHECK(strstr(ca_last_error(), "test.features") != NULL);
+    /* train + test without val loads; its val split is reported missing */
+    w = ca_st_writer_new();
+    ca_st_writer_add(w, "train.1shot.features", CA_DT_F32, 2, (int64_t[]){2, 4}, x);
+    ca_st_writer_add(w, "train.1shot.labels", CA_DT_I64, 1, (int64_t[]){2}, y);
+    ca_st_writer_add(w, "test.features", CA_DT_F32, 2, (int64_t[]){2, 4}, x);
+    ca_st_writer_add(w, "test.labels", CA_DT_I64, 1, (int64_t[]){2}, y);
+    ca_st_writer_save(w, p);
+    ca_st_writer_free(w);
+    ca_featureset *nv = ca_features_load(p, &st);
+    CHECK_MSG(nv != NULL, "%s", ca_last_error());
+    ca_split vs;
+    CHECK(nv && ca_features_split(nv, "val", &vs) == CA_E_NOTFOUND);
+    ca_features_free(nv);
+    /* half a val split: features without labels */
+    w = ca_st_writer_new();
+    ca_st_writer_add(w, "train.1shot.features", CA_DT_F32, 2, (int64_t[]){2, 4}, x);
+    ca_st_writer_add(w, "train.1shot.labels", CA_DT_I64, 1, (int64_t[]){2}, y);
+    ca_st_writer_add(w, "val.features", CA_DT_F32, 2, (int64_t[]){2, 4}, x);
+    ca_st_writer_add(w, "test.features", CA_DT_F32, 2, (int64_t[]){2, 4}, x);
+    ca_st_writer_add(w, "test.labels", CA_DT_I64, 1, (int64_t[]){2}, y);
+    ca_st_writer_save(w, p);
+    ca_st_writer_free(w);
+    CHECK(ca_features_load(p, &st) == NULL && st == CA_E_NOTFOUND);
+    CHECK(strstr(ca_last_error(), "val.labels") != NULL);
     /* negative label */
     w = ca_st_writer_new();
     ca_st_writer_add(w, "train.1shot.features", CA_DT_F32, 2, (int64_t[]){2, 4}, x);

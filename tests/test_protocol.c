@@ -17,7 +17,7 @@
 #define NT 20           /* test images per class */
 #define V_ 3            /* augmented views */
 
-static char feats_path[600];
+static char feats_path[600], noval_path[600], emptyval_path[600];
 
 /* Class c has a random unit mean; samples are the mean plus noise, re-normalised. */
 static void sample(uint64_t *s, const float *mu, float *x) {
@@ -28,8 +28,9 @@ static void sample(uint64_t *s, const float *mu, float *x) {
     ca_l2_normalize(x, D_);
 }
 
-/* train.16shot (with views, row = class-major order shuffled), train.4shot, val, test, text. */
-static int make_features(void) {
+/* train.16shot (with views, row = class-major order shuffled), train.4shot, val, test, text.
+ * val_rows: NV per class as usual, 0 for a val of shape [0, D], -1 for no val.* tensors at all. */
+static int make_features(const char *path, int val_rows) {
     static float mu[C_][D_], tr[C_ * POOL][D_], trv[V_][C_ * POOL][D_], t4[C_ * 4][D_], va[C_ * NV][D_], te[C_ * NT][D_], tw[C_][D_];
     static int64_t ytr[C_ * POOL], y4[C_ * 4], yva[C_ * NV], yte[C_ * NT];
     uint64_t s = 12345;
@@ -55,15 +56,16 @@ static int make_features(void) {
     ADD("train.16shot.views", CA_DT_F32, 3, S(V_, C_ * POOL, D_), trv);
     ADD("train.4shot.features", CA_DT_F32, 2, S(C_ * 4, D_), t4);
     ADD("train.4shot.labels", CA_DT_I64, 1, S(C_ * 4), y4);
-    ADD("val.features", CA_DT_F32, 2, S(C_ * NV, D_), va);
-    ADD("val.labels", CA_DT_I64, 1, S(C_ * NV), yva);
+    if (val_rows >= 0) {
+        ADD("val.features", CA_DT_F32, 2, S(C_ * val_rows, D_), va);
+        ADD("val.labels", CA_DT_I64, 1, S(C_ * val_rows), yva);
+    }
     ADD("test.features", CA_DT_F32, 2, S(C_ * NT, D_), te);
     ADD("test.labels", CA_DT_I64, 1, S(C_ * NT), yte);
     ADD("text.weights", CA_DT_F32, 2, S(C_, D_), tw);
 #undef ADD
 #undef S
-    snprintf(feats_path, sizeof feats_path, "%s/synth.safetensors", th_tmpdir());
-    if (st == CA_OK) st = ca_st_writer_save(w, feats_path);
+    if (st == CA_OK) st = ca_st_writer_save(w, path);
     ca_st_writer_free(w);
     return st == CA_OK;
 }
@@ -207,6 +209,85 @@ static void test_seeds_deterministic(void) {
     ca_features_free(fs);
 }
 
+/* The newer methods and GDA's published estimator, at their default recipes: the same seeds
+ * twice give byte-identical JSON (threads fixed) under both validation regimes; other seeds
+ * change it. */
+static void test_seeds_deterministic_new(void) {
+    ca_status st;
+    ca_featureset *fs = ca_features_load(feats_path, &st);
+    if (!fs) { CHECK(0); return; }
+    const char *methods[] = {"lp++", "zs-lp", "clap", "taskres", "proker", "ape", "gda", "gda-zs"};
+    enum { NM = sizeof methods / sizeof *methods };
+    const uint64_t seedsets[3][2] = {{1, 2}, {1, 2}, {2, 3}};
+    ca_report_params rp = ca_report_default_params();
+    rp.timings = 0; rp.aggregate = 1;
+    for (int sel = CA_SELECT_VAL; sel <= CA_SELECT_KSHOT_VAL; sel++) {
+        char *js[3];
+        for (int rep = 0; rep < 3; rep++) {
+            ca_run_result runs[2 * NM];
+            int n = 0;
+            ca_fit_params p = ca_fit_default_params();
+            p.threads = 2;
+            p.covariance = CA_COV_KS;     /* gda, gda-zs as published; the tuned one is above */
+            ca_protocol pr = ca_protocol_default_params();
+            pr.select = sel;
+            for (int s = 0; s < 2; s++)
+                for (int m = 0; m < NM; m++) {
+                    p.seed = seedsets[rep][s];
+                    st = ca_run_fewshot_protocol(fs, methods[m], 4, &p, &pr, &runs[n]);
+                    CHECK_MSG(st == CA_OK, "%s: %s", methods[m], ca_last_error());
+                    if (st == CA_OK) n++;
+                }
+            js[rep] = ca_report_json_ex(runs, n, &rp);
+            for (int i = 0; i < n; i++) ca_run_free(&runs[i]);
+        }
+        CHECK_MSG(js[0] && js[1] && !strcmp(js[0], js[1]), "select %s: the same seeds gave different JSON", ca_select_name(sel));
+        CHECK_MSG(js[0] && js[2] && strcmp(js[0], js[2]), "select %s: seeds 2,3 gave the JSON of seeds 1,2", ca_select_name(sel));
+        for (int rep = 0; rep < 3; rep++) free(js[rep]);
+    }
+    ca_features_free(fs);
+}
+
+/* A set without validation data (no val.* tensors, or a val of 0 rows) loads and serves every
+ * method under --select none; val and kshot-val refuse it with a message naming the file. */
+static void test_no_val(void) {
+    const char *paths[2] = {noval_path, emptyval_path};
+    for (int f = 0; f < 2; f++) {
+        ca_status st;
+        ca_featureset *fs = ca_features_load(paths[f], &st);
+        CHECK_MSG(fs != NULL, "%s: %s", paths[f], ca_last_error());
+        if (!fs) continue;
+        ca_split v;
+        if (f == 0) CHECK(ca_features_split(fs, "val", &v) == CA_E_NOTFOUND);
+        else CHECK(ca_features_split(fs, "val", &v) == CA_OK && v.n == 0);
+        ca_fit_params p = ca_fit_default_params();
+        p.epochs = 3;
+        ca_protocol pr = ca_protocol_default_params();
+        ca_run_result r;
+        pr.select = CA_SELECT_NONE;
+        for (const char *const *m = ca_method_names(); *m; m++) {
+            st = ca_run_fewshot_protocol(fs, *m, 4, &p, &pr, &r);
+            CHECK_MSG(st == CA_OK, "%s without val under select none: %s", *m, ca_last_error());
+            if (st != CA_OK) continue;
+            CHECK_EQ_INT(r.val_n, 0);
+            CHECK_MSG(isfinite(r.test_acc) && r.test_acc > 100.0 / C_ + 10, "%s: test %.2f%% without val", *m, r.test_acc);
+            ca_run_free(&r);
+        }
+        /* fit straight on the set: no val, so the fixed values */
+        ca_classifier *c = ca_fit_features("tip-adapter", fs, 4, &p, &st);
+        CHECK_MSG(c != NULL, "ca_fit_features without val: %s", ca_last_error());
+        ca_classifier_free(c);
+        for (int sel = CA_SELECT_VAL; sel <= CA_SELECT_KSHOT_VAL; sel++) {
+            pr.select = sel;
+            st = ca_run_fewshot_protocol(fs, "prototype", 4, &p, &pr, &r);
+            CHECK_MSG(st == CA_E_ARG, "select %s without val: status %d", ca_select_name(sel), st);
+            CHECK_MSG(strstr(ca_last_error(), paths[f]) && strstr(ca_last_error(), "no validation split"),
+                      "message: %s", ca_last_error());
+        }
+        ca_features_free(fs);
+    }
+}
+
 /* Reports on hand-made results: mean, sample std, table cells, error bars, timings switch. */
 static void test_aggregate_reports(void) {
     ca_run_result r[6];
@@ -314,13 +395,21 @@ static void test_prompts_classifier(void) {
 }
 
 int main(void) {
-    if (!make_features()) { fprintf(stderr, "cannot write the synthetic feature set: %s\n", ca_last_error()); return 1; }
+    snprintf(feats_path, sizeof feats_path, "%s/synth.safetensors", th_tmpdir());
+    snprintf(noval_path, sizeof noval_path, "%s/noval.safetensors", th_tmpdir());
+    snprintf(emptyval_path, sizeof emptyval_path, "%s/emptyval.safetensors", th_tmpdir());
+    if (!make_features(feats_path, NV) || !make_features(noval_path, -1) || !make_features(emptyval_path, 0)) {
+        fprintf(stderr, "cannot write the synthetic feature sets: %s\n", ca_last_error());
+        return 1;
+    }
     RUN(test_resample);
     RUN(test_selection_regimes);
     RUN(test_seeds_deterministic);
+    RUN(test_seeds_deterministic_new);
+    RUN(test_no_val);
     RUN(test_aggregate_reports);
     RUN(test_prompts_parse);
     RUN(test_prompts_classifier);
-    remove(feats_path);
+    remove(feats_path); remove(noval_path); remove(emptyval_path);
     TEST_END();
 }

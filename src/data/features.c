@@ -1,8 +1,9 @@
-/* features.c — load and validate a feature set (train.{K}shot.*, val.*, test.*, optional
- * text.weights and train.{K}shot.views) into float32/int32 arrays owned by the handle.
+/* features.c — load and validate a feature set (train.{K}shot.*, test.*, optional val.*,
+ * text.weights and train.{K}shot.views) into float32/int32 arrays owned by the handle. A set
+ * without val.* loads (it serves `--select none`); the regimes that need val refuse it later.
  * It does not compute features; `clipadapt extract` writes files in this schema.
  */
-#include "core/core.h"
+#include "data/features.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -54,8 +55,9 @@ static ca_status load_split(ca_featureset *fs, const ca_st_file *f, const char *
     const ca_tensor_info *tf = ca_st_find(f, fn), *tl = ca_st_find(f, ln);
     if (!tf) return ca_fail(CA_E_NOTFOUND, "%s: tensor '%s' is missing", fs->path, fn);
     if (!tl) return ca_fail(CA_E_NOTFOUND, "%s: tensor '%s' is missing", fs->path, ln);
-    /* test may be empty: `extract --test-split 0` keeps every labelled image for train and val */
-    int min_n = strcmp(prefix, "test") == 0 ? 0 : 1;
+    /* test may be empty: `extract --test-split 0` keeps every labelled image for train and val;
+     * an empty val is a set without validation data, as one without val.* */
+    int min_n = strncmp(prefix, "train.", 6) == 0 ? 1 : 0;   /* val may be empty too: no validation data */
     if (tf->ndim != 2 || tf->shape[0] < min_n || tf->shape[1] < 1 || tf->shape[0] > INT32_MAX || tf->shape[1] > 65536)
         return ca_fail(CA_E_SHAPE, "%s: tensor '%s': expected shape [N,D] with N >= %d, D >= 1", fs->path, fn, min_n);
     if (fs->dim == 0) fs->dim = (int)tf->shape[1];
@@ -147,7 +149,10 @@ ca_featureset *ca_features_load(const char *path, ca_status *st) {
         *st = load_split(fs, f, pre, shots[i], ns == 1 ? "train.views" : NULL);
     }
     if (*st == CA_OK && ns == 0) *st = ca_fail(CA_E_NOTFOUND, "%s: no 'train.{K}shot.features' tensor: not a feature set", path);
-    if (*st == CA_OK) *st = load_split(fs, f, "val", 0, NULL);
+    /* val is optional: a set made without it still serves every method under `--select none`;
+     * half a split (features without labels or the reverse) is still an error in load_split */
+    if (*st == CA_OK && (ca_st_find(f, "val.features") || ca_st_find(f, "val.labels")))
+        *st = load_split(fs, f, "val", 0, NULL);
     if (*st == CA_OK) *st = load_split(fs, f, "test", 0, NULL);
     if (*st == CA_OK) {
         int maxl = -1;
@@ -183,6 +188,7 @@ ca_featureset *ca_features_load(const char *path, ca_status *st) {
     return fs;
 }
 
+const char *ca_features_path(const ca_featureset *fs) { return fs && fs->path ? fs->path : ""; }
 int ca_features_num_classes(const ca_featureset *fs) { return fs ? fs->num_classes : 0; }
 int ca_features_dim(const ca_featureset *fs) { return fs ? fs->dim : 0; }
 const float *ca_features_text(const ca_featureset *fs) { return fs ? fs->text : NULL; }

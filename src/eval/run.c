@@ -2,7 +2,7 @@
  * split, or K per class drawn from the largest split with the seed) and the validation data of
  * the selection regime (all of val, min(K, 4) per class, or none), fit, then score val and test
  * once. Test is touched only here, after fitting, and never fed back into any choice. */
-#include "core/core.h"
+#include "data/features.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -117,9 +117,15 @@ ca_status ca_run_fewshot_protocol(const ca_featureset *fs, const char *method, i
     owned_split tr = {0}, vs = {0};
     int resampled = 0;
     char name[48];
-    ca_status st = ca_features_split(fs, "val", &val);
-    if (st == CA_OK) st = ca_features_split(fs, "test", &test);
+    /* val is optional in a feature set: --select none never reads it; the other regimes do */
+    ca_status st = ca_features_split(fs, "test", &test);
     if (st != CA_OK) return st;
+    if (ca_features_split(fs, "val", &val) != CA_OK) memset(&val, 0, sizeof val);
+    ca_clear_error();
+    if (val.n == 0 && pr.select != CA_SELECT_NONE)
+        return ca_fail(CA_E_ARG, "%s: the feature set has no validation split (no val.features rows): --select %s "
+                                 "needs one; --select none uses each method's published fixed values",
+                       ca_features_path(fs), ca_select_name(pr.select));
     if (test.n == 0)
         return ca_fail(CA_E_ARG, "the feature set has no test rows (extracted with --test-split 0): nothing to score "
                                  "(fit still trains on it, choosing on val)");
