@@ -90,7 +90,7 @@ FLAGS_STAMP := $(BUILD)/.flags
 $(shell mkdir -p $(BUILD) && echo '$(CC) $(CFLAGS) $(DISPATCH)' | cmp -s - $(FLAGS_STAMP) || \
         echo '$(CC) $(CFLAGS) $(DISPATCH)' > $(FLAGS_STAMP))
 
-.PHONY: all test demo bench bench-bins bench-serve bench-bulk bench-ort fuzz install clean deps check-aarch64
+.PHONY: all test demo bench bench-bins bench-serve bench-bulk bench-fits bench-ort fuzz install clean deps check-aarch64
 all: $(DEPS_OK) $(LIB) $(SO) $(BIN) $(EXAMPLES)
 
 deps: $(DEPS_OK)
@@ -246,6 +246,11 @@ bench-serve: all $(BENCHES) $(BUILD)/tests/test_grow
 # images preprocessed (bench/bulk.sh; BULK_BEFORE=older/clipadapt times its predict beside).
 bench-bulk: all $(BUILD)/bench/gen_jpegs
 	@BUILD=$(BUILD) SHARED=$(SHARED) bash bench/bulk.sh
+
+# Only the Tip-Adapter and tip-cache fits at ImageNet size (issue 14), 3 runs each beside the
+# figures before (bench/fits.sh; BEFORE=older/clipadapt times that binary in the same loop).
+bench-fits: all $(BUILD)/bench/gen_features
+	@BUILD=$(BUILD) bash bench/fits.sh
 
 # Only the ONNX Runtime comparison (also a block of make bench): bench/ort.sh.
 bench-ort: all $(BUILD)/bench/peer $(BUILD)/bench/gen_weights

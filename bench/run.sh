@@ -41,6 +41,8 @@ for m in ${SYN_METHODS:-zero-shot tip-adapter tip-cache tip-adapter-f clip-adapt
   if [ -n "${BEFORE:-}" ]; then printf "   before: %s" "$(syn_fit "$BEFORE" "$m" before)"; fi
   printf "   test %s%%\n" "$(sed -n 's/.*"test_acc":[[:space:]]*\([0-9.]*\).*/\1/p' "$BUILD/bench-syn/$m.new.json")"
 done
+echo "== Tip-Adapter and tip-cache at ImageNet size, 3 runs each (bench/fits.sh; alone: make bench-fits)"
+BUILD=$BUILD bash bench/fits.sh
 echo "== methods: every few-shot method x K on the shipped feature sets (test/val accuracy, fit seconds)"
 "$BUILD/bench/methods"
 echo "== extract: feature-extraction throughput, vit-tiny (bench/extract.c)"; "$BUILD/bench/extract" 256 3

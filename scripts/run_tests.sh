@@ -56,6 +56,11 @@ for p in generic avx2 avx512; do
     out=$(mktemp); CLIPADAPT_CPU=$p "$BUILD/tests/$t" >"$out" 2>&1; rc=$?
     tally "$t [$p]" "$out" $rc; rm -f "$out"
   done
+  # the Tip-Adapter search's per-path loops against the row oracle (no training: test_tip --search)
+  if [ "$TSAN" != 1 ] && [ -x "$BUILD/tests/test_tip" ]; then
+    out=$(mktemp); CLIPADAPT_CPU=$p "$BUILD/tests/test_tip" --search >"$out" 2>&1; rc=$?
+    tally "test_tip --search [$p]" "$out" $rc; rm -f "$out"
+  fi
 done
 
 echo "== structure"

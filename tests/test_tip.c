@@ -5,8 +5,11 @@
 #include "adapt/train.h"
 #include "adapt/tip.h"
 #include "core/core.h"
+#include "model/gemm.h"
 #include "model/vmath.h"
 #include "harness.h"
+
+#include <string.h>
 
 static void test_grid(void) {
     CHECK_NEAR(ca_tip_grid(0, 200, 20), 0.1, 0);
@@ -135,6 +138,77 @@ static void test_search_counts_continuous(void) {
     int diff = 0;
     for (int j = 0; j < 37 * 23; j++) diff += ca[j] != cb[j];
     CHECK_MSG(diff == 0, "%d grid counts differ from the row oracle", diff);
+}
+
+/* Many classes, clip logits that separate most of them from the label, and keys near each row's
+ * own class: the fast search skips most class sums as unable to change a count, and still gives
+ * the row oracle's counts on every grid cell, including rows built to sit near the skip margin
+ * (another class's score a hair below the label's) and classes without keys. */
+static void test_search_skips_exact(void) {
+    enum { n = 150, C = 60, N = 4 * (C - 3) };
+    static float clip[n * C], aff[n * N];
+    int32_t ky[N], y[n];
+    ca_rng r = ca_rng_make(11, 0);
+    for (int k = 0; k < N; k++) ky[k] = (int32_t)(k % (C - 3)); /* the last 3 classes: no keys */
+    for (int i = 0; i < n; i++) {
+        y[i] = (int32_t)ca_rng_below(&r, C);
+        for (int c = 0; c < C; c++) clip[i * C + c] = (float)(20.0 + 5.0 * ca_rng_uniform(&r));
+        clip[i * C + y[i]] += (float)(6.0 * ca_rng_uniform(&r) - 1.0);
+        for (int k = 0; k < N; k++)
+            aff[i * N + k] = (float)(0.3 + 0.3 * ca_rng_uniform(&r) + (ky[k] == y[i] ? 0.25 * ca_rng_uniform(&r) : 0.0));
+        if (i % 7 == 0) { /* a rival class one float step below (or at) the label's clip, same keys */
+            int c = (y[i] + 1) % (C - 3);
+            clip[i * C + c] = nextafterf(clip[i * C + y[i]], i % 14 ? 0.0f : 1e9f);
+            for (int k = 0; k < N; k++)
+                if (ky[k] == c) aff[i * N + k] = aff[i * N + k - c + (y[i] < C - 3 ? y[i] : 0)];
+        }
+    }
+    ca_tip_search_in in = {.n = n, .N = N, .C = C, .clip = clip, .aff = aff, .key_y = ky, .y = y};
+    const double sb[3] = {20, 200, 2}, sa[3] = {10, 1000, 0.05};
+    for (int g = 0; g < 3; g++) {
+        ca_fit_params p = ca_fit_default_params();
+        p.search_steps_beta = 50 + 7 * g; p.search_steps_alpha = 20 - 3 * g;
+        p.search_scale_beta = sb[g]; p.search_scale_alpha = sa[g];
+        static int64_t ca[80 * 20], cb[80 * 20];
+        int64_t sums = -1;
+        CHECK(ca_tip_search_counts_stats(&in, &p, ca, &sums) == CA_OK);
+        CHECK(ca_tip_search_rows_counts(&in, &p, cb) == CA_OK);
+        int diff = 0, cells = p.search_steps_beta * p.search_steps_alpha;
+        for (int j = 0; j < cells; j++) diff += ca[j] != cb[j];
+        CHECK_MSG(diff == 0, "grid %d: %d of %d counts differ from the row oracle", g, diff, cells);
+        /* every row, every β vector, every class but the label: the sums without skipping */
+        int64_t all = (int64_t)n * ((p.search_steps_beta + 15) / 16) * (C - 1);
+        fprintf(stderr, "  grid %d: %lld of %lld class sums computed\n", g, (long long)sums, (long long)all);
+        CHECK(sums > 0 && sums < all / 2); /* the skip is exercised, not only the full path */
+    }
+}
+
+/* Affinities supplied block by block (aff_rows, as Tip-Adapter's fit does from packed keys) give
+ * the same counts as the whole matrix, for a row count that is no multiple of the block. */
+typedef struct { const float *aff; int N; } rows_src;
+static void copy_rows(void *ctx, int r0, int m, float *out) {
+    const rows_src *s = ctx;
+    memcpy(out, s->aff + (size_t)r0 * s->N, sizeof(float) * (size_t)m * s->N);
+}
+static void test_search_aff_rows(void) {
+    enum { n = 203, N = 97, C = 13 };
+    static float clip[n * C], aff[n * N];
+    int32_t ky[N], y[n];
+    ca_rng r = ca_rng_make(7, 0);
+    for (int k = 0; k < N; k++) ky[k] = (int32_t)ca_rng_below(&r, C);
+    for (int i = 0; i < n; i++) y[i] = (int32_t)ca_rng_below(&r, C);
+    for (int j = 0; j < n * C; j++) clip[j] = (float)(30.0 * ca_rng_uniform(&r));
+    for (int j = 0; j < n * N; j++) aff[j] = (float)(2.0 * ca_rng_uniform(&r) - 1.0);
+    rows_src src = {aff, N};
+    ca_tip_search_in a = {.n = n, .N = N, .C = C, .clip = clip, .aff = aff, .key_y = ky, .y = y};
+    ca_tip_search_in b = {.n = n, .N = N, .C = C, .clip = clip, .key_y = ky, .y = y, .aff_rows = copy_rows, .aff_ctx = &src};
+    ca_fit_params p = ca_fit_default_params();
+    static int64_t ca[200 * 20], cb[200 * 20];
+    CHECK(ca_tip_search_counts(&a, &p, ca) == CA_OK);
+    CHECK(ca_tip_search_counts(&b, &p, cb) == CA_OK);
+    CHECK(memcmp(ca, cb, sizeof(int64_t) * 200 * 20) == 0);
+    ca_tip_choice ch;
+    CHECK(ca_tip_search_rows(&b, &p, &ch) == CA_E_ARG); /* the oracles need the matrix */
 }
 
 /* The double exp (tip-cache's scores) against libm's exp. */
@@ -302,16 +376,73 @@ static void test_tipf_deterministic_and_views(void) {
     ca_features_free(fs);
 }
 
-int main(void) {
+/* Tip-Adapter's fit (affinities from keys packed once, block by block) and its logits (the
+ * threads' 64-row pieces) against the straightforward forms on stanford_cars: one ca_sgemm of
+ * all val rows with the keys then the search, and per 512-row block ca_sgemm + the row kernel;
+ * the same pair and bit-identical logits. tip-cache's pruned β search reproduces its val
+ * accuracy through its full logits (every class scored). */
+static void test_tip_fit_and_logits_straight(void) {
+    ca_featureset *fs = cars();
+    if (!fs) return;
+    ca_fit_data d = fit_data(fs, "train.16shot");
+    int n = d.val.n, N = d.train.n, C = d.num_classes, D = d.dim;
+    ca_status st;
+    ca_classifier *tip = ca_fit("tip-adapter", &d, NULL, &st);
+    CHECK_MSG(tip != NULL, "%s", ca_last_error());
+    float *clip = malloc(sizeof(float) * (size_t)n * C), *aff = malloc(sizeof(float) * (size_t)n * N);
+    float *l1 = malloc(sizeof(float) * (size_t)n * C), *l2 = malloc(sizeof(float) * (size_t)n * C);
+    if (tip && clip && aff && l1 && l2) {
+        ca_logits_linear(d.val.x, n, d.text_w, C, D, 100.0f, clip);
+        ca_sgemm(0, 1, n, N, D, 1.0f, d.val.x, D, d.train.x, D, 0.0f, aff, N);
+        ca_tip_search_in in = {.n = n, .N = N, .C = C, .clip = clip, .aff = aff, .key_y = d.train.y, .y = d.val.y};
+        ca_fit_params p = ca_fit_default_params();
+        ca_tip_choice ch;
+        CHECK(ca_tip_search(&in, &p, &ch) == CA_OK);
+        CHECK_NEAR(ca_classifier_param(tip, "alpha", -1), ch.alpha, 0);
+        CHECK_NEAR(ca_classifier_param(tip, "beta", -1), ch.beta, 0);
+        CHECK_NEAR(ca_classifier_param(tip, "search_val_acc", -1), ch.acc, 0);
+        float alpha = (float)ch.alpha, beta = (float)ch.beta;
+        CHECK(ca_tip_logits(d.val.x, n, d.text_w, d.train.x, d.train.y, N, C, D, alpha, beta, l1) == CA_OK);
+        for (int r0 = 0; r0 < n; r0 += 512) {
+            int m = n - r0 < 512 ? n - r0 : 512;
+            ca_logits_linear(d.val.x + (size_t)r0 * D, m, d.text_w, C, D, 100.0f, clip);
+            ca_sgemm(0, 1, m, N, D, 1.0f, d.val.x + (size_t)r0 * D, D, d.train.x, D, 0.0f, aff, N);
+            CHECK(ca_tip_logits_from_aff(clip, aff, d.train.y, m, N, C, alpha, beta, l2 + (size_t)r0 * C) == CA_OK);
+        }
+        CHECK_MSG(memcmp(l1, l2, sizeof(float) * (size_t)n * C) == 0, "tip logits differ from the per-block ca_sgemm form");
+    }
+    for (int k = 1; k <= 16; k *= 16) {
+        char name[32];
+        snprintf(name, sizeof name, "train.%dshot", k);
+        ca_fit_data dk = fit_data(fs, name);
+        ca_classifier *tc = ca_fit("tip-cache", &dk, NULL, &st);
+        CHECK_MSG(tc != NULL, "%s", ca_last_error());
+        if (tc) CHECK_NEAR(acc_of(tc, &dk.val), ca_classifier_param(tc, "val_acc", -1), 1e-9);
+        ca_classifier_free(tc);
+    }
+    ca_classifier_free(tip);
+    free(clip); free(aff); free(l1); free(l2);
+    ca_features_free(fs);
+}
+
+/* `test_tip --search`: the search, Tip-Adapter and tip-cache checks only (no training), which
+ * make test runs again on every other CPU path. */
+int main(int argc, char **argv) {
+    const int all = !(argc > 1 && strcmp(argv[1], "--search") == 0);
     RUN(test_grid);
     RUN(test_vexp);
     RUN(test_search_matches_oracle);
     RUN(test_search_blocked_exact);
     RUN(test_search_counts_continuous);
+    RUN(test_search_skips_exact);
+    RUN(test_search_aff_rows);
     RUN(test_vexp_d);
-    RUN(test_gradient_check);
-    RUN(test_adamw);
-    RUN(test_tipf_deterministic_and_views);
-    RUN(test_cars_16shot);
+    if (all) {
+        RUN(test_gradient_check);
+        RUN(test_adamw);
+        RUN(test_tipf_deterministic_and_views);
+        RUN(test_cars_16shot);
+    }
+    RUN(test_tip_fit_and_logits_straight);
     TEST_END();
 }

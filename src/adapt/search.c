@@ -56,7 +56,7 @@ static int row_correct(const float *clip, const float *cache, int C, float a, in
 }
 
 static ca_status check_in(const ca_tip_search_in *in, const ca_fit_params *p) {
-    if (!in || !p || in->n < 1 || in->N < 1 || in->C < 2 || !in->clip || !in->aff || !in->key_y || !in->y)
+    if (!in || !p || in->n < 1 || in->N < 1 || in->C < 2 || !in->clip || (!in->aff && !in->aff_rows) || !in->key_y || !in->y)
         return ca_fail(CA_E_ARG, "tip search: empty or missing inputs");
     if (p->search_steps_beta < 1 || p->search_steps_alpha < 1 || p->search_steps_beta > 100000 ||
         p->search_steps_alpha > 100000)
@@ -111,187 +111,258 @@ static inline __m512 vexp_affinity16(__m512 a, __m512 b) {
 }
 #endif
 
-/* The search works on blocks of LANES val rows held transposed, one row per SIMD lane: the exp of
- * a key's affinities and its add into the class sums are then one vector operation for all rows
- * of the block, and each row's class sum still adds its keys in key order with the exact
- * arithmetic of ca_tip_cache_row (vexp1 of vmath.h, the same float adds in the same order, no
- * FMA contraction: C11 mode), so counts and the chosen pair are identical. Keys are visited
- * grouped by class (a stable order: key order within a class), so a class's partial sum stays in
- * a register. BG β share one pass over a class's keys (their affinities are loaded once for BG
- * exps), and AG α share one pass over the classes in the argmax test.
+/* The search works row by row with LANES β in the lanes of a vector: one key's exp for LANES β is
+ * one vector operation, and each (row, β) class sum still adds its keys in key order with the
+ * exact arithmetic of ca_tip_cache_row (vexp1 of vmath.h, the same float adds in the same order,
+ * no FMA contraction: C11 mode), so counts and the chosen pair are identical. Keys are visited
+ * grouped by class (a stable order: key order within a class).
+ *
+ * Most class sums cannot change a row's count: a class whose largest possible score,
+ * clip_c + α·n_c·exp(−β(1 − max_k a_k)), stays below the label's score clip_y + α·S_y at the
+ * smallest and at the largest α (so at every α between: both are linear in α) can never be the
+ * row's argmax, for any α. Such a class is skipped (not summed, not compared) for those LANES β;
+ * the bound carries a margin far above float rounding (BOUND_TOL, MARGIN), so a skipped class
+ * would have lost every comparison anyway and the counts stay those of the row oracle. A row
+ * with a non-finite affinity or clip logit skips nothing (NaN comparisons decide as before).
  * This file is compiled once per CPU path (Makefile ISA_SRC): the loops below are the same C on
- * every path, with AVX-512 intrinsics for the two hot loops where the compiler has them. */
-#define LANES 16
-#define BG 8  /* β per pass over the keys: BG running class sums, (BG, C, LANES) floats of cache */
-#define AG 10 /* α per pass over the classes: 2·AG running maxima in registers */
+ * every path, with AVX-512 intrinsics for the hot loops where the compiler has them. */
+#define LANES 16     /* β per vector */
+#define AG 10        /* α per pass over the classes: 2·AG running maxima in registers */
+#define ROWS 256      /* rows per affinity block when the search computes the affinities itself */
+#define BOUND_TOL 1e-4f /* relative slack of a class-sum bound: exp's ~2 ulp, float sums */
+#define MARGIN 1e-4f    /* relative slack of a skip decision: the float products and adds of scores */
 
 typedef struct {
-    int n, N, C, nb, na;
-    const float *betas, *alphas;  /* alphas padded with its last value to a multiple of AG */
+    int n, N, C, nb, na, nbv;     /* nbv: β vectors, nb rounded up to LANES */
+    const float *betas;           /* (nbv·LANES) padded with the last β */
+    const float *alphas;          /* alphas padded with its last value to a multiple of AG */
+    float amin, amax;             /* the smallest and largest α of the grid */
     const int32_t *order;         /* (N) keys grouped by class, key order within a class */
     const int32_t *start;         /* (C+1) class c's keys are order[start[c] .. start[c+1]) */
+    const float *bfac;            /* (C) n_c·(1 + slack): S_c <= bfac[c]·exp(−β(1 − max a)) */
 } search_plan;
 
-/* cache (nbg, C, LANES) = per-class sums of exp(-(β - β·a)) for nbg <= BG betas; affT: (N, LANES)
- * in plan order. */
-static void class_sums(const search_plan *sp, const float *affT, const float *betas, int nbg, float *cache) {
-    const int C = sp->C;
+/* s (LANES) = per-β sums of exp(-(β - β·a)) over the keys as[k0..k1) in order; b: (LANES) β. */
+static inline void class_sum(const float *as, int k0, int k1, const float *b, float *s) {
 #if CA_HAVE_AVX512
-    if (nbg == BG) {
-        __m512 bv[BG];
-        for (int j = 0; j < BG; j++) bv[j] = _mm512_set1_ps(betas[j]);
-        for (int c = 0; c < C; c++) {
-            __m512 acc[BG];
-            for (int j = 0; j < BG; j++) acc[j] = _mm512_setzero_ps();
-            for (int k = sp->start[c]; k < sp->start[c + 1]; k++) {
-                __m512 a = _mm512_load_ps(affT + (size_t)k * LANES);
-                #pragma GCC unroll 16 /* keeps acc[] in registers: BG independent exp chains */
-                for (int j = 0; j < BG; j++) acc[j] = _mm512_add_ps(acc[j], vexp_affinity16(a, bv[j]));
-            }
-            for (int j = 0; j < BG; j++) _mm512_store_ps(cache + ((size_t)j * C + c) * LANES, acc[j]);
-        }
-        return;
+    const __m512 bv = _mm512_loadu_ps(b);
+    __m512 acc = _mm512_setzero_ps();
+    for (int k = k0; k < k1; k++) acc = _mm512_add_ps(acc, vexp_affinity16(_mm512_set1_ps(as[k]), bv));
+    _mm512_store_ps(s, acc);
+#else
+    float acc[LANES] = {0};
+    for (int k = k0; k < k1; k++) {
+        const float a = as[k];
+        #pragma omp simd
+        for (int l = 0; l < LANES; l++) acc[l] += ca_vexp1(-(b[l] - b[l] * a));
     }
+    memcpy(s, acc, sizeof acc);
 #endif
-    for (int j = 0; j < nbg; j++) {
-        const float b = betas[j];
-        for (int c = 0; c < C; c++) {
-            float acc[LANES] = {0};
-            for (int k = sp->start[c]; k < sp->start[c + 1]; k++) {
-                const float *a = affT + (size_t)k * LANES;
-                #pragma omp simd
-                for (int l = 0; l < LANES; l++) acc[l] += ca_vexp1(-(b - b * a[l]));
-            }
-            memcpy(cache + ((size_t)j * C + c) * LANES, acc, sizeof acc);
-        }
-    }
 }
 
-/* For every α: add to cnt[a] the rows (lanes < m) whose first maximum of clip + cache·α is at
- * their label. clipT, cacheT: (C, LANES); vy: (na_padded, LANES) scratch. */
-static void alpha_counts(const search_plan *sp, const float *clipT, const float *cacheT, const int32_t *y,
-                         int m, float *vy, int64_t *cnt) {
-    const int C = sp->C, na = sp->na;
-    for (int a = 0; a < na; a++)
-        for (int l = 0; l < LANES; l++)
-            vy[(size_t)a * LANES + l] = clipT[(size_t)y[l] * LANES + l] + cacheT[(size_t)y[l] * LANES + l] * sp->alphas[a];
+/* 1 when class c, with largest affinity mx and bound factor f, loses to the label at every α for
+ * all LANES β: clip_c + α·ub + margin < clip_y + α·S_y at α = amin and α = amax. */
+static inline int class_loses(const search_plan *sp, const float *b, float mx, float f, float cc, float cy, const float *sy) {
+#if CA_HAVE_AVX512
+    const __m512 ub = _mm512_mul_ps(vexp_affinity16(_mm512_set1_ps(mx), _mm512_loadu_ps(b)), _mm512_set1_ps(f));
+    const __m512 s = _mm512_load_ps(sy), c = _mm512_set1_ps(cc), y = _mm512_set1_ps(cy);
+    const __m512 mag = _mm512_set1_ps(fabsf(cc) + fabsf(cy)), tol = _mm512_set1_ps(MARGIN);
+    __mmask16 ok = 0xFFFF;
+    for (int e = 0; e < 2; e++) {
+        const __m512 al = _mm512_set1_ps(e ? sp->amax : sp->amin);
+        const __m512 lhs = _mm512_add_ps(c, _mm512_mul_ps(al, ub)), rhs = _mm512_add_ps(y, _mm512_mul_ps(al, s));
+        const __m512 m = _mm512_mul_ps(tol, _mm512_add_ps(mag, _mm512_mul_ps(al, _mm512_add_ps(ub, s))));
+        ok &= _mm512_cmp_ps_mask(_mm512_add_ps(lhs, m), rhs, _CMP_LT_OQ); /* NaN: does not lose */
+    }
+    return ok == 0xFFFF;
+#else
+    int ok = 1;
+    for (int l = 0; l < LANES; l++) {
+        const float ub = ca_vexp1(-(b[l] - b[l] * mx)) * f;
+        for (int e = 0; e < 2; e++) {
+            const float al = e ? sp->amax : sp->amin;
+            const float m = MARGIN * (fabsf(cc) + fabsf(cy) + al * (ub + sy[l]));
+            ok &= (cc + al * ub) + m < cy + al * sy[l];
+        }
+    }
+    return ok;
+#endif
+}
+
+/* For every α: add to cnt[l·na + a] (l < nl valid β lanes) when the row's first maximum of
+ * clip + cache·α is at its label y. Classes: act[0..nlo) below y, act[nlo..nact) above y, their
+ * sums cache (nact, LANES); vy: (nap, LANES) the label's scores. */
+static void alpha_counts(const search_plan *sp, const float *clip, const int32_t *act, int nlo, int nact,
+                         const float *cache, const float *vy, int nl, int64_t *cnt) {
+    const int na = sp->na;
     for (int a0 = 0; a0 < na; a0 += AG) {
         const int ag = na - a0 < AG ? na - a0 : AG;
+        uint32_t good[AG];
 #if CA_HAVE_AVX512
         /* class c beats y when its score is >= (c < y) or > (c > y), torch.argmax's first-maximum
          * rule: compare the running maxima of the scores of the classes below and above y */
         __m512 lo[AG], hi[AG];
-        const __m512i yv = _mm512_loadu_si512(y);
         for (int j = 0; j < AG; j++) lo[j] = hi[j] = _mm512_set1_ps(-INFINITY);
-        for (int c = 0; c < C; c++) {
-            const __m512 cl = _mm512_load_ps(clipT + (size_t)c * LANES), ca = _mm512_load_ps(cacheT + (size_t)c * LANES);
-            const __m512i cv = _mm512_set1_epi32(c);
-            const __mmask16 below = _mm512_cmplt_epi32_mask(cv, yv), above = _mm512_cmpgt_epi32_mask(cv, yv);
-            #pragma GCC unroll 16 /* keeps lo[], hi[] in registers */
-            for (int j = 0; j < AG; j++) {
-                __m512 v = _mm512_add_ps(cl, _mm512_mul_ps(ca, _mm512_set1_ps(sp->alphas[a0 + j])));
-                lo[j] = _mm512_mask_max_ps(lo[j], below, lo[j], v);
-                hi[j] = _mm512_mask_max_ps(hi[j], above, hi[j], v);
+        for (int i = 0; i < nact; i++) {
+            const __m512 cl = _mm512_set1_ps(clip[act[i]]), ca = _mm512_load_ps(cache + (size_t)i * LANES);
+            if (i < nlo) {
+                #pragma GCC unroll 16 /* keeps lo[] in registers */
+                for (int j = 0; j < AG; j++) lo[j] = _mm512_max_ps(lo[j], _mm512_add_ps(cl, _mm512_mul_ps(ca, _mm512_set1_ps(sp->alphas[a0 + j]))));
+            } else {
+                #pragma GCC unroll 16
+                for (int j = 0; j < AG; j++) hi[j] = _mm512_max_ps(hi[j], _mm512_add_ps(cl, _mm512_mul_ps(ca, _mm512_set1_ps(sp->alphas[a0 + j]))));
             }
         }
         for (int j = 0; j < ag; j++) {
             __m512 t = _mm512_load_ps(vy + (size_t)(a0 + j) * LANES);
-            __mmask16 bad = _mm512_cmp_ps_mask(lo[j], t, _CMP_GE_OQ) | _mm512_cmp_ps_mask(hi[j], t, _CMP_GT_OQ);
-            cnt[a0 + j] += __builtin_popcount(~bad & ((1u << m) - 1));
+            good[j] = (uint16_t)~(_mm512_cmp_ps_mask(lo[j], t, _CMP_GE_OQ) | _mm512_cmp_ps_mask(hi[j], t, _CMP_GT_OQ));
         }
 #else
         for (int j = 0; j < ag; j++) {
             const float al = sp->alphas[a0 + j], *t = vy + (size_t)(a0 + j) * LANES;
             int32_t bad[LANES] = {0};
-            for (int c = 0; c < C; c++) {
-                const float *cl = clipT + (size_t)c * LANES, *ca = cacheT + (size_t)c * LANES;
+            for (int i = 0; i < nact; i++) {
+                const float cl = clip[act[i]], *ca = cache + (size_t)i * LANES;
+                const int below = i < nlo;
                 #pragma omp simd
                 for (int l = 0; l < LANES; l++) {
-                    float v = cl[l] + ca[l] * al;
-                    bad[l] |= ((c < y[l]) & (v >= t[l])) | ((c > y[l]) & (v > t[l])); /* branch-free */
+                    float v = cl + ca[l] * al;
+                    bad[l] |= below ? v >= t[l] : v > t[l];
                 }
             }
-            for (int l = 0; l < m; l++) cnt[a0 + j] += !bad[l];
+            good[j] = 0;
+            for (int l = 0; l < LANES; l++) good[j] |= (uint32_t)!bad[l] << l;
         }
 #endif
+        for (int l = 0; l < nl; l++)
+            for (int j = 0; j < ag; j++) cnt[(size_t)l * na + a0 + j] += (good[j] >> l) & 1;
     }
 }
 
-/* Counts of correct rows for every (β, α) over one block of rows r0..r0+m-1 (m <= LANES), added to
- * cnt (nb·na). w: scratch of search_scratch_floats() floats, 64-byte aligned. */
-static size_t search_scratch_floats(const search_plan *sp) {
+/* Per-thread scratch: floats (64-byte aligned) then ints. */
+static size_t scratch_floats(const search_plan *sp) {
     size_t nap = (size_t)(sp->na + AG - 1) / AG * AG;
-    return (size_t)LANES * ((size_t)sp->N + (size_t)sp->C * (1 + BG) + nap);
+    size_t n = ((size_t)sp->N + 15) / 16 * 16 + ((size_t)sp->C + 15) / 16 * 16;
+    return n + (size_t)LANES * ((size_t)sp->C + nap + 1);
 }
 
-static void search_block(const search_plan *sp, const ca_tip_search_in *in, int r0, int m, float *w, int64_t *cnt) {
+/* Counts of correct rows for every (β, α) of one row (aff: (N), clip: (C), label y), added to
+ * cnt (nb·na). Returns the class sums computed (LANES β each), for the tests. */
+static int64_t search_row(const search_plan *sp, const float *aff, const float *clip, int y, float *w, int32_t *act,
+                          int64_t *cnt) {
     const int N = sp->N, C = sp->C;
-    float *affT = w, *clipT = affT + (size_t)N * LANES, *cache = clipT + (size_t)C * LANES;
-    float *vy = cache + (size_t)BG * C * LANES;
-    int32_t y[LANES];
-    /* transpose the block; lanes past m repeat row r0 and are not counted */
-    for (int l = 0; l < LANES; l++) {
-        int r = r0 + (l < m ? l : 0);
-        y[l] = in->y[r];
-        const float *a = in->aff + (size_t)r * N, *c = in->clip + (size_t)r * C;
-        for (int k = 0; k < N; k++) affT[(size_t)k * LANES + l] = a[sp->order[k]];
-        for (int j = 0; j < C; j++) clipT[(size_t)j * LANES + l] = c[j];
+    float *as = w, *mx = as + ((size_t)N + 15) / 16 * 16, *sy = mx + ((size_t)C + 15) / 16 * 16;
+    float *cache = sy + LANES, *vy = cache + (size_t)C * LANES;
+    int finite = 1;
+    for (int k = 0; k < N; k++) {
+        as[k] = aff[sp->order[k]];
+        finite &= isfinite(as[k]);
     }
-    for (int b0 = 0; b0 < sp->nb; b0 += BG) {
-        const int nbg = sp->nb - b0 < BG ? sp->nb - b0 : BG;
-        class_sums(sp, affT, sp->betas + b0, nbg, cache);
-        for (int j = 0; j < nbg; j++)
-            alpha_counts(sp, clipT, cache + (size_t)j * C * LANES, y, m, vy, cnt + (size_t)(b0 + j) * sp->na);
+    for (int c = 0; c < C; c++) {
+        finite &= isfinite(clip[c]);
+        float m = -INFINITY;
+        for (int k = sp->start[c]; k < sp->start[c + 1]; k++) m = as[k] > m ? as[k] : m;
+        mx[c] = m;
     }
+    const int nap = (sp->na + AG - 1) / AG * AG;
+    const float cy = clip[y];
+    int64_t sums = 0;
+    for (int g = 0; g < sp->nbv; g++) {
+        const float *b = sp->betas + (size_t)g * LANES;
+        class_sum(as, sp->start[y], sp->start[y + 1], b, sy);
+        for (int a = 0; a < nap; a++)
+            for (int l = 0; l < LANES; l++) vy[(size_t)a * LANES + l] = cy + sy[l] * sp->alphas[a];
+        int nact = 0, nlo = 0;
+        for (int c = 0; c < C; c++) {
+            if (c == y) { nlo = nact; continue; }
+            const int k0 = sp->start[c], k1 = sp->start[c + 1];
+            if (finite && class_loses(sp, b, k1 > k0 ? mx[c] : 0.0f, sp->bfac[c], clip[c], cy, sy)) continue;
+            class_sum(as, k0, k1, b, cache + (size_t)nact * LANES);
+            act[nact++] = c;
+            sums++;
+        }
+        const int nl = sp->nb - g * LANES < LANES ? sp->nb - g * LANES : LANES;
+        alpha_counts(sp, clip, act, nlo, nact, cache, vy, nl, cnt + (size_t)g * LANES * sp->na);
+    }
+    return sums;
 }
 
-ca_status ca_tip_search_counts(const ca_tip_search_in *in, const ca_fit_params *p, int64_t *cnt) {
+/* The search's counts; *sums: class sums computed (with LANES β each), for the tests. */
+static ca_status search_counts(const ca_tip_search_in *in, const ca_fit_params *p, int64_t *cnt, int64_t *sums) {
     ca_status st = check_in(in, p);
     if (st != CA_OK) return st;
     const int nb = p->search_steps_beta, na = p->search_steps_alpha, n = in->n, N = in->N, C = in->C;
-    const int nap = (na + AG - 1) / AG * AG;
-    float *betas = ca_malloc2((size_t)nb, sizeof(float)), *alphas = ca_malloc2((size_t)nap, sizeof(float));
+    const int nap = (na + AG - 1) / AG * AG, nbv = (nb + LANES - 1) / LANES;
+    float *betas = ca_malloc2((size_t)nbv * LANES, sizeof(float)), *alphas = ca_malloc2((size_t)nap, sizeof(float));
+    float *bfac = ca_malloc2((size_t)C, sizeof(float));
     int32_t *order = ca_malloc2((size_t)N, sizeof(int32_t)), *start = ca_calloc2((size_t)C + 1, sizeof(int32_t));
     int32_t *fill = ca_calloc2((size_t)C + 1, sizeof(int32_t));
     int fail = 0;
-    if (!betas || !alphas || !order || !start || !fill) { fail = 1; goto done; }
+    int64_t nsums = 0;
+    if (!betas || !alphas || !bfac || !order || !start || !fill) { fail = 1; goto done; }
     memset(cnt, 0, sizeof(int64_t) * (size_t)nb * na);
     /* torch multiplies a float32 tensor by a Python float as float32 */
-    for (int b = 0; b < nb; b++) betas[b] = (float)ca_tip_grid(b, nb, p->search_scale_beta);
+    for (int b = 0; b < nbv * LANES; b++) betas[b] = (float)ca_tip_grid(b < nb ? b : nb - 1, nb, p->search_scale_beta);
     for (int a = 0; a < nap; a++) alphas[a] = (float)ca_tip_grid(a < na ? a : na - 1, na, p->search_scale_alpha);
+    float amin = alphas[0], amax = alphas[0];
+    for (int a = 1; a < na; a++) {
+        amin = alphas[a] < amin ? alphas[a] : amin;
+        amax = alphas[a] > amax ? alphas[a] : amax;
+    }
     /* counting sort of the keys by class: stable, so key order within each class */
     for (int k = 0; k < N; k++) start[in->key_y[k] + 1]++;
     for (int c = 0; c < C; c++) start[c + 1] += start[c];
     memcpy(fill, start, sizeof(int32_t) * (size_t)C);
     for (int k = 0; k < N; k++) order[fill[in->key_y[k]]++] = k;
-    search_plan sp = {.n = n, .N = N, .C = C, .nb = nb, .na = na, .betas = betas, .alphas = alphas,
-                      .order = order, .start = start};
-    const int nblk = (n + LANES - 1) / LANES;
-    const size_t wbytes = (search_scratch_floats(&sp) * sizeof(float) + 63) / 64 * 64;
+    /* a float sum of n terms each <= e is <= n·e·(1 + n·2^-23); exp's own error is ~2 ulp */
+    for (int c = 0; c < C; c++) {
+        const double nc = start[c + 1] - start[c];
+        bfac[c] = (float)(nc * (1.0 + BOUND_TOL + nc * 2.4e-7));
+    }
+    search_plan sp = {.n = n, .N = N, .C = C, .nb = nb, .na = na, .nbv = nbv, .betas = betas, .alphas = alphas,
+                      .amin = amin, .amax = amax, .order = order, .start = start, .bfac = bfac};
+    const int nblk = (n + ROWS - 1) / ROWS;
+    const size_t wbytes = (scratch_floats(&sp) * sizeof(float) + 63) / 64 * 64;
+    const size_t abytes = in->aff ? 0 : ((size_t)ROWS * N * sizeof(float) + 63) / 64 * 64;
     /* integer counts make the reduction order-free (deterministic for any thread count) */
-    #pragma omp parallel num_threads(ca_kernel_threads(p->threads))
+    #pragma omp parallel num_threads(ca_kernel_threads(p->threads)) reduction(+ : nsums)
     {
         float *w = aligned_alloc(64, wbytes); /* the AVX-512 loops use aligned loads */
+        float *ab = abytes ? aligned_alloc(64, abytes) : NULL;
+        int32_t *act = ca_malloc2((size_t)C, sizeof(int32_t));
         int64_t *local = calloc((size_t)nb * (size_t)na, sizeof(int64_t));
-        if (!w || !local) {
+        const int ok = w && act && local && (ab || !abytes);
+        if (!ok) {
             #pragma omp atomic write
             fail = 1;
         }
         #pragma omp for schedule(dynamic, 1)
         for (int blk = 0; blk < nblk; blk++) {
-            if (!w || !local) continue;
-            int r0 = blk * LANES, m = n - r0 < LANES ? n - r0 : LANES;
-            search_block(&sp, in, r0, m, w, local);
+            if (!ok) continue;
+            const int r0 = blk * ROWS, m = n - r0 < ROWS ? n - r0 : ROWS;
+            const float *A = in->aff ? in->aff + (size_t)r0 * N : ab;
+            if (!in->aff) in->aff_rows(in->aff_ctx, r0, m, ab); /* this thread's block of affinities */
+            for (int i = 0; i < m; i++)
+                nsums += search_row(&sp, A + (size_t)i * N, in->clip + (size_t)(r0 + i) * C, in->y[r0 + i], w, act, local);
         }
         /* integer sums: atomic adds in any order give the same counts (and no lock, which
          * TSAN's OpenMP support reported as a double lock) */
-        if (w && local)
+        if (ok)
             for (size_t j = 0; j < (size_t)nb * na; j++) __atomic_fetch_add(&cnt[j], local[j], __ATOMIC_RELAXED);
-        free(w); free(local);
+        free(w); free(ab); free(act); free(local);
     }
 done:
-    free(betas); free(alphas); free(order); free(start); free(fill);
+    if (sums) *sums = nsums;
+    free(betas); free(alphas); free(bfac); free(order); free(start); free(fill);
     return fail ? ca_fail(CA_E_NOMEM, "tip search: out of memory") : CA_OK;
+}
+
+ca_status ca_tip_search_counts(const ca_tip_search_in *in, const ca_fit_params *p, int64_t *cnt) {
+    return search_counts(in, p, cnt, NULL);
+}
+
+ca_status ca_tip_search_counts_stats(const ca_tip_search_in *in, const ca_fit_params *p, int64_t *cnt, int64_t *sums) {
+    return search_counts(in, p, cnt, sums);
 }
 
 ca_status ca_tip_search(const ca_tip_search_in *in, const ca_fit_params *p, ca_tip_choice *out) {
@@ -311,6 +382,7 @@ ca_status ca_tip_search(const ca_tip_search_in *in, const ca_fit_params *p, ca_t
 ca_status ca_tip_search_rows_counts(const ca_tip_search_in *in, const ca_fit_params *p, int64_t *cnt) {
     ca_status st = check_in(in, p);
     if (st != CA_OK) return st;
+    if (!in->aff) return ca_fail(CA_E_ARG, "tip search oracle: needs the affinities in->aff");
     const int nb = p->search_steps_beta, na = p->search_steps_alpha, n = in->n, N = in->N, C = in->C;
     float *betas = ca_malloc2((size_t)nb, sizeof(float)), *alphas = ca_malloc2((size_t)na, sizeof(float));
     float *cache = ca_malloc2((size_t)C + (size_t)N, sizeof(float));
@@ -344,6 +416,7 @@ ca_status ca_tip_search_rows(const ca_tip_search_in *in, const ca_fit_params *p,
 ca_status ca_tip_search_ref(const ca_tip_search_in *in, const ca_fit_params *p, ca_tip_choice *out) {
     ca_status st = check_in(in, p);
     if (st != CA_OK) return st;
+    if (!in->aff) return ca_fail(CA_E_ARG, "tip search oracle: needs the affinities in->aff");
     const int nb = p->search_steps_beta, na = p->search_steps_alpha, n = in->n, N = in->N, C = in->C;
     float *E = ca_malloc2((size_t)n * N, sizeof(float)), *V = ca_calloc2((size_t)N * C, sizeof(float));
     float *L = ca_malloc2((size_t)n * C, sizeof(float));

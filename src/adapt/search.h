@@ -22,7 +22,12 @@ ca_status ca_tip_logits_from_aff(const float *clip, const float *aff, const int3
 typedef struct {
     int n, N, C;
     const float *clip;      /* (n, C) 100·f·Wᵀ (zeros when there is no text classifier) */
-    const float *aff;       /* (n, N) f·keysᵀ */
+    const float *aff;       /* (n, N) f·keysᵀ, or NULL: then aff_rows computes them block by block */
+    /* Without aff: write the affinities of rows r0..r0+m-1 into out (m, N). Called from the
+     * search's worker threads, each with its own out, so it must be thread-safe (and run on the
+     * calling thread only); the fast search only, the oracles need aff. */
+    void (*aff_rows)(void *ctx, int r0, int m, float *out);
+    void *aff_ctx;
     const int32_t *key_y;   /* (N) class of each cache key */
     const int32_t *y;       /* (n) labels */
 } ca_tip_search_in;
@@ -32,7 +37,8 @@ typedef struct { double alpha, beta, acc; } ca_tip_choice;
 /* The official Tip-Adapter search_hp: β_i = 0.1 + i·(Sβ − 0.1)/nβ (i < nβ), α_j likewise,
  * β outer and α inner, keep the first pair whose accuracy is strictly greater than the best so
  * far (starting from 0, so an all-zero grid returns α = β = 0 like the original). Fast path:
- * one exp per (row, key, β), per-class sums, then every α on the summed rows; multi-threaded
+ * one exp per (row, key, β), per-class sums, then every α on the summed rows, skipping the class
+ * sums that provably cannot change a count; multi-threaded
  * (p->threads, else the call's budget), compiled per CPU path. */
 ca_status ca_tip_search(const ca_tip_search_in *in, const ca_fit_params *p, ca_tip_choice *out);
 /* The same search row by row (scatter sums, early-exit argmax): the blocked search's oracle; it
@@ -43,6 +49,9 @@ ca_status ca_tip_search_rows(const ca_tip_search_in *in, const ca_fit_params *p,
 /* The correct-row counts behind both, cnt: (nβ, nα), overwritten; the tests compare them. */
 ca_status ca_tip_search_counts(const ca_tip_search_in *in, const ca_fit_params *p, int64_t *cnt);
 ca_status ca_tip_search_rows_counts(const ca_tip_search_in *in, const ca_fit_params *p, int64_t *cnt);
+/* ca_tip_search_counts, and *sums: how many class sums (one class, LANES = 16 β) it computed;
+ * the rest were skipped as unable to change any count. For the tests. */
+ca_status ca_tip_search_counts_stats(const ca_tip_search_in *in, const ca_fit_params *p, int64_t *cnt, int64_t *sums);
 ca_status ca_tip_search_ref(const ca_tip_search_in *in, const ca_fit_params *p, ca_tip_choice *out);
 
 /* Grid value i of n steps up to scale, as the official list comprehension computes it. */

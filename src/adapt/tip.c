@@ -9,22 +9,69 @@
 
 #define TIP_ROW_BLOCK 512 /* rows per block: bounds the (rows, N) affinity buffer */
 
+/* o (C) += alpha · cache logits of one row; aff: (N); e (N), cache (C): scratch. */
+static void add_cache_row(const float *aff, const int32_t *key_y, int N, int C, float alpha, float beta, float *e,
+                          float *cache, float *o) {
+    ca_tip_cache_row(aff, key_y, N, C, beta, e, cache);
+    for (int c = 0; c < C; c++) o[c] = o[c] + cache[c] * alpha;
+}
+
+/* Row blocks of TIP_ROW_BLOCK: the clip logits of a block (into out) and its affinities are the
+ * products ca_sgemm computes for that block. Where the affinity product takes the packed kernel,
+ * the threads each compute SUB-row pieces of it (the same values: the kernel's sums do not
+ * depend on the row split) and their rows' logits, with no barrier between blocks; a block on
+ * BLAS (a short last one, small caches, CPUs without AVX-512) runs as one call, then its rows. */
+#define SUB 64
 ca_status ca_tip_logits(const float *x, int n, const float *text_w, const float *keys,
                         const int32_t *key_y, int N, int C, int D, float alpha, float beta, float *out) {
-    int rb = n < TIP_ROW_BLOCK ? n : TIP_ROW_BLOCK;
-    float *aff = ca_malloc2((size_t)rb * N, sizeof(float)), *clip = ca_malloc2((size_t)rb * C, sizeof(float));
-    if (!aff || !clip) { free(aff); free(clip); return ca_fail(CA_E_NOMEM, "tip logits: out of memory"); }
+    if (n < 1) return CA_OK;
+    const int rb = n < TIP_ROW_BLOCK ? n : TIP_ROW_BLOCK;
+    ca_sgemm_bt_plan kp;
+    ca_status st = ca_sgemm_bt_init(&kp, keys, N, D, D, rb); /* the keys packed once for all blocks */
+    if (st != CA_OK) return st;
+    int nfast = 0; /* rows [0, nfast) lie in blocks on the packed kernel: all full blocks, or none */
     for (int r0 = 0; r0 < n; r0 += rb) {
-        int m = n - r0 < rb ? n - r0 : rb;
-        const float *xb = x + (size_t)r0 * D;
-        if (text_w) ca_logits_linear(xb, m, text_w, C, D, 100.0f, clip);
-        else memset(clip, 0, sizeof(float) * (size_t)m * C);
-        ca_sgemm(0, 1, m, N, D, 1.0f, xb, D, keys, D, 0.0f, aff, N); /* aff(m,N) = x·keysᵀ */
-        ca_status st = ca_tip_logits_from_aff(clip, aff, key_y, m, N, C, alpha, beta, out + (size_t)r0 * C);
-        if (st != CA_OK) { free(aff); free(clip); return st; }
+        const int m = n - r0 < rb ? n - r0 : rb;
+        if (text_w) ca_logits_linear(x + (size_t)r0 * D, m, text_w, C, D, 100.0f, out + (size_t)r0 * C);
+        else memset(out + (size_t)r0 * C, 0, sizeof(float) * (size_t)m * C);
+        if (ca_sgemm_bt_fast(&kp, m) && nfast == r0) nfast = r0 + m;
     }
-    free(aff); free(clip);
-    return CA_OK;
+    int fail = 0;
+    #pragma omp parallel num_threads(ca_kernel_threads(0)) if (nfast > SUB)
+    {
+        float *aff = ca_malloc2((size_t)SUB * N, sizeof(float)), *e = ca_malloc2((size_t)N, sizeof(float));
+        float *cache = ca_malloc2((size_t)C, sizeof(float));
+        const int ok = aff && e && cache;
+        if (!ok) {
+            #pragma omp atomic write
+            fail = 1;
+        }
+        #pragma omp for schedule(dynamic, 1)
+        for (int r0 = 0; r0 < nfast; r0 += SUB) {
+            if (!ok) continue;
+            const int m = nfast - r0 < SUB ? nfast - r0 : SUB;
+            ca_sgemm_bt(&kp, m, x + (size_t)r0 * D, D, aff, N, 1);
+            for (int i = 0; i < m; i++)
+                add_cache_row(aff + (size_t)i * N, key_y, N, C, alpha, beta, e, cache, out + (size_t)(r0 + i) * C);
+        }
+        free(aff); free(e); free(cache);
+    }
+    float *aff = NULL;
+    if (!fail && nfast < n) {
+        aff = ca_malloc2((size_t)rb * N, sizeof(float));
+        float *e = ca_malloc2((size_t)N, sizeof(float)), *cache = ca_malloc2((size_t)C, sizeof(float));
+        fail = !aff || !e || !cache;
+        for (int r0 = nfast; r0 < n && !fail; r0 += rb) {
+            const int m = n - r0 < rb ? n - r0 : rb;
+            ca_sgemm_bt(&kp, m, x + (size_t)r0 * D, D, aff, N, 0);
+            for (int i = 0; i < m; i++)
+                add_cache_row(aff + (size_t)i * N, key_y, N, C, alpha, beta, e, cache, out + (size_t)(r0 + i) * C);
+        }
+        free(e); free(cache);
+    }
+    free(aff);
+    ca_sgemm_bt_free(&kp);
+    return fail ? ca_fail(CA_E_NOMEM, "tip logits: out of memory") : CA_OK;
 }
 
 /* Logits of a stored tip-adapter / tip-adapter-f classifier (layout in tip.h). */
@@ -62,17 +109,34 @@ ca_status ca_tip_store(ca_classifier *c, const ca_fit_data *d, const float *keys
     return ca_clf_set_param(c, "cache_size", N);
 }
 
-/* The affinity of val with the keys once, then the fast search. */
+/* The affinities of val rows with the keys for the search's worker threads, block by block. */
+typedef struct { const ca_sgemm_bt_plan *kp; const float *x; int D; } aff_src;
+static void val_aff_rows(void *ctx, int r0, int m, float *out) {
+    const aff_src *a = ctx;
+    ca_sgemm_bt(a->kp, m, a->x + (size_t)r0 * a->D, a->D, out, a->kp->N, 1);
+}
+
+/* The search on val. When one product of all val rows with the keys would take the packed kernel
+ * (ca_sgemm's choice), the search's threads compute the affinities block by block from keys
+ * packed once (the same values: the kernel's sums do not depend on the row split), with no
+ * (val, keys) matrix; else that matrix once, as ca_sgemm computes it. */
 ca_status ca_tip_search_val(ca_classifier *c, const ca_fit_data *d, const float *keys, const ca_fit_params *p) {
     const ca_split *v = &d->val;
     int N = d->train.n, C = c->C, D = c->D;
     if (v->n < 1) return ca_fail(CA_E_ARG, "%s: the α/β search needs a non-empty val split", c->m->name);
-    float *clip = ca_malloc2((size_t)v->n * C, sizeof(float)), *aff = ca_malloc2((size_t)v->n * N, sizeof(float));
-    ca_status st = CA_OK;
-    if (!clip || !aff) { st = ca_fail(CA_E_NOMEM, "%s: out of memory", c->m->name); goto done; }
+    double t0 = ca_now();
+    ca_sgemm_bt_plan kp;
+    ca_status st = ca_sgemm_bt_init(&kp, keys, N, D, D, v->n);
+    const int fused = st == CA_OK && ca_sgemm_bt_fast(&kp, v->n);
+    float *clip = ca_malloc2((size_t)v->n * C, sizeof(float));
+    float *aff = fused ? NULL : ca_malloc2((size_t)v->n * N, sizeof(float));
+    if (st != CA_OK) goto done;
+    if (!clip || (!fused && !aff)) { st = ca_fail(CA_E_NOMEM, "%s: out of memory", c->m->name); goto done; }
     ca_logits_linear(v->x, v->n, d->text_w, C, D, 100.0f, clip);
-    ca_sgemm(0, 1, v->n, N, D, 1.0f, v->x, D, keys, D, 0.0f, aff, N); /* affinity once */
-    ca_tip_search_in in = {.n = v->n, .N = N, .C = C, .clip = clip, .aff = aff, .key_y = d->train.y, .y = v->y};
+    aff_src src = {.kp = &kp, .x = v->x, .D = D};
+    if (!fused) ca_sgemm(0, 1, v->n, N, D, 1.0f, v->x, D, keys, D, 0.0f, aff, N); /* affinity once */
+    ca_tip_search_in in = {.n = v->n, .N = N, .C = C, .clip = clip, .aff = aff, .key_y = d->train.y, .y = v->y,
+                           .aff_rows = fused ? val_aff_rows : NULL, .aff_ctx = &src};
     ca_tip_choice ch;
     if ((st = ca_tip_search(&in, p, &ch)) != CA_OK) goto done;
     st = ca_clf_set_param(c, "alpha", ch.alpha);
@@ -82,8 +146,9 @@ ca_status ca_tip_search_val(ca_classifier *c, const ca_fit_data *d, const float 
     if (st == CA_OK) st = ca_clf_set_param(c, "search_scale_alpha", p->search_scale_alpha);
     if (st == CA_OK) st = ca_clf_set_param(c, "search_steps_beta", p->search_steps_beta);
     if (st == CA_OK) st = ca_clf_set_param(c, "search_steps_alpha", p->search_steps_alpha);
+    if (st == CA_OK) st = ca_clf_set_param(c, "search_seconds", ca_now() - t0);
 done:
-    free(clip); free(aff);
+    free(clip); free(aff); ca_sgemm_bt_free(&kp);
     return st;
 }
 

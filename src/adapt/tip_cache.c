@@ -4,6 +4,7 @@
  * accuracy), because the exp form underflows to all-zero rows for large β.
  */
 #include "adapt/adapt.h"
+#include "core/core.h"
 #include "model/gemm.h"
 #include "model/vmath.h"
 
@@ -11,8 +12,7 @@
 #include <string.h>
 
 #define N_BETA 32          /* beta_i = 0.5 · 400^(i/31): 0.5 .. 200, log-spaced */
-#define ROWS 64            /* query rows per affinity block */
-#define GROUP 8            /* affinity blocks per parallel pass: (GROUP·ROWS, N) floats */
+#define ROWS 64            /* query rows per affinity block (and per ca_sgemm call before keys were packed once) */
 
 static double beta_at(int i) { return 0.5 * pow(400.0, (double)i / (N_BETA - 1)); }
 
@@ -49,8 +49,101 @@ static float class_score(const float *as, int s, int e, float mx, double beta, d
     return (float)(beta * (mx - 1.0) + log(sum));
 }
 
+/* Adds to correct[b] whether row a (N, affinities with the keys) is classed as y at each β. A
+ * class whose best possible score, β(mx − 1) + log(keys), is below the score of the class with
+ * the largest affinity (which the best class's score is at least) by a margin far above rounding
+ * cannot be the argmax: its exps are skipped (most classes). as (N), mx (C), tmp (N): scratch. */
+static void fit_row(const float *a, int y, const int32_t *order, const int32_t *start, const double *logn, int N, int C,
+                    float *as, float *mx, double *tmp, int64_t *correct) {
+    group_row(a, order, start, N, C, as, mx);
+    int top = -1; /* the class with the largest affinity: its score is near the best */
+    for (int j = 0; j < C; j++)
+        if (mx[j] > -INFINITY && (top < 0 || mx[j] > mx[top])) top = j;
+    for (int b = 0; b < N_BETA; b++) {
+        const double beta = beta_at(b);
+        /* the best score is at least top's (which is >= β(mx − 1): its sum is >= 1) */
+        const float vt = top >= 0 ? class_score(as, start[top], start[top + 1], mx[top], beta, tmp) : 0.0f;
+        const double cut = top >= 0 && isfinite(vt) ? vt - 1e-5 * (1.0 + fabs((double)vt)) : -INFINITY;
+        int best = -1;
+        float bv = 0;
+        for (int j = 0; j < C; j++) { /* first maximum, as the argmax over all classes */
+            if (!(mx[j] > -INFINITY) || beta * (mx[j] - 1.0) + logn[j] < cut) continue;
+            float v = j == top ? vt : class_score(as, start[j], start[j + 1], mx[j], beta, tmp);
+            if (best < 0 || v > bv) { best = j; bv = v; }
+        }
+        correct[b] += best == y;
+    }
+}
+
+/* The class scores of row a (N) into o (C). */
+static void logits_row(const float *a, const int32_t *order, const int32_t *start, int N, int C, double beta,
+                       float *as, float *mx, double *tmp, float *o) {
+    group_row(a, order, start, N, C, as, mx);
+    for (int j = 0; j < C; j++) o[j] = class_score(as, start[j], start[j + 1], mx[j], beta, tmp);
+}
+
+/* What both passes share: n query rows x (n, D) against the keys, ROWS at a time. A block whose
+ * affinity product takes the packed kernel (ca_sgemm's choice for those ROWS rows) is computed by
+ * one thread, from keys packed once, and its rows scored by that thread (no barrier per block);
+ * a block on BLAS (a short last one, small caches, CPUs without AVX-512) is one multi-threaded
+ * product, then its rows split over the threads. Row results go through fit_row or logits_row. */
+typedef struct {
+    const int32_t *order, *start, *y;
+    const double *logn;
+    int N, C, fit;
+    double beta;          /* logits: the classifier's β */
+    float *out;           /* logits: (n, C) */
+    int64_t *correct;     /* fit: (N_BETA) counts */
+} tc_pass;
+
+static ca_status tc_run(const tc_pass *ps, const float *x, int n, const float *keys, int D, int threads) {
+    const int N = ps->N, C = ps->C;
+    ca_sgemm_bt_plan kp;
+    ca_status st = ca_sgemm_bt_init(&kp, keys, N, D, D, ROWS); /* the keys packed once */
+    if (st != CA_OK) return st;
+    int nfast = 0; /* rows [0, nfast) lie in blocks on the packed kernel: all full blocks, or none */
+    for (int r0 = 0; r0 < n; r0 += ROWS)
+        if (ca_sgemm_bt_fast(&kp, n - r0 < ROWS ? n - r0 : ROWS) && nfast == r0) nfast = r0 + (n - r0 < ROWS ? n - r0 : ROWS);
+    float *A = nfast < n ? ca_malloc2((size_t)ROWS * N, sizeof(float)) : NULL;
+    int fail = nfast < n && !A;
+    /* r0 = -1: the pass over [0, nfast); then each BLAS block [r0, r0 + ROWS) */
+    for (int r0 = nfast > 0 ? -1 : 0; r0 < n && !fail; r0 = r0 < 0 ? nfast : r0 + ROWS) {
+        const int tail = r0 >= 0, m = tail ? (n - r0 < ROWS ? n - r0 : ROWS) : 0;
+        if (tail) ca_sgemm_bt(&kp, m, x + (size_t)r0 * D, D, A, N, threads);
+        const int nwork = tail ? m : (nfast + ROWS - 1) / ROWS;
+        #pragma omp parallel num_threads(threads) if (nwork > 1)
+        {
+            float *mx = ca_malloc2((size_t)C, sizeof(float)), *as = ca_malloc2((size_t)N, sizeof(float));
+            double *tmp = ca_malloc2((size_t)N, sizeof(double));
+            float *Ab = tail ? NULL : ca_malloc2((size_t)ROWS * N, sizeof(float));
+            int64_t local[N_BETA] = {0};
+            const int ok = mx && as && tmp && (tail || Ab);
+            if (!ok) {
+                #pragma omp atomic write
+                fail = 1;
+            }
+            #pragma omp for schedule(dynamic, 1)
+            for (int w = 0; w < nwork; w++) {
+                if (!ok) continue;
+                int i0 = tail ? r0 + w : w * ROWS, i1 = tail ? i0 + 1 : (nfast - i0 < ROWS ? nfast : i0 + ROWS);
+                const float *a = tail ? A + (size_t)w * N : Ab;
+                if (!tail) ca_sgemm_bt(&kp, i1 - i0, x + (size_t)i0 * D, D, Ab, N, 1);
+                for (int i = i0; i < i1; i++, a += N) {
+                    if (ps->fit) fit_row(a, ps->y[i], ps->order, ps->start, ps->logn, N, C, as, mx, tmp, local);
+                    else logits_row(a, ps->order, ps->start, N, C, ps->beta, as, mx, tmp, ps->out + (size_t)i * C);
+                }
+            }
+            if (ps->fit)
+                for (int b = 0; b < N_BETA; b++) __atomic_fetch_add(&ps->correct[b], local[b], __ATOMIC_RELAXED);
+            free(mx); free(as); free(tmp); free(Ab);
+        }
+    }
+    free(A);
+    ca_sgemm_bt_free(&kp);
+    return fail ? ca_fail(CA_E_NOMEM, "tip-cache: out of memory") : CA_OK;
+}
+
 static ca_status tc_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_params *p) {
-    (void)p;
     const int C = c->C, D = c->D, N = d->train.n, Nv = d->val.n;
     float *keys = ca_clf_add_tensor(c, "cache_keys", 2, (int64_t[]){N, D});
     float *lab = ca_clf_add_tensor(c, "cache_labels", 1, (int64_t[]){N});
@@ -58,66 +151,28 @@ static ca_status tc_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_par
     memcpy(keys, d->train.x, sizeof(float) * (size_t)N * D);
     for (int i = 0; i < N; i++) lab[i] = (float)d->train.y[i];
     int64_t correct[N_BETA] = {0};
-    /* The affinity GEMMs run as before (64-row calls, all threads), GROUP of them at a time; the
-     * per-row β loop is then split over threads by rows. Integer counts make the reduction
-     * order-free, so the chosen β is the single-threaded loop's. A class whose best possible
-     * score, β(mx − 1) + log(keys), is below the best class's least one, β(mx − 1), by a margin
-     * far above rounding cannot be the argmax: its exps are skipped (most classes at large β). */
-    float *A = ca_malloc2((size_t)GROUP * ROWS * N, sizeof(float));
+    /* Integer counts make the reduction over threads order-free, so the chosen β is the
+     * single-threaded loop's. */
+    double t0 = ca_now();
     int32_t *order = ca_malloc2((size_t)N, sizeof(int32_t)), *start = ca_malloc2((size_t)C + 1, sizeof(int32_t));
     double *logn = ca_malloc2((size_t)C, sizeof(double));
-    if (!A || !order || !start || !logn) { free(A); free(order); free(start); free(logn); return CA_E_NOMEM; }
-    group_keys(d->train.y, N, C, order, start);
-    for (int j = 0; j < C; j++) logn[j] = log(start[j + 1] - start[j] > 0 ? (double)(start[j + 1] - start[j]) : 1.0);
-    int fail = 0;
-    for (int g0 = 0; g0 < Nv; g0 += GROUP * ROWS) {
-        int gm = Nv - g0 < GROUP * ROWS ? Nv - g0 : GROUP * ROWS;
-        for (int i0 = 0; i0 < gm; i0 += ROWS) {
-            int m = gm - i0 < ROWS ? gm - i0 : ROWS;
-            ca_sgemm(0, 1, m, N, D, 1.0f, d->val.x + (size_t)(g0 + i0) * D, D, keys, D, 0.0f, A + (size_t)i0 * N, N);
-        }
-        #pragma omp parallel num_threads(ca_kernel_threads(p->threads))
-        {
-            float *mx = ca_malloc2((size_t)C, sizeof(float)), *as = ca_malloc2((size_t)N, sizeof(float));
-            double *tmp = ca_malloc2((size_t)N, sizeof(double));
-            int64_t local[N_BETA] = {0};
-            if (!mx || !as || !tmp) {
-                #pragma omp atomic write
-                fail = 1;
-            }
-            #pragma omp for schedule(dynamic, 4)
-            for (int i = 0; i < gm; i++) {
-                if (!mx || !as || !tmp) continue;
-                group_row(A + (size_t)i * N, order, start, N, C, as, mx);
-                for (int b = 0; b < N_BETA; b++) {
-                    const double beta = beta_at(b);
-                    double lo = -INFINITY;
-                    for (int j = 0; j < C; j++)
-                        if (mx[j] > -INFINITY && beta * (mx[j] - 1.0) > lo) lo = beta * (mx[j] - 1.0);
-                    const double cut = lo - 1e-5 * (1.0 + fabs(lo));
-                    int best = -1;
-                    float bv = 0;
-                    for (int j = 0; j < C; j++) { /* first maximum, as the argmax over all classes */
-                        if (!(mx[j] > -INFINITY) || beta * (mx[j] - 1.0) + logn[j] < cut) continue;
-                        float v = class_score(as, start[j], start[j + 1], mx[j], beta, tmp);
-                        if (best < 0 || v > bv) { best = j; bv = v; }
-                    }
-                    local[b] += best == d->val.y[g0 + i];
-                }
-            }
-            for (int b = 0; b < N_BETA; b++) __atomic_fetch_add(&correct[b], local[b], __ATOMIC_RELAXED);
-            free(mx); free(as); free(tmp);
-        }
-        if (fail) break;
+    ca_status st = CA_OK;
+    if (!order || !start || !logn) st = ca_fail(CA_E_NOMEM, "tip-cache: out of memory");
+    if (st == CA_OK) {
+        group_keys(d->train.y, N, C, order, start);
+        for (int j = 0; j < C; j++) logn[j] = log(start[j + 1] - start[j] > 0 ? (double)(start[j + 1] - start[j]) : 1.0);
+        tc_pass ps = {.order = order, .start = start, .y = d->val.y, .logn = logn, .N = N, .C = C, .fit = 1,
+                      .correct = correct};
+        if (Nv > 0) st = tc_run(&ps, d->val.x, Nv, keys, D, ca_kernel_threads(p->threads));
     }
     free(order); free(start); free(logn);
-    free(A);
-    if (fail) return ca_fail(CA_E_NOMEM, "tip-cache: out of memory");
+    if (st != CA_OK) return st;
     int bi = 0;
     for (int b = 1; b < N_BETA; b++) if (correct[b] > correct[bi]) bi = b;
     /* without val: Tip-Adapter's published β = 5.5 (Zhang et al., ECCV 2022) */
-    ca_status st = ca_clf_set_param(c, "beta", Nv > 0 ? beta_at(bi) : 5.5);
+    st = ca_clf_set_param(c, "beta", Nv > 0 ? beta_at(bi) : 5.5);
     if (!st && Nv > 0) st = ca_clf_set_param(c, "val_acc", 100.0 * correct[bi] / Nv);
+    if (!st && Nv > 0) st = ca_clf_set_param(c, "search_seconds", ca_now() - t0);
     return st;
 }
 
@@ -131,39 +186,17 @@ static ca_status tc_logits(const ca_classifier *c, const float *x, int n, float 
     if (!(beta > 0 && beta < 1e6)) return ca_fail(CA_E_FORMAT, "tip-cache: bad beta %g", beta);
     int32_t *y = ca_malloc2((size_t)N, sizeof(int32_t)), *order = ca_malloc2((size_t)N, sizeof(int32_t));
     int32_t *start = ca_malloc2((size_t)C + 1, sizeof(int32_t));
-    float *A = ca_malloc2((size_t)ROWS * N, sizeof(float));
     ca_status st = CA_OK;
-    if (!y || !order || !start || !A) { st = CA_E_NOMEM; goto done; }
+    if (!y || !order || !start) { st = CA_E_NOMEM; goto done; }
     for (int k = 0; k < N; k++) {
         if (!(lab[k] >= 0 && lab[k] < C && lab[k] == floorf(lab[k]))) { st = ca_fail(CA_E_FORMAT, "tip-cache: cache label %d is not a class index", k); goto done; }
         y[k] = (int32_t)lab[k];
     }
     group_keys(y, N, C, order, start);
-    for (int i0 = 0; i0 < n; i0 += ROWS) {
-        int m = n - i0 < ROWS ? n - i0 : ROWS;
-        ca_sgemm(0, 1, m, N, D, 1.0f, x + (size_t)i0 * D, D, keys, D, 0.0f, A, N);
-        int fail = 0;
-        #pragma omp parallel num_threads(ca_kernel_threads(0))
-        {
-            float *as = ca_malloc2((size_t)N, sizeof(float)), *mx = ca_malloc2((size_t)C, sizeof(float));
-            double *tmp = ca_malloc2((size_t)N, sizeof(double));
-            if (!as || !mx || !tmp) {
-                #pragma omp atomic write
-                fail = 1;
-            }
-            #pragma omp for schedule(static)
-            for (int i = 0; i < m; i++) {
-                if (!as || !mx || !tmp) continue;
-                float *o = out + (size_t)(i0 + i) * C;
-                group_row(A + (size_t)i * N, order, start, N, C, as, mx);
-                for (int j = 0; j < C; j++) o[j] = class_score(as, start[j], start[j + 1], mx[j], beta, tmp);
-            }
-            free(as); free(mx); free(tmp);
-        }
-        if (fail) { st = CA_E_NOMEM; goto done; }
-    }
+    tc_pass ps = {.order = order, .start = start, .N = N, .C = C, .fit = 0, .beta = beta, .out = out};
+    if (n > 0) st = tc_run(&ps, x, n, keys, D, ca_kernel_threads(0));
 done:
-    free(y); free(order); free(start); free(A);
+    free(y); free(order); free(start);
     return st;
 }
 
