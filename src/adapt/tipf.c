@@ -17,6 +17,28 @@ size_t ca_tipf_scratch_floats(int B, int N, int C) {
     return (size_t)B * (size_t)N + 2 * (size_t)B * (size_t)C + (size_t)B;
 }
 
+/* One row of a Tip-Adapter-F step, the same arithmetic for the reference step and the packed
+ * one. a: (N) affinities in, E = exp(-(β - β·a)) out; cl: (C) the row's zero-shot logits;
+ * l: (C) the logits cl + α·(E·onehot); g: (C) dloss/dlogits = (softmax − onehot)/B.
+ * Returns the row's cross-entropy. */
+static float tipf_row(float *a, float *l, float *g, const float *cl, int32_t yb, const int32_t *key_y, int N,
+                      int C, float alpha, float beta, float invB) {
+    ca_vexp_affinity(a, a, N, beta);
+    memset(l, 0, sizeof(float) * (size_t)C);
+    for (int k = 0; k < N; k++) l[key_y[k]] += a[k];
+    float mx = -INFINITY;
+    for (int c = 0; c < C; c++) {
+        l[c] = cl[c] + l[c] * alpha;
+        if (l[c] > mx) mx = l[c];
+    }
+    double s = 0;
+    for (int c = 0; c < C; c++) s += exp((double)l[c] - mx);
+    double lse = mx + log(s);
+    for (int c = 0; c < C; c++) g[c] = (float)exp((double)l[c] - lse) * invB;
+    g[yb] -= invB;
+    return (float)(lse - l[yb]);
+}
+
 // x: (B,D), y: (B), clip: (B,C), keys: (N,D), key_y: (N) -> dkeys: (N,D)
 double ca_tipf_loss_grad(const float *x, const int32_t *y, const float *clip, int B,
                          const float *keys, const int32_t *key_y, int N, int D, int C,
@@ -30,25 +52,9 @@ double ca_tipf_loss_grad(const float *x, const int32_t *y, const float *clip, in
     /* Single-threaded on purpose: this loop is ~5% of a step next to the two GEMMs, and an
      * OpenMP pool spinning between OpenBLAS calls halved throughput on a busy 2-core host. */
     for (int b = 0; b < B; b++) {
-        float *a = A + (size_t)b * N, *l = L + (size_t)b * C, *g = G + (size_t)b * C;
-        const float *cl = clip + (size_t)b * C;
-        /* forward: E = exp(-(β - β·A)) in place; cache = E·onehot (per-class sums); logits */
-        ca_vexp_affinity(a, a, N, beta);
-        memset(l, 0, sizeof(float) * (size_t)C);
-        for (int k = 0; k < N; k++) l[key_y[k]] += a[k];
-        float mx = -INFINITY;
-        for (int c = 0; c < C; c++) {
-            l[c] = cl[c] + l[c] * alpha;
-            if (l[c] > mx) mx = l[c];
-        }
-        double s = 0;
-        for (int c = 0; c < C; c++) s += exp((double)l[c] - mx);
-        double lse = mx + log(s);
-        row_loss[b] = (float)(lse - l[y[b]]);
-        /* backward: dlogits = (softmax − onehot)/B; dE[k] = α·dlogits[key_y[k]];
-         * dA = dE · β·E (d/dA of exp(−β + βA)) */
-        for (int c = 0; c < C; c++) g[c] = (float)exp((double)l[c] - lse) * invB;
-        g[y[b]] -= invB;
+        float *a = A + (size_t)b * N, *g = G + (size_t)b * C;
+        row_loss[b] = tipf_row(a, L + (size_t)b * C, g, clip + (size_t)b * C, y[b], key_y, N, C, alpha, beta, invB);
+        /* dE[k] = α·dlogits[key_y[k]]; dA = dE · β·E (d/dA of exp(−β + βA)) */
         for (int k = 0; k < N; k++) a[k] = ab * g[key_y[k]] * a[k];
     }
     ca_sgemm(1, 0, N, D, B, 1.0f, A, N, x, D, 0.0f, dkeys, D); /* dkeys(N,D) = dAᵀ·x */
@@ -83,22 +89,8 @@ double ca_tipf_loss_grad_packed(const float *x, const int32_t *y, const float *c
      * ca_tipf_loss_grad (the oracle), its loss summed in row order afterwards. */
     #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
     for (int b = 0; b < B; b++) {
-        float *a = A + (size_t)b * N, *l = L + (size_t)b * C, *g = G + (size_t)b * C;
-        const float *cl = clip + (size_t)b * C;
-        ca_vexp_affinity(a, a, N, beta);
-        memset(l, 0, sizeof(float) * (size_t)C);
-        for (int k = 0; k < N; k++) l[key_y[k]] += a[k];
-        float mx = -INFINITY;
-        for (int c = 0; c < C; c++) {
-            l[c] = cl[c] + l[c] * alpha;
-            if (l[c] > mx) mx = l[c];
-        }
-        double s = 0;
-        for (int c = 0; c < C; c++) s += exp((double)l[c] - mx);
-        double lse = mx + log(s);
-        row_loss[b] = (float)(lse - l[y[b]]);
-        for (int c = 0; c < C; c++) g[c] = (float)exp((double)l[c] - lse) * invB;
-        g[y[b]] -= invB;
+        float *a = A + (size_t)b * N, *g = G + (size_t)b * C;
+        row_loss[b] = tipf_row(a, L + (size_t)b * C, g, clip + (size_t)b * C, y[b], key_y, N, C, alpha, beta, invB);
         for (int jp = 0; jp < np; jp++) {   /* dA into panel jp, row b (padding columns 0) */
             float *d = dAp + ((size_t)jp * B + b) * 32;
             int k0 = jp * 32, n = N - k0 < 32 ? N - k0 : 32;
