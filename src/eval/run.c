@@ -90,7 +90,7 @@ static ca_status draw_split(const ca_split *src, int C, int k, uint64_t seed, ui
 
 static ca_status score(const ca_classifier *c, const ca_split *s, double *acc) {
     int C = ca_classifier_num_classes(c);
-    float *lg = ca_malloc2((size_t)s->n, (size_t)C * sizeof(float));
+    float *lg = ca_malloc_big((size_t)s->n, (size_t)C * sizeof(float));
     if (!lg) return CA_E_NOMEM;
     ca_status st = ca_classifier_logits(c, s->x, s->n, lg);
     if (st == CA_OK) *acc = ca_accuracy(lg, s->y, s->n, C);
