@@ -3,6 +3,7 @@
  * and the methods on stanford_cars (Tip-Adapter-F beats Tip-Adapter at 16 shots; stored
  * classifiers reproduce the searched accuracy; training is deterministic; views are used). */
 #include "adapt/train.h"
+#include "adapt/tc_rows.h"
 #include "adapt/tip.h"
 #include "core/core.h"
 #include "model/gemm.h"
@@ -229,6 +230,38 @@ static void test_vexp_d(void) {
     CHECK(y[2000] == 1.0);
 }
 
+/* tip-cache's fused row scores against the class-by-class oracle, bit for bit: ragged classes
+ * (0 to 37 keys, one empty), several β, affinities spread so that some exps clamp. */
+static void test_tc_rows_exact(void) {
+    enum { C = 23, NMAX = 400, ROWS = 6 };
+    int32_t cnt[C], y[NMAX], order[NMAX], start[C + 1];
+    ca_rng r = ca_rng_make(11, 3);
+    int N = 0;
+    for (int c = 0; c < C; c++) { cnt[c] = c == 5 ? 0 : (int)(ca_rng_uniform(&r) * 38); if (N + cnt[c] > NMAX) cnt[c] = 0; N += cnt[c]; }
+    for (int k = 0, c = 0; c < C; c++) for (int j = 0; j < cnt[c]; j++) y[k++] = c;
+    for (int k = N - 1; k > 0; k--) { int j = (int)(ca_rng_uniform(&r) * (k + 1)); int32_t t = y[k]; y[k] = y[j]; y[j] = t; }
+    /* group by class, stable (what tip_cache.c's group_keys builds) */
+    start[0] = 0;
+    for (int c = 0; c < C; c++) start[c + 1] = start[c] + cnt[c];
+    int fill[C];
+    memcpy(fill, start, sizeof fill);
+    for (int k = 0; k < N; k++) order[fill[y[k]]++] = k;
+    static float a[NMAX], as[NMAX], mx[C], o1[C], o2[C];
+    static double tmp[NMAX];
+    const double betas[] = {0.5, 5.5, 37.0, 200.0, 900.0};
+    int diff = 0;
+    for (int row = 0; row < ROWS; row++) {
+        for (int k = 0; k < N; k++) a[k] = (float)(row == 0 ? 2.0 * ca_rng_uniform(&r) - 1.0 : 0.2 + 0.8 * ca_rng_uniform(&r));
+        for (size_t b = 0; b < sizeof betas / sizeof *betas; b++) {
+            ca_tc_logits_row(a, order, start, N, C, betas[b], as, mx, tmp, o1);
+            ca_tc_logits_row_ref(a, order, start, N, C, betas[b], as, mx, tmp, o2);
+            diff += memcmp(o1, o2, sizeof o1) != 0;
+        }
+    }
+    CHECK_EQ_INT(diff, 0);
+    CHECK(o1[5] == -1e30f);
+}
+
 /* Naive double-precision Tip-Adapter-F loss: the oracle for the hand-written backward. */
 static double ref_loss(const float *x, const int32_t *y, const float *clip, int B, const double *keys,
                        const int32_t *key_y, int N, int D, int C, double alpha, double beta) {
@@ -437,6 +470,7 @@ int main(int argc, char **argv) {
     RUN(test_search_skips_exact);
     RUN(test_search_aff_rows);
     RUN(test_vexp_d);
+    RUN(test_tc_rows_exact);
     if (all) {
         RUN(test_gradient_check);
         RUN(test_adamw);
