@@ -40,6 +40,11 @@ struct ca_method {
     ca_status (*fit)(ca_classifier *c, const ca_fit_data *d, const ca_fit_params *p);
     /* x: (n, D) -> out: (n, C). Must be thread-safe (read-only on c). */
     ca_status (*logits)(const ca_classifier *c, const float *x, int n, float *out);
+    /* Optional: the param in which fit leaves the fitted classifier's own accuracy on d->val, in
+     * percent (100·correct/n from the very logits `logits` gives: the method's search scored the
+     * final classifier), so that scoring val again after the fit can be skipped (eval/run.c).
+     * tests/test_tip.c checks that it equals the scored accuracy exactly. */
+    const char *val_acc_param;
 };
 
 const ca_method *ca_method_find(const char *name);

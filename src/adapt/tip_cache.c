@@ -152,4 +152,5 @@ const ca_method ca_method_tip_cache = {
     .name = "tip-cache",
     .help = "Tip-Adapter's cache term alone, log Σ exp(−β(1−f·key)) per class, β chosen on val, 5.5 without val (no text)",
     .needs_text = 0, .fit = tc_fit, .logits = tc_logits,
+    .val_acc_param = "val_acc",
 };
