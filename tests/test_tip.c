@@ -3,6 +3,7 @@
  * and the methods on stanford_cars (Tip-Adapter-F beats Tip-Adapter at 16 shots; stored
  * classifiers reproduce the searched accuracy; training is deterministic; views are used). */
 #include "adapt/train.h"
+#include "adapt/search.h"
 #include "adapt/tc_rows.h"
 #include "adapt/tip.h"
 #include "core/core.h"
@@ -228,6 +229,39 @@ static void test_vexp_d(void) {
     }
     CHECK_MSG(worst < 1e-15, "vexp_d max rel err %.3g at x = %.17g", worst, x[at]);
     CHECK(y[2000] == 1.0);
+}
+
+/* Tip-Adapter's run-grouped cache row against the scatter form, bit for bit, on key layouts:
+ * sorted with equal counts (four-run groups), sorted ragged, shuffled, and classes that come back
+ * in later runs (a group of four must never hold one class twice). */
+static void test_cache_row_runs_exact(void) {
+    enum { C = 40, N = 640 };
+    static int32_t ky[N];
+    static float aff[N], e[N], o1[C], o2[C];
+    static ca_key_run runs[N + 1];
+    ca_rng r = ca_rng_make(5, 9);
+    int diff = 0, fours = 0;
+    for (int layout = 0; layout < 5; layout++) {
+        for (int k = 0; k < N; k++) {
+            switch (layout) {
+            case 0: ky[k] = k / 16; break;                                  /* 40 classes x 16 */
+            case 1: ky[k] = k < 600 ? k / 15 : 39; break;                   /* ragged tail */
+            case 2: ky[k] = (int32_t)(ca_rng_uniform(&r) * C); break;        /* shuffled */
+            case 3: ky[k] = (k / 4) % 6; break;                             /* 0,0,0,0,1,..,5,0,... back again */
+            default: ky[k] = (k / 8) % 3 == 2 ? 7 : (k / 8) % 5; break;     /* mixed lengths and repeats */
+            }
+        }
+        const int nr = ca_tip_key_runs(ky, N, runs);
+        for (int i = 0; i < nr; i++) fours += runs[i].four;
+        for (int row = 0; row < 3; row++) {
+            for (int k = 0; k < N; k++) aff[k] = (float)(2.0 * ca_rng_uniform(&r) - 1.0);
+            ca_tip_cache_row(aff, ky, N, C, 3.7f, e, o1);
+            ca_tip_cache_row_runs(aff, runs, nr, N, C, 3.7f, e, o2);
+            diff += memcmp(o1, o2, sizeof o1) != 0;
+        }
+    }
+    CHECK_EQ_INT(diff, 0);
+    CHECK(fours > 10); /* the four-chain path ran */
 }
 
 /* tip-cache's fused row scores against the class-by-class oracle, bit for bit: ragged classes
@@ -471,6 +505,7 @@ int main(int argc, char **argv) {
     RUN(test_search_aff_rows);
     RUN(test_vexp_d);
     RUN(test_tc_rows_exact);
+    RUN(test_cache_row_runs_exact);
     if (all) {
         RUN(test_gradient_check);
         RUN(test_adamw);

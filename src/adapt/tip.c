@@ -10,9 +10,9 @@
 #define TIP_ROW_BLOCK 512 /* rows per block: bounds the (rows, N) affinity buffer */
 
 /* o (C) += alpha · cache logits of one row; aff: (N); e (N), cache (C): scratch. */
-static void add_cache_row(const float *aff, const int32_t *key_y, int N, int C, float alpha, float beta, float *e,
-                          float *cache, float *o) {
-    ca_tip_cache_row(aff, key_y, N, C, beta, e, cache);
+static void add_cache_row(const float *aff, const ca_key_run *runs, int nr, int N, int C, float alpha, float beta,
+                          float *e, float *cache, float *o) {
+    ca_tip_cache_row_runs(aff, runs, nr, N, C, beta, e, cache);
     for (int c = 0; c < C; c++) o[c] = o[c] + cache[c] * alpha;
 }
 
@@ -26,9 +26,12 @@ ca_status ca_tip_logits(const float *x, int n, const float *text_w, const float 
                         const int32_t *key_y, int N, int C, int D, float alpha, float beta, float *out) {
     if (n < 1) return CA_OK;
     const int rb = n < TIP_ROW_BLOCK ? n : TIP_ROW_BLOCK;
+    ca_key_run *runs = ca_malloc2((size_t)N + 1, sizeof(ca_key_run));
+    if (!runs) return ca_fail(CA_E_NOMEM, "tip logits: out of memory");
+    const int nr = ca_tip_key_runs(key_y, N, runs);
     ca_sgemm_bt_plan kp;
     ca_status st = ca_sgemm_bt_init(&kp, keys, N, D, D, rb); /* the keys packed once for all blocks */
-    if (st != CA_OK) return st;
+    if (st != CA_OK) { free(runs); return st; }
     int nfast = 0; /* rows [0, nfast) lie in blocks on the packed kernel: all full blocks, or none */
     for (int r0 = 0; r0 < n; r0 += rb) {
         const int m = n - r0 < rb ? n - r0 : rb;
@@ -52,7 +55,7 @@ ca_status ca_tip_logits(const float *x, int n, const float *text_w, const float 
             const int m = nfast - r0 < SUB ? nfast - r0 : SUB;
             ca_sgemm_bt(&kp, m, x + (size_t)r0 * D, D, aff, N, 1);
             for (int i = 0; i < m; i++)
-                add_cache_row(aff + (size_t)i * N, key_y, N, C, alpha, beta, e, cache, out + (size_t)(r0 + i) * C);
+                add_cache_row(aff + (size_t)i * N, runs, nr, N, C, alpha, beta, e, cache, out + (size_t)(r0 + i) * C);
         }
         free(aff); free(e); free(cache);
     }
@@ -65,11 +68,11 @@ ca_status ca_tip_logits(const float *x, int n, const float *text_w, const float 
             const int m = n - r0 < rb ? n - r0 : rb;
             ca_sgemm_bt(&kp, m, x + (size_t)r0 * D, D, aff, N, 0);
             for (int i = 0; i < m; i++)
-                add_cache_row(aff + (size_t)i * N, key_y, N, C, alpha, beta, e, cache, out + (size_t)(r0 + i) * C);
+                add_cache_row(aff + (size_t)i * N, runs, nr, N, C, alpha, beta, e, cache, out + (size_t)(r0 + i) * C);
         }
         free(e); free(cache);
     }
-    free(aff);
+    free(aff); free(runs);
     ca_sgemm_bt_free(&kp);
     return fail ? ca_fail(CA_E_NOMEM, "tip logits: out of memory") : CA_OK;
 }
