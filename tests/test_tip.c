@@ -397,7 +397,7 @@ static void test_cars_16shot(void) {
                 ca_classifier_param(tip, "alpha", 0), ca_classifier_param(tip, "beta", 0), af);
         CHECK(at > 58.17 + 5);
         CHECK(af > at);
-        CHECK_NEAR(acc_of(tip, &d.val), ca_classifier_param(tip, "search_val_acc", -1), 0); /* exact: run.c reports it as val_acc */
+        CHECK_NEAR(acc_of(tip, &d.val), ca_classifier_param(tip, "search_val_acc", -1), 0);
         CHECK_NEAR(acc_of(tipf, &d.val), ca_classifier_param(tipf, "search_val_acc", -1), 0);
         char path[1024];
         snprintf(path, sizeof path, "%s/tipf.safetensors", th_tmpdir());

@@ -181,5 +181,4 @@ const ca_method ca_method_tip_adapter = {
     .needs_text = 1,
     .fit = tip_fit,
     .logits = ca_tip_stored_logits,
-    .val_acc_param = "search_val_acc",
 };

@@ -269,5 +269,4 @@ const ca_method ca_method_tip_adapter_f = {
     .needs_text = 1,
     .fit = tipf_fit,
     .logits = ca_tip_stored_logits,
-    .val_acc_param = "search_val_acc",
 };

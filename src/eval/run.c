@@ -170,8 +170,8 @@ ca_status ca_run_fewshot_protocol(const ca_featureset *fs, const char *method, i
     out->train_n = d.train.n;
     out->val_n = d.val.n;
     out->val_acc = NAN;
-    /* val's accuracy: the fit's own count when its search scored the final classifier on d.val
-     * (the Tip-Adapter family: the same logits, so the same number, without a second pass) */
+    /* val's accuracy: the fit's own count when it scored d.val through the same code as the
+     * classifier's logits (ca_method.val_acc_param: tip-cache), without a second pass */
     const char *vp = c->m->val_acc_param;
     const double fit_val = vp && d.val.n > 0 ? ca_classifier_param(c, vp, NAN) : NAN;
     if (!isnan(fit_val)) out->val_acc = fit_val;
