@@ -18,10 +18,14 @@ static void add_cache_row(const float *aff, const ca_key_run *runs, int nr, int 
 
 /* Row blocks of TIP_ROW_BLOCK: the clip logits of a block (into out) and its affinities are the
  * products ca_sgemm computes for that block. Where the affinity product takes the packed kernel,
- * the threads each compute SUB-row pieces of it (the same values: the kernel's sums do not
- * depend on the row split) and their rows' logits, with no barrier between blocks; a block on
- * BLAS (a short last one, small caches, CPUs without AVX-512) runs as one call, then its rows. */
+ * the threads compute it in pieces, with no barrier between blocks, and their rows' logits. The
+ * values are those of SUB-row pieces through ca_sgemm_bt (its kernel choice per piece); where a
+ * full SUB piece takes the packed kernel, BIG rows at a time (forced onto it: the same values,
+ * the kernel's sums do not depend on the row split; more rows per pass over the keys), and a
+ * short last piece as before. A block on BLAS (a short last one, small caches, CPUs without
+ * AVX-512) runs as one call, then its rows. */
 #define SUB 64
+#define BIG 144 /* 12 of the kernel's 12-row tiles */
 ca_status ca_tip_logits(const float *x, int n, const float *text_w, const float *keys,
                         const int32_t *key_y, int N, int C, int D, float alpha, float beta, float *out) {
     if (n < 1) return CA_OK;
@@ -39,10 +43,15 @@ ca_status ca_tip_logits(const float *x, int n, const float *text_w, const float 
         else memset(out + (size_t)r0 * C, 0, sizeof(float) * (size_t)m * C);
         if (ca_sgemm_bt_fast(&kp, m) && nfast == r0) nfast = r0 + m;
     }
+    /* work items: [0, nbig_rows) in BIG-row items on the packed kernel, then SUB-row pieces */
+    const int big = kp.packed && ca_sgemm_bt_fast(&kp, SUB);
+    const int nbig_rows = big ? nfast - nfast % SUB : 0;
+    const int nbig = (nbig_rows + BIG - 1) / BIG, nitems = nbig + (nfast - nbig_rows + SUB - 1) / SUB;
+    const int cap = big ? BIG : SUB;
     int fail = 0;
-    #pragma omp parallel num_threads(ca_kernel_threads(0)) if (nfast > SUB)
+    #pragma omp parallel num_threads(ca_kernel_threads(0)) if (nitems > 1)
     {
-        float *aff = ca_malloc2((size_t)SUB * N, sizeof(float)), *e = ca_malloc2((size_t)N, sizeof(float));
+        float *aff = ca_malloc2((size_t)cap * N, sizeof(float)), *e = ca_malloc2((size_t)N, sizeof(float));
         float *cache = ca_malloc2((size_t)C, sizeof(float));
         const int ok = aff && e && cache;
         if (!ok) {
@@ -50,10 +59,13 @@ ca_status ca_tip_logits(const float *x, int n, const float *text_w, const float 
             fail = 1;
         }
         #pragma omp for schedule(dynamic, 1)
-        for (int r0 = 0; r0 < nfast; r0 += SUB) {
+        for (int t = 0; t < nitems; t++) {
             if (!ok) continue;
-            const int m = nfast - r0 < SUB ? nfast - r0 : SUB;
-            ca_sgemm_bt(&kp, m, x + (size_t)r0 * D, D, aff, N, 1);
+            const int r0 = t < nbig ? t * BIG : nbig_rows + (t - nbig) * SUB;
+            const int end = t < nbig ? nbig_rows : nfast, lim = t < nbig ? BIG : SUB;
+            const int m = end - r0 < lim ? end - r0 : lim;
+            if (t < nbig) ca_sgemm_bt_rows(&kp, m, x + (size_t)r0 * D, D, aff, N, 1);
+            else ca_sgemm_bt(&kp, m, x + (size_t)r0 * D, D, aff, N, 1);
             for (int i = 0; i < m; i++)
                 add_cache_row(aff + (size_t)i * N, runs, nr, N, C, alpha, beta, e, cache, out + (size_t)(r0 + i) * C);
         }

@@ -12,7 +12,8 @@
 #include <string.h>
 
 #define N_BETA 32          /* beta_i = 0.5 · 400^(i/31): 0.5 .. 200, log-spaced */
-#define ROWS 64            /* query rows per affinity block (and per ca_sgemm call before keys were packed once) */
+#define ROWS 64            /* query rows per block whose kernel choice (ca_sgemm_bt_fast) the values follow */
+#define BIG 144            /* rows per work item within the blocks on the packed kernel (12-row tiles) */
 
 static double beta_at(int i) { return 0.5 * pow(400.0, (double)i / (N_BETA - 1)); }
 
@@ -27,9 +28,10 @@ static void group_keys(const int32_t *y, int N, int C, int32_t *order, int32_t *
     start[0] = 0;
 }
 
-/* What both passes share: n query rows x (n, D) against the keys, ROWS at a time. A block whose
- * affinity product takes the packed kernel (ca_sgemm's choice for those ROWS rows) is computed by
- * one thread, from keys packed once, and its rows scored by that thread (no barrier per block);
+/* What both passes share: n query rows x (n, D) against the keys, ROWS at a time. The blocks whose
+ * affinity product takes the packed kernel (ca_sgemm's choice for those ROWS rows) are computed
+ * BIG rows at a time by one thread each, from keys packed once, and their rows scored by that
+ * thread (no barrier per block);
  * a block on BLAS (a short last one, small caches, CPUs without AVX-512) is one multi-threaded
  * product, then its rows split over the threads. Row results go through ca_tc_fit_row or ca_tc_logits_row (tc_rows.c). */
 typedef struct {
@@ -55,12 +57,12 @@ static ca_status tc_run(const tc_pass *ps, const float *x, int n, const float *k
     for (int r0 = nfast > 0 ? -1 : 0; r0 < n && !fail; r0 = r0 < 0 ? nfast : r0 + ROWS) {
         const int tail = r0 >= 0, m = tail ? (n - r0 < ROWS ? n - r0 : ROWS) : 0;
         if (tail) ca_sgemm_bt(&kp, m, x + (size_t)r0 * D, D, A, N, threads);
-        const int nwork = tail ? m : (nfast + ROWS - 1) / ROWS;
+        const int nwork = tail ? m : (nfast + BIG - 1) / BIG;
         #pragma omp parallel num_threads(threads) if (nwork > 1)
         {
             float *mx = ca_malloc2((size_t)C, sizeof(float)), *as = ca_malloc2((size_t)N, sizeof(float));
             double *tmp = ca_malloc2((size_t)N, sizeof(double));
-            float *Ab = tail ? NULL : ca_malloc2((size_t)ROWS * N, sizeof(float));
+            float *Ab = tail ? NULL : ca_malloc2((size_t)BIG * N, sizeof(float));
             int64_t local[N_BETA] = {0};
             const int ok = mx && as && tmp && (tail || Ab);
             if (!ok) {
@@ -70,9 +72,10 @@ static ca_status tc_run(const tc_pass *ps, const float *x, int n, const float *k
             #pragma omp for schedule(dynamic, 1)
             for (int w = 0; w < nwork; w++) {
                 if (!ok) continue;
-                int i0 = tail ? r0 + w : w * ROWS, i1 = tail ? i0 + 1 : (nfast - i0 < ROWS ? nfast : i0 + ROWS);
+                int i0 = tail ? r0 + w : w * BIG, i1 = tail ? i0 + 1 : (nfast - i0 < BIG ? nfast : i0 + BIG);
                 const float *a = tail ? A + (size_t)w * N : Ab;
-                if (!tail) ca_sgemm_bt(&kp, i1 - i0, x + (size_t)i0 * D, D, Ab, N, 1);
+                /* rows of blocks that each took the packed kernel: the same values in any split */
+                if (!tail) ca_sgemm_bt_rows(&kp, i1 - i0, x + (size_t)i0 * D, D, Ab, N, 1);
                 for (int i = i0; i < i1; i++, a += N) {
                     if (ps->fit)
                         ca_tc_fit_row(a, ps->y[i], ps->order, ps->start, ps->logn, N, C, N_BETA, ps->betas, as, mx, tmp, local);
