@@ -73,10 +73,28 @@ size_t ca_tipf_packed_scratch_floats(int B, int N, int C) {
     return round16((size_t)B * N) + round16(np * 32 * (size_t)B) + 2 * (size_t)B * C + (size_t)B + 16;
 }
 
-// x: (B,D), y: (B), clip: (B,C), keys_p: panels of keys (N,D) -> dkeys_p: panels of (N,D)
-double ca_tipf_loss_grad_packed(const float *x, const int32_t *y, const float *clip, int B,
-                                const float *keys_p, const int32_t *key_y, int N, int D, int C,
-                                float alpha, float beta, float *dkeys_p, float *scratch, int threads) {
+/* AdamW on one finished gradient panel (ca_gemm_tn_panels_each): the panel's keys and moments
+ * are the same D·32 floats of their blocks, and ca_optim_step is elementwise, so this is the
+ * update of the whole block, bit for bit, done while the gradient is still in cache. */
+typedef struct {
+    const ca_optim *opt;
+    double lr;
+    int64_t t;
+    float *keys, *m, *v;
+    size_t pf;   /* floats per panel: D·32 */
+} adamw_panels;
+
+static void adamw_panel(int jp, float *g, void *user) {
+    const adamw_panels *u = user;
+    size_t o = (size_t)jp * u->pf;
+    ca_optim_step(u->opt, u->lr, u->t, u->keys + o, g, u->m + o, u->v + o, u->pf);
+}
+
+/* The packed step; with upd, the gradient is not stored but applied panel by panel (upd->keys
+ * are keys_p: the forward product has read them all before the first panel is updated). */
+static double packed_step(const float *x, const int32_t *y, const float *clip, int B, const float *keys_p,
+                          const int32_t *key_y, int N, int D, int C, float alpha, float beta, float *dkeys_p,
+                          adamw_panels *upd, float *scratch, int threads) {
     const int np = (N + 31) / 32;
     float *A = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);   /* (B,N) */
     float *dAp = A + round16((size_t)B * N);                             /* [np][B][32] */
@@ -98,10 +116,27 @@ double ca_tipf_loss_grad_packed(const float *x, const int32_t *y, const float *c
             for (int j = n; j < 32; j++) d[j] = 0.0f;
         }
     }
-    if (ca_gemm_tn_panels(D, N, B, 1.0f, x, D, dAp, dkeys_p, threads) != CA_OK) return -1;
+    ca_status st = upd ? ca_gemm_tn_panels_each(D, N, B, 1.0f, x, D, dAp, NULL, threads, adamw_panel, upd)
+                       : ca_gemm_tn_panels(D, N, B, 1.0f, x, D, dAp, dkeys_p, threads);
+    if (st != CA_OK) return -1;
     double loss = 0;
     for (int b = 0; b < B; b++) loss += row_loss[b];
     return loss / B;
+}
+
+// x: (B,D), y: (B), clip: (B,C), keys_p: panels of keys (N,D) -> dkeys_p: panels of (N,D)
+double ca_tipf_loss_grad_packed(const float *x, const int32_t *y, const float *clip, int B,
+                                const float *keys_p, const int32_t *key_y, int N, int D, int C,
+                                float alpha, float beta, float *dkeys_p, float *scratch, int threads) {
+    return packed_step(x, y, clip, B, keys_p, key_y, N, D, C, alpha, beta, dkeys_p, NULL, scratch, threads);
+}
+
+// keys_p, m, v: panels of (N,D), updated in place
+double ca_tipf_step_packed(const float *x, const int32_t *y, const float *clip, int B, float *keys_p,
+                           const int32_t *key_y, int N, int D, int C, float alpha, float beta, const ca_optim *opt,
+                           double lr, int64_t t, float *m, float *v, float *scratch, int threads) {
+    adamw_panels u = {opt, lr, t, keys_p, m, v, (size_t)D * 32};
+    return packed_step(x, y, clip, B, keys_p, key_y, N, D, C, alpha, beta, NULL, &u, scratch, threads);
 }
 
 /* Rows of val per affinity block in val_acc: bounds the (rows, N) buffer (ImageNet-size val,
@@ -164,7 +199,9 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
 
     /* Keys, best keys, gradient and the AdamW moments: (N,D) each, or, on the packed path, the
      * panel layout of ca_packed (padded to 32 keys) — AdamW is elementwise, so it updates panels
-     * exactly as it would rows. One 64-byte aligned block for these five, one for the rest. */
+     * exactly as it would rows. One 64-byte aligned block for these five, one for the rest. The
+     * packed path applies AdamW per gradient panel inside the step and never touches its (N,D)
+     * gradient until the best keys are unpacked into it at the end. */
     const size_t nd = (size_t)N * D;
     const size_t kn = packed ? ca_pack_size(N, D, CA_DT_F32) / sizeof(float) : nd;
     const size_t sc = packed ? ca_tipf_packed_scratch_floats(B, N, C) : ca_tipf_scratch_floats(B, N, C);
@@ -199,7 +236,9 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
     int64_t step = 0;
     double best_acc = -1, last_loss = 0;
     int best_epoch = -1;
+    double t_train = 0, t_select = 0;   /* seconds: training steps, val passes (params) */
     for (int e = 0; e < epochs; e++) {
+        double t0 = ca_now();
         ca_rng rng = ca_rng_make(p->seed, 0x746970660000ull + (uint64_t)e); /* "tipf" + epoch */
         for (int i = 0; i < N; i++) perm[i] = i;
         ca_rng_shuffle_int(&rng, perm, N);
@@ -215,12 +254,17 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
                 yb[j] = d->train.y[i];
             }
             ca_logits_linear(xb, m, d->text_w, C, D, 100.0f, clipb); /* (m,C), cheap next to (m,N) */
-            double l = packed ? ca_tipf_loss_grad_packed(xb, yb, clipb, m, keys, d->train.y, N, D, C, a0, b0, grad, scratch, nt)
-                              : ca_tipf_loss_grad(xb, yb, clipb, m, keys, d->train.y, N, D, C, a0, b0, grad, scratch);
-            if (l < 0) { st = CA_E_NOMEM; goto done; }   /* a GEMM buffer (its message is set) */
+            const double lr_s = ca_lr_cosine(lr, step, total, 0);
+            if (packed) {   /* the step and AdamW fused: the gradient never leaves the cache */
+                double l = ca_tipf_step_packed(xb, yb, clipb, m, keys, d->train.y, N, D, C, a0, b0, &opt, lr_s, step + 1,
+                                               mom, mom + kn, scratch, nt);
+                if (l < 0) { st = CA_E_NOMEM; goto done; }   /* a GEMM buffer (its message is set) */
+                loss_sum += m * l;
+                continue;
+            }
+            double l = ca_tipf_loss_grad(xb, yb, clipb, m, keys, d->train.y, N, D, C, a0, b0, grad, scratch);
             loss_sum += m * l;
             /* elementwise: split over the threads in fixed chunks, the same values as one call */
-            const double lr_s = ca_lr_cosine(lr, step, total, 0);
             const size_t chunk = 1 << 16, nch = (kn + chunk - 1) / chunk;
             #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1 && nch > 1)
             for (size_t q = 0; q < nch; q++) {
@@ -232,7 +276,10 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
         if (!isfinite(last_loss)) { st = ca_fail(CA_E_NONFINITE, "tip-adapter-f: training diverged: loss %g at epoch %d with lr %g (lower --lr)", last_loss, e + 1, lr); goto done; }
         /* model selection on val only, at the training α, β; the first best epoch wins; without
          * val every epoch "wins", so the last one is kept */
+        double t1 = ca_now();
+        t_train += t1 - t0;
         double acc = nv > 0 ? val_acc(d, packed ? NULL : keys, packed ? &kp : NULL, clipv, a0, b0, affv, Lv, nt) : 0;
+        t_select += ca_now() - t1;
         if (acc < 0) { st = CA_E_NOMEM; goto done; }
         if (acc > best_acc || nv == 0) {
             best_acc = acc; best_epoch = e;
@@ -254,8 +301,9 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
     else st = ca_tip_set_fixed(c, p->init_alpha, p->init_beta);
     if (st != CA_OK) goto done;
     const char *names[] = {"best_epoch", "select_val_acc", "train_loss", "epochs", "batch", "lr",
-                           "weight_decay", "init_alpha", "init_beta", "seed"};
-    double vals[] = {best_epoch + 1, best_acc, last_loss, epochs, B, lr, wd, p->init_alpha, p->init_beta, (double)p->seed};
+                           "weight_decay", "init_alpha", "init_beta", "seed", "train_seconds", "select_seconds"};
+    double vals[] = {best_epoch + 1, best_acc, last_loss, epochs, B, lr, wd, p->init_alpha, p->init_beta, (double)p->seed,
+                     t_train, t_select};
     for (size_t i = 0; st == CA_OK && i < sizeof vals / sizeof vals[0]; i++) st = ca_clf_set_param(c, names[i], vals[i]);
 done:
     free(kblk);

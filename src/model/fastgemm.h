@@ -91,6 +91,16 @@ ca_status ca_gemm_ex(int transA, int transB, int M, int N, int K, float alpha, c
 ca_status ca_gemm_tn_panels(int M, int N, int K, float alpha, const float *A, int lda, const float *Bp,
                             float *Cp, int threads);
 
+/* Called once per finished output panel jp of ca_gemm_tn_panels_each: panel is its (M, 32)
+ * block [M][32]; calls for different panels may run at once on different threads. */
+typedef void (*ca_panel_fn)(int jp, float *panel, void *user);
+/* ca_gemm_tn_panels, handing each panel to fn as soon as it is complete (while it is still in
+ * the cache of the core that computed it), e.g. to apply an optimiser step without a pass over
+ * a whole gradient. Cp NULL: the panels live only in per-thread buffers, valid during fn; else
+ * as ca_gemm_tn_panels. The panel values are those of ca_gemm_tn_panels, bit for bit. */
+ca_status ca_gemm_tn_panels_each(int M, int N, int K, float alpha, const float *A, int lda, const float *Bp,
+                                 float *Cp, int threads, ca_panel_fn fn, void *user);
+
 /* Implicit-GEMM NHWC convolution (used by fastops.h ca_conv2d_nhwc): rows are output pixels,
  * K = KH·KW·Cin ordered (ky, kx, ci); W packed (Cout, K); out (N, Ho, Wo, Cout). */
 typedef struct { int N, H, W, Cin, KH, KW, stride, pad, Ho, Wo; } ca_conv_geom;
