@@ -65,7 +65,9 @@ static void test_gemm_tn_panels(void) {
 }
 
 /* ---- Tip-Adapter-F: packed-keys step vs ca_tipf_loss_grad ---- */
-static void tipf_compare(int B, int N, int D, int C, int exact) {
+/* sorted: key labels in runs (class by class, as few-shot caches are stored), the last keys
+ * back in class 0, so one class has two runs; else random labels (runs of about one key) */
+static void tipf_compare(int B, int N, int D, int C, int exact, int sorted) {
     float *x = malloc(sizeof(float) * B * D), *keys = malloc(sizeof(float) * N * D), *clip = malloc(sizeof(float) * B * C);
     float *g = malloc(sizeof(float) * N * D), *gp = malloc(sizeof(float) * N * D);
     int32_t *y = malloc(sizeof(int32_t) * B), *ky = malloc(sizeof(int32_t) * N);
@@ -73,7 +75,8 @@ static void tipf_compare(int B, int N, int D, int C, int exact) {
     fill(keys, (size_t)N * D, 1); normrows(keys, N, D);
     fill(clip, (size_t)B * C, 3);
     for (int i = 0; i < B; i++) y[i] = (int32_t)(urand() * C);
-    for (int k = 0; k < N; k++) ky[k] = (int32_t)(urand() * C);
+    for (int k = 0; k < N; k++) ky[k] = sorted ? (int32_t)((int64_t)k * C / N) : (int32_t)(urand() * C);
+    if (sorted) for (int k = N - N / (2 * C) - 1; k < N; k++) ky[k] = 0;
     float *sc = malloc(sizeof(float) * ca_tipf_scratch_floats(B, N, C));
     float *scp = malloc(sizeof(float) * ca_tipf_packed_scratch_floats(B, N, C));
     float *kp = panels_alloc(N, D), *dkp[2] = {panels_alloc(N, D), panels_alloc(N, D)};
@@ -104,10 +107,12 @@ static void tipf_compare(int B, int N, int D, int C, int exact) {
 
 static void test_tipf_packed_step(void) {
     if (!ca_fastgemm_avx512()) { fprintf(stderr, "  (no AVX-512: the packed path is not used here)\n"); }
-    tipf_compare(5, 45, 19, 4, 0);      /* odd shapes, padded last panel, below the AVX-512 size */
-    tipf_compare(33, 70, 40, 7, 0);
-    /* B·N·D = 2^24: ca_sgemm takes the AVX-512 kernel, so the steps agree bit for bit */
-    tipf_compare(256, 256, 256, 10, ca_fastgemm_avx512());
+    tipf_compare(5, 45, 19, 4, 0, 0);      /* odd shapes, padded last panel, below the AVX-512 size */
+    tipf_compare(33, 70, 40, 7, 0, 1);
+    /* B·N·D = 2^24: ca_sgemm takes the AVX-512 kernel, so the steps agree bit for bit, with
+     * random labels and with labels in runs (the packed step sums classes run by run) */
+    tipf_compare(256, 256, 256, 10, ca_fastgemm_avx512(), 0);
+    tipf_compare(256, 256, 256, 10, ca_fastgemm_avx512(), 1);
 }
 
 /* ---- the same product, each panel handed to a function as it completes ---- */

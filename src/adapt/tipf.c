@@ -39,6 +39,52 @@ static float tipf_row(float *a, float *l, float *g, const float *cl, int32_t yb,
     return (float)(lse - l[yb]);
 }
 
+/* The keys as runs of equal labels: ends[r] is one past the last key of run r (its label is
+ * key_y of its first key). Returns the number of runs. Keys stored class by class, as few-shot
+ * caches are, give one run per class. */
+static int key_runs(const int32_t *key_y, int N, int32_t *ends) {
+    int nr = 0;
+    for (int k = 1; k <= N; k++)
+        if (k == N || key_y[k] != key_y[k - 1]) ends[nr++] = k;
+    return nr;
+}
+
+/* Per-class sums of e (N) into l (C), run by run: each class's sum is carried in a register
+ * across its run and its keys are added in key order starting from 0, so every sum is the one of
+ * l[key_y[k]] += e[k] over k, bit for bit; only the memory round trip per key is gone, and
+ * different classes' sums overlap in the pipeline. */
+static void class_sums(const float *e, const int32_t *key_y, const int32_t *ends, int nruns, float *l, int C) {
+    memset(l, 0, sizeof(float) * (size_t)C);
+    for (int r = 0, k = 0; r < nruns; r++) {
+        const int c = key_y[k], end = ends[r];
+        float s = l[c];
+        for (; k < end; k++) s += e[k];
+        l[c] = s;
+    }
+}
+
+/* tipf_row for the packed step: the same values, with the class sums by runs, and l left
+ * holding ab·g[c] per class (ab = α·β), the factor of every key of class c in dloss/daffinity
+ * (ab·g[key_y[k]]·E[k] in the oracle, evaluated left to right: the same product). */
+static float tipf_row_runs(float *a, float *l, float *g, const float *cl, int32_t yb, const int32_t *key_y,
+                           const int32_t *ends, int nruns, int N, int C, float alpha, float beta, float invB) {
+    ca_vexp_affinity(a, a, N, beta);
+    class_sums(a, key_y, ends, nruns, l, C);
+    float mx = -INFINITY;
+    for (int c = 0; c < C; c++) {
+        l[c] = cl[c] + l[c] * alpha;
+        if (l[c] > mx) mx = l[c];
+    }
+    double s = 0;
+    for (int c = 0; c < C; c++) s += exp((double)l[c] - mx);
+    double lse = mx + log(s);
+    for (int c = 0; c < C; c++) g[c] = (float)exp((double)l[c] - lse) * invB;
+    g[yb] -= invB;
+    const float loss = (float)(lse - l[yb]), ab = alpha * beta;
+    for (int c = 0; c < C; c++) l[c] = ab * g[c];
+    return loss;
+}
+
 // x: (B,D), y: (B), clip: (B,C), keys: (N,D), key_y: (N) -> dkeys: (N,D)
 double ca_tipf_loss_grad(const float *x, const int32_t *y, const float *clip, int B,
                          const float *keys, const int32_t *key_y, int N, int D, int C,
@@ -69,8 +115,8 @@ double ca_tipf_loss_grad(const float *x, const int32_t *y, const float *clip, in
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 size_t ca_tipf_packed_scratch_floats(int B, int N, int C) {
-    size_t np = ((size_t)N + 31) / 32;
-    return round16((size_t)B * N) + round16(np * 32 * (size_t)B) + 2 * (size_t)B * C + (size_t)B + 16;
+    size_t np = ((size_t)N + 31) / 32;   /* + N: the key runs (int32) */
+    return round16((size_t)B * N) + round16(np * 32 * (size_t)B) + 2 * (size_t)B * C + (size_t)B + (size_t)N + 16;
 }
 
 /* AdamW on one finished gradient panel (ca_gemm_tn_panels_each): the panel's keys and moments
@@ -99,20 +145,22 @@ static double packed_step(const float *x, const int32_t *y, const float *clip, i
     float *A = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);   /* (B,N) */
     float *dAp = A + round16((size_t)B * N);                             /* [np][B][32] */
     float *L = dAp + round16((size_t)np * 32 * B), *G = L + (size_t)B * C, *row_loss = G + (size_t)B * C;
+    int32_t *ends = (int32_t *)(row_loss + B);
     const ca_packed kp = {.N = N, .K = D, .p = (float *)keys_p, .borrowed = 1};
     threads = ca_kernel_threads(threads);
     if (ca_gemm_packed(B, x, D, &kp, 1.0f, NULL, CA_EPI_NONE, 0.0f, A, N, threads) != CA_OK) return -1;
-    const float ab = alpha * beta, invB = 1.0f / (float)B;
+    const float invB = 1.0f / (float)B;
+    const int nruns = key_runs(key_y, N, ends);
     /* Rows are independent: shared between the threads, each row's arithmetic exactly that of
      * ca_tipf_loss_grad (the oracle), its loss summed in row order afterwards. */
     #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
     for (int b = 0; b < B; b++) {
-        float *a = A + (size_t)b * N, *g = G + (size_t)b * C;
-        row_loss[b] = tipf_row(a, L + (size_t)b * C, g, clip + (size_t)b * C, y[b], key_y, N, C, alpha, beta, invB);
-        for (int jp = 0; jp < np; jp++) {   /* dA into panel jp, row b (padding columns 0) */
+        float *a = A + (size_t)b * N, *g = G + (size_t)b * C, *h = L + (size_t)b * C;
+        row_loss[b] = tipf_row_runs(a, h, g, clip + (size_t)b * C, y[b], key_y, ends, nruns, N, C, alpha, beta, invB);
+        for (int jp = 0; jp < np; jp++) {   /* dA = ab·g[key_y[k]]·E[k] into panel jp, row b (padding 0) */
             float *d = dAp + ((size_t)jp * B + b) * 32;
             int k0 = jp * 32, n = N - k0 < 32 ? N - k0 : 32;
-            for (int j = 0; j < n; j++) d[j] = ab * g[key_y[k0 + j]] * a[k0 + j];
+            for (int j = 0; j < n; j++) d[j] = h[key_y[k0 + j]] * a[k0 + j];
             for (int j = n; j < 32; j++) d[j] = 0.0f;
         }
     }
