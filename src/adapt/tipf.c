@@ -188,24 +188,44 @@ double ca_tipf_step_packed(const float *x, const int32_t *y, const float *clip, 
 }
 
 /* Rows of val per affinity block in val_acc: bounds the (rows, N) buffer (ImageNet-size val,
- * 10,000 x 16,000 keys, would be 640 MB whole); the shipped sets' val fits in one block. */
+ * 10,000 x 16,000 keys, would be 640 MB whole); the shipped sets' val fits in one block. On the
+ * packed path, whose products give each row the same values whatever the block, blocks are
+ * VAL_ROWS_PACKED rows (two of the kernel's 144-row blocks): an 18 MB block at ImageNet size,
+ * small enough to be read back from cache rather than memory, and 113 MB less peak memory. */
 #define VAL_ROWS 2048
+#define VAL_ROWS_PACKED 288
 
 /* Val accuracy of keys at (alpha, beta). keys: (N,D), or kp: the same keys packed (then keys
- * is NULL; the packing is reused by every block). clipv: (nv,C); affv: (min(nv,VAL_ROWS),N)
- * and L: (min(nv,VAL_ROWS),C) scratch. */
-static double val_acc(const ca_fit_data *d, const float *keys, const ca_packed *kp, const float *clipv, float alpha,
-                      float beta, float *affv, float *L, int threads) {
+ * is NULL; the packing is reused by every block, and ends holds the key runs of key_runs). clipv:
+ * (nv,C); affv: (min(nv,VAL_ROWS or VAL_ROWS_PACKED),N) and L: (the same rows,C) scratch. */
+static double val_acc(const ca_fit_data *d, const float *keys, const ca_packed *kp, const int32_t *ends, int nruns,
+                      const float *clipv, float alpha, float beta, float *affv, float *L, int threads) {
     const ca_split *v = &d->val;
     int N = d->train.n, C = d->num_classes;
+    const int rows = kp ? VAL_ROWS_PACKED : VAL_ROWS;
     int64_t correct = 0;
-    for (int r0 = 0; r0 < v->n; r0 += VAL_ROWS) {
-        int m = v->n - r0 < VAL_ROWS ? v->n - r0 : VAL_ROWS;
+    for (int r0 = 0; r0 < v->n; r0 += rows) {
+        int m = v->n - r0 < rows ? v->n - r0 : rows;
         if (kp) {
             if (ca_gemm_packed(m, v->x + (size_t)r0 * d->dim, d->dim, kp, 1.0f, NULL, CA_EPI_NONE, 0.0f, affv, N, threads) != CA_OK) return -1;
-        } else {
-            ca_sgemm(0, 1, m, N, d->dim, 1.0f, v->x + (size_t)r0 * d->dim, d->dim, keys, d->dim, 0.0f, affv, N);
+            /* ca_tip_logits_from_aff's arithmetic per row (exp, class sums in key order, clip +
+             * α·sum), fused with the argmax while the row is in cache; the class sums by runs */
+            int64_t ok = 0;
+            #pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : ok) if (threads > 1)
+            for (int i = 0; i < m; i++) {
+                float *a = affv + (size_t)i * N, *o = L + (size_t)i * C;
+                const float *cl = clipv + (size_t)(r0 + i) * C;
+                ca_vexp_affinity(a, a, N, beta);
+                class_sums(a, d->train.y, ends, nruns, o, C);
+                for (int c = 0; c < C; c++) o[c] = cl[c] + o[c] * alpha;
+                int best = 0;   /* first maximum, as ca_accuracy */
+                for (int j = 1; j < C; j++) if (o[j] > o[best]) best = j;
+                ok += best == v->y[r0 + i];
+            }
+            correct += ok;
+            continue;
         }
+        ca_sgemm(0, 1, m, N, d->dim, 1.0f, v->x + (size_t)r0 * d->dim, d->dim, keys, d->dim, 0.0f, affv, N);
         if (ca_tip_logits_from_aff(clipv + (size_t)r0 * C, affv, d->train.y, m, N, C, alpha, beta, L) != CA_OK) return -1;
         for (int i = 0; i < m; i++) { /* first maximum, as ca_accuracy */
             const float *r = L + (size_t)i * C;
@@ -253,16 +273,17 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
     const size_t nd = (size_t)N * D;
     const size_t kn = packed ? ca_pack_size(N, D, CA_DT_F32) / sizeof(float) : nd;
     const size_t sc = packed ? ca_tipf_packed_scratch_floats(B, N, C) : ca_tipf_scratch_floats(B, N, C);
-    const size_t nvb = nv < VAL_ROWS ? (size_t)nv : VAL_ROWS;
+    const int vrows = packed ? VAL_ROWS_PACKED : VAL_ROWS;
+    const size_t nvb = nv < vrows ? (size_t)nv : (size_t)vrows;
     const size_t total_f = (size_t)B * D + (size_t)B * C + (size_t)nv * C + nvb * N + nvb * C + sc;
     float *kblk = kn && kn < SIZE_MAX / 5 / sizeof(float) ? aligned_alloc(64, 5 * kn * sizeof(float)) : NULL;
     float *blk = ca_malloc2(total_f, sizeof(float));
     int *perm = ca_malloc2((size_t)N, sizeof(int)), *view = ca_malloc2((size_t)N, sizeof(int));
-    int32_t *yb = ca_malloc2((size_t)B, sizeof(int32_t));
+    int32_t *yb = ca_malloc2((size_t)B, sizeof(int32_t)), *ends = ca_malloc2((size_t)N, sizeof(int32_t));
     /* AdamW as torch.optim.AdamW (betas 0.9/0.999, eps 1e-4 as the original); moments m, v */
     const ca_optim opt = {.kind = CA_OPT_ADAMW, .weight_decay = (float)wd, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-4f};
     ca_status st = CA_OK;
-    if (!blk || !kblk || !perm || !view || !yb) {
+    if (!blk || !kblk || !perm || !view || !yb || !ends) {
         st = ca_fail(CA_E_NOMEM, "tip-adapter-f: out of memory for %d keys", N);
         goto done;
     }
@@ -279,6 +300,7 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
     }
     memcpy(best, keys, sizeof(float) * kn);
     if (nv > 0) ca_logits_linear(d->val.x, nv, d->text_w, C, D, 100.0f, clipv);
+    const int nruns = key_runs(d->train.y, N, ends);
 
     const int64_t spe = (N + B - 1) / B, total = (int64_t)epochs * spe;
     int64_t step = 0;
@@ -326,7 +348,7 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
          * val every epoch "wins", so the last one is kept */
         double t1 = ca_now();
         t_train += t1 - t0;
-        double acc = nv > 0 ? val_acc(d, packed ? NULL : keys, packed ? &kp : NULL, clipv, a0, b0, affv, Lv, nt) : 0;
+        double acc = nv > 0 ? val_acc(d, packed ? NULL : keys, packed ? &kp : NULL, ends, nruns, clipv, a0, b0, affv, Lv, nt) : 0;
         t_select += ca_now() - t1;
         if (acc < 0) { st = CA_E_NOMEM; goto done; }
         if (acc > best_acc || nv == 0) {
@@ -355,7 +377,7 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
     for (size_t i = 0; st == CA_OK && i < sizeof vals / sizeof vals[0]; i++) st = ca_clf_set_param(c, names[i], vals[i]);
 done:
     free(kblk);
-    free(blk); free(perm); free(view); free(yb);
+    free(blk); free(perm); free(view); free(yb); free(ends);
     return st;
 }
 
