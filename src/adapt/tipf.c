@@ -283,6 +283,7 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
     /* AdamW as torch.optim.AdamW (betas 0.9/0.999, eps 1e-4 as the original); moments m, v */
     const ca_optim opt = {.kind = CA_OPT_ADAMW, .weight_decay = (float)wd, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-4f};
     ca_status st = CA_OK;
+    ca_packed tw = {0};   /* text_w packed for the steps, or not (p NULL) */
     if (!blk || !kblk || !perm || !view || !yb || !ends) {
         st = ca_fail(CA_E_NOMEM, "tip-adapter-f: out of memory for %d keys", N);
         goto done;
@@ -292,6 +293,10 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
     float *xb = blk, *clipb = xb + (size_t)B * D, *clipv = clipb + (size_t)B * C;
     float *affv = clipv + (size_t)nv * C, *Lv = affv + nvb * N, *scratch = Lv + nvb * C;
     ca_packed kp = {0};
+    /* the text classifier packed once for the steps' zero-shot logits (ca_logits_linear packs it
+     * per call); only where ca_sgemm takes our kernel: the products the packing reproduces */
+    if (ca_fastgemm_avx512() && (double)(N < B ? N : B) * C * D >= FAST_MIN_MACS &&
+        (st = ca_pack_weights(&tw, d->text_w, CA_DT_F32, C, D, D)) != CA_OK) goto done;
 
     if (packed) {   /* keys start as the cache */
         if ((st = ca_pack_weights_into(&kp, keys, kn * sizeof(float), d->train.x, CA_DT_F32, N, D, D, 0, CA_DT_F32)) != CA_OK) goto done;
@@ -323,7 +328,13 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
                 memcpy(xb + (size_t)j * D, src, sizeof(float) * D);
                 yb[j] = d->train.y[i];
             }
-            ca_logits_linear(xb, m, d->text_w, C, D, 100.0f, clipb); /* (m,C), cheap next to (m,N) */
+            /* (m,C), cheap next to (m,N); with text_w packed once when ca_sgemm would pack it
+             * for our kernel anyway (the same panels and kernel, so the same logits) */
+            if (tw.p && (double)m * C * D >= FAST_MIN_MACS) {
+                if ((st = ca_gemm_packed(m, xb, D, &tw, 100.0f, NULL, CA_EPI_NONE, 0.0f, clipb, C, nt)) != CA_OK) goto done;
+            } else {
+                ca_logits_linear(xb, m, d->text_w, C, D, 100.0f, clipb);
+            }
             const double lr_s = ca_lr_cosine(lr, step, total, 0);
             if (packed) {   /* the step and AdamW fused: the gradient never leaves the cache */
                 double l = ca_tipf_step_packed(xb, yb, clipb, m, keys, d->train.y, N, D, C, a0, b0, &opt, lr_s, step + 1,
@@ -378,6 +389,7 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
 done:
     free(kblk);
     free(blk); free(perm); free(view); free(yb); free(ends);
+    ca_packed_free(&tw);
     return st;
 }
 
