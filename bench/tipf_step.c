@@ -3,10 +3,12 @@
  * the forward affinities (ca_gemm_packed, B x N x D), the whole packed step
  * (ca_tipf_loss_grad_packed: forward, per-row exp/class sums/softmax gradient, key gradient), the
  * key gradient alone (ca_gemm_tn_panels, D x N x B) and the val pass's affinities (ca_gemm_packed
- * in blocks of VAL rows). Prints best and median seconds of REPS runs and GFLOP/s (2·M·N·K per
- * product; the step counts its two products). Not a test: the numbers are checked elsewhere
+ * in blocks of 2048 and of 288 rows), and AdamW on one gradient panel (the oracle ca_optim_step
+ * against ca_adamw_f32; 10 FLOP per element). Prints best and median ms of REPS runs and GFLOP/s
+ * (2·M·N·K per product; the steps count their two products). TIPF_STEP_ONLY=1 skips the val part. Not a test: the numbers are checked elsewhere
  * (tests/test_fastfit.c). Usage: tipf_step [THREADS] [REPS] */
 #include "adapt/tip.h"
+#include "adapt/train.h"
 #include "core/core.h"
 #include "model/fastgemm.h"
 
@@ -33,7 +35,7 @@ static void fill_unit(float *x, int rows, int d, ca_rng *r) {
 
 static void report(const char *name, double *t, int reps, double flops) {
     qsort(t, (size_t)reps, sizeof *t, cmp_d);
-    printf("  %-34s best %8.4f s  median %8.4f s  %6.1f GFLOP/s (best)\n", name, t[0], t[reps / 2], flops / t[0] / 1e9);
+    printf("  %-36s best %9.3f ms  median %9.3f ms  %6.1f GFLOP/s (best)\n", name, 1e3 * t[0], 1e3 * t[reps / 2], flops / t[0] / 1e9);
 }
 
 int main(int argc, char **argv) {
@@ -76,7 +78,36 @@ int main(int argc, char **argv) {
         t[i] = ca_now() - t0;
     }
     report("whole packed step (2 products)", t, reps, 2 * fwd);
-    static const int vb[] = {VAL, 288, 256, 144};
+    /* the step of the fit: the packed step with AdamW fused into the key-gradient product */
+    {
+        float *m = aligned_alloc(64, pn), *v = aligned_alloc(64, pn);
+        if (!m || !v) { fprintf(stderr, "tipf_step: out of memory\n"); return 1; }
+        memset(m, 0, pn); memset(v, 0, pn);
+        const ca_optim opt = {.kind = CA_OPT_ADAMW, .weight_decay = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-4f};
+        for (int i = 0; i < reps; i++) {
+            double t0 = ca_now();
+            ca_tipf_step_packed(x, y, clip, B, kp, ky, N, D, C, 1.0f, 1.0f, &opt, 1e-3, i + 1, m, v, sc, threads);
+            t[i] = ca_now() - t0;
+        }
+        report("step + AdamW, fused (the fit's)", t, reps, 2 * fwd);
+        /* AdamW on one cache-resident (D,32) gradient panel, as the fused step applies it:
+         * ca_optim_step (the oracle, compiled for the baseline ISA) against ca_adamw_f32 */
+        const size_t pf = (size_t)D * 32;
+        for (int k = 0; k < 2; k++) {
+            for (int i = 0; i < reps; i++) {
+                double t0 = ca_now();
+                for (int r = 0; r < 200; r++) {
+                    if (k == 0) ca_optim_step(&opt, 1e-3, r + 1, kp, dk, m, v, pf);
+                    else ca_adamw_f32(kp, dk, m, v, pf, 0.99999f, 0.9f, 0.999f, 1e-2f, 0.5f, 1e-4f);
+                }
+                t[i] = (ca_now() - t0) / 200;
+            }
+            report(k ? "AdamW, one panel: ca_adamw_f32" : "AdamW, one panel: ca_optim_step", t, reps, 10.0 * pf);
+        }
+        free(m); free(v);
+    }
+    static const int vb[] = {VAL, 288};
+    if (getenv("TIPF_STEP_ONLY")) goto out;
     for (size_t v = 0; v < sizeof vb / sizeof vb[0]; v++) {
         for (int i = 0; i < reps; i++) {
             double t0 = ca_now();
@@ -90,6 +121,7 @@ int main(int argc, char **argv) {
         snprintf(name, sizeof name, "val affinities, %d-row blocks", vb[v]);
         report(name, t, reps, 2.0 * NV * N * D);
     }
+out:
     free(x); free(keys); free(clip); free(xv); free(aff); free(y); free(ky); free(kp); free(dk); free(sc); free(t);
     return 0;
 }

@@ -188,6 +188,28 @@ static void tipf_fused_compare(int B, int N, int D, int C, int threads) {
     free(k1); free(k2); free(g); free(m1); free(v1); free(m2); free(v2);
 }
 
+/* ---- the vectorised AdamW against ca_optim_step, with a tail that is not a whole vector ---- */
+static void test_adamw_kernel(void) {
+    enum { n = 1000 + 13 };
+    float p[n], g[n], m[n], v[n], p2[n], m2[n], v2[n];
+    fill(p, n, 1); fill(g, n, 1); fill(m, n, 0.1); fill(v, n, 0.1);
+    for (int i = 0; i < n; i++) v[i] = fabsf(v[i]);
+    g[7] = 0.0f; g[8] = -0.0f; v[9] = 0.0f;   /* zero gradients and a zero second moment */
+    memcpy(p2, p, sizeof p); memcpy(m2, m, sizeof m); memcpy(v2, v, sizeof v);
+    const ca_optim opt = {.kind = CA_OPT_ADAMW, .weight_decay = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-4f};
+    int same = 1;
+    for (int t = 1; t <= 4; t++) {
+        double lr = 1e-3 * t, bc1 = 1.0 - pow(opt.beta1, (double)t), bc2 = 1.0 - pow(opt.beta2, (double)t);
+        ca_optim_step(&opt, lr, t, p, g, m, v, n);
+        ca_adamw_f32(p2, g, m2, v2, n, (float)(1.0 - lr * opt.weight_decay), opt.beta1, opt.beta2, (float)(lr / bc1),
+                     (float)sqrt(bc2), opt.eps);
+        same &= memcmp(p, p2, sizeof p) == 0 && memcmp(m, m2, sizeof m) == 0 && memcmp(v, v2, sizeof v) == 0;
+    }
+    CHECK_MSG(same, "ca_adamw_f32 differs from ca_optim_step");
+    p2[n - 1] = nextafterf(p2[n - 1], 1e9f);   /* the comparison can fail */
+    CHECK(memcmp(p, p2, sizeof p) != 0);
+}
+
 static void test_tipf_fused_step(void) {
     tipf_fused_compare(5, 45, 19, 4, 1);
     tipf_fused_compare(33, 70, 40, 7, 2);
@@ -270,5 +292,6 @@ int main(void) {
      * they draw when they run in this order */
     RUN(test_gemm_tn_panels_each);
     RUN(test_tipf_fused_step);
+    RUN(test_adamw_kernel);
     TEST_END();
 }

@@ -128,12 +128,17 @@ typedef struct {
     int64_t t;
     float *keys, *m, *v;
     size_t pf;   /* floats per panel: D·32 */
+    float decay, stepsz, bc2s;   /* AdamW's scalars for (lr, t), computed as ca_optim_step does */
 } adamw_panels;
 
 static void adamw_panel(int jp, float *g, void *user) {
     const adamw_panels *u = user;
     size_t o = (size_t)jp * u->pf;
-    ca_optim_step(u->opt, u->lr, u->t, u->keys + o, g, u->m + o, u->v + o, u->pf);
+    if (u->opt->kind == CA_OPT_ADAMW)   /* the vectorised kernel, same values as ca_optim_step */
+        ca_adamw_f32(u->keys + o, g, u->m + o, u->v + o, u->pf, u->decay, u->opt->beta1, u->opt->beta2, u->stepsz, u->bc2s,
+                     u->opt->eps);
+    else
+        ca_optim_step(u->opt, u->lr, u->t, u->keys + o, g, u->m + o, u->v + o, u->pf);
 }
 
 /* The packed step; with upd, the gradient is not stored but applied panel by panel (upd->keys
@@ -183,7 +188,10 @@ double ca_tipf_loss_grad_packed(const float *x, const int32_t *y, const float *c
 double ca_tipf_step_packed(const float *x, const int32_t *y, const float *clip, int B, float *keys_p,
                            const int32_t *key_y, int N, int D, int C, float alpha, float beta, const ca_optim *opt,
                            double lr, int64_t t, float *m, float *v, float *scratch, int threads) {
-    adamw_panels u = {opt, lr, t, keys_p, m, v, (size_t)D * 32};
+    /* ca_optim_step's scalars, the same expressions (train.c) */
+    const double bc1 = 1.0 - pow(opt->beta1, (double)t), bc2 = 1.0 - pow(opt->beta2, (double)t);
+    adamw_panels u = {opt, lr, t, keys_p, m, v, (size_t)D * 32, (float)(1.0 - lr * opt->weight_decay), (float)(lr / bc1),
+                      (float)sqrt(bc2)};
     return packed_step(x, y, clip, B, keys_p, key_y, N, D, C, alpha, beta, NULL, &u, scratch, threads);
 }
 

@@ -915,6 +915,37 @@ ca_status ca_gemm_tn_panels_each(int M, int N, int K, float alpha, const float *
     return tn_panels(M, N, K, alpha, A, lda, Bp, Cp, threads, fn, user);
 }
 
+/* AdamW on n floats with the scalars precomputed (ca_adamw_f32 in fastgemm.h). Every
+ * operation is an IEEE one in float (multiply, add, subtract, divide, square root, all correctly
+ * rounded at any vector width; no contraction in C11 mode), in the order of ca_optim_step's loop,
+ * so each element gets the same value as there, on every CPU path. */
+void ca_adamw_f32(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, size_t n, float decay,
+                  float b1, float b2, float stepsz, float bc2s, float eps) {
+    const float c1 = 1.0f - b1, c2 = 1.0f - b2;
+    size_t i = 0;
+#if CA_HAVE_AVX512
+    const __m512 vdecay = _mm512_set1_ps(decay), vb1 = _mm512_set1_ps(b1), vb2 = _mm512_set1_ps(b2), vc1 = _mm512_set1_ps(c1),
+                 vc2 = _mm512_set1_ps(c2), vstep = _mm512_set1_ps(stepsz), vbc2s = _mm512_set1_ps(bc2s), veps = _mm512_set1_ps(eps);
+    for (; i + 16 <= n; i += 16) {
+        __m512 gi = _mm512_loadu_ps(g + i);
+        __m512 pi = _mm512_mul_ps(_mm512_loadu_ps(p + i), vdecay);
+        __m512 mi = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(m + i), vb1), _mm512_mul_ps(gi, vc1));
+        __m512 vi = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(v + i), vb2), _mm512_mul_ps(_mm512_mul_ps(gi, gi), vc2));
+        __m512 den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vi), vbc2s), veps);
+        pi = _mm512_sub_ps(pi, _mm512_div_ps(_mm512_mul_ps(vstep, mi), den));
+        _mm512_storeu_ps(m + i, mi);
+        _mm512_storeu_ps(v + i, vi);
+        _mm512_storeu_ps(p + i, pi);
+    }
+#endif
+    for (; i < n; i++) {
+        p[i] *= decay;
+        m[i] = m[i] * b1 + g[i] * c1;
+        v[i] = v[i] * b2 + g[i] * g[i] * c2;
+        p[i] -= stepsz * m[i] / (sqrtf(v[i]) / bc2s + eps);
+    }
+}
+
 ca_status ca_gemm_conv_nhwc(const ca_conv_geom *g, const float *in, const ca_packed *W,
                             const float *bias, ca_epi act, float beta, float *out, int threads) {
     if (!W || (!W->p && !W->ph && !W->pb) || W->K != g->KH * g->KW * g->Cin) return ca_fail(CA_E_ARG, "conv weights do not match the geometry");

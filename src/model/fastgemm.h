@@ -101,6 +101,15 @@ typedef void (*ca_panel_fn)(int jp, float *panel, void *user);
 ca_status ca_gemm_tn_panels_each(int M, int N, int K, float alpha, const float *A, int lda, const float *Bp,
                                  float *Cp, int threads, ca_panel_fn fn, void *user);
 
+/* One AdamW update of n parameters p with gradient g and moments m, v (torch.optim.AdamW's
+ * order: p *= decay; m = b1·m + (1−b1)·g; v = b2·v + (1−b2)·g²; p −= stepsz·m / (√v / bc2s + eps)),
+ * the scalars as ca_optim_step computes them (decay = 1 − lr·wd, stepsz = lr / (1 − b1^t),
+ * bc2s = √(1 − b2^t)). Vectorised on the AVX-512 path; the same value per element as
+ * ca_optim_step (its oracle) on every path. Used on gradient panels as ca_gemm_tn_panels_each
+ * hands them over. */
+void ca_adamw_f32(float *p, const float *g, float *m, float *v, size_t n, float decay, float b1, float b2, float stepsz,
+                  float bc2s, float eps);
+
 /* Implicit-GEMM NHWC convolution (used by fastops.h ca_conv2d_nhwc): rows are output pixels,
  * K = KH·KW·Cin ordered (ky, kx, ci); W packed (Cout, K); out (N, Ho, Wo, Cout). */
 typedef struct { int N, H, W, Cin, KH, KW, stride, pad, Ho, Wo; } ca_conv_geom;
