@@ -210,6 +210,24 @@ static void test_adamw_kernel(void) {
     CHECK(memcmp(p, p2, sizeof p) != 0);
 }
 
+/* ---- ca_gather_mul_panels against its loop ---- */
+static void test_gather_mul_panels(void) {
+    static const int ns[] = {1, 16, 31, 32, 45, 100};
+    for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
+        int n = ns[t], np = (n + 31) / 32;
+        size_t stride = 3 * 32;   /* row 0 of panels of 3 rows */
+        float a[100], h[7], *got = malloc(sizeof(float) * stride * np), *want = malloc(sizeof(float) * stride * np);
+        int32_t idx[100];
+        fill(a, (size_t)n, 1); fill(h, 7, 1);
+        for (int j = 0; j < n; j++) idx[j] = (int32_t)(urand() * 7);
+        for (size_t i = 0; i < stride * np; i++) got[i] = want[i] = 5.0f;   /* other rows stay */
+        for (int j = 0; j < np * 32; j++) want[(size_t)(j / 32) * stride + j % 32] = j < n ? h[idx[j]] * a[j] : 0.0f;
+        ca_gather_mul_panels(got, stride, a, h, idx, n);
+        CHECK_MSG(memcmp(got, want, sizeof(float) * stride * np) == 0, "ca_gather_mul_panels differs at n=%d", n);
+        free(got); free(want);
+    }
+}
+
 static void test_tipf_fused_step(void) {
     tipf_fused_compare(5, 45, 19, 4, 1);
     tipf_fused_compare(33, 70, 40, 7, 2);
@@ -293,5 +311,6 @@ int main(void) {
     RUN(test_gemm_tn_panels_each);
     RUN(test_tipf_fused_step);
     RUN(test_adamw_kernel);
+    RUN(test_gather_mul_panels);
     TEST_END();
 }

@@ -146,7 +146,7 @@ static void adamw_panel(int jp, float *g, void *user) {
 static double packed_step(const float *x, const int32_t *y, const float *clip, int B, const float *keys_p,
                           const int32_t *key_y, int N, int D, int C, float alpha, float beta, float *dkeys_p,
                           adamw_panels *upd, float *scratch, int threads) {
-    const int np = (N + 31) / 32;
+    const size_t np = ((size_t)N + 31) / 32;
     float *A = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);   /* (B,N) */
     float *dAp = A + round16((size_t)B * N);                             /* [np][B][32] */
     float *L = dAp + round16((size_t)np * 32 * B), *G = L + (size_t)B * C, *row_loss = G + (size_t)B * C;
@@ -162,12 +162,8 @@ static double packed_step(const float *x, const int32_t *y, const float *clip, i
     for (int b = 0; b < B; b++) {
         float *a = A + (size_t)b * N, *g = G + (size_t)b * C, *h = L + (size_t)b * C;
         row_loss[b] = tipf_row_runs(a, h, g, clip + (size_t)b * C, y[b], key_y, ends, nruns, N, C, alpha, beta, invB);
-        for (int jp = 0; jp < np; jp++) {   /* dA = ab·g[key_y[k]]·E[k] into panel jp, row b (padding 0) */
-            float *d = dAp + ((size_t)jp * B + b) * 32;
-            int k0 = jp * 32, n = N - k0 < 32 ? N - k0 : 32;
-            for (int j = 0; j < n; j++) d[j] = h[key_y[k0 + j]] * a[k0 + j];
-            for (int j = n; j < 32; j++) d[j] = 0.0f;
-        }
+        /* dA = ab·g[key_y[k]]·E[k] into row b of every panel (padding 0) */
+        ca_gather_mul_panels(dAp + (size_t)b * 32, (size_t)B * 32, a, h, key_y, N);
     }
     ca_status st = upd ? ca_gemm_tn_panels_each(D, N, B, 1.0f, x, D, dAp, NULL, threads, adamw_panel, upd)
                        : ca_gemm_tn_panels(D, N, B, 1.0f, x, D, dAp, dkeys_p, threads);

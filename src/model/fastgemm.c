@@ -915,6 +915,24 @@ ca_status ca_gemm_tn_panels_each(int M, int N, int K, float alpha, const float *
     return tn_panels(M, N, K, alpha, A, lda, Bp, Cp, threads, fn, user);
 }
 
+/* dst panel row: element j of n goes to dst[(j/32)·stride + j%32], = h[idx[j]]·a[j] (one float
+ * multiply, so the same value on every path), the last panel's row zero-padded to 32. */
+void ca_gather_mul_panels(float *restrict dst, size_t stride, const float *restrict a, const float *restrict h,
+                          const int32_t *restrict idx, int n) {
+    for (int j0 = 0; j0 < n; j0 += NR) {
+        float *d = dst + (size_t)(j0 / NR) * stride;
+        int w = n - j0 < NR ? n - j0 : NR, j = 0;
+#if CA_HAVE_AVX512
+        for (; j + 16 <= w; j += 16) {
+            __m512i ix = _mm512_loadu_si512((const void *)(idx + j0 + j));
+            _mm512_storeu_ps(d + j, _mm512_mul_ps(_mm512_i32gather_ps(ix, h, 4), _mm512_loadu_ps(a + j0 + j)));
+        }
+#endif
+        for (; j < w; j++) d[j] = h[idx[j0 + j]] * a[j0 + j];
+        for (; j < NR; j++) d[j] = 0.0f;
+    }
+}
+
 /* AdamW on n floats with the scalars precomputed (ca_adamw_f32 in fastgemm.h). Every
  * operation is an IEEE one in float (multiply, add, subtract, divide, square root, all correctly
  * rounded at any vector width; no contraction in C11 mode), in the order of ca_optim_step's loop,

@@ -101,6 +101,12 @@ typedef void (*ca_panel_fn)(int jp, float *panel, void *user);
 ca_status ca_gemm_tn_panels_each(int M, int N, int K, float alpha, const float *A, int lda, const float *Bp,
                                  float *Cp, int threads, ca_panel_fn fn, void *user);
 
+/* Row of a panel-laid-out (n, 32-wide panels) matrix from a gathered product: element j of n
+ * goes to dst[(j/32)·stride + j%32] as h[idx[j]]·a[j] (idx[j] in range of h: the caller's
+ * promise); the last panel's row is zero-padded to 32. Vectorised (gathers) on the AVX-512
+ * path, one float multiply per element on every path. Tip-Adapter-F's dloss/daffinity rows. */
+void ca_gather_mul_panels(float *dst, size_t stride, const float *a, const float *h, const int32_t *idx, int n);
+
 /* One AdamW update of n parameters p with gradient g and moments m, v (torch.optim.AdamW's
  * order: p *= decay; m = b1·m + (1−b1)·g; v = b2·v + (1−b2)·g²; p −= stepsz·m / (√v / bc2s + eps)),
  * the scalars as ca_optim_step computes them (decay = 1 − lr·wd, stepsz = lr / (1 − b1^t),
