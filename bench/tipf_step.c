@@ -1,12 +1,14 @@
 /* tipf_step.c — the phases of one Tip-Adapter-F epoch at ImageNet size (B = 256 rows per step,
  * N = 16,000 keys, D = 512, C = 1000, 10,000 val rows), each timed alone on random unit features:
- * the forward affinities (ca_gemm_packed, B x N x D), the whole packed step
- * (ca_tipf_loss_grad_packed: forward, per-row exp/class sums/softmax gradient, key gradient), the
- * key gradient alone (ca_gemm_tn_panels, D x N x B) and the val pass's affinities (ca_gemm_packed
- * in blocks of 2048 and of 288 rows), and AdamW on one gradient panel (the oracle ca_optim_step
- * against ca_adamw_f32; 10 FLOP per element). Prints best and median ms of REPS runs and GFLOP/s
- * (2·M·N·K per product; the steps count their two products). TIPF_STEP_ONLY=1 skips the val part. Not a test: the numbers are checked elsewhere
- * (tests/test_fastfit.c). Usage: tipf_step [THREADS] [REPS] */
+ * the forward affinities (ca_gemm_packed, B x N x D); the key gradient (ca_gemm_tn_panels,
+ * D x N x B); the packed step (ca_tipf_loss_grad_packed: both products and the per-row exp,
+ * class sums and softmax gradient); that step then AdamW as a separate pass over the keys (as
+ * the fit ran it before) and both fused (ca_tipf_step_packed, as it runs now); AdamW on one
+ * gradient panel (the oracle ca_optim_step against ca_adamw_f32, 10 FLOP per element); the val
+ * pass's affinities in blocks of 2048 rows (before) and 288 (now). Prints best and median ms of
+ * REPS runs and GFLOP/s (2·M·N·K per product; the steps count their two products).
+ * TIPF_STEP_ONLY=1 skips the val part. Not a test: the values are checked in test_fastfit.c.
+ * Usage: tipf_step [THREADS] [REPS] */
 #include "adapt/tip.h"
 #include "adapt/train.h"
 #include "core/core.h"
@@ -84,6 +86,21 @@ int main(int argc, char **argv) {
         if (!m || !v) { fprintf(stderr, "tipf_step: out of memory\n"); return 1; }
         memset(m, 0, pn); memset(v, 0, pn);
         const ca_optim opt = {.kind = CA_OPT_ADAMW, .weight_decay = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-4f};
+        /* before: the step, then ca_optim_step over the whole (N,D) gradient in 64 Ki chunks on
+         * the threads, as the fit did */
+        const size_t kn = pn / sizeof(float), chunk = 1 << 16, nch = (kn + chunk - 1) / chunk;
+        for (int i = 0; i < reps; i++) {
+            double t0 = ca_now();
+            ca_tipf_loss_grad_packed(x, y, clip, B, kp, ky, N, D, C, 1.0f, 1.0f, dk, sc, threads);
+            #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+            for (size_t q = 0; q < nch; q++) {
+                size_t o = q * chunk, n = kn - o < chunk ? kn - o : chunk;
+                ca_optim_step(&opt, 1e-3, i + 1, kp + o, dk + o, m + o, v + o, n);
+            }
+            t[i] = ca_now() - t0;
+        }
+        report("step, then separate AdamW pass", t, reps, 2 * fwd);
+        memset(m, 0, pn); memset(v, 0, pn);
         for (int i = 0; i < reps; i++) {
             double t0 = ca_now();
             ca_tipf_step_packed(x, y, clip, B, kp, ky, N, D, C, 1.0f, 1.0f, &opt, 1e-3, i + 1, m, v, sc, threads);
