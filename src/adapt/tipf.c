@@ -39,37 +39,14 @@ static float tipf_row(float *a, float *l, float *g, const float *cl, int32_t yb,
     return (float)(lse - l[yb]);
 }
 
-/* The keys as runs of equal labels: ends[r] is one past the last key of run r (its label is
- * key_y of its first key). Returns the number of runs. Keys stored class by class, as few-shot
- * caches are, give one run per class. */
-static int key_runs(const int32_t *key_y, int N, int32_t *ends) {
-    int nr = 0;
-    for (int k = 1; k <= N; k++)
-        if (k == N || key_y[k] != key_y[k - 1]) ends[nr++] = k;
-    return nr;
-}
-
-/* Per-class sums of e (N) into l (C), run by run: each class's sum is carried in a register
- * across its run and its keys are added in key order starting from 0, so every sum is the one of
- * l[key_y[k]] += e[k] over k, bit for bit; only the memory round trip per key is gone, and
- * different classes' sums overlap in the pipeline. */
-static void class_sums(const float *e, const int32_t *key_y, const int32_t *ends, int nruns, float *l, int C) {
-    memset(l, 0, sizeof(float) * (size_t)C);
-    for (int r = 0, k = 0; r < nruns; r++) {
-        const int c = key_y[k], end = ends[r];
-        float s = l[c];
-        for (; k < end; k++) s += e[k];
-        l[c] = s;
-    }
-}
-
-/* tipf_row for the packed step: the same values, with the class sums by runs, and l left
- * holding ab·g[c] per class (ab = α·β), the factor of every key of class c in dloss/daffinity
- * (ab·g[key_y[k]]·E[k] in the oracle, evaluated left to right: the same product). */
-static float tipf_row_runs(float *a, float *l, float *g, const float *cl, int32_t yb, const int32_t *key_y,
-                           const int32_t *ends, int nruns, int N, int C, float alpha, float beta, float invB) {
-    ca_vexp_affinity(a, a, N, beta);
-    class_sums(a, key_y, ends, nruns, l, C);
+/* tipf_row for the packed step: the same values, with the class sums over key runs
+ * (ca_tip_cache_row_runs: each class's keys added in key order in a register, bit for bit the
+ * scatter's sums), and l left holding ab·g[c] per class (ab = α·β), the factor of every key of
+ * class c in dloss/daffinity (ab·g[key_y[k]]·E[k] in the oracle, evaluated left to right: the
+ * same product). a: affinities in, E out (the exp is written in place). */
+static float tipf_row_runs(float *a, float *l, float *g, const float *cl, int32_t yb, const ca_key_run *runs, int nruns,
+                           int N, int C, float alpha, float beta, float invB) {
+    ca_tip_cache_row_runs(a, runs, nruns, N, C, beta, a, l);
     float mx = -INFINITY;
     for (int c = 0; c < C; c++) {
         l[c] = cl[c] + l[c] * alpha;
@@ -115,8 +92,9 @@ double ca_tipf_loss_grad(const float *x, const int32_t *y, const float *clip, in
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 size_t ca_tipf_packed_scratch_floats(int B, int N, int C) {
-    size_t np = ((size_t)N + 31) / 32;   /* + N: the key runs (int32) */
-    return round16((size_t)B * N) + round16(np * 32 * (size_t)B) + 2 * (size_t)B * C + (size_t)B + (size_t)N + 16;
+    size_t np = ((size_t)N + 31) / 32;   /* then the key runs, N + 1 ca_key_run */
+    return round16((size_t)B * N) + round16(np * 32 * (size_t)B) + 2 * (size_t)B * C + (size_t)B +
+           ((size_t)N + 1) * (sizeof(ca_key_run) / sizeof(float) + 1) + 16;
 }
 
 /* AdamW on one finished gradient panel (ca_gemm_tn_panels_each): the panel's keys and moments
@@ -150,18 +128,18 @@ static double packed_step(const float *x, const int32_t *y, const float *clip, i
     float *A = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);   /* (B,N) */
     float *dAp = A + round16((size_t)B * N);                             /* [np][B][32] */
     float *L = dAp + round16((size_t)np * 32 * B), *G = L + (size_t)B * C, *row_loss = G + (size_t)B * C;
-    int32_t *ends = (int32_t *)(row_loss + B);
+    ca_key_run *runs = (ca_key_run *)(((uintptr_t)(row_loss + B) + 15) & ~(uintptr_t)15);
     const ca_packed kp = {.N = N, .K = D, .p = (float *)keys_p, .borrowed = 1};
     threads = ca_kernel_threads(threads);
     if (ca_gemm_packed(B, x, D, &kp, 1.0f, NULL, CA_EPI_NONE, 0.0f, A, N, threads) != CA_OK) return -1;
     const float invB = 1.0f / (float)B;
-    const int nruns = key_runs(key_y, N, ends);
+    const int nruns = ca_tip_key_runs(key_y, N, runs);
     /* Rows are independent: shared between the threads, each row's arithmetic exactly that of
      * ca_tipf_loss_grad (the oracle), its loss summed in row order afterwards. */
     #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
     for (int b = 0; b < B; b++) {
         float *a = A + (size_t)b * N, *g = G + (size_t)b * C, *h = L + (size_t)b * C;
-        row_loss[b] = tipf_row_runs(a, h, g, clip + (size_t)b * C, y[b], key_y, ends, nruns, N, C, alpha, beta, invB);
+        row_loss[b] = tipf_row_runs(a, h, g, clip + (size_t)b * C, y[b], runs, nruns, N, C, alpha, beta, invB);
         /* dA = ab·g[key_y[k]]·E[k] into row b of every panel (padding 0) */
         ca_gather_mul_panels(dAp + (size_t)b * 32, (size_t)B * 32, a, h, key_y, N);
     }
@@ -200,9 +178,9 @@ double ca_tipf_step_packed(const float *x, const int32_t *y, const float *clip, 
 #define VAL_ROWS_PACKED 288
 
 /* Val accuracy of keys at (alpha, beta). keys: (N,D), or kp: the same keys packed (then keys
- * is NULL; the packing is reused by every block, and ends holds the key runs of key_runs). clipv:
+ * is NULL; the packing is reused by every block, and runs holds the key runs of ca_tip_key_runs). clipv:
  * (nv,C); affv: (min(nv,VAL_ROWS or VAL_ROWS_PACKED),N) and L: (the same rows,C) scratch. */
-static double val_acc(const ca_fit_data *d, const float *keys, const ca_packed *kp, const int32_t *ends, int nruns,
+static double val_acc(const ca_fit_data *d, const float *keys, const ca_packed *kp, const ca_key_run *runs, int nruns,
                       const float *clipv, float alpha, float beta, float *affv, float *L, int threads) {
     const ca_split *v = &d->val;
     int N = d->train.n, C = d->num_classes;
@@ -219,8 +197,7 @@ static double val_acc(const ca_fit_data *d, const float *keys, const ca_packed *
             for (int i = 0; i < m; i++) {
                 float *a = affv + (size_t)i * N, *o = L + (size_t)i * C;
                 const float *cl = clipv + (size_t)(r0 + i) * C;
-                ca_vexp_affinity(a, a, N, beta);
-                class_sums(a, d->train.y, ends, nruns, o, C);
+                ca_tip_cache_row_runs(a, runs, nruns, N, C, beta, a, o);
                 for (int c = 0; c < C; c++) o[c] = cl[c] + o[c] * alpha;
                 int best = 0;   /* first maximum, as ca_accuracy */
                 for (int j = 1; j < C; j++) if (o[j] > o[best]) best = j;
@@ -283,12 +260,13 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
     float *kblk = kn && kn < SIZE_MAX / 5 / sizeof(float) ? aligned_alloc(64, 5 * kn * sizeof(float)) : NULL;
     float *blk = ca_malloc2(total_f, sizeof(float));
     int *perm = ca_malloc2((size_t)N, sizeof(int)), *view = ca_malloc2((size_t)N, sizeof(int));
-    int32_t *yb = ca_malloc2((size_t)B, sizeof(int32_t)), *ends = ca_malloc2((size_t)N, sizeof(int32_t));
+    int32_t *yb = ca_malloc2((size_t)B, sizeof(int32_t));
+    ca_key_run *runs = ca_malloc2((size_t)N + 1, sizeof(ca_key_run));
     /* AdamW as torch.optim.AdamW (betas 0.9/0.999, eps 1e-4 as the original); moments m, v */
     const ca_optim opt = {.kind = CA_OPT_ADAMW, .weight_decay = (float)wd, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-4f};
     ca_status st = CA_OK;
     ca_packed tw = {0};   /* text_w packed for the steps, or not (p NULL) */
-    if (!blk || !kblk || !perm || !view || !yb || !ends) {
+    if (!blk || !kblk || !perm || !view || !yb || !runs) {
         st = ca_fail(CA_E_NOMEM, "tip-adapter-f: out of memory for %d keys", N);
         goto done;
     }
@@ -309,7 +287,7 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
     }
     memcpy(best, keys, sizeof(float) * kn);
     if (nv > 0) ca_logits_linear(d->val.x, nv, d->text_w, C, D, 100.0f, clipv);
-    const int nruns = key_runs(d->train.y, N, ends);
+    const int nruns = ca_tip_key_runs(d->train.y, N, runs);
 
     const int64_t spe = (N + B - 1) / B, total = (int64_t)epochs * spe;
     int64_t step = 0;
@@ -363,7 +341,7 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
          * val every epoch "wins", so the last one is kept */
         double t1 = ca_now();
         t_train += t1 - t0;
-        double acc = nv > 0 ? val_acc(d, packed ? NULL : keys, packed ? &kp : NULL, ends, nruns, clipv, a0, b0, affv, Lv, nt) : 0;
+        double acc = nv > 0 ? val_acc(d, packed ? NULL : keys, packed ? &kp : NULL, runs, nruns, clipv, a0, b0, affv, Lv, nt) : 0;
         t_select += ca_now() - t1;
         if (acc < 0) { st = CA_E_NOMEM; goto done; }
         if (acc > best_acc || nv == 0) {
@@ -392,7 +370,7 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
     for (size_t i = 0; st == CA_OK && i < sizeof vals / sizeof vals[0]; i++) st = ca_clf_set_param(c, names[i], vals[i]);
 done:
     free(kblk);
-    free(blk); free(perm); free(view); free(yb); free(ends);
+    free(blk); free(perm); free(view); free(yb); free(runs);
     ca_packed_free(&tw);
     return st;
 }
