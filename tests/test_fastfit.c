@@ -11,6 +11,7 @@
 #include "testmath.h"
 #include "adapt/methods.h"
 #include "adapt/tip.h"
+#include "adapt/train.h"
 #include "model/fastgemm.h"
 #include "model/gemm.h"
 
@@ -64,7 +65,9 @@ static void test_gemm_tn_panels(void) {
 }
 
 /* ---- Tip-Adapter-F: packed-keys step vs ca_tipf_loss_grad ---- */
-static void tipf_compare(int B, int N, int D, int C, int exact) {
+/* sorted: key labels in runs (class by class, as few-shot caches are stored), the last keys
+ * back in class 0, so one class has two runs; else random labels (runs of about one key) */
+static void tipf_compare(int B, int N, int D, int C, int exact, int sorted) {
     float *x = malloc(sizeof(float) * B * D), *keys = malloc(sizeof(float) * N * D), *clip = malloc(sizeof(float) * B * C);
     float *g = malloc(sizeof(float) * N * D), *gp = malloc(sizeof(float) * N * D);
     int32_t *y = malloc(sizeof(int32_t) * B), *ky = malloc(sizeof(int32_t) * N);
@@ -72,7 +75,8 @@ static void tipf_compare(int B, int N, int D, int C, int exact) {
     fill(keys, (size_t)N * D, 1); normrows(keys, N, D);
     fill(clip, (size_t)B * C, 3);
     for (int i = 0; i < B; i++) y[i] = (int32_t)(urand() * C);
-    for (int k = 0; k < N; k++) ky[k] = (int32_t)(urand() * C);
+    for (int k = 0; k < N; k++) ky[k] = sorted ? (int32_t)((int64_t)k * C / N) : (int32_t)(urand() * C);
+    if (sorted) for (int k = N - N / (2 * C) - 1; k < N; k++) ky[k] = 0;
     float *sc = malloc(sizeof(float) * ca_tipf_scratch_floats(B, N, C));
     float *scp = malloc(sizeof(float) * ca_tipf_packed_scratch_floats(B, N, C));
     float *kp = panels_alloc(N, D), *dkp[2] = {panels_alloc(N, D), panels_alloc(N, D)};
@@ -103,10 +107,132 @@ static void tipf_compare(int B, int N, int D, int C, int exact) {
 
 static void test_tipf_packed_step(void) {
     if (!ca_fastgemm_avx512()) { fprintf(stderr, "  (no AVX-512: the packed path is not used here)\n"); }
-    tipf_compare(5, 45, 19, 4, 0);      /* odd shapes, padded last panel, below the AVX-512 size */
-    tipf_compare(33, 70, 40, 7, 0);
-    /* B·N·D = 2^24: ca_sgemm takes the AVX-512 kernel, so the steps agree bit for bit */
-    tipf_compare(256, 256, 256, 10, ca_fastgemm_avx512());
+    tipf_compare(5, 45, 19, 4, 0, 0);      /* odd shapes, padded last panel, below the AVX-512 size */
+    tipf_compare(33, 70, 40, 7, 0, 1);
+    /* B·N·D = 2^24: ca_sgemm takes the AVX-512 kernel, so the steps agree bit for bit, with
+     * random labels and with labels in runs (the packed step sums classes run by run) */
+    tipf_compare(256, 256, 256, 10, ca_fastgemm_avx512(), 0);
+    tipf_compare(256, 256, 256, 10, ca_fastgemm_avx512(), 1);
+}
+
+/* ---- the same product, each panel handed to a function as it completes ---- */
+typedef struct { float *dst; int M; int calls; } panel_sink;
+
+static void sink_panel(int jp, float *panel, void *user) {
+    panel_sink *s = user;
+    memcpy(s->dst + (size_t)jp * s->M * 32, panel, sizeof(float) * (size_t)s->M * 32);
+    #pragma omp atomic
+    s->calls++;
+}
+
+static void test_gemm_tn_panels_each(void) {
+    static const int shapes[][3] = {{37, 45, 50}, {70, 100, 800}, {512, 200, 256}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        int M = shapes[i][0], N = shapes[i][1], K = shapes[i][2], np = (N + 31) / 32;
+        float *B = malloc(sizeof(float) * K * N), *A = malloc(sizeof(float) * K * M);
+        float *Bp = panels_alloc(N, K), *Cp = panels_alloc(N, M), *got = panels_alloc(N, M), *got2 = panels_alloc(N, M);
+        fill(A, (size_t)K * M, 1); fill(B, (size_t)K * N, 1);
+        ca_packed bp;
+        CHECK(ca_pack_weights_into(&bp, Bp, ca_pack_size(N, K, CA_DT_F32), B, CA_DT_F32, N, K, N, 1, CA_DT_F32) == CA_OK);
+        CHECK(ca_gemm_tn_panels(M, N, K, 0.5f, A, M, Bp, Cp, 2) == CA_OK);
+        for (int t = 1; t <= 2; t++) {   /* per-thread buffers (Cp NULL), 1 and 2 threads */
+            panel_sink s = {t == 1 ? got : got2, M, 0};
+            CHECK(ca_gemm_tn_panels_each(M, N, K, 0.5f, A, M, Bp, NULL, t, sink_panel, &s) == CA_OK);
+            CHECK_EQ_INT(s.calls, np);
+            CHECK_MSG(memcmp(s.dst, Cp, ca_pack_size(N, M, CA_DT_F32)) == 0, "tn_panels_each differs (M=%d N=%d K=%d, %d threads)", M, N, K, t);
+        }
+        /* and into the caller's panels, which then hold the same */
+        memset(got, 0, ca_pack_size(N, M, CA_DT_F32));
+        panel_sink s = {got2, M, 0};
+        CHECK(ca_gemm_tn_panels_each(M, N, K, 0.5f, A, M, Bp, got, 2, sink_panel, &s) == CA_OK);
+        CHECK(memcmp(got, Cp, ca_pack_size(N, M, CA_DT_F32)) == 0);
+        /* the comparison can fail */
+        got[(size_t)M * 16] += 1.0f;
+        CHECK(memcmp(got, Cp, ca_pack_size(N, M, CA_DT_F32)) != 0);
+        free(B); free(A); free(Bp); free(Cp); free(got); free(got2);
+    }
+    CHECK(ca_gemm_tn_panels_each(4, 4, 4, 1.0f, NULL, 4, NULL, NULL, 1, NULL, NULL) == CA_E_ARG);
+}
+
+/* ---- Tip-Adapter-F: the fused step + AdamW against the packed step then ca_optim_step ---- */
+static void tipf_fused_compare(int B, int N, int D, int C, int threads) {
+    float *x = malloc(sizeof(float) * B * D), *keys = malloc(sizeof(float) * N * D), *clip = malloc(sizeof(float) * B * C);
+    int32_t *y = malloc(sizeof(int32_t) * B), *ky = malloc(sizeof(int32_t) * N);
+    fill(x, (size_t)B * D, 1); normrows(x, B, D);
+    fill(keys, (size_t)N * D, 1); normrows(keys, N, D);
+    fill(clip, (size_t)B * C, 3);
+    for (int i = 0; i < B; i++) y[i] = (int32_t)(urand() * C);
+    for (int k = 0; k < N; k++) ky[k] = (int32_t)(urand() * C);
+    size_t pn = ca_pack_size(N, D, CA_DT_F32), nf = pn / sizeof(float);
+    float *scp = malloc(sizeof(float) * ca_tipf_packed_scratch_floats(B, N, C));
+    float *k1 = panels_alloc(N, D), *k2 = panels_alloc(N, D), *g = panels_alloc(N, D);
+    float *m1 = panels_alloc(N, D), *v1 = panels_alloc(N, D), *m2 = panels_alloc(N, D), *v2 = panels_alloc(N, D);
+    ca_packed pk;
+    CHECK(ca_pack_weights_into(&pk, k1, pn, keys, CA_DT_F32, N, D, D, 0, CA_DT_F32) == CA_OK);
+    memcpy(k2, k1, pn);
+    const ca_optim opt = {.kind = CA_OPT_ADAMW, .weight_decay = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-4f};
+    int same = 1;
+    for (int t = 1; t <= 3; t++) {   /* three steps, so the moments matter */
+        double la = ca_tipf_loss_grad_packed(x, y, clip, B, k1, ky, N, D, C, 1.3f, 2.1f, g, scp, threads);
+        ca_optim_step(&opt, 1e-2, t, k1, g, m1, v1, nf);
+        double lb = ca_tipf_step_packed(x, y, clip, B, k2, ky, N, D, C, 1.3f, 2.1f, &opt, 1e-2, t, m2, v2, scp, threads);
+        same &= la == lb;
+    }
+    CHECK_MSG(same && memcmp(k1, k2, pn) == 0 && memcmp(m1, m2, pn) == 0 && memcmp(v1, v2, pn) == 0,
+              "fused Tip-F step + AdamW differs from the two calls (B=%d N=%d D=%d, %d threads)", B, N, D, threads);
+    /* the keys did move, so the comparison could fail */
+    float *k0 = panels_alloc(N, D);
+    CHECK(ca_pack_weights_into(&pk, k0, pn, keys, CA_DT_F32, N, D, D, 0, CA_DT_F32) == CA_OK);
+    CHECK(memcmp(k0, k2, pn) != 0);
+    free(x); free(keys); free(clip); free(y); free(ky); free(scp); free(k0);
+    free(k1); free(k2); free(g); free(m1); free(v1); free(m2); free(v2);
+}
+
+/* ---- the vectorised AdamW against ca_optim_step, with a tail that is not a whole vector ---- */
+static void test_adamw_kernel(void) {
+    enum { n = 1000 + 13 };
+    float p[n], g[n], m[n], v[n], p2[n], m2[n], v2[n];
+    fill(p, n, 1); fill(g, n, 1); fill(m, n, 0.1); fill(v, n, 0.1);
+    for (int i = 0; i < n; i++) v[i] = fabsf(v[i]);
+    g[7] = 0.0f; g[8] = -0.0f; v[9] = 0.0f;   /* zero gradients and a zero second moment */
+    memcpy(p2, p, sizeof p); memcpy(m2, m, sizeof m); memcpy(v2, v, sizeof v);
+    const ca_optim opt = {.kind = CA_OPT_ADAMW, .weight_decay = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-4f};
+    int same = 1;
+    for (int t = 1; t <= 4; t++) {
+        double lr = 1e-3 * t, bc1 = 1.0 - pow(opt.beta1, (double)t), bc2 = 1.0 - pow(opt.beta2, (double)t);
+        ca_optim_step(&opt, lr, t, p, g, m, v, n);
+        ca_adamw_f32(p2, g, m2, v2, n, (float)(1.0 - lr * opt.weight_decay), opt.beta1, opt.beta2, (float)(lr / bc1),
+                     (float)sqrt(bc2), opt.eps);
+        same &= memcmp(p, p2, sizeof p) == 0 && memcmp(m, m2, sizeof m) == 0 && memcmp(v, v2, sizeof v) == 0;
+    }
+    CHECK_MSG(same, "ca_adamw_f32 differs from ca_optim_step");
+    p2[n - 1] = nextafterf(p2[n - 1], 1e9f);   /* the comparison can fail */
+    CHECK(memcmp(p, p2, sizeof p) != 0);
+}
+
+/* ---- ca_gather_mul_panels against its loop ---- */
+static void test_gather_mul_panels(void) {
+    static const int ns[] = {1, 16, 31, 32, 45, 100};
+    for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
+        int n = ns[t], np = (n + 31) / 32;
+        size_t stride = 3 * 32;   /* row 0 of panels of 3 rows */
+        float a[100], h[7], *got = malloc(sizeof(float) * stride * np), *want = malloc(sizeof(float) * stride * np);
+        int32_t idx[100];
+        fill(a, (size_t)n, 1); fill(h, 7, 1);
+        for (int j = 0; j < n; j++) idx[j] = (int32_t)(urand() * 7);
+        for (size_t i = 0; i < stride * np; i++) got[i] = want[i] = 5.0f;   /* other rows stay */
+        for (int j = 0; j < np * 32; j++) want[(size_t)(j / 32) * stride + j % 32] = j < n ? h[idx[j]] * a[j] : 0.0f;
+        ca_gather_mul_panels(got, stride, a, h, idx, n);
+        CHECK_MSG(memcmp(got, want, sizeof(float) * stride * np) == 0, "ca_gather_mul_panels differs at n=%d", n);
+        free(got); free(want);
+    }
+}
+
+static void test_tipf_fused_step(void) {
+    tipf_fused_compare(5, 45, 19, 4, 1);
+    tipf_fused_compare(33, 70, 40, 7, 2);
+    tipf_fused_compare(256, 256, 256, 10, 1);
+    tipf_fused_compare(256, 256, 256, 10, 2);
 }
 
 /* ---- CLIP-Adapter: packed-W0 step ---- */
@@ -180,5 +306,11 @@ int main(void) {
     RUN(test_tipf_packed_step);
     RUN(test_clip_adapter_fast_step);
     RUN(test_clip_adapter_fast_fit_deterministic);
+    /* after the CLIP-Adapter checks, whose finite differences were tuned on the random stream
+     * they draw when they run in this order */
+    RUN(test_gemm_tn_panels_each);
+    RUN(test_tipf_fused_step);
+    RUN(test_adamw_kernel);
+    RUN(test_gather_mul_panels);
     TEST_END();
 }

@@ -7,6 +7,7 @@
 #define CA_TIP_H
 
 #include "adapt/search.h"
+#include "adapt/train.h"
 
 /* Full Tip logits for features x (n,D): 100·x·Wᵀ + alpha·exp(-(β − β·x·keysᵀ))·onehot.
  * text_w: (C,D) or NULL (then the clip term is 0); keys: (N,D); key_y: (N). Works in row
@@ -34,6 +35,16 @@ size_t ca_tipf_packed_scratch_floats(int B, int N, int C);
 double ca_tipf_loss_grad_packed(const float *x, const int32_t *y, const float *clip, int B,
                                 const float *keys_p, const int32_t *key_y, int N, int D, int C,
                                 float alpha, float beta, float *dkeys_p, float *scratch, int threads);
+
+/* ca_tipf_loss_grad_packed followed by the optimiser step of ca_optim_step (lr, step t) on the
+ * packed keys and their moment panels m, v (same layout), fused: each gradient panel is applied
+ * as soon as it is computed, so no (N,D) gradient is written or read again. keys_p, m, v are
+ * the whole blocks (ca_pack_size(N, D, CA_DT_F32) bytes each). Bit-identical to the two calls in
+ * sequence (ca_optim_step is elementwise), whatever the thread count. Returns the loss, or -1
+ * when out of memory for a GEMM buffer. */
+double ca_tipf_step_packed(const float *x, const int32_t *y, const float *clip, int B, float *keys_p,
+                           const int32_t *key_y, int N, int D, int C, float alpha, float beta, const ca_optim *opt,
+                           double lr, int64_t t, float *m, float *v, float *scratch, int threads);
 
 /* The stored form shared by tip-adapter and tip-adapter-f: tensors text_w (C,D), keys (N,D),
  * key_labels (N, class indices as floats: the container holds float tensors) and params

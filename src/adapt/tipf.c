@@ -39,6 +39,29 @@ static float tipf_row(float *a, float *l, float *g, const float *cl, int32_t yb,
     return (float)(lse - l[yb]);
 }
 
+/* tipf_row for the packed step: the same values, with the class sums over key runs
+ * (ca_tip_cache_row_runs: each class's keys added in key order in a register, bit for bit the
+ * scatter's sums), and l left holding ab·g[c] per class (ab = α·β), the factor of every key of
+ * class c in dloss/daffinity (ab·g[key_y[k]]·E[k] in the oracle, evaluated left to right: the
+ * same product). a: affinities in, E out (the exp is written in place). */
+static float tipf_row_runs(float *a, float *l, float *g, const float *cl, int32_t yb, const ca_key_run *runs, int nruns,
+                           int N, int C, float alpha, float beta, float invB) {
+    ca_tip_cache_row_runs(a, runs, nruns, N, C, beta, a, l);
+    float mx = -INFINITY;
+    for (int c = 0; c < C; c++) {
+        l[c] = cl[c] + l[c] * alpha;
+        if (l[c] > mx) mx = l[c];
+    }
+    double s = 0;
+    for (int c = 0; c < C; c++) s += exp((double)l[c] - mx);
+    double lse = mx + log(s);
+    for (int c = 0; c < C; c++) g[c] = (float)exp((double)l[c] - lse) * invB;
+    g[yb] -= invB;
+    const float loss = (float)(lse - l[yb]), ab = alpha * beta;
+    for (int c = 0; c < C; c++) l[c] = ab * g[c];
+    return loss;
+}
+
 // x: (B,D), y: (B), clip: (B,C), keys: (N,D), key_y: (N) -> dkeys: (N,D)
 double ca_tipf_loss_grad(const float *x, const int32_t *y, const float *clip, int B,
                          const float *keys, const int32_t *key_y, int N, int D, int C,
@@ -69,60 +92,121 @@ double ca_tipf_loss_grad(const float *x, const int32_t *y, const float *clip, in
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 size_t ca_tipf_packed_scratch_floats(int B, int N, int C) {
-    size_t np = ((size_t)N + 31) / 32;
-    return round16((size_t)B * N) + round16(np * 32 * (size_t)B) + 2 * (size_t)B * C + (size_t)B + 16;
+    size_t np = ((size_t)N + 31) / 32;   /* then the key runs, N + 1 ca_key_run */
+    return round16((size_t)B * N) + round16(np * 32 * (size_t)B) + 2 * (size_t)B * C + (size_t)B +
+           ((size_t)N + 1) * (sizeof(ca_key_run) / sizeof(float) + 1) + 16;
+}
+
+/* AdamW on one finished gradient panel (ca_gemm_tn_panels_each): the panel's keys and moments
+ * are the same D·32 floats of their blocks, and ca_optim_step is elementwise, so this is the
+ * update of the whole block, bit for bit, done while the gradient is still in cache. */
+typedef struct {
+    const ca_optim *opt;
+    double lr;
+    int64_t t;
+    float *keys, *m, *v;
+    size_t pf;   /* floats per panel: D·32 */
+    float decay, stepsz, bc2s;   /* AdamW's scalars for (lr, t), computed as ca_optim_step does */
+} adamw_panels;
+
+static void adamw_panel(int jp, float *g, void *user) {
+    const adamw_panels *u = user;
+    size_t o = (size_t)jp * u->pf;
+    if (u->opt->kind == CA_OPT_ADAMW)   /* the vectorised kernel, same values as ca_optim_step */
+        ca_adamw_f32(u->keys + o, g, u->m + o, u->v + o, u->pf, u->decay, u->opt->beta1, u->opt->beta2, u->stepsz, u->bc2s,
+                     u->opt->eps);
+    else
+        ca_optim_step(u->opt, u->lr, u->t, u->keys + o, g, u->m + o, u->v + o, u->pf);
+}
+
+/* The packed step; with upd, the gradient is not stored but applied panel by panel (upd->keys
+ * are keys_p: the forward product has read them all before the first panel is updated). */
+static double packed_step(const float *x, const int32_t *y, const float *clip, int B, const float *keys_p,
+                          const int32_t *key_y, int N, int D, int C, float alpha, float beta, float *dkeys_p,
+                          adamw_panels *upd, float *scratch, int threads) {
+    const size_t np = ((size_t)N + 31) / 32;
+    float *A = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);   /* (B,N) */
+    float *dAp = A + round16((size_t)B * N);                             /* [np][B][32] */
+    float *L = dAp + round16((size_t)np * 32 * B), *G = L + (size_t)B * C, *row_loss = G + (size_t)B * C;
+    ca_key_run *runs = (ca_key_run *)(((uintptr_t)(row_loss + B) + 15) & ~(uintptr_t)15);
+    const ca_packed kp = {.N = N, .K = D, .p = (float *)keys_p, .borrowed = 1};
+    threads = ca_kernel_threads(threads);
+    if (ca_gemm_packed(B, x, D, &kp, 1.0f, NULL, CA_EPI_NONE, 0.0f, A, N, threads) != CA_OK) return -1;
+    const float invB = 1.0f / (float)B;
+    const int nruns = ca_tip_key_runs(key_y, N, runs);
+    /* Rows are independent: shared between the threads, each row's arithmetic exactly that of
+     * ca_tipf_loss_grad (the oracle), its loss summed in row order afterwards. */
+    #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (int b = 0; b < B; b++) {
+        float *a = A + (size_t)b * N, *g = G + (size_t)b * C, *h = L + (size_t)b * C;
+        row_loss[b] = tipf_row_runs(a, h, g, clip + (size_t)b * C, y[b], runs, nruns, N, C, alpha, beta, invB);
+        /* dA = ab·g[key_y[k]]·E[k] into row b of every panel (padding 0) */
+        ca_gather_mul_panels(dAp + (size_t)b * 32, (size_t)B * 32, a, h, key_y, N);
+    }
+    ca_status st = upd ? ca_gemm_tn_panels_each(D, N, B, 1.0f, x, D, dAp, NULL, threads, adamw_panel, upd)
+                       : ca_gemm_tn_panels(D, N, B, 1.0f, x, D, dAp, dkeys_p, threads);
+    if (st != CA_OK) return -1;
+    double loss = 0;
+    for (int b = 0; b < B; b++) loss += row_loss[b];
+    return loss / B;
 }
 
 // x: (B,D), y: (B), clip: (B,C), keys_p: panels of keys (N,D) -> dkeys_p: panels of (N,D)
 double ca_tipf_loss_grad_packed(const float *x, const int32_t *y, const float *clip, int B,
                                 const float *keys_p, const int32_t *key_y, int N, int D, int C,
                                 float alpha, float beta, float *dkeys_p, float *scratch, int threads) {
-    const int np = (N + 31) / 32;
-    float *A = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);   /* (B,N) */
-    float *dAp = A + round16((size_t)B * N);                             /* [np][B][32] */
-    float *L = dAp + round16((size_t)np * 32 * B), *G = L + (size_t)B * C, *row_loss = G + (size_t)B * C;
-    const ca_packed kp = {.N = N, .K = D, .p = (float *)keys_p, .borrowed = 1};
-    threads = ca_kernel_threads(threads);
-    if (ca_gemm_packed(B, x, D, &kp, 1.0f, NULL, CA_EPI_NONE, 0.0f, A, N, threads) != CA_OK) return -1;
-    const float ab = alpha * beta, invB = 1.0f / (float)B;
-    /* Rows are independent: shared between the threads, each row's arithmetic exactly that of
-     * ca_tipf_loss_grad (the oracle), its loss summed in row order afterwards. */
-    #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-    for (int b = 0; b < B; b++) {
-        float *a = A + (size_t)b * N, *g = G + (size_t)b * C;
-        row_loss[b] = tipf_row(a, L + (size_t)b * C, g, clip + (size_t)b * C, y[b], key_y, N, C, alpha, beta, invB);
-        for (int jp = 0; jp < np; jp++) {   /* dA into panel jp, row b (padding columns 0) */
-            float *d = dAp + ((size_t)jp * B + b) * 32;
-            int k0 = jp * 32, n = N - k0 < 32 ? N - k0 : 32;
-            for (int j = 0; j < n; j++) d[j] = ab * g[key_y[k0 + j]] * a[k0 + j];
-            for (int j = n; j < 32; j++) d[j] = 0.0f;
-        }
-    }
-    if (ca_gemm_tn_panels(D, N, B, 1.0f, x, D, dAp, dkeys_p, threads) != CA_OK) return -1;
-    double loss = 0;
-    for (int b = 0; b < B; b++) loss += row_loss[b];
-    return loss / B;
+    return packed_step(x, y, clip, B, keys_p, key_y, N, D, C, alpha, beta, dkeys_p, NULL, scratch, threads);
+}
+
+// keys_p, m, v: panels of (N,D), updated in place
+double ca_tipf_step_packed(const float *x, const int32_t *y, const float *clip, int B, float *keys_p,
+                           const int32_t *key_y, int N, int D, int C, float alpha, float beta, const ca_optim *opt,
+                           double lr, int64_t t, float *m, float *v, float *scratch, int threads) {
+    /* ca_optim_step's scalars, the same expressions (train.c) */
+    const double bc1 = 1.0 - pow(opt->beta1, (double)t), bc2 = 1.0 - pow(opt->beta2, (double)t);
+    adamw_panels u = {opt, lr, t, keys_p, m, v, (size_t)D * 32, (float)(1.0 - lr * opt->weight_decay), (float)(lr / bc1),
+                      (float)sqrt(bc2)};
+    return packed_step(x, y, clip, B, keys_p, key_y, N, D, C, alpha, beta, NULL, &u, scratch, threads);
 }
 
 /* Rows of val per affinity block in val_acc: bounds the (rows, N) buffer (ImageNet-size val,
- * 10,000 x 16,000 keys, would be 640 MB whole); the shipped sets' val fits in one block. */
+ * 10,000 x 16,000 keys, would be 640 MB whole); the shipped sets' val fits in one block. On the
+ * packed path, whose products give each row the same values whatever the block, blocks are
+ * VAL_ROWS_PACKED rows (two of the kernel's 144-row blocks): an 18 MB block at ImageNet size,
+ * small enough to be read back from cache rather than memory, and 113 MB less peak memory. */
 #define VAL_ROWS 2048
+#define VAL_ROWS_PACKED 288
 
 /* Val accuracy of keys at (alpha, beta). keys: (N,D), or kp: the same keys packed (then keys
- * is NULL; the packing is reused by every block). clipv: (nv,C); affv: (min(nv,VAL_ROWS),N)
- * and L: (min(nv,VAL_ROWS),C) scratch. */
-static double val_acc(const ca_fit_data *d, const float *keys, const ca_packed *kp, const float *clipv, float alpha,
-                      float beta, float *affv, float *L, int threads) {
+ * is NULL; the packing is reused by every block, and runs holds the key runs of ca_tip_key_runs). clipv:
+ * (nv,C); affv: (min(nv,VAL_ROWS or VAL_ROWS_PACKED),N) and L: (the same rows,C) scratch. */
+static double val_acc(const ca_fit_data *d, const float *keys, const ca_packed *kp, const ca_key_run *runs, int nruns,
+                      const float *clipv, float alpha, float beta, float *affv, float *L, int threads) {
     const ca_split *v = &d->val;
     int N = d->train.n, C = d->num_classes;
+    const int rows = kp ? VAL_ROWS_PACKED : VAL_ROWS;
     int64_t correct = 0;
-    for (int r0 = 0; r0 < v->n; r0 += VAL_ROWS) {
-        int m = v->n - r0 < VAL_ROWS ? v->n - r0 : VAL_ROWS;
+    for (int r0 = 0; r0 < v->n; r0 += rows) {
+        int m = v->n - r0 < rows ? v->n - r0 : rows;
         if (kp) {
             if (ca_gemm_packed(m, v->x + (size_t)r0 * d->dim, d->dim, kp, 1.0f, NULL, CA_EPI_NONE, 0.0f, affv, N, threads) != CA_OK) return -1;
-        } else {
-            ca_sgemm(0, 1, m, N, d->dim, 1.0f, v->x + (size_t)r0 * d->dim, d->dim, keys, d->dim, 0.0f, affv, N);
+            /* ca_tip_logits_from_aff's arithmetic per row (exp, class sums in key order, clip +
+             * α·sum), fused with the argmax while the row is in cache; the class sums by runs */
+            int64_t ok = 0;
+            #pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : ok) if (threads > 1)
+            for (int i = 0; i < m; i++) {
+                float *a = affv + (size_t)i * N, *o = L + (size_t)i * C;
+                const float *cl = clipv + (size_t)(r0 + i) * C;
+                ca_tip_cache_row_runs(a, runs, nruns, N, C, beta, a, o);
+                for (int c = 0; c < C; c++) o[c] = cl[c] + o[c] * alpha;
+                int best = 0;   /* first maximum, as ca_accuracy */
+                for (int j = 1; j < C; j++) if (o[j] > o[best]) best = j;
+                ok += best == v->y[r0 + i];
+            }
+            correct += ok;
+            continue;
         }
+        ca_sgemm(0, 1, m, N, d->dim, 1.0f, v->x + (size_t)r0 * d->dim, d->dim, keys, d->dim, 0.0f, affv, N);
         if (ca_tip_logits_from_aff(clipv + (size_t)r0 * C, affv, d->train.y, m, N, C, alpha, beta, L) != CA_OK) return -1;
         for (int i = 0; i < m; i++) { /* first maximum, as ca_accuracy */
             const float *r = L + (size_t)i * C;
@@ -164,20 +248,25 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
 
     /* Keys, best keys, gradient and the AdamW moments: (N,D) each, or, on the packed path, the
      * panel layout of ca_packed (padded to 32 keys) — AdamW is elementwise, so it updates panels
-     * exactly as it would rows. One 64-byte aligned block for these five, one for the rest. */
+     * exactly as it would rows. One 64-byte aligned block for these five, one for the rest. The
+     * packed path applies AdamW per gradient panel inside the step and never touches its (N,D)
+     * gradient until the best keys are unpacked into it at the end. */
     const size_t nd = (size_t)N * D;
     const size_t kn = packed ? ca_pack_size(N, D, CA_DT_F32) / sizeof(float) : nd;
     const size_t sc = packed ? ca_tipf_packed_scratch_floats(B, N, C) : ca_tipf_scratch_floats(B, N, C);
-    const size_t nvb = nv < VAL_ROWS ? (size_t)nv : VAL_ROWS;
+    const int vrows = packed ? VAL_ROWS_PACKED : VAL_ROWS;
+    const size_t nvb = nv < vrows ? (size_t)nv : (size_t)vrows;
     const size_t total_f = (size_t)B * D + (size_t)B * C + (size_t)nv * C + nvb * N + nvb * C + sc;
     float *kblk = kn && kn < SIZE_MAX / 5 / sizeof(float) ? aligned_alloc(64, 5 * kn * sizeof(float)) : NULL;
     float *blk = ca_malloc2(total_f, sizeof(float));
     int *perm = ca_malloc2((size_t)N, sizeof(int)), *view = ca_malloc2((size_t)N, sizeof(int));
     int32_t *yb = ca_malloc2((size_t)B, sizeof(int32_t));
+    ca_key_run *runs = ca_malloc2((size_t)N + 1, sizeof(ca_key_run));
     /* AdamW as torch.optim.AdamW (betas 0.9/0.999, eps 1e-4 as the original); moments m, v */
     const ca_optim opt = {.kind = CA_OPT_ADAMW, .weight_decay = (float)wd, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-4f};
     ca_status st = CA_OK;
-    if (!blk || !kblk || !perm || !view || !yb) {
+    ca_packed tw = {0};   /* text_w packed for the steps, or not (p NULL) */
+    if (!blk || !kblk || !perm || !view || !yb || !runs) {
         st = ca_fail(CA_E_NOMEM, "tip-adapter-f: out of memory for %d keys", N);
         goto done;
     }
@@ -186,6 +275,10 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
     float *xb = blk, *clipb = xb + (size_t)B * D, *clipv = clipb + (size_t)B * C;
     float *affv = clipv + (size_t)nv * C, *Lv = affv + nvb * N, *scratch = Lv + nvb * C;
     ca_packed kp = {0};
+    /* the text classifier packed once for the steps' zero-shot logits (ca_logits_linear packs it
+     * per call); only where ca_sgemm takes our kernel: the products the packing reproduces */
+    if (ca_fastgemm_avx512() && (double)(N < B ? N : B) * C * D >= FAST_MIN_MACS &&
+        (st = ca_pack_weights(&tw, d->text_w, CA_DT_F32, C, D, D)) != CA_OK) goto done;
 
     if (packed) {   /* keys start as the cache */
         if ((st = ca_pack_weights_into(&kp, keys, kn * sizeof(float), d->train.x, CA_DT_F32, N, D, D, 0, CA_DT_F32)) != CA_OK) goto done;
@@ -194,12 +287,15 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
     }
     memcpy(best, keys, sizeof(float) * kn);
     if (nv > 0) ca_logits_linear(d->val.x, nv, d->text_w, C, D, 100.0f, clipv);
+    const int nruns = ca_tip_key_runs(d->train.y, N, runs);
 
     const int64_t spe = (N + B - 1) / B, total = (int64_t)epochs * spe;
     int64_t step = 0;
     double best_acc = -1, last_loss = 0;
     int best_epoch = -1;
+    double t_train = 0, t_select = 0;   /* seconds: training steps, val passes (params) */
     for (int e = 0; e < epochs; e++) {
+        double t0 = ca_now();
         ca_rng rng = ca_rng_make(p->seed, 0x746970660000ull + (uint64_t)e); /* "tipf" + epoch */
         for (int i = 0; i < N; i++) perm[i] = i;
         ca_rng_shuffle_int(&rng, perm, N);
@@ -214,13 +310,24 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
                 memcpy(xb + (size_t)j * D, src, sizeof(float) * D);
                 yb[j] = d->train.y[i];
             }
-            ca_logits_linear(xb, m, d->text_w, C, D, 100.0f, clipb); /* (m,C), cheap next to (m,N) */
-            double l = packed ? ca_tipf_loss_grad_packed(xb, yb, clipb, m, keys, d->train.y, N, D, C, a0, b0, grad, scratch, nt)
-                              : ca_tipf_loss_grad(xb, yb, clipb, m, keys, d->train.y, N, D, C, a0, b0, grad, scratch);
-            if (l < 0) { st = CA_E_NOMEM; goto done; }   /* a GEMM buffer (its message is set) */
+            /* (m,C), cheap next to (m,N); with text_w packed once when ca_sgemm would pack it
+             * for our kernel anyway (the same panels and kernel, so the same logits) */
+            if (tw.p && (double)m * C * D >= FAST_MIN_MACS) {
+                if ((st = ca_gemm_packed(m, xb, D, &tw, 100.0f, NULL, CA_EPI_NONE, 0.0f, clipb, C, nt)) != CA_OK) goto done;
+            } else {
+                ca_logits_linear(xb, m, d->text_w, C, D, 100.0f, clipb);
+            }
+            const double lr_s = ca_lr_cosine(lr, step, total, 0);
+            if (packed) {   /* the step and AdamW fused: the gradient never leaves the cache */
+                double l = ca_tipf_step_packed(xb, yb, clipb, m, keys, d->train.y, N, D, C, a0, b0, &opt, lr_s, step + 1,
+                                               mom, mom + kn, scratch, nt);
+                if (l < 0) { st = CA_E_NOMEM; goto done; }   /* a GEMM buffer (its message is set) */
+                loss_sum += m * l;
+                continue;
+            }
+            double l = ca_tipf_loss_grad(xb, yb, clipb, m, keys, d->train.y, N, D, C, a0, b0, grad, scratch);
             loss_sum += m * l;
             /* elementwise: split over the threads in fixed chunks, the same values as one call */
-            const double lr_s = ca_lr_cosine(lr, step, total, 0);
             const size_t chunk = 1 << 16, nch = (kn + chunk - 1) / chunk;
             #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1 && nch > 1)
             for (size_t q = 0; q < nch; q++) {
@@ -232,7 +339,10 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
         if (!isfinite(last_loss)) { st = ca_fail(CA_E_NONFINITE, "tip-adapter-f: training diverged: loss %g at epoch %d with lr %g (lower --lr)", last_loss, e + 1, lr); goto done; }
         /* model selection on val only, at the training α, β; the first best epoch wins; without
          * val every epoch "wins", so the last one is kept */
-        double acc = nv > 0 ? val_acc(d, packed ? NULL : keys, packed ? &kp : NULL, clipv, a0, b0, affv, Lv, nt) : 0;
+        double t1 = ca_now();
+        t_train += t1 - t0;
+        double acc = nv > 0 ? val_acc(d, packed ? NULL : keys, packed ? &kp : NULL, runs, nruns, clipv, a0, b0, affv, Lv, nt) : 0;
+        t_select += ca_now() - t1;
         if (acc < 0) { st = CA_E_NOMEM; goto done; }
         if (acc > best_acc || nv == 0) {
             best_acc = acc; best_epoch = e;
@@ -254,12 +364,14 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
     else st = ca_tip_set_fixed(c, p->init_alpha, p->init_beta);
     if (st != CA_OK) goto done;
     const char *names[] = {"best_epoch", "select_val_acc", "train_loss", "epochs", "batch", "lr",
-                           "weight_decay", "init_alpha", "init_beta", "seed"};
-    double vals[] = {best_epoch + 1, best_acc, last_loss, epochs, B, lr, wd, p->init_alpha, p->init_beta, (double)p->seed};
+                           "weight_decay", "init_alpha", "init_beta", "seed", "train_seconds", "select_seconds"};
+    double vals[] = {best_epoch + 1, best_acc, last_loss, epochs, B, lr, wd, p->init_alpha, p->init_beta, (double)p->seed,
+                     t_train, t_select};
     for (size_t i = 0; st == CA_OK && i < sizeof vals / sizeof vals[0]; i++) st = ca_clf_set_param(c, names[i], vals[i]);
 done:
     free(kblk);
-    free(blk); free(perm); free(view); free(yb);
+    free(blk); free(perm); free(view); free(yb); free(runs);
+    ca_packed_free(&tw);
     return st;
 }
 

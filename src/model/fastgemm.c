@@ -855,38 +855,113 @@ ca_status ca_gemm_ex(int transA, int transB, int M, int N, int K, float alpha, c
  * of B, Cp[jp] (M, 32) = alpha · Aᵀ · Bp[jp]. Aᵀ is packed into MR strips once, per K block, and
  * shared; threads take whole panels. The tiles run the same FMA sequence over k as ca_gemm_ex's
  * transposed-A path on the swapped product (Bᵀ·A, the same products in the same order), so the
- * result is bit-identical to computing Bᵀ·A with ca_gemm_ex and packing it. */
-ca_status ca_gemm_tn_panels(int M, int N, int K, float alpha, const float *A, int lda, const float *Bp,
-                            float *Cp, int threads) {
+ * result is bit-identical to computing Bᵀ·A with ca_gemm_ex and packing it. With fn, each panel
+ * is handed to fn as soon as it is complete, on the thread that computed it, while it is still
+ * in that core's cache; Cp NULL then means a per-thread panel buffer instead of the whole block. */
+static ca_status tn_panels(int M, int N, int K, float alpha, const float *A, int lda, const float *Bp, float *Cp,
+                           int threads, ca_panel_fn fn, void *user) {
     if (M <= 0 || N <= 0) return CA_OK;
     if (K <= 0) return ca_fail(CA_E_ARG, "ca_gemm_tn_panels: empty reduction (K = %d)", K);
     if (((uintptr_t)Bp & 63) || ((uintptr_t)Cp & 63)) return ca_fail(CA_E_ARG, "ca_gemm_tn_panels: panels must be 64-byte aligned");
     threads = ca_kernel_threads(threads);
     const int np = (N + NR - 1) / NR, ns = (M + MR - 1) / MR, nkb = (K + KC - 1) / KC;
-    /* strips [kb][s][kc][MR]: K blocks of KC (the last shorter), so block kb starts at k0 * ns * MR */
-    float *ap = aligned_alloc(64, sizeof(float) * (((size_t)ns * MR * K + 15) & ~(size_t)15));
+    if (threads > np) threads = np;
+    /* strips [kb][s][kc][MR]: K blocks of KC (the last shorter), so block kb starts at k0 * ns * MR;
+     * then, without Cp, one (M, 32) panel per thread */
+    const size_t na = ((size_t)ns * MR * K + 15) & ~(size_t)15, npan = (size_t)M * NR;
+    float *ap = aligned_alloc(64, sizeof(float) * (na + (Cp ? 0 : npan * (size_t)threads)));
     if (!ap) return ca_fail(CA_E_NOMEM, "out of memory for a GEMM buffer");
     a_src as = {A, lda, 1, NULL, NULL};
     for (int kb = 0; kb < nkb; kb++) {
         int k0 = kb * KC, kc = K - k0 < KC ? K - k0 : KC;
         pack_a(ap + (size_t)k0 * ns * MR, &as, 0, M, M, k0, kc);
     }
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && np > 1)
-    for (int jp = 0; jp < np; jp++) {
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+#ifdef _OPENMP
+        float *own = Cp ? NULL : ap + na + npan * (size_t)omp_get_thread_num();
+#else
+        float *own = Cp ? NULL : ap + na;
+#endif
         ca_team_note();
-        for (int kb = 0; kb < nkb; kb++) {
-            int k0 = kb * KC, kc = K - k0 < KC ? K - k0 : KC;
-            tile_epi e = {alpha, 0.0f, NULL, NULL, CA_EPI_NONE, kb == 0, kb == nkb - 1};
-            const float *a = ap + (size_t)k0 * ns * MR, *b = Bp + ((size_t)jp * K + k0) * NR;
-            float *C = Cp + (size_t)jp * M * NR;
-            for (int s = 0; s < ns; s++) {
-                int mr = M - s * MR < MR ? M - s * MR : MR;
-                kernel(kc, a + (size_t)s * MR * kc, b, C + (size_t)s * MR * NR, NR, mr, NR, &e);
+#pragma omp for schedule(static)
+        for (int jp = 0; jp < np; jp++) {
+            float *C = Cp ? Cp + (size_t)jp * M * NR : own;
+            for (int kb = 0; kb < nkb; kb++) {
+                int k0 = kb * KC, kc = K - k0 < KC ? K - k0 : KC;
+                tile_epi e = {alpha, 0.0f, NULL, NULL, CA_EPI_NONE, kb == 0, kb == nkb - 1};
+                const float *a = ap + (size_t)k0 * ns * MR, *b = Bp + ((size_t)jp * K + k0) * NR;
+                for (int s = 0; s < ns; s++) {
+                    int mr = M - s * MR < MR ? M - s * MR : MR;
+                    kernel(kc, a + (size_t)s * MR * kc, b, C + (size_t)s * MR * NR, NR, mr, NR, &e);
+                }
             }
+            if (fn) fn(jp, C, user);
         }
     }
     free(ap);
     return CA_OK;
+}
+
+ca_status ca_gemm_tn_panels(int M, int N, int K, float alpha, const float *A, int lda, const float *Bp,
+                            float *Cp, int threads) {
+    if (!Cp && M > 0 && N > 0) return ca_fail(CA_E_ARG, "ca_gemm_tn_panels: no output panels");
+    return tn_panels(M, N, K, alpha, A, lda, Bp, Cp, threads, NULL, NULL);
+}
+
+ca_status ca_gemm_tn_panels_each(int M, int N, int K, float alpha, const float *A, int lda, const float *Bp,
+                                 float *Cp, int threads, ca_panel_fn fn, void *user) {
+    if (!fn) return ca_fail(CA_E_ARG, "ca_gemm_tn_panels_each: no panel function");
+    return tn_panels(M, N, K, alpha, A, lda, Bp, Cp, threads, fn, user);
+}
+
+/* dst panel row: element j of n goes to dst[(j/32)·stride + j%32], = h[idx[j]]·a[j] (one float
+ * multiply, so the same value on every path), the last panel's row zero-padded to 32. */
+void ca_gather_mul_panels(float *restrict dst, size_t stride, const float *restrict a, const float *restrict h,
+                          const int32_t *restrict idx, int n) {
+    for (int j0 = 0; j0 < n; j0 += NR) {
+        float *d = dst + (size_t)(j0 / NR) * stride;
+        int w = n - j0 < NR ? n - j0 : NR, j = 0;
+#if CA_HAVE_AVX512
+        for (; j + 16 <= w; j += 16) {
+            __m512i ix = _mm512_loadu_si512((const void *)(idx + j0 + j));
+            _mm512_storeu_ps(d + j, _mm512_mul_ps(_mm512_i32gather_ps(ix, h, 4), _mm512_loadu_ps(a + j0 + j)));
+        }
+#endif
+        for (; j < w; j++) d[j] = h[idx[j0 + j]] * a[j0 + j];
+        for (; j < NR; j++) d[j] = 0.0f;
+    }
+}
+
+/* AdamW on n floats with the scalars precomputed (ca_adamw_f32 in fastgemm.h). Every
+ * operation is an IEEE one in float (multiply, add, subtract, divide, square root, all correctly
+ * rounded at any vector width; no contraction in C11 mode), in the order of ca_optim_step's loop,
+ * so each element gets the same value as there, on every CPU path. */
+void ca_adamw_f32(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, size_t n, float decay,
+                  float b1, float b2, float stepsz, float bc2s, float eps) {
+    const float c1 = 1.0f - b1, c2 = 1.0f - b2;
+    size_t i = 0;
+#if CA_HAVE_AVX512
+    const __m512 vdecay = _mm512_set1_ps(decay), vb1 = _mm512_set1_ps(b1), vb2 = _mm512_set1_ps(b2), vc1 = _mm512_set1_ps(c1),
+                 vc2 = _mm512_set1_ps(c2), vstep = _mm512_set1_ps(stepsz), vbc2s = _mm512_set1_ps(bc2s), veps = _mm512_set1_ps(eps);
+    for (; i + 16 <= n; i += 16) {
+        __m512 gi = _mm512_loadu_ps(g + i);
+        __m512 pi = _mm512_mul_ps(_mm512_loadu_ps(p + i), vdecay);
+        __m512 mi = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(m + i), vb1), _mm512_mul_ps(gi, vc1));
+        __m512 vi = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(v + i), vb2), _mm512_mul_ps(_mm512_mul_ps(gi, gi), vc2));
+        __m512 den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vi), vbc2s), veps);
+        pi = _mm512_sub_ps(pi, _mm512_div_ps(_mm512_mul_ps(vstep, mi), den));
+        _mm512_storeu_ps(m + i, mi);
+        _mm512_storeu_ps(v + i, vi);
+        _mm512_storeu_ps(p + i, pi);
+    }
+#endif
+    for (; i < n; i++) {
+        p[i] *= decay;
+        m[i] = m[i] * b1 + g[i] * c1;
+        v[i] = v[i] * b2 + g[i] * g[i] * c2;
+        p[i] -= stepsz * m[i] / (sqrtf(v[i]) / bc2s + eps);
+    }
 }
 
 ca_status ca_gemm_conv_nhwc(const ca_conv_geom *g, const float *in, const ca_packed *W,

@@ -91,6 +91,31 @@ ca_status ca_gemm_ex(int transA, int transB, int M, int N, int K, float alpha, c
 ca_status ca_gemm_tn_panels(int M, int N, int K, float alpha, const float *A, int lda, const float *Bp,
                             float *Cp, int threads);
 
+/* Called once per finished output panel jp of ca_gemm_tn_panels_each: panel is its (M, 32)
+ * block [M][32]; calls for different panels may run at once on different threads. */
+typedef void (*ca_panel_fn)(int jp, float *panel, void *user);
+/* ca_gemm_tn_panels, handing each panel to fn as soon as it is complete (while it is still in
+ * the cache of the core that computed it), e.g. to apply an optimiser step without a pass over
+ * a whole gradient. Cp NULL: the panels live only in per-thread buffers, valid during fn; else
+ * as ca_gemm_tn_panels. The panel values are those of ca_gemm_tn_panels, bit for bit. */
+ca_status ca_gemm_tn_panels_each(int M, int N, int K, float alpha, const float *A, int lda, const float *Bp,
+                                 float *Cp, int threads, ca_panel_fn fn, void *user);
+
+/* Row of a panel-laid-out (n, 32-wide panels) matrix from a gathered product: element j of n
+ * goes to dst[(j/32)·stride + j%32] as h[idx[j]]·a[j] (idx[j] in range of h: the caller's
+ * promise); the last panel's row is zero-padded to 32. Vectorised (gathers) on the AVX-512
+ * path, one float multiply per element on every path. Tip-Adapter-F's dloss/daffinity rows. */
+void ca_gather_mul_panels(float *dst, size_t stride, const float *a, const float *h, const int32_t *idx, int n);
+
+/* One AdamW update of n parameters p with gradient g and moments m, v (torch.optim.AdamW's
+ * order: p *= decay; m = b1·m + (1−b1)·g; v = b2·v + (1−b2)·g²; p −= stepsz·m / (√v / bc2s + eps)),
+ * the scalars as ca_optim_step computes them (decay = 1 − lr·wd, stepsz = lr / (1 − b1^t),
+ * bc2s = √(1 − b2^t)). Vectorised on the AVX-512 path; the same value per element as
+ * ca_optim_step (its oracle) on every path. Used on gradient panels as ca_gemm_tn_panels_each
+ * hands them over. */
+void ca_adamw_f32(float *p, const float *g, float *m, float *v, size_t n, float decay, float b1, float b2, float stepsz,
+                  float bc2s, float eps);
+
 /* Implicit-GEMM NHWC convolution (used by fastops.h ca_conv2d_nhwc): rows are output pixels,
  * K = KH·KW·Cin ordered (ky, kx, ci); W packed (Cout, K); out (N, Ho, Wo, Cout). */
 typedef struct { int N, H, W, Cin, KH, KW, stride, pad, Ho, Wo; } ca_conv_geom;
