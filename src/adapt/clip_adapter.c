@@ -10,6 +10,7 @@
 #include "adapt/adapt.h"
 #include "adapt/train.h"
 #include "adapt/methods.h"
+#include "adapt/clip_adapter_step.h"
 #include "model/fastgemm.h"
 #include "model/gemm.h"
 
@@ -225,10 +226,26 @@ size_t ca_clip_adapter_nparams(int sides, int gate, int C, int D, int h) {
     return L.n;
 }
 
-static double loss_once(int fast, int sides, int gate, float ratio, int C, int D, int h, const float *W0,
+/* path 0: the plain step; 1: the packed-W0 step (fast_w0); 2: the large-C step on `threads`
+ * threads (clip_adapter_step.c). NAN where the path does not exist or out of memory. */
+static double loss_once(int path, int threads, int sides, int gate, float ratio, int C, int D, int h, const float *W0,
                         const float *X, const int32_t *y, int B, const float *P, float *G) {
+    if (path == 2) {
+        if (sides != SIDE_V || gate || !ca_fastgemm_avx512() || threads < 1) return NAN;
+        ca_castep cs;
+        size_t n = ca_clip_adapter_nparams(sides, gate, C, D, h);
+        float *Pc = ca_malloc2(n, sizeof(float));   /* the step's P is writable (its update) */
+        double loss = NAN;
+        if (Pc && ca_castep_init(&cs, W0, C, D, h, B, threads) == CA_OK) {
+            memcpy(Pc, P, sizeof(float) * n);
+            loss = ca_castep_run(&cs, Pc, X, y, B, ratio, G, NULL, 0, 0, NULL, NULL);
+            ca_castep_free(&cs);
+        }
+        free(Pc);
+        return loss;
+    }
     fast_w0 fw = {0};
-    if (fast && (fast_w0_make(&fw, sides, B, C, D, W0, 0, 1) != CA_OK || !fw.on)) return NAN;
+    if (path == 1 && (fast_w0_make(&fw, sides, B, C, D, W0, 0, 1) != CA_OK || !fw.on)) return NAN;
     layout L;
     layout_make(&L, sides, gate, C, D, h);
     L.ratio_v = L.ratio_t = ratio;
@@ -246,17 +263,49 @@ static double loss_once(int fast, int sides, int gate, float ratio, int C, int D
 
 double ca_clip_adapter_loss(int sides, int gate, float ratio, int C, int D, int h, const float *W0,
                             const float *X, const int32_t *y, int B, const float *P, float *G) {
-    return loss_once(0, sides, gate, ratio, C, D, h, W0, X, y, B, P, G);
+    return loss_once(0, 1, sides, gate, ratio, C, D, h, W0, X, y, B, P, G);
 }
 
-double ca_clip_adapter_loss_fast(int sides, int gate, float ratio, int C, int D, int h, const float *W0,
+double ca_clip_adapter_loss_packed(int sides, int gate, float ratio, int C, int D, int h, const float *W0,
+                                   const float *X, const int32_t *y, int B, const float *P, float *G) {
+    return loss_once(1, 1, sides, gate, ratio, C, D, h, W0, X, y, B, P, G);
+}
+
+double ca_clip_adapter_loss_fast(int threads, int sides, int gate, float ratio, int C, int D, int h, const float *W0,
                                  const float *X, const int32_t *y, int B, const float *P, float *G) {
-    return loss_once(1, sides, gate, ratio, C, D, h, W0, X, y, B, P, G);
+    return loss_once(2, threads, sides, gate, ratio, C, D, h, W0, X, y, B, P, G);
 }
 
 static int all_finite(const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) if (!isfinite(x[i])) return 0;
     return 1;
+}
+
+/* One epoch's minibatches for the large-C step: the rows of perm in order, a random view each
+ * when the split has views — the same draws, in the same order, as the plain loop. */
+typedef struct {
+    const ca_fit_data *d;
+    const int *perm;
+    ca_rng *rng;
+    int N, B, D, views;
+    double lr;
+    int64_t step0, total, warm;
+} epoch_batches;
+
+static int next_batch(void *u, int i, float *X, int32_t *y, double *lr, int64_t *step) {
+    epoch_batches *e = u;
+    const int D = e->D, b0 = i * e->B, N = e->N;
+    int nb = N - b0 < e->B ? N - b0 : e->B;
+    for (int r = 0; r < nb; r++) {
+        int idx = e->perm[b0 + r];
+        const float *src = e->d->train.x + (size_t)idx * D;
+        if (e->views) src = e->d->train.xv + ((size_t)ca_rng_below(e->rng, (uint32_t)e->views) * N + idx) * D;
+        memcpy(X + (size_t)r * D, src, sizeof(float) * D);
+        y[r] = e->d->train.y[idx];
+    }
+    *lr = ca_lr_cosine(e->lr, e->step0 + i, e->total, e->warm);
+    *step = e->step0 + i + 1;
+    return nb;
 }
 
 static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fit_params *p, int sides) {
@@ -293,6 +342,8 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
     int cap = B > EVAL_ROWS ? B : EVAL_ROWS;
     ca_gemm_threads blas_saved = ca_train_threads_set(p->threads);
     fast_w0 fw = {0};
+    ca_castep cs = {0};
+    int cs_on = 0;
     float *blk = ca_calloc2(L.n * 5 + (size_t)C * D * 4 + (size_t)cap * C + (size_t)B * D * 2, sizeof(float));
     int *perm = ca_malloc2((size_t)N, sizeof(int));
     int32_t *yb = ca_malloc2((size_t)B, sizeof(int32_t));
@@ -310,9 +361,18 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
         int n = C - j0 < cap ? C - j0 : cap;
         ca_l2norm_forward(d->text_w + (size_t)j0 * D, n, D, W0 + (size_t)j0 * D, nrm);
     }
-    if ((st = fast_w0_make(&fw, sides, B, C, D, W0, 1, 0)) != CA_OK) goto done;
-    /* The fast step is a chain of ~10 small products (32 rows): on one thread it took 0.61x the
-     * CPU of the two-thread step (OpenBLAS threads yielding, OpenMP teams spinning between
+    /* Large class counts (the ImageNet-size sets): the whole step on our own tiles in one
+     * OpenMP region (clip_adapter_step.c), on the fit's threads; results do not depend on how
+     * many. The gate keeps the packed-W0 step below; the shipped sets (C <= 196) the plain one. */
+    if (sides == SIDE_V && !L.gate && ca_fastgemm_avx512() && (double)B * C * D >= FAST_LOGITS_MACS) {
+        st = ca_castep_init(&cs, W0, C, D, h, B, ca_kernel_threads(0));
+        if (st == CA_E_NOMEM) { st = ca_fail(st, "clip-adapter: out of memory"); goto done; }
+        cs_on = st == CA_OK;
+        st = CA_OK;
+    }
+    if (!cs_on && (st = fast_w0_make(&fw, sides, B, C, D, W0, 1, 0)) != CA_OK) goto done;
+    /* The packed-W0 step is a chain of ~10 small products (32 rows): on one thread it took 0.61x
+     * the CPU of the two-thread step (OpenBLAS threads yielding, OpenMP teams spinning between
      * products) on the shared 2-core machine, so it runs on one; --threads does not change it. */
     if (fw.on) { ca_train_threads_restore(blas_saved); blas_saved = ca_train_threads_set(1); }
     ca_rng rng = ca_rng_make(p->seed, 0xADA97E5ull);
@@ -332,7 +392,18 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
     memcpy(BestWs, text_classifier(&L, P, W0, &tb, Ws), sizeof(float) * (size_t)C * D);
     for (int ep = 0; ep < epochs; ep++) {
         ca_epoch_order(&rng, perm, N);
-        for (int b0 = 0; b0 < N; b0 += B) {
+        if (cs_on) {   /* the epoch's steps in one parallel region; batches drawn as below */
+            epoch_batches eb = {d, perm, &rng, N, B, D, V_, lr, step, total, warm};
+            int bad;
+            double loss = ca_castep_epoch(&cs, (int)steps_per_epoch, next_batch, &eb, L.ratio_v, P, G, &opt, M, V, &bad);
+            if (bad >= 0) {
+                st = ca_fail(CA_E_NONFINITE, "%s: training diverged: loss %g at epoch %d with lr %g (lower --lr)",
+                             ca_classifier_method(c), fabs(loss), ep + 1, lr);
+                goto done;
+            }
+            step += steps_per_epoch;
+        }
+        for (int b0 = 0; b0 < N && !cs_on; b0 += B) {
             int nb = N - b0 < B ? N - b0 : B;
             for (int i = 0; i < nb; i++) {
                 int idx = perm[b0 + i];
@@ -432,6 +503,7 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
     st = ca_clf_set_param(c, "train_seconds", ca_now() - t0);
 done:
     fast_w0_free(&fw);
+    ca_castep_free(&cs);
     ca_train_threads_restore(blas_saved);
     side_buf_free(&vb); side_buf_free(&tb);
     free(blk); free(perm); free(yb);
