@@ -161,9 +161,11 @@ static const float *text_classifier(const layout *L, const float *P, const float
     return out;
 }
 
-/* logits (n,C) = 100 · norm(f*) · Wsᵀ for X (n <= cap rows) with the visual side of P. */
+/* logits (n,C) = 100 · norm(f*) · Wsᵀ for X (n <= cap rows) with the visual side of P.
+ * wp: Ws packed once (a plan on Ws) or NULL: where ca_sgemm would take our kernel it gets the
+ * same panels from the plan instead of packing Ws per call, so the same values. */
 static void visual_logits(const layout *L, const float *P, const float *Ws, const float *X, int n,
-                          side_buf *vb, const fast_w0 *fw, float *out) {
+                          side_buf *vb, const fast_w0 *fw, const ca_sgemm_bt_plan *wp, float *out) {
     const float *F = X;
     if (L->sides & SIDE_V) {
         adapter_forward(X, n, L->D, L->h, P + L->o_vw1, P + L->o_vw2, L->gate ? P + L->o_vq : NULL,
@@ -175,17 +177,21 @@ static void visual_logits(const layout *L, const float *P, const float *Ws, cons
     }
     if (fw && fw->on && ca_gemm_packed(n, F, L->D, &fw->w0, 100.0f, NULL, CA_EPI_NONE, 0.0f, out, L->C, fw->threads) == CA_OK)
         return;   /* (an allocation failure there falls back to the same product through BLAS) */
+    if (wp && ca_sgemm_bt_fast(wp, n) &&
+        ca_gemm_packed(n, F, L->D, &wp->pk, 100.0f, NULL, CA_EPI_NONE, 0.0f, out, L->C, ca_kernel_threads(0)) == CA_OK)
+        return;   /* ca_sgemm's own kernel and panels, packed once */
     ca_sgemm(0, 1, n, L->C, L->D, 100.0f, F, L->D, Ws, L->D, 0.0f, out, L->C);
 }
 
 /* Top-1 accuracy on a split with the current parameters (Ws: adapted text classifier); -1 when
  * a logit is not finite (training diverged). */
+/* wp: W0 packed once (the visual side alone, so Ws == W0), or NULL. */
 static double split_accuracy(const layout *L, const float *P, const float *Ws, const ca_split *s,
-                             side_buf *vb, float *logits) {
+                             side_buf *vb, const ca_sgemm_bt_plan *wp, float *logits) {
     int correct = 0;
     for (int i0 = 0; i0 < s->n; i0 += EVAL_ROWS) {
         int n = s->n - i0 < EVAL_ROWS ? s->n - i0 : EVAL_ROWS;
-        visual_logits(L, P, Ws, s->x + (size_t)i0 * L->D, n, vb, NULL, logits);
+        visual_logits(L, P, Ws, s->x + (size_t)i0 * L->D, n, vb, NULL, wp, logits);
         for (int i = 0; i < n; i++) {
             const float *r = logits + (size_t)i * L->C;
             for (int j = 0; j < L->C; j++) if (!isfinite(r[j])) return -1.0;   /* diverged */
@@ -204,7 +210,7 @@ static double loss_grad(const layout *L, const float *P, const float *W0, const 
                         float *dWs, float *logits, float *dFn, float *G) {
     const int C = L->C, D = L->D, h = L->h;
     const float *Ws = text_classifier(L, P, W0, tb, Wbuf);
-    visual_logits(L, P, Ws, Xb, nb, vb, fw, logits);
+    visual_logits(L, P, Ws, Xb, nb, vb, fw, NULL, logits);
     double loss = ca_softmax_ce(logits, yb, nb, C, logits);
     if (L->gate) memset(G, 0, sizeof(float) * L->n);
     if (L->sides & SIDE_T) ca_sgemm(1, 0, C, D, nb, 100.0f, logits, C, vb->Fn, D, 0.0f, dWs, D);
@@ -343,7 +349,9 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
     ca_gemm_threads blas_saved = ca_train_threads_set(p->threads);
     fast_w0 fw = {0};
     ca_castep cs = {0};
-    int cs_on = 0;
+    int cs_on = 0, cs_threads = 1;
+    double ep_sec[2] = {-1, -1};   /* last epoch's seconds on 1 thread and on cs_threads */
+    ca_sgemm_bt_plan w0plan = {0};
     float *blk = ca_calloc2(L.n * 5 + (size_t)C * D * 4 + (size_t)cap * C + (size_t)B * D * 2, sizeof(float));
     int *perm = ca_malloc2((size_t)N, sizeof(int));
     int32_t *yb = ca_malloc2((size_t)B, sizeof(int32_t));
@@ -368,9 +376,12 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
         st = ca_castep_init(&cs, W0, C, D, h, B, ca_kernel_threads(0));
         if (st == CA_E_NOMEM) { st = ca_fail(st, "clip-adapter: out of memory"); goto done; }
         cs_on = st == CA_OK;
+        cs_threads = cs.threads;
         st = CA_OK;
     }
     if (!cs_on && (st = fast_w0_make(&fw, sides, B, C, D, W0, 1, 0)) != CA_OK) goto done;
+    /* validation rows meet W0 itself when only the visual side is adapted: pack it once */
+    if (!(sides & SIDE_T) && (st = ca_sgemm_bt_init(&w0plan, W0, C, D, D, EVAL_ROWS)) != CA_OK) goto done;
     /* The packed-W0 step is a chain of ~10 small products (32 rows): on one thread it took 0.61x
      * the CPU of the two-thread step (OpenBLAS threads yielding, OpenMP teams spinning between
      * products) on the shared 2-core machine, so it runs on one; --threads does not change it. */
@@ -394,8 +405,16 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
         ca_epoch_order(&rng, perm, N);
         if (cs_on) {   /* the epoch's steps in one parallel region; batches drawn as below */
             epoch_batches eb = {d, perm, &rng, N, B, D, V_, lr, step, total, warm};
+            /* Threads per epoch, by timing: the step's ~10 barriers pay on an idle machine and
+             * cost a time slice each when the cores are shared (then one thread is faster).
+             * Both counts are timed first, the faster one is used, the other re-timed every 20th
+             * epoch. Results are the same whatever the count. */
+            int use = cs_threads <= 1 ? 0 : ep_sec[1] < 0 ? 1 : ep_sec[0] < 0 ? 0 : (ep_sec[0] > ep_sec[1]) ^ (ep % 20 == 19);
+            cs.threads = use ? cs_threads : 1;
+            double te = ca_now();
             int bad;
             double loss = ca_castep_epoch(&cs, (int)steps_per_epoch, next_batch, &eb, L.ratio_v, P, G, &opt, M, V, &bad);
+            ep_sec[use] = ca_now() - te;
             if (bad >= 0) {
                 st = ca_fail(CA_E_NONFINITE, "%s: training diverged: loss %g at epoch %d with lr %g (lower --lr)",
                              ca_classifier_method(c), fabs(loss), ep + 1, lr);
@@ -428,7 +447,7 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
         }
         if ((ep + 1) % eval_every == 0 || ep + 1 == epochs) {
             const float *Wc = text_classifier(&L, P, W0, &tb, Ws);
-            double acc = d->val.n > 0 ? split_accuracy(&L, P, Wc, &d->val, &vb, logits) : 0.0;
+            double acc = d->val.n > 0 ? split_accuracy(&L, P, Wc, &d->val, &vb, Wc == W0 ? &w0plan : NULL, logits) : 0.0;
             /* Ties go to the later, longer-trained state; a diverged (non-finite) state is never
              * kept, so the result is finite even when a too-large lr blows training up. */
             if (acc >= best_acc && all_finite(P, L.n)) {
@@ -455,7 +474,7 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
                 L.ratio_v = (sides & SIDE_V) ? (float)iv / steps : 0;
                 L.ratio_t = (sides & SIDE_T) ? (float)it / steps : 0;
                 const float *Wc = text_classifier(&L, P, W0, &tb, Ws);
-                double acc = split_accuracy(&L, P, Wc, &d->val, &vb, logits);
+                double acc = split_accuracy(&L, P, Wc, &d->val, &vb, Wc == W0 ? &w0plan : NULL, logits);
                 if (acc > bacc) { bacc = acc; bv = L.ratio_v; bt = L.ratio_t; }
             }
         }
@@ -504,6 +523,7 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
 done:
     fast_w0_free(&fw);
     ca_castep_free(&cs);
+    ca_sgemm_bt_free(&w0plan);
     ca_train_threads_restore(blas_saved);
     side_buf_free(&vb); side_buf_free(&tb);
     free(blk); free(perm); free(yb);
@@ -542,7 +562,7 @@ static ca_status ca_logits(const ca_classifier *c, const float *x, int n, float 
     if (!side_buf_alloc(&vb, EVAL_ROWS, D, L.h > 0 ? L.h : 1, 0)) { side_buf_free(&vb); free(P); return ca_fail(CA_E_NOMEM, "out of memory"); }
     for (int i0 = 0; i0 < n; i0 += EVAL_ROWS) {
         int m = n - i0 < EVAL_ROWS ? n - i0 : EVAL_ROWS;
-        visual_logits(&L, P, cw, x + (size_t)i0 * D, m, &vb, NULL, out + (size_t)i0 * C);
+        visual_logits(&L, P, cw, x + (size_t)i0 * D, m, &vb, NULL, NULL, out + (size_t)i0 * C);
     }
     side_buf_free(&vb);
     free(P);
