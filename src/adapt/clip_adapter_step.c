@@ -41,9 +41,29 @@ enum { TR = 12, TC = 32, CH = 16 };   /* tile rows, tile columns, column chunk o
  * chain per element. A(r,k) = a[r·sa + k·sk]; B row k at b + k·ldb. Epilogue: ·alpha (when not
  * 1), then ReLU (relu) or the ReLU mask of a forward output g (g: same shape as C, ldg):
  * x where g > 0, else 0. Rows mr..11 are computed on row 0 and dropped. */
+/* AdamW on the elements of a gradient tile, as ca_optim_step computes it (same operations in the
+ * same order, no contraction: bit for bit), while the tile is in registers. p, m, v: the
+ * parameters and moments at the tile's place (C's layout). */
+typedef struct {
+    float *p, *m, *v;
+    float decay, b1, omb1, b2, omb2, stepsz, bc2s, eps;
+} adam_upd;
+
+static inline void adam_vec(const adam_upd *u, size_t o, __mmask16 k, __m512 g) {
+    __m512 p = _mm512_maskz_loadu_ps(k, u->p + o), m = _mm512_maskz_loadu_ps(k, u->m + o), v = _mm512_maskz_loadu_ps(k, u->v + o);
+    p = _mm512_mul_ps(p, _mm512_set1_ps(u->decay));
+    m = _mm512_add_ps(_mm512_mul_ps(m, _mm512_set1_ps(u->b1)), _mm512_mul_ps(g, _mm512_set1_ps(u->omb1)));
+    v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_set1_ps(u->b2)), _mm512_mul_ps(_mm512_mul_ps(g, g), _mm512_set1_ps(u->omb2)));
+    __m512 den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(v), _mm512_set1_ps(u->bc2s)), _mm512_set1_ps(u->eps));
+    p = _mm512_sub_ps(p, _mm512_div_ps(_mm512_mul_ps(_mm512_set1_ps(u->stepsz), m), den));
+    _mm512_mask_storeu_ps(u->p + o, k, p);
+    _mm512_mask_storeu_ps(u->m + o, k, m);
+    _mm512_mask_storeu_ps(u->v + o, k, v);
+}
+
 static inline __attribute__((always_inline)) void tile_body(int K, const float *a, size_t sa, size_t sk, const float *b,
                                                            size_t ldb, float *c, size_t ldc, int mr, int nr, float alpha,
-                                                           int relu, const float *g, size_t ldg) {
+                                                           int relu, const float *g, size_t ldg, const adam_upd *u) {
     __m512 c0[TR], c1[TR];
     const float *ar[TR];
 #pragma GCC unroll 12
@@ -77,31 +97,42 @@ static inline __attribute__((always_inline)) void tile_body(int K, const float *
         }
         _mm512_mask_storeu_ps(c + (size_t)r * ldc, m0, x0);
         if (m1) _mm512_mask_storeu_ps(c + (size_t)r * ldc + 16, m1, x1);
+        if (u) {
+            adam_vec(u, (size_t)r * ldc, m0, x0);
+            if (m1) adam_vec(u, (size_t)r * ldc + 16, m1, x1);
+        }
     }
 }
 
 /* A row-major (sk = 1) or transposed (sa = 1): the two instances the step uses. */
 static void tile_nn(int K, const float *a, size_t lda, const float *b, size_t ldb, float *c, size_t ldc, int mr, int nr,
-                    float alpha, int relu, const float *g, size_t ldg) {
-    tile_body(K, a, lda, 1, b, ldb, c, ldc, mr, nr, alpha, relu, g, ldg);
+                    float alpha, int relu, const float *g, size_t ldg, const adam_upd *u) {
+    tile_body(K, a, lda, 1, b, ldb, c, ldc, mr, nr, alpha, relu, g, ldg, u);
 }
 static void tile_tn(int K, const float *a, size_t lda, const float *b, size_t ldb, float *c, size_t ldc, int mr, int nr,
                     float alpha, int relu, const float *g, size_t ldg) {
-    tile_body(K, a, 1, lda, b, ldb, c, ldc, mr, nr, alpha, relu, g, ldg);
+    tile_body(K, a, 1, lda, b, ldb, c, ldc, mr, nr, alpha, relu, g, ldg, NULL);
 }
 
 /* Thread tid's share of C (M,N) = epi(op(A)·B): tiles numbered row-major, split in contiguous
  * runs. trans: A is stored (K,M) with row stride lda, else (M,K). */
 static void gemm_part(int tid, int T, int trans, int M, int N, int K, const float *A, size_t lda, const float *B,
-                      size_t ldb, float *C, size_t ldc, float alpha, int relu, const float *g, size_t ldg) {
+                      size_t ldb, float *C, size_t ldc, float alpha, int relu, const float *g, size_t ldg,
+                      const adam_upd *u) {
     int nrt = (M + TR - 1) / TR, nct = (N + TC - 1) / TC, nt = nrt * nct;
     int t0 = (int)((long)nt * tid / T), t1 = (int)((long)nt * (tid + 1) / T);
     for (int t = t0; t < t1; t++) {
         int i0 = (t / nct) * TR, j0 = (t % nct) * TC;
         int mr = M - i0 < TR ? M - i0 : TR, nr = N - j0 < TC ? N - j0 : TC;
         const float *gt = g ? g + (size_t)i0 * ldg + j0 : NULL;
-        if (trans) tile_tn(K, A + i0, lda, B + j0, ldb, C + (size_t)i0 * ldc + j0, ldc, mr, nr, alpha, relu, gt, ldg);
-        else tile_nn(K, A + (size_t)i0 * lda, lda, B + j0, ldb, C + (size_t)i0 * ldc + j0, ldc, mr, nr, alpha, relu, gt, ldg);
+        size_t co = (size_t)i0 * ldc + j0;
+        if (trans) tile_tn(K, A + i0, lda, B + j0, ldb, C + co, ldc, mr, nr, alpha, relu, gt, ldg);
+        else if (!u) tile_nn(K, A + (size_t)i0 * lda, lda, B + j0, ldb, C + co, ldc, mr, nr, alpha, relu, gt, ldg, NULL);
+        else {   /* u at C's origin: shift it to the tile */
+            adam_upd ut = *u;
+            ut.p += co; ut.m += co; ut.v += co;
+            tile_nn(K, A + (size_t)i0 * lda, lda, B + j0, ldb, C + co, ldc, mr, nr, alpha, relu, gt, ldg, &ut);
+        }
     }
 }
 
@@ -231,11 +262,11 @@ static void bar_wait(team_bar *b) {
 
 /* One thread's part of one step on the batch in s->X / s->y (nb rows); see ca_castep_run.
  * Ends with the gradient in G and, when the loss is finite, P updated. */
-static double step_part(ca_castep *s, team_bar *bar, int tid, int nt, int nb, float ratio, float *P, float *G,
-                        const ca_optim *opt, double lr, int64_t stepno, float *M, float *V) {
+static double step_part(ca_castep *s, team_bar *bar, int tid, int nt, const float *X, int nb, float ratio, float *P,
+                        float *G, const ca_optim *opt, double lr, int64_t stepno, float *M, float *V) {
     const int C = s->C, D = s->D, h = s->h, ldb = s->ldb, nch = ldb / CH;
     const size_t n = (size_t)2 * h * D;
-    const float *W1 = P, *W2 = P + (size_t)h * D, *X = s->X;
+    const float *W1 = P, *W2 = P + (size_t)h * D;
     const int32_t *y = s->y;
     float *gW1 = G, *gW2 = G + (size_t)h * D;
     /* the batch feature-major, padding columns zero */
@@ -243,32 +274,43 @@ static double step_part(ca_castep *s, team_bar *bar, int tid, int nt, int nb, fl
     for (int d = d0; d < d1; d++) memset(s->Xt + (size_t)d * ldb + nb, 0, sizeof(float) * (size_t)(ldb - nb));
     transpose_rows(X + d0, D, 0, nb, d1 - d0, s->Xt + (size_t)d0 * ldb, ldb);
     bar_wait(bar);
-    gemm_part(tid, nt, 0, h, ldb, D, W1, D, s->Xt, ldb, s->H1t, ldb, 1.0f, 1, NULL, 0);   /* H1 = ReLU(X·W1ᵀ) */
+    gemm_part(tid, nt, 0, h, ldb, D, W1, D, s->Xt, ldb, s->H1t, ldb, 1.0f, 1, NULL, 0, NULL);   /* H1 = ReLU(X·W1ᵀ) */
     bar_wait(bar);
-    gemm_part(tid, nt, 0, D, ldb, h, W2, h, s->H1t, ldb, s->At, ldb, 1.0f, 1, NULL, 0);   /* A = ReLU(H1·W2ᵀ) */
+    gemm_part(tid, nt, 0, D, ldb, h, W2, h, s->H1t, ldb, s->At, ldb, 1.0f, 1, NULL, 0, NULL);   /* A = ReLU(H1·W2ᵀ) */
     int j0 = (int)((long)h * tid / nt), j1 = (int)((long)h * (tid + 1) / nt);
     transpose_rows(s->H1t, ldb, j0, j1, nb, s->H1, h);                                    /* H1 row-major */
     bar_wait(bar);
     for (int q = tid; q < nch; q += nt) blend_norm_chunk(s, q * CH, ratio);
     bar_wait(bar);
-    gemm_part(tid, nt, 0, C, ldb, D, s->W0, D, s->Fnt, ldb, s->Lt, ldb, 100.0f, 0, NULL, 0);  /* logits */
+    gemm_part(tid, nt, 0, C, ldb, D, s->W0, D, s->Fnt, ldb, s->Lt, ldb, 100.0f, 0, NULL, 0, NULL);  /* logits */
     bar_wait(bar);
     for (int q = tid; q < nch; q += nt) softmax_chunk(s, q * CH, y, nb);
     bar_wait(bar);
-    gemm_part(tid, nt, 0, D, ldb, C, s->W0t, C, s->Lt, ldb, s->dFt, ldb, 100.0f, 0, NULL, 0);  /* dFn */
-    bar_wait(bar);
-    for (int q = tid; q < nch; q += nt) norm_back_chunk(s, q * CH, ratio);
-    bar_wait(bar);
-    gemm_part(tid, nt, 0, D, h, nb, s->dFt, ldb, s->H1, h, gW2, h, 1.0f, 0, NULL, 0);         /* gW2 = dZ2ᵀ·H1 */
-    gemm_part(tid, nt, 1, h, ldb, D, W2, h, s->dFt, ldb, s->dZ1t, ldb, 1.0f, 0, s->H1t, ldb); /* dZ1 = dZ2·W2, masked */
-    bar_wait(bar);
-    gemm_part(tid, nt, 0, h, D, nb, s->dZ1t, ldb, X, D, gW1, D, 1.0f, 0, NULL, 0);            /* gW1 = dZ1ᵀ·X */
     double l = 0;   /* every thread sums the same column losses in the same order */
     for (int i = 0; i < nb; i++) l += s->closs[i];
     l /= nb;
-    if (opt && isfinite(l)) {
+    /* AdamW goes into the gradient tiles (their values still in registers): no second pass
+     * over P, G and the moments. Non-finite loss: no update at all. */
+    int fused = opt && opt->kind == CA_OPT_ADAMW && isfinite(l);
+    adam_upd u1 = {0}, u2 = {0};
+    if (fused) {   /* ca_optim_step's constants, computed the same way */
+        const float b1 = opt->beta1, b2 = opt->beta2;
+        const double bc1 = 1.0 - pow(b1, (double)stepno), bc2 = 1.0 - pow(b2, (double)stepno);
+        u1 = (adam_upd){P, M, V, (float)(1.0 - lr * opt->weight_decay), b1, 1.0f - b1, b2, 1.0f - b2, (float)(lr / bc1),
+                        (float)sqrt(bc2), opt->eps};
+        u2 = u1;
+        u2.p += (size_t)h * D; u2.m += (size_t)h * D; u2.v += (size_t)h * D;
+    }
+    gemm_part(tid, nt, 0, D, ldb, C, s->W0t, C, s->Lt, ldb, s->dFt, ldb, 100.0f, 0, NULL, 0, NULL);  /* dFn */
+    bar_wait(bar);
+    for (int q = tid; q < nch; q += nt) norm_back_chunk(s, q * CH, ratio);
+    bar_wait(bar);
+    gemm_part(tid, nt, 1, h, ldb, D, W2, h, s->dFt, ldb, s->dZ1t, ldb, 1.0f, 0, s->H1t, ldb, NULL); /* dZ1 = dZ2·W2, masked */
+    bar_wait(bar);   /* W2 read for the last time: its update may start */
+    gemm_part(tid, nt, 0, D, h, nb, s->dFt, ldb, s->H1, h, gW2, h, 1.0f, 0, NULL, 0, fused ? &u2 : NULL);  /* gW2 = dZ2ᵀ·H1 */
+    gemm_part(tid, nt, 0, h, D, nb, s->dZ1t, ldb, X, D, gW1, D, 1.0f, 0, NULL, 0, fused ? &u1 : NULL);     /* gW1 = dZ1ᵀ·X */
+    if (opt && !fused && isfinite(l)) {   /* SGD: the plain update, split (element-wise: same values) */
         bar_wait(bar);   /* G complete */
-        /* element-wise: any split gives the same values; 16-aligned slices */
         size_t e0 = (n * (size_t)tid / (size_t)nt) & ~(size_t)15;
         size_t e1 = tid + 1 == nt ? n : (n * (size_t)(tid + 1) / (size_t)nt) & ~(size_t)15;
         ca_optim_step(opt, lr, stepno, P + e0, G + e0, M + e0, V + e0, e1 - e0);
@@ -295,12 +337,14 @@ double ca_castep_epoch(ca_castep *s, int nsteps, ca_castep_batch_fn next, void *
         if (tid == 0) bar.n = nt;   /* the team may be smaller than asked */
 #pragma omp barrier
         for (int i = 0; i < nsteps; i++) {
-            /* thread 0 fetches the batch while the others finish the last update (which does not
-             * read X); the barrier then publishes it */
-            if (tid == 0) nb = next(user, i, s->X, s->y, &lr, &stepno);
+            /* thread 0 fetches the batch while the others finish the last step's gradient tiles,
+             * which still read the last batch: two batch buffers, used in turn. The barrier
+             * publishes the batch and ends the last step's updates. */
+            float *X = s->X + (size_t)(i & 1) * s->B * s->D;
+            if (tid == 0) nb = next(user, i, X, s->y, &lr, &stepno);
             bar_wait(&bar);
             if (nb < 1 || nb > s->B) { if (tid == 0) { loss = NAN; bad = i; } break; }
-            double l = step_part(s, &bar, tid, nt, nb, ratio, P, G, opt, lr, stepno, M, V);
+            double l = step_part(s, &bar, tid, nt, X, nb, ratio, P, G, opt, lr, stepno, M, V);
             if (!isfinite(l)) { if (tid == 0) { loss = l; bad = i; } break; }   /* every thread sees the same l */
             if (tid == 0) loss = l;
         }
@@ -313,7 +357,7 @@ ca_status ca_castep_init(ca_castep *s, const float *W0, int C, int D, int h, int
     memset(s, 0, sizeof *s);
     if (C < 1 || D < 1 || h < 1 || B < 1) return CA_E_ARG;
     int ldb = (B + CH - 1) / CH * CH;
-    size_t fl = (size_t)D * C + (size_t)ldb * ((size_t)D * 6 + (size_t)h * 2 + (size_t)C + 1) + (size_t)B * (h + D + 1);
+    size_t fl = (size_t)D * C + (size_t)ldb * ((size_t)D * 6 + (size_t)h * 2 + (size_t)C + 1) + (size_t)B * (h + 2 * D + 1);
     size_t bytes = fl * sizeof(float) + sizeof(double) * (size_t)ldb + 64 * 16;
     char *m = calloc(1, bytes);
     if (!m) return CA_E_NOMEM;
@@ -331,7 +375,7 @@ ca_status ca_castep_init(ca_castep *s, const float *W0, int C, int D, int h, int
     s->Lt = f; f += (size_t)C * ldb;
     s->norm = f; f += ldb;
     s->H1 = f; f += (size_t)B * h;
-    s->X = f; f += (size_t)B * D;
+    s->X = f; f += (size_t)2 * B * D;
     s->y = (int32_t *)f; f += B;
     s->closs = (double *)(((uintptr_t)f + 7) & ~(uintptr_t)7);
     transpose_rows(W0, D, 0, C, D, s->W0t, C);

@@ -16,7 +16,7 @@ typedef struct {
     const float *W0;           /* (C,D) normalised text classifier, borrowed */
     float *W0t;                /* (D,C) */
     float *Xt, *H1t, *H1, *At, *Fnt, *norm, *Lt, *dFt, *dZ1t;  /* see clip_adapter_step.c */
-    float *X;                  /* (B,D) the step's batch, row-major */
+    float *X;                  /* 2 x (B,D): the steps' batches, row-major, used in turn */
     int32_t *y;                /* (B) */
     double *closs;             /* per-column loss */
     void *mem;
