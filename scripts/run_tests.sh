@@ -44,7 +44,7 @@ for p in generic avx2 avx512; do
   [ "$p" = "$cur" ] && continue
   CLIPADAPT_CPU=$p "$CA" --version >/dev/null 2>&1 || continue
   echo "== golden and fast-path tests on the $p path (CLIPADAPT_CPU=$p)"
-  path_tests="test_kernels test_fastpath test_model test_model_full test_session"
+  path_tests="test_kernels test_fastpath test_model test_model_full test_session test_safetensors"
   if [ "$TSAN" = 1 ]; then
     # ThreadSanitizer runs ~10-20x slower: on the other paths only the concurrency test, whose
     # races (per-path kernel copies) are what TSAN is for; the numerics ran on the first path

@@ -150,11 +150,39 @@ static void test_half_floats(void) {
     CHECK(ca_bf16_to_f32(ca_f32_to_bf16(1.5f)) == 1.5f);
 }
 
+/* the bulk conversion (SIMD on the avx2/avx512 paths) against the per-element one: every half
+ * value, from an odd byte offset, at lengths that end inside and outside a 16-lane block */
+static void test_half_floats_bulk(void) {
+    unsigned char *src = malloc(2 * 65536 + 1);
+    float *dst = ca_malloc_big(65536 + 1, sizeof(float)); /* below the huge-page size: plain malloc */
+    float *big = ca_malloc_big((size_t)3 << 20, sizeof(float)); /* 12 MiB: the 2 MiB-aligned path */
+    CHECK(src && dst && big);
+    if (!src || !dst || !big) { free(src); free(dst); free(big); return; }
+    CHECK(((uintptr_t)big & ((2u << 20) - 1)) == 0);
+    for (size_t i = 0; i < ((size_t)3 << 20); i += 4096) big[i] = (float)i; /* touch: the whole block is ours */
+    for (uint32_t h = 0; h < 65536; h++) { src[1 + 2 * h] = (unsigned char)(h & 0xff); src[2 + 2 * h] = (unsigned char)(h >> 8); }
+    const size_t lens[] = {0, 1, 15, 16, 17, 33, 65535, 65536};
+    int bad = 0;
+    for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+        size_t n = lens[li];
+        dst[n] = -7.0f; /* the element after the last must stay */
+        ca_f16_to_f32_n(dst, src + 1, n);
+        for (size_t i = 0; i < n; i++) {
+            float want = ca_f16_to_f32((uint16_t)i), got = dst[i];
+            if (want != want ? got == got : memcmp(&want, &got, 4) != 0) bad++;
+        }
+        if (dst[n] != -7.0f) bad++;
+    }
+    CHECK_EQ_INT(bad, 0);
+    free(src); free(dst); free(big);
+}
+
 int main(void) {
     RUN(test_reads_every_shared_file);
     RUN(test_known_shapes);
     RUN(test_roundtrip);
     RUN(test_malformed);
     RUN(test_half_floats);
+    RUN(test_half_floats_bulk);
     TEST_END();
 }

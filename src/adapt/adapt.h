@@ -40,6 +40,13 @@ struct ca_method {
     ca_status (*fit)(ca_classifier *c, const ca_fit_data *d, const ca_fit_params *p);
     /* x: (n, D) -> out: (n, C). Must be thread-safe (read-only on c). */
     ca_status (*logits)(const ca_classifier *c, const float *x, int n, float *out);
+    /* Optional: the param in which fit leaves the fitted classifier's own accuracy on d->val, in
+     * percent, so that scoring val again after the fit can be skipped (eval/run.c). Only for a
+     * method whose fit scores d->val through the very code `logits` runs on the same rows (the
+     * same products, blocks and kernel choices: tip-cache's tc_run), so the count is the same;
+     * not for Tip-Adapter, whose search computes its val products in other blocks than its
+     * logits and so may differ from them by float rounding. tests/test_tip.c checks equality. */
+    const char *val_acc_param;
 };
 
 const ca_method *ca_method_find(const char *name);

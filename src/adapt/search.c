@@ -21,9 +21,53 @@ void ca_tip_cache_row(const float *aff, const int32_t *key_y, int N, int C, floa
     for (int k = 0; k < N; k++) out[key_y[k]] += e[k]; /* one-hot product as per-class sums */
 }
 
+int ca_tip_key_runs(const int32_t *key_y, int N, ca_key_run *runs) {
+    int nr = 0;
+    for (int k = 0; k < N;) {
+        const int32_t c0 = key_y[k];
+        int L = 1;
+        while (k + L < N && key_y[k + L] == c0) L++;
+        /* four maximal runs of length L and four different classes from k? */
+        int four = k + 4 * L <= N && (k + 4 * L == N || key_y[k + 4 * L] != key_y[k + 4 * L - 1]);
+        for (int r = 1; four && r < 4; r++) {
+            const int32_t cr = key_y[k + r * L];
+            for (int q = 0; q < r && four; q++) four = key_y[k + q * L] != cr;
+            for (int j = 1; j < L && four; j++) four = key_y[k + r * L + j] == cr;
+        }
+        ca_key_run *u = &runs[nr++];
+        u->k = k; u->len = L; u->four = four;
+        for (int r = 0; r < 4; r++) u->c[r] = four ? key_y[k + r * L] : c0;
+        k += four ? 4 * L : L;
+    }
+    return nr;
+}
+
+// aff: (N), runs: (nr) of ca_tip_key_runs, e: (N) scratch, out: (C)
+void ca_tip_cache_row_runs(const float *aff, const ca_key_run *runs, int nr, int N, int C, float beta, float *e, float *out) {
+    ca_vexp_affinity(e, aff, N, beta);
+    memset(out, 0, sizeof(float) * (size_t)C);
+    for (int i = 0; i < nr; i++) {
+        const ca_key_run *u = &runs[i];
+        const float *e0 = e + u->k;
+        const int L = u->len;
+        if (u->four) { /* four independent add chains */
+            float s0 = out[u->c[0]], s1 = out[u->c[1]], s2 = out[u->c[2]], s3 = out[u->c[3]];
+            for (int j = 0; j < L; j++) { s0 += e0[j]; s1 += e0[L + j]; s2 += e0[2 * L + j]; s3 += e0[3 * L + j]; }
+            out[u->c[0]] = s0; out[u->c[1]] = s1; out[u->c[2]] = s2; out[u->c[3]] = s3;
+        } else {
+            float s = out[u->c[0]];
+            for (int j = 0; j < L; j++) s += e0[j];
+            out[u->c[0]] = s;
+        }
+    }
+}
+
 // clip: (n,C), aff: (n,N), out: (n,C)
 ca_status ca_tip_logits_from_aff(const float *clip, const float *aff, const int32_t *key_y, int n, int N,
                                  int C, float alpha, float beta, float *out) {
+    ca_key_run *runs = ca_malloc2((size_t)N + 1, sizeof(ca_key_run));
+    if (!runs) return ca_fail(CA_E_NOMEM, "tip logits: out of memory");
+    const int nr = ca_tip_key_runs(key_y, N, runs);
     int fail = 0;
     #pragma omp parallel num_threads(ca_kernel_threads(0))
     {
@@ -36,12 +80,13 @@ ca_status ca_tip_logits_from_aff(const float *clip, const float *aff, const int3
         for (int i = 0; i < n; i++) {
             if (!e) continue;
             float *o = out + (size_t)i * C;
-            ca_tip_cache_row(aff + (size_t)i * N, key_y, N, C, beta, e, o);
+            ca_tip_cache_row_runs(aff + (size_t)i * N, runs, nr, N, C, beta, e, o);
             const float *cl = clip + (size_t)i * C;
             for (int c = 0; c < C; c++) o[c] = cl[c] + o[c] * alpha;
         }
         free(e);
     }
+    free(runs);
     return fail ? ca_fail(CA_E_NOMEM, "tip logits: out of memory") : CA_OK;
 }
 

@@ -12,6 +12,13 @@
  * aff: (N) affinities f·keysᵀ of the row; key_y: (N) classes in [0, C); e: (N) scratch;
  * out: (C), overwritten. exp is ca_vexp (~1.5 ulp), summed in key order. */
 void ca_tip_cache_row(const float *aff, const int32_t *key_y, int N, int C, float beta, float *e, float *out);
+/* The same sums, faster: keys grouped into runs of one class (ca_tip_key_runs, once per key set;
+ * runs: up to N entries), each run summed in a register and four equal-length runs of four
+ * different classes side by side. The same adds in the same order per class as
+ * ca_tip_cache_row, so bit-identical (its oracle); any key order works, sorted is fastest. */
+typedef struct { int32_t k, len, four, c[4]; } ca_key_run; /* keys k.., one run (c[0]) or four of len */
+int ca_tip_key_runs(const int32_t *key_y, int N, ca_key_run *runs);
+void ca_tip_cache_row_runs(const float *aff, const ca_key_run *runs, int nr, int N, int C, float beta, float *e, float *out);
 
 /* Tip logits of n rows: out(n,C) = clip(n,C) + alpha · cache(n,C), cache from aff(n,N).
  * Same arithmetic as the search, so an evaluated pair reproduces its searched accuracy. */

@@ -10,25 +10,32 @@
 #define TIP_ROW_BLOCK 512 /* rows per block: bounds the (rows, N) affinity buffer */
 
 /* o (C) += alpha · cache logits of one row; aff: (N); e (N), cache (C): scratch. */
-static void add_cache_row(const float *aff, const int32_t *key_y, int N, int C, float alpha, float beta, float *e,
-                          float *cache, float *o) {
-    ca_tip_cache_row(aff, key_y, N, C, beta, e, cache);
+static void add_cache_row(const float *aff, const ca_key_run *runs, int nr, int N, int C, float alpha, float beta,
+                          float *e, float *cache, float *o) {
+    ca_tip_cache_row_runs(aff, runs, nr, N, C, beta, e, cache);
     for (int c = 0; c < C; c++) o[c] = o[c] + cache[c] * alpha;
 }
 
 /* Row blocks of TIP_ROW_BLOCK: the clip logits of a block (into out) and its affinities are the
  * products ca_sgemm computes for that block. Where the affinity product takes the packed kernel,
- * the threads each compute SUB-row pieces of it (the same values: the kernel's sums do not
- * depend on the row split) and their rows' logits, with no barrier between blocks; a block on
- * BLAS (a short last one, small caches, CPUs without AVX-512) runs as one call, then its rows. */
+ * the threads compute it in pieces, with no barrier between blocks, and their rows' logits. The
+ * values are those of SUB-row pieces through ca_sgemm_bt (its kernel choice per piece); where a
+ * full SUB piece takes the packed kernel, BIG rows at a time (forced onto it: the same values,
+ * the kernel's sums do not depend on the row split; more rows per pass over the keys), and a
+ * short last piece as before. A block on BLAS (a short last one, small caches, CPUs without
+ * AVX-512) runs as one call, then its rows. */
 #define SUB 64
+#define BIG 144 /* 12 of the kernel's 12-row tiles */
 ca_status ca_tip_logits(const float *x, int n, const float *text_w, const float *keys,
                         const int32_t *key_y, int N, int C, int D, float alpha, float beta, float *out) {
     if (n < 1) return CA_OK;
     const int rb = n < TIP_ROW_BLOCK ? n : TIP_ROW_BLOCK;
+    ca_key_run *runs = ca_malloc2((size_t)N + 1, sizeof(ca_key_run));
+    if (!runs) return ca_fail(CA_E_NOMEM, "tip logits: out of memory");
+    const int nr = ca_tip_key_runs(key_y, N, runs);
     ca_sgemm_bt_plan kp;
     ca_status st = ca_sgemm_bt_init(&kp, keys, N, D, D, rb); /* the keys packed once for all blocks */
-    if (st != CA_OK) return st;
+    if (st != CA_OK) { free(runs); return st; }
     int nfast = 0; /* rows [0, nfast) lie in blocks on the packed kernel: all full blocks, or none */
     for (int r0 = 0; r0 < n; r0 += rb) {
         const int m = n - r0 < rb ? n - r0 : rb;
@@ -36,10 +43,15 @@ ca_status ca_tip_logits(const float *x, int n, const float *text_w, const float 
         else memset(out + (size_t)r0 * C, 0, sizeof(float) * (size_t)m * C);
         if (ca_sgemm_bt_fast(&kp, m) && nfast == r0) nfast = r0 + m;
     }
+    /* work items: [0, nbig_rows) in BIG-row items on the packed kernel, then SUB-row pieces */
+    const int big = kp.packed && ca_sgemm_bt_fast(&kp, SUB);
+    const int nbig_rows = big ? nfast - nfast % SUB : 0;
+    const int nbig = (nbig_rows + BIG - 1) / BIG, nitems = nbig + (nfast - nbig_rows + SUB - 1) / SUB;
+    const int cap = big ? BIG : SUB;
     int fail = 0;
-    #pragma omp parallel num_threads(ca_kernel_threads(0)) if (nfast > SUB)
+    #pragma omp parallel num_threads(ca_kernel_threads(0)) if (nitems > 1)
     {
-        float *aff = ca_malloc2((size_t)SUB * N, sizeof(float)), *e = ca_malloc2((size_t)N, sizeof(float));
+        float *aff = ca_malloc2((size_t)cap * N, sizeof(float)), *e = ca_malloc2((size_t)N, sizeof(float));
         float *cache = ca_malloc2((size_t)C, sizeof(float));
         const int ok = aff && e && cache;
         if (!ok) {
@@ -47,12 +59,15 @@ ca_status ca_tip_logits(const float *x, int n, const float *text_w, const float 
             fail = 1;
         }
         #pragma omp for schedule(dynamic, 1)
-        for (int r0 = 0; r0 < nfast; r0 += SUB) {
+        for (int t = 0; t < nitems; t++) {
             if (!ok) continue;
-            const int m = nfast - r0 < SUB ? nfast - r0 : SUB;
-            ca_sgemm_bt(&kp, m, x + (size_t)r0 * D, D, aff, N, 1);
+            const int r0 = t < nbig ? t * BIG : nbig_rows + (t - nbig) * SUB;
+            const int end = t < nbig ? nbig_rows : nfast, lim = t < nbig ? BIG : SUB;
+            const int m = end - r0 < lim ? end - r0 : lim;
+            if (t < nbig) ca_sgemm_bt_rows(&kp, m, x + (size_t)r0 * D, D, aff, N, 1);
+            else ca_sgemm_bt(&kp, m, x + (size_t)r0 * D, D, aff, N, 1);
             for (int i = 0; i < m; i++)
-                add_cache_row(aff + (size_t)i * N, key_y, N, C, alpha, beta, e, cache, out + (size_t)(r0 + i) * C);
+                add_cache_row(aff + (size_t)i * N, runs, nr, N, C, alpha, beta, e, cache, out + (size_t)(r0 + i) * C);
         }
         free(aff); free(e); free(cache);
     }
@@ -65,11 +80,11 @@ ca_status ca_tip_logits(const float *x, int n, const float *text_w, const float 
             const int m = n - r0 < rb ? n - r0 : rb;
             ca_sgemm_bt(&kp, m, x + (size_t)r0 * D, D, aff, N, 0);
             for (int i = 0; i < m; i++)
-                add_cache_row(aff + (size_t)i * N, key_y, N, C, alpha, beta, e, cache, out + (size_t)(r0 + i) * C);
+                add_cache_row(aff + (size_t)i * N, runs, nr, N, C, alpha, beta, e, cache, out + (size_t)(r0 + i) * C);
         }
         free(e); free(cache);
     }
-    free(aff);
+    free(aff); free(runs);
     ca_sgemm_bt_free(&kp);
     return fail ? ca_fail(CA_E_NOMEM, "tip logits: out of memory") : CA_OK;
 }

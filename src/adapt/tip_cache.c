@@ -4,15 +4,16 @@
  * accuracy), because the exp form underflows to all-zero rows for large β.
  */
 #include "adapt/adapt.h"
+#include "adapt/tc_rows.h"
 #include "core/core.h"
 #include "model/gemm.h"
-#include "model/vmath.h"
 
 #include <math.h>
 #include <string.h>
 
 #define N_BETA 32          /* beta_i = 0.5 · 400^(i/31): 0.5 .. 200, log-spaced */
-#define ROWS 64            /* query rows per affinity block (and per ca_sgemm call before keys were packed once) */
+#define ROWS 64            /* query rows per block whose kernel choice (ca_sgemm_bt_fast) the values follow */
+#define BIG 144            /* rows per work item within the blocks on the packed kernel (12-row tiles) */
 
 static double beta_at(int i) { return 0.5 * pow(400.0, (double)i / (N_BETA - 1)); }
 
@@ -27,69 +28,15 @@ static void group_keys(const int32_t *y, int N, int C, int32_t *order, int32_t *
     start[0] = 0;
 }
 
-/* One affinity row a (N) in grouped order into as (N), and the per-class maxima mx (C), -INF for
- * empty classes. */
-static void group_row(const float *a, const int32_t *order, const int32_t *start, int N, int C, float *as, float *mx) {
-    for (int k = 0; k < N; k++) as[k] = a[order[k]];
-    for (int c = 0; c < C; c++) {
-        float m = -INFINITY;
-        for (int k = start[c]; k < start[c + 1]; k++) m = as[k] > m ? as[k] : m;
-        mx[c] = m;
-    }
-}
-
-/* Score of class c: β(mx − 1) + log Σ exp(β(a − mx)) over its keys as[s..e) in key order (the max
- * term is exp(0) = 1, so the sum is >= 1); -1e30 for a class without keys. tmp: (e − s) doubles. */
-static float class_score(const float *as, int s, int e, float mx, double beta, double *tmp) {
-    if (s == e) return -1e30f;
-    for (int k = s; k < e; k++) tmp[k - s] = beta * ((double)as[k] - mx);
-    ca_vexp_d(tmp, tmp, e - s);
-    double sum = 0;
-    for (int k = 0; k < e - s; k++) sum += tmp[k];
-    return (float)(beta * (mx - 1.0) + log(sum));
-}
-
-/* Adds to correct[b] whether row a (N, affinities with the keys) is classed as y at each β. A
- * class whose best possible score, β(mx − 1) + log(keys), is below the score of the class with
- * the largest affinity (which the best class's score is at least) by a margin far above rounding
- * cannot be the argmax: its exps are skipped (most classes). as (N), mx (C), tmp (N): scratch. */
-static void fit_row(const float *a, int y, const int32_t *order, const int32_t *start, const double *logn, int N, int C,
-                    float *as, float *mx, double *tmp, int64_t *correct) {
-    group_row(a, order, start, N, C, as, mx);
-    int top = -1; /* the class with the largest affinity: its score is near the best */
-    for (int j = 0; j < C; j++)
-        if (mx[j] > -INFINITY && (top < 0 || mx[j] > mx[top])) top = j;
-    for (int b = 0; b < N_BETA; b++) {
-        const double beta = beta_at(b);
-        /* the best score is at least top's (which is >= β(mx − 1): its sum is >= 1) */
-        const float vt = top >= 0 ? class_score(as, start[top], start[top + 1], mx[top], beta, tmp) : 0.0f;
-        const double cut = top >= 0 && isfinite(vt) ? vt - 1e-5 * (1.0 + fabs((double)vt)) : -INFINITY;
-        int best = -1;
-        float bv = 0;
-        for (int j = 0; j < C; j++) { /* first maximum, as the argmax over all classes */
-            if (!(mx[j] > -INFINITY) || beta * (mx[j] - 1.0) + logn[j] < cut) continue;
-            float v = j == top ? vt : class_score(as, start[j], start[j + 1], mx[j], beta, tmp);
-            if (best < 0 || v > bv) { best = j; bv = v; }
-        }
-        correct[b] += best == y;
-    }
-}
-
-/* The class scores of row a (N) into o (C). */
-static void logits_row(const float *a, const int32_t *order, const int32_t *start, int N, int C, double beta,
-                       float *as, float *mx, double *tmp, float *o) {
-    group_row(a, order, start, N, C, as, mx);
-    for (int j = 0; j < C; j++) o[j] = class_score(as, start[j], start[j + 1], mx[j], beta, tmp);
-}
-
-/* What both passes share: n query rows x (n, D) against the keys, ROWS at a time. A block whose
- * affinity product takes the packed kernel (ca_sgemm's choice for those ROWS rows) is computed by
- * one thread, from keys packed once, and its rows scored by that thread (no barrier per block);
+/* What both passes share: n query rows x (n, D) against the keys, ROWS at a time. The blocks whose
+ * affinity product takes the packed kernel (ca_sgemm's choice for those ROWS rows) are computed
+ * BIG rows at a time by one thread each, from keys packed once, and their rows scored by that
+ * thread (no barrier per block);
  * a block on BLAS (a short last one, small caches, CPUs without AVX-512) is one multi-threaded
- * product, then its rows split over the threads. Row results go through fit_row or logits_row. */
+ * product, then its rows split over the threads. Row results go through ca_tc_fit_row or ca_tc_logits_row (tc_rows.c). */
 typedef struct {
     const int32_t *order, *start, *y;
-    const double *logn;
+    const double *logn, *betas;   /* fit: log key counts (C), the β grid (N_BETA) */
     int N, C, fit;
     double beta;          /* logits: the classifier's β */
     float *out;           /* logits: (n, C) */
@@ -110,12 +57,12 @@ static ca_status tc_run(const tc_pass *ps, const float *x, int n, const float *k
     for (int r0 = nfast > 0 ? -1 : 0; r0 < n && !fail; r0 = r0 < 0 ? nfast : r0 + ROWS) {
         const int tail = r0 >= 0, m = tail ? (n - r0 < ROWS ? n - r0 : ROWS) : 0;
         if (tail) ca_sgemm_bt(&kp, m, x + (size_t)r0 * D, D, A, N, threads);
-        const int nwork = tail ? m : (nfast + ROWS - 1) / ROWS;
+        const int nwork = tail ? m : (nfast + BIG - 1) / BIG;
         #pragma omp parallel num_threads(threads) if (nwork > 1)
         {
             float *mx = ca_malloc2((size_t)C, sizeof(float)), *as = ca_malloc2((size_t)N, sizeof(float));
             double *tmp = ca_malloc2((size_t)N, sizeof(double));
-            float *Ab = tail ? NULL : ca_malloc2((size_t)ROWS * N, sizeof(float));
+            float *Ab = tail ? NULL : ca_malloc2((size_t)BIG * N, sizeof(float));
             int64_t local[N_BETA] = {0};
             const int ok = mx && as && tmp && (tail || Ab);
             if (!ok) {
@@ -125,12 +72,14 @@ static ca_status tc_run(const tc_pass *ps, const float *x, int n, const float *k
             #pragma omp for schedule(dynamic, 1)
             for (int w = 0; w < nwork; w++) {
                 if (!ok) continue;
-                int i0 = tail ? r0 + w : w * ROWS, i1 = tail ? i0 + 1 : (nfast - i0 < ROWS ? nfast : i0 + ROWS);
+                int i0 = tail ? r0 + w : w * BIG, i1 = tail ? i0 + 1 : (nfast - i0 < BIG ? nfast : i0 + BIG);
                 const float *a = tail ? A + (size_t)w * N : Ab;
-                if (!tail) ca_sgemm_bt(&kp, i1 - i0, x + (size_t)i0 * D, D, Ab, N, 1);
+                /* rows of blocks that each took the packed kernel: the same values in any split */
+                if (!tail) ca_sgemm_bt_rows(&kp, i1 - i0, x + (size_t)i0 * D, D, Ab, N, 1);
                 for (int i = i0; i < i1; i++, a += N) {
-                    if (ps->fit) fit_row(a, ps->y[i], ps->order, ps->start, ps->logn, N, C, as, mx, tmp, local);
-                    else logits_row(a, ps->order, ps->start, N, C, ps->beta, as, mx, tmp, ps->out + (size_t)i * C);
+                    if (ps->fit)
+                        ca_tc_fit_row(a, ps->y[i], ps->order, ps->start, ps->logn, N, C, N_BETA, ps->betas, as, mx, tmp, local);
+                    else ca_tc_logits_row(a, ps->order, ps->start, N, C, ps->beta, as, mx, tmp, ps->out + (size_t)i * C);
                 }
             }
             if (ps->fit)
@@ -161,8 +110,10 @@ static ca_status tc_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_par
     if (st == CA_OK) {
         group_keys(d->train.y, N, C, order, start);
         for (int j = 0; j < C; j++) logn[j] = log(start[j + 1] - start[j] > 0 ? (double)(start[j + 1] - start[j]) : 1.0);
-        tc_pass ps = {.order = order, .start = start, .y = d->val.y, .logn = logn, .N = N, .C = C, .fit = 1,
-                      .correct = correct};
+        double betas[N_BETA];
+        for (int b = 0; b < N_BETA; b++) betas[b] = beta_at(b);
+        tc_pass ps = {.order = order, .start = start, .y = d->val.y, .logn = logn, .betas = betas, .N = N, .C = C,
+                      .fit = 1, .correct = correct};
         if (Nv > 0) st = tc_run(&ps, d->val.x, Nv, keys, D, ca_kernel_threads(p->threads));
     }
     free(order); free(start); free(logn);
@@ -204,4 +155,5 @@ const ca_method ca_method_tip_cache = {
     .name = "tip-cache",
     .help = "Tip-Adapter's cache term alone, log Σ exp(−β(1−f·key)) per class, β chosen on val, 5.5 without val (no text)",
     .needs_text = 0, .fit = tc_fit, .logits = tc_logits,
+    .val_acc_param = "val_acc",
 };

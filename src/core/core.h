@@ -57,10 +57,17 @@ bool ca_mul_size(size_t a, size_t b, size_t *out);
 bool ca_mul3_size(size_t a, size_t b, size_t c, size_t *out);
 /* malloc of a*b bytes with overflow check; records CA_E_NOMEM on failure. */
 void *ca_malloc2(size_t a, size_t b);
+/* ca_malloc2 for large arrays that are filled at once (loaded tensors): from 8 MiB up, aligned
+ * to 2 MiB and advised as transparent huge pages, so filling it takes ~512x fewer page faults.
+ * Freed with free(). */
+void *ca_malloc_big(size_t a, size_t b);
 void *ca_calloc2(size_t a, size_t b);
 
 /* IEEE half and bfloat16 to/from float32 (round to nearest even). */
 float ca_f16_to_f32(uint16_t h);
+/* dst (n floats) = n IEEE half floats read from src (any alignment); exact, SIMD where the CPU
+ * path has F16C (src/core/convert.c). */
+void ca_f16_to_f32_n(float *dst, const void *src, size_t n);
 uint16_t ca_f32_to_f16(float f);
 float ca_bf16_to_f32(uint16_t h);
 uint16_t ca_f32_to_bf16(float f);

@@ -37,6 +37,23 @@ void *ca_malloc2(size_t a, size_t b) {
     return p;
 }
 
+void *ca_malloc_big(size_t a, size_t b) {
+    size_t n;
+    const size_t huge = (size_t)2 << 20;
+    if (!ca_mul_size(a, b, &n) || n > SIZE_MAX - huge) {
+        ca_fail(CA_E_NOMEM, "allocation size overflows (%zu x %zu)", a, b);
+        return NULL;
+    }
+    if (n < 4 * huge) return ca_malloc2(n, 1);
+    size_t r = (n + huge - 1) & ~(huge - 1);
+    void *p = aligned_alloc(huge, r);
+    if (!p) { ca_fail(CA_E_NOMEM, "out of memory allocating %zu bytes", n); return NULL; }
+#ifdef MADV_HUGEPAGE
+    madvise(p, r, MADV_HUGEPAGE); /* advice only: without THP the pages stay small */
+#endif
+    return p;
+}
+
 void *ca_calloc2(size_t a, size_t b) {
     size_t n;
     if (!ca_mul_size(a, b, &n)) {

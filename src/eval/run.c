@@ -2,6 +2,7 @@
  * split, or K per class drawn from the largest split with the seed) and the validation data of
  * the selection regime (all of val, min(K, 4) per class, or none), fit, then score val and test
  * once. Test is touched only here, after fitting, and never fed back into any choice. */
+#include "adapt/adapt.h"
 #include "data/features.h"
 
 #include <math.h>
@@ -90,7 +91,7 @@ static ca_status draw_split(const ca_split *src, int C, int k, uint64_t seed, ui
 
 static ca_status score(const ca_classifier *c, const ca_split *s, double *acc) {
     int C = ca_classifier_num_classes(c);
-    float *lg = ca_malloc2((size_t)s->n, (size_t)C * sizeof(float));
+    float *lg = ca_malloc_big((size_t)s->n, (size_t)C * sizeof(float));
     if (!lg) return CA_E_NOMEM;
     ca_status st = ca_classifier_logits(c, s->x, s->n, lg);
     if (st == CA_OK) *acc = ca_accuracy(lg, s->y, s->n, C);
@@ -169,7 +170,12 @@ ca_status ca_run_fewshot_protocol(const ca_featureset *fs, const char *method, i
     out->train_n = d.train.n;
     out->val_n = d.val.n;
     out->val_acc = NAN;
-    if (d.val.n > 0) st = score(c, &d.val, &out->val_acc);
+    /* val's accuracy: the fit's own count when it scored d.val through the same code as the
+     * classifier's logits (ca_method.val_acc_param: tip-cache), without a second pass */
+    const char *vp = c->m->val_acc_param;
+    const double fit_val = vp && d.val.n > 0 ? ca_classifier_param(c, vp, NAN) : NAN;
+    if (!isnan(fit_val)) out->val_acc = fit_val;
+    else if (d.val.n > 0) st = score(c, &d.val, &out->val_acc);
     if (st == CA_OK) st = score(c, &test, &out->test_acc);   /* the one evaluation on test */
     owned_free(&tr); owned_free(&vs);
     if (st != CA_OK) { ca_run_free(out); return st; }

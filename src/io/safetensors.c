@@ -2,9 +2,6 @@
  * (8-byte little-endian header length, JSON header, raw little-endian data). Every size from the
  * file is checked for overflow and against the file length before use. Not a general JSON API.
  */
-#if defined(__F16C__)
-#include <immintrin.h>
-#endif
 #include "core/core.h"
 #include "io/safetensors.h"
 
@@ -407,18 +404,7 @@ ca_status ca_tensor_to_f32(const ca_tensor_info *t, float *dst, int64_t n) {
     if (!t || !dst) return ca_fail(CA_E_ARG, "ca_tensor_to_f32: NULL argument");
     if (n != t->numel) return ca_fail(CA_E_SHAPE, "tensor '%s': %lld elements, caller expects %lld", t->name, (long long)t->numel, (long long)n);
     if (t->dtype == CA_DT_F32) { memcpy(dst, t->data, (size_t)n * 4); return CA_OK; }
-    if (t->dtype == CA_DT_F16) {
-        const uint8_t *p = t->data;
-        int64_t i = 0;
-#if defined(__F16C__)
-        /* the hardware conversion is exact (subnormals included), and loading full-size F16
-         * checkpoints is dominated by this loop otherwise */
-        for (; i + 8 <= n; i += 8)
-            _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 2 * i))));
-#endif
-        for (; i < n; i++) { uint16_t v; memcpy(&v, p + 2 * i, 2); dst[i] = ca_f16_to_f32(v); }
-        return CA_OK;
-    }
+    if (t->dtype == CA_DT_F16) { ca_f16_to_f32_n(dst, t->data, (size_t)n); return CA_OK; }
     for (int64_t i = 0; i < n; i++) dst[i] = (float)elem_f64(t, i);
     return CA_OK;
 }
@@ -468,7 +454,7 @@ float *ca_st_load_f32(const ca_st_file *f, const char *name, int ndim, const int
         *st = ca_fail(CA_E_SHAPE, "%s: tensor '%s': expected a floating-point dtype, found %s", f->path, name, ca_dtype_name(t->dtype));
         return NULL;
     }
-    float *out = ca_malloc2((size_t)t->numel, sizeof(float));
+    float *out = ca_malloc_big((size_t)t->numel, sizeof(float));
     if (!out) { *st = CA_E_NOMEM; return NULL; }
     ca_tensor_to_f32(t, out, t->numel);
     if (shape_out) memcpy(shape_out, t->shape, (size_t)t->ndim * sizeof(int64_t));

@@ -1,7 +1,7 @@
 /* cpu.c — which SIMD path the model kernels run on, chosen once at start-up.
  *
  * In a portable x86-64 build (the default) the kernel files (fast.c, fastgemm.c, fastops.c,
- * gemm.c, kernels.c, vmath.c) are compiled once per path — generic (x86-64 baseline), avx2
+ * gemm.c, kernels.c, vmath.c; also src/adapt/search.c and src/core/convert.c) are compiled once per path — generic (x86-64 baseline), avx2
  * (x86-64-v3: AVX2, FMA, F16C) and avx512 (x86-64-v4 plus AVX512-BF16) — with their global
  * symbols renamed name_<path> (objcopy); scripts/gen_isa_stubs.sh then writes one stub per name
  * that jumps through the table ca_isa_active points at (OpenBLAS DYNAMIC_ARCH's scheme). This

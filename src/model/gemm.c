@@ -53,6 +53,13 @@ void ca_sgemm_bt(const ca_sgemm_bt_plan *p, int M, const float *A, int lda, floa
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, p->N, p->K, 1.0f, A, lda, p->W, p->ldw, 0.0f, C, ldc);
 }
 
+void ca_sgemm_bt_rows(const ca_sgemm_bt_plan *p, int M, const float *A, int lda, float *C, int ldc, int threads) {
+    if (M <= 0 || p->N <= 0) return;
+    if (p->packed && ca_gemm_packed(M, A, lda, &p->pk, 1.0f, NULL, CA_EPI_NONE, 0.0f, C, ldc, ca_kernel_threads(threads)) == CA_OK)
+        return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, p->N, p->K, 1.0f, A, lda, p->W, p->ldw, 0.0f, C, ldc);
+}
+
 void ca_sgemm_bt_free(ca_sgemm_bt_plan *p) {
     if (!p) return;
     ca_packed_free(&p->pk);

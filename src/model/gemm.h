@@ -36,6 +36,10 @@ int ca_sgemm_bt_fast(const ca_sgemm_bt_plan *p, int64_t M);
 /* C(M,N) = A(M,K)·Wᵀ on up to `threads` threads (0: the call's budget; 1 inside a parallel
  * region, where only the packed kernel may run: BLAS is not called from worker threads). */
 void ca_sgemm_bt(const ca_sgemm_bt_plan *p, int M, const float *A, int lda, float *C, int ldc, int threads);
+/* ca_sgemm_bt for rows of a product that ca_sgemm_bt_fast chose as a whole (e.g. several of its
+ * row blocks at once): the packed kernel at any M when the plan holds the panels, so the values
+ * are those of the chosen product whatever the row split; BLAS only on a plan without panels. */
+void ca_sgemm_bt_rows(const ca_sgemm_bt_plan *p, int M, const float *A, int lda, float *C, int ldc, int threads);
 void ca_sgemm_bt_free(ca_sgemm_bt_plan *p);
 
 #endif
