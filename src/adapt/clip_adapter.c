@@ -350,7 +350,7 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
     fast_w0 fw = {0};
     ca_castep cs = {0};
     int cs_on = 0, cs_threads = 1;
-    double ep_sec[2] = {-1, -1};   /* last epoch's seconds on 1 thread and on cs_threads */
+    double step_sec[2] = {-1, -1};   /* last seconds per step on 1 thread and on cs_threads */
     ca_sgemm_bt_plan w0plan = {0};
     float *blk = ca_calloc2(L.n * 5 + (size_t)C * D * 4 + (size_t)cap * C + (size_t)B * D * 2, sizeof(float));
     int *perm = ca_malloc2((size_t)N, sizeof(int));
@@ -405,20 +405,29 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
         ca_epoch_order(&rng, perm, N);
         if (cs_on) {   /* the epoch's steps in one parallel region; batches drawn as below */
             epoch_batches eb = {d, perm, &rng, N, B, D, V_, lr, step, total, warm};
-            /* Threads per epoch, by timing: the step's ~10 barriers pay on an idle machine and
-             * cost a time slice each when the cores are shared (then one thread is faster).
-             * Both counts are timed first, the faster one is used, the other re-timed every 20th
-             * epoch. Results are the same whatever the count. */
-            int use = cs_threads <= 1 ? 0 : ep_sec[1] < 0 ? 1 : ep_sec[0] < 0 ? 0 : (ep_sec[0] > ep_sec[1]) ^ (ep % 20 == 19);
-            cs.threads = use ? cs_threads : 1;
-            double te = ca_now();
-            int bad;
-            double loss = ca_castep_epoch(&cs, (int)steps_per_epoch, next_batch, &eb, L.ratio_v, P, G, &opt, M, V, &bad);
-            ep_sec[use] = ca_now() - te;
-            if (bad >= 0) {
-                st = ca_fail(CA_E_NONFINITE, "%s: training diverged: loss %g at epoch %d with lr %g (lower --lr)",
-                             ca_classifier_method(c), fabs(loss), ep + 1, lr);
-                goto done;
+            /* Threads by timing: the step's ~10 barriers pay on an idle machine and cost a time
+             * slice each when the cores are shared (then one thread is faster). The first 50
+             * steps of epoch 1 run on all threads, the rest on one; from then on each epoch runs
+             * on the count with the shorter last time per step, and every 10th epoch times the
+             * other count on its first 50 steps. Results are the same whatever the count. */
+            for (int i0 = 0, len; i0 < (int)steps_per_epoch; i0 += len) {
+                int left = (int)steps_per_epoch - i0, best = step_sec[0] > step_sec[1], use = best;
+                len = left;
+                if (cs_threads > 1 && i0 == 0 && (step_sec[1] < 0 || step_sec[0] < 0 || ep % 10 == 9)) {
+                    use = step_sec[1] < 0 ? 1 : step_sec[0] < 0 ? 0 : !best;   /* a probe */
+                    len = left < 50 ? left : 50;
+                }
+                if (cs_threads <= 1) use = 0;
+                cs.threads = use ? cs_threads : 1;
+                double te = ca_now();
+                int bad;
+                double loss = ca_castep_epoch(&cs, i0, len, next_batch, &eb, L.ratio_v, P, G, &opt, M, V, &bad);
+                step_sec[use] = (ca_now() - te) / len;
+                if (bad >= 0) {
+                    st = ca_fail(CA_E_NONFINITE, "%s: training diverged: loss %g at epoch %d with lr %g (lower --lr)",
+                                 ca_classifier_method(c), fabs(loss), ep + 1, lr);
+                    goto done;
+                }
             }
             step += steps_per_epoch;
         }
@@ -447,7 +456,12 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
         }
         if ((ep + 1) % eval_every == 0 || ep + 1 == epochs) {
             const float *Wc = text_classifier(&L, P, W0, &tb, Ws);
+            /* validation on the thread count the steps found faster (the same values either way) */
+            ca_gemm_threads vsaved = {0};
+            int vset = cs_on && cs_threads > 1 && step_sec[0] >= 0 && step_sec[0] <= step_sec[1];
+            if (vset) vsaved = ca_train_threads_set(1);
             double acc = d->val.n > 0 ? split_accuracy(&L, P, Wc, &d->val, &vb, Wc == W0 ? &w0plan : NULL, logits) : 0.0;
+            if (vset) ca_train_threads_restore(vsaved);
             /* Ties go to the later, longer-trained state; a diverged (non-finite) state is never
              * kept, so the result is finite even when a too-large lr blows training up. */
             if (acc >= best_acc && all_finite(P, L.n)) {

@@ -318,8 +318,8 @@ static double step_part(ca_castep *s, team_bar *bar, int tid, int nt, const floa
     return l;
 }
 
-double ca_castep_epoch(ca_castep *s, int nsteps, ca_castep_batch_fn next, void *user, float ratio, float *P, float *G,
-                       const ca_optim *opt, float *M, float *V, int *bad_step) {
+double ca_castep_epoch(ca_castep *s, int i0, int nsteps, ca_castep_batch_fn next, void *user, float ratio, float *P,
+                       float *G, const ca_optim *opt, float *M, float *V, int *bad_step) {
     int T = s->threads;
     team_bar bar = {0, 0, T};
     double loss = 0;
@@ -336,7 +336,7 @@ double ca_castep_epoch(ca_castep *s, int nsteps, ca_castep_batch_fn next, void *
         ca_team_note();
         if (tid == 0) bar.n = nt;   /* the team may be smaller than asked */
 #pragma omp barrier
-        for (int i = 0; i < nsteps; i++) {
+        for (int i = i0; i < i0 + nsteps; i++) {
             /* thread 0 fetches the batch while the others finish the last step's gradient tiles,
              * which still read the last batch: two batch buffers, used in turn. The barrier
              * publishes the batch and ends the last step's updates. */
@@ -389,9 +389,9 @@ ca_status ca_castep_init(ca_castep *s, const float *W0, int C, int D, int h, int
     return CA_E_UNSUPPORTED;
 }
 
-double ca_castep_epoch(ca_castep *s, int nsteps, ca_castep_batch_fn next, void *user, float ratio, float *P, float *G,
-                       const ca_optim *opt, float *M, float *V, int *bad_step) {
-    if (bad_step) *bad_step = 0;
+double ca_castep_epoch(ca_castep *s, int i0, int nsteps, ca_castep_batch_fn next, void *user, float ratio, float *P,
+                       float *G, const ca_optim *opt, float *M, float *V, int *bad_step) {
+    if (bad_step) *bad_step = i0;
     return NAN;
 }
 
@@ -413,5 +413,5 @@ double ca_castep_run(ca_castep *s, float *P, const float *X, const int32_t *y, i
                      const ca_optim *opt, double lr, int64_t step, float *M, float *V) {
     if (nb < 1 || nb > s->B) return NAN;
     one_batch o = {X, y, nb, s->D, lr, step};
-    return ca_castep_epoch(s, 1, one_next, &o, ratio, P, G, opt, M, V, NULL);
+    return ca_castep_epoch(s, 0, 1, one_next, &o, ratio, P, G, opt, M, V, NULL);
 }

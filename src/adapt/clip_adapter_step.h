@@ -42,10 +42,11 @@ double ca_castep_run(ca_castep *st, float *P, const float *X, const int32_t *y, 
  * optimiser step into *step; returns nb (1..B). */
 typedef int (*ca_castep_batch_fn)(void *user, int i, float *X, int32_t *y, double *lr, int64_t *step);
 
-/* nsteps steps (ca_castep_run each) in one parallel region on st->threads threads, batches from
- * next(). Stops at the first non-finite loss (that step updates nothing): returns it, with
- * *bad_step = its index; else returns the last loss, *bad_step = -1. */
-double ca_castep_epoch(ca_castep *st, int nsteps, ca_castep_batch_fn next, void *user, float ratio, float *P, float *G,
-                       const ca_optim *opt, float *M, float *V, int *bad_step);
+/* Steps i0 .. i0+nsteps-1 of an epoch (ca_castep_run each) in one parallel region on
+ * st->threads threads, batches from next(). Stops at the first non-finite loss (that step
+ * updates nothing): returns it, with *bad_step = its index; else returns the last loss,
+ * *bad_step = -1. */
+double ca_castep_epoch(ca_castep *st, int i0, int nsteps, ca_castep_batch_fn next, void *user, float ratio, float *P,
+                       float *G, const ca_optim *opt, float *M, float *V, int *bad_step);
 
 #endif
