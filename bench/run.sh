@@ -23,7 +23,8 @@ else
   echo "== bench/tip_torch.py skipped: /usr/bin/python3 has no torch/numpy (apt: python3-torch)"
 fi
 # ImageNet-size fits (issue 14): a synthetic 1000-class, 16-shot x 10-view set with 10,000 val and
-# 50,000 test (bench/gen_features.c, written once), every method fitted once; wall and user CPU
+# 50,000 test (bench/gen_features.c, written once), every method (`clipadapt fit --list`; narrow
+# with SYN_METHODS="a b") fitted once; wall and user CPU
 # seconds and peak RSS from /usr/bin/time (one run each: these take seconds to minutes). With
 # BEFORE=path/to/an/older/clipadapt the same fit by that binary is printed beside each figure
 # (e.g. BEFORE=/tmp/clipadapt-main-2424f85), and bench/compare_fits.sh checks the two agree.
@@ -36,7 +37,7 @@ syn_fit() { # binary method tag: prints "wall s wall, user s user, MB"
   read -r wall user rss < "$BUILD/bench-syn/time.txt"
   printf "%7.1f s wall %7.1f s user %6.0f MB" "$wall" "$user" "$((rss / 1024))"
 }
-for m in ${SYN_METHODS:-zero-shot tip-adapter tip-cache tip-adapter-f clip-adapter}; do
+for m in ${SYN_METHODS:-$("$BUILD/clipadapt" fit --list)}; do
   printf "   %-14s %s" "$m" "$(syn_fit "$BUILD/clipadapt" "$m" new)"
   if [ -n "${BEFORE:-}" ]; then printf "   before: %s" "$(syn_fit "$BEFORE" "$m" before)"; fi
   printf "   test %s%%\n" "$(sed -n 's/.*"test_acc":[[:space:]]*\([0-9.]*\).*/\1/p' "$BUILD/bench-syn/$m.new.json")"

@@ -295,6 +295,50 @@ static void test_stanford_cars_16shot(void) {
     ca_features_free(fs);
 }
 
+/* ProKeR's large-cache path (float32 system, blocks; taken above the dense path's memory bound,
+ * e.g. 16,000 shots) against the dense double path on stanford_cars 4-shot: the same grid and
+ * rule on float32 against float64 solves of the same systems, so test predictions that agree
+ * almost everywhere and accuracies within a point. */
+static int argmax_row(const float *r, int C) {
+    int b = 0;
+    for (int j = 1; j < C; j++) if (r[j] > r[b]) b = j;
+    return b;
+}
+
+static void test_proker_lean_matches_dense(void) {
+    ca_status st;
+    ca_featureset *fs = ca_features_load(th_shared("features/stanford_cars.safetensors"), &st);
+    CHECK_MSG(fs != NULL, "%s", ca_last_error());
+    if (!fs) return;
+    ca_fit_data d = {.num_classes = ca_features_num_classes(fs), .dim = ca_features_dim(fs), .text_w = ca_features_text(fs)};
+    ca_split test;
+    CHECK_EQ_INT(ca_features_split(fs, "train.4shot", &d.train), CA_OK);
+    CHECK_EQ_INT(ca_features_split(fs, "val", &d.val), CA_OK);
+    CHECK_EQ_INT(ca_features_split(fs, "test", &test), CA_OK);
+    ca_classifier *dense = ca_fit("proker", &d, NULL, &st);
+    size_t old = ca_proker_set_dense_limit(0);   /* every size takes the lean path */
+    ca_classifier *lean = ca_fit("proker", &d, NULL, &st);
+    ca_proker_set_dense_limit(old);
+    CHECK_MSG(dense && lean, "%s", ca_last_error());
+    const int C = d.num_classes;
+    float *L1 = malloc(sizeof(float) * test.n * C), *L2 = malloc(sizeof(float) * test.n * C);
+    if (dense && lean && L1 && L2 && ca_classifier_logits(dense, test.x, test.n, L1) == CA_OK &&
+        ca_classifier_logits(lean, test.x, test.n, L2) == CA_OK) {
+        int agree = 0;
+        for (int i = 0; i < test.n; i++) agree += argmax_row(L1 + (size_t)i * C, C) == argmax_row(L2 + (size_t)i * C, C);
+        double a1 = ca_accuracy(L1, test.y, test.n, C), a2 = ca_accuracy(L2, test.y, test.n, C);
+        fprintf(stderr, "  proker 4-shot: dense beta %g lambda %g test %.2f, lean beta %g lambda %g test %.2f, agree %.2f%%\n",
+                ca_classifier_param(dense, "beta", 0), ca_classifier_param(dense, "lambda", 0), a1,
+                ca_classifier_param(lean, "beta", 0), ca_classifier_param(lean, "lambda", 0), a2, 100.0 * agree / test.n);
+        CHECK(agree >= 0.98 * test.n);
+        CHECK_NEAR(a1, a2, 1.0);
+        CHECK_NEAR(ca_classifier_param(dense, "val_acc", -1), ca_classifier_param(lean, "val_acc", -2), 1.0);
+    }
+    free(L1); free(L2);
+    ca_classifier_free(dense); ca_classifier_free(lean);
+    ca_features_free(fs);
+}
+
 int main(void) {
     RUN(test_lpp_gradient);
     RUN(test_planted_gradient_error_is_caught);
@@ -304,5 +348,6 @@ int main(void) {
     RUN(test_cancel);
     RUN(test_gda_ks_against_naive);
     RUN(test_stanford_cars_16shot);
+    RUN(test_proker_lean_matches_dense);
     TEST_END();
 }

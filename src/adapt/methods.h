@@ -66,4 +66,12 @@ ca_status ca_probe_cos_logits(const float *x, int n, const float *W, int C, int 
 double ca_taskres_loss(const float *X, const int32_t *y, int B, int C, int D, float tau,
                        const float *T, float alpha, const float *R, float *G, float *scratch);
 
+/* ProKeR's large-cache path (the one fit takes when the dense double system would not fit its
+ * memory bound, e.g. 16,000 shots): float32 system built block by block, val logits by blocks.
+ * Exposed so that tests can run it on a small set against the dense path. */
+ca_status ca_proker_fit_lean(ca_classifier *c, const ca_fit_data *d, const ca_fit_params *p);
+/* The dense path's memory bound in bytes (default 768 MiB; 0: always the lean path); returns the
+ * previous one. Process-wide: for tests only. */
+size_t ca_proker_set_dense_limit(size_t bytes);
+
 #endif
