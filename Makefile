@@ -61,7 +61,7 @@ BENCH_SRC:= $(wildcard bench/*.c)
 # $(BUILD)/isa-raw/PATH/, their global symbols renamed name_PATH into $(BUILD)/isa/PATH/, and
 # $(BUILD)/isa/stubs.S forwards each name to the path cpu.c picked (scripts/gen_isa_stubs.sh).
 ISA_SRC   := $(addprefix src/model/,fast.c fastgemm.c fastops.c gemm.c kernels.c vmath.c) \
-             src/adapt/search.c src/adapt/tc_rows.c src/core/convert.c
+             src/adapt/search.c src/adapt/tc_rows.c src/core/convert.c src/adapt/clip_adapter_step.c
 ISA_PATHS := generic avx2 avx512
 ISA_FLAGS_generic :=
 ISA_FLAGS_avx2    := -march=x86-64-v3

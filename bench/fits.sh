@@ -46,7 +46,7 @@ before_of() {
     tip-adapter) echo "15.8 s wall, 26.0 s user, 1.21 GB peak RSS (one run)" ;;
     tip-cache) echo "26.3 s wall, 47.0 s user, 0.94 GB peak RSS (one run)" ;;
     tip-adapter-f) echo "236.4 s user, 1.57 GB peak RSS (one run, loaded machine: wall not comparable)" ;;
-    clip-adapter) echo "242.6 s user, 0.72 GB peak RSS (one run, loaded machine: wall not comparable)" ;;
+    clip-adapter) echo "105.7 s wall, 104.8 s user, 705 MB peak RSS (main f567121's step, nearly idle, one run); at load 7-11 in one loop with the new step: 171.2/173.4 s wall, 119.3 s user" ;;
     *) echo "no recorded figure: give BEFORE=older/clipadapt" ;;
   esac
 }

@@ -11,6 +11,7 @@
 #include "testmath.h"
 #include "adapt/methods.h"
 #include "adapt/tip.h"
+#include "adapt/clip_adapter_step.h"
 #include "adapt/train.h"
 #include "model/fastgemm.h"
 #include "model/gemm.h"
@@ -235,37 +236,57 @@ static void test_tipf_fused_step(void) {
     tipf_fused_compare(256, 256, 256, 10, 2);
 }
 
-/* ---- CLIP-Adapter: packed-W0 step ---- */
-typedef struct { int fast, C, D, h, B, plant; const float *W0, *X; const int32_t *y; } ca_ctx;
+/* ---- CLIP-Adapter: the large-C step and the packed-W0 step against the plain one ---- */
+/* path 0: plain (oracle), 1: packed W0, 2: large-C step on `threads` threads */
+typedef struct { int path, threads, gate, C, D, h, B, plant; const float *W0, *X; const int32_t *y; } ca_ctx;
 
 static double ca_obj(const float *P, float *g, void *u) {
     ca_ctx *c = u;
-    double l = (c->fast ? ca_clip_adapter_loss_fast : ca_clip_adapter_loss)(1, 0, 0.3f, c->C, c->D, c->h, c->W0, c->X, c->y, c->B, P, g);
+    double l = c->path == 2 ? ca_clip_adapter_loss_fast(c->threads, 1, c->gate, 0.3f, c->C, c->D, c->h, c->W0, c->X, c->y, c->B, P, g)
+             : c->path == 1 ? ca_clip_adapter_loss_packed(1, c->gate, 0.3f, c->C, c->D, c->h, c->W0, c->X, c->y, c->B, P, g)
+                            : ca_clip_adapter_loss(1, c->gate, 0.3f, c->C, c->D, c->h, c->W0, c->X, c->y, c->B, P, g);
     if (c->plant) g[c->plant] *= 1.1f;   /* a planted error: 10% on one coordinate */
     return l;
 }
 
-static void test_clip_adapter_fast_step(void) {
-    enum { C = 40, D = 16, H = 4, B = 6 };
-    float W0[C * D], X[B * D];
-    int32_t y[B] = {0, 1, 2, 3, 39, 17};
-    fill(W0, C * D, 1); normrows(W0, C, D);
-    fill(X, B * D, 1); normrows(X, B, D);
-    size_t n = ca_clip_adapter_nparams(1, 0, C, D, H);
+/* One shape: the fast path against the plain step (loss, gradient), at 1, 2 and 3 threads
+ * (bit-identical among themselves), and with fd, finite differences and a planted error that
+ * must show. (On the larger shape the finite differences cross ReLU kinks: the plain step
+ * fails them on the same coordinate, so there the comparison with it is the check.) */
+static void clip_adapter_compare(int path, int gate, int C, int D, int H, int B, int fd) {
+    float *W0 = malloc(sizeof(float) * C * D), *X = malloc(sizeof(float) * B * D);
+    int32_t *y = malloc(sizeof(int32_t) * B);
+    fill(W0, (size_t)C * D, 1); normrows(W0, C, D);
+    fill(X, (size_t)B * D, 1); normrows(X, B, D);
+    for (int i = 0; i < B; i++) y[i] = (int32_t)(urand() * C);
+    y[B - 1] = C - 1;
+    size_t n = ca_clip_adapter_nparams(1, gate, C, D, H);
     float *P = malloc(n * sizeof(float)), *g = malloc(n * sizeof(float)), *gf = malloc(n * sizeof(float));
+    float *g2 = malloc(n * sizeof(float));
     fill(P, n, 0.5);
-    ca_ctx c = {1, C, D, H, B, 0, W0, X, y};
+    if (gate) P[n - 1] = -0.8f;   /* gate bias: ratio sigmoid(-0.8) plus the q·x term */
+    ca_ctx c = {path, 1, gate, C, D, H, B, 0, W0, X, y};
     double lf = ca_obj(P, gf, &c);
     if (!ca_fastgemm_avx512()) {
         CHECK(isnan(lf));   /* no fast path without AVX-512: said, not faked */
-        fprintf(stderr, "  (no AVX-512: the packed CLIP-Adapter step is not used here)\n");
+        fprintf(stderr, "  (no AVX-512: the fast CLIP-Adapter steps are not used here)\n");
     } else {
-        c.fast = 0;
+        c.path = 0;
         double l = ca_obj(P, g, &c);
         CHECK_NEAR(lf, l, 1e-5 * fabs(l));
         double e = max_rel(gf, g, n, 1e-3);
-        CHECK_MSG(e < 1e-3, "fast CLIP-Adapter gradient max rel err %.3g", e);
-        c.fast = 1;
+        CHECK_MSG(e < 1e-3, "fast CLIP-Adapter (path %d, C=%d D=%d h=%d B=%d) gradient max rel err %.3g", path, C, D, H, B, e);
+        c.path = path;
+        if (path == 2)
+            for (int t = 2; t <= 3; t++) {   /* the thread count changes no bit */
+                c.threads = t;
+                double lt = ca_obj(P, g2, &c);
+                CHECK_MSG(lt == lf && memcmp(g2, gf, n * sizeof(float)) == 0,
+                          "large-C step differs at %d threads (C=%d D=%d h=%d B=%d): loss %.17g vs %.17g, grad max rel %.3g",
+                          t, C, D, H, B, lt, lf, max_rel(g2, gf, n, 1e-3));
+            }
+        c.threads = 2;
+        if (!fd) goto out;
         CHECK_EQ_INT(gradcheck(ca_obj, P, n, 4e-3, 2e-2, 1e-2, &c, "clip-adapter fast"), 0);
         /* the check can fail: the planted error is caught on a coordinate with a real gradient */
         size_t at = 0;
@@ -273,10 +294,61 @@ static void test_clip_adapter_fast_step(void) {
         c.plant = (int)at;
         CHECK(at > 0 && gradcheck(ca_obj, P, n, 4e-3, 2e-2, 1e-2, &c, "clip-adapter fast, planted error") > 0);
     }
-    free(P); free(g); free(gf);
+out:
+    free(W0); free(X); free(y); free(P); free(g); free(gf); free(g2);
 }
 
-/* A fit whose logits product (32·512·512 = 2^23) takes the fast path: the same twice. */
+static void test_clip_adapter_fast_step(void) {
+    clip_adapter_compare(1, 0, 40, 16, 4, 6, 1);    /* packed W0, fixed ratio */
+    clip_adapter_compare(1, 1, 40, 16, 4, 6, 1);    /* packed W0, gate */
+    clip_adapter_compare(2, 0, 40, 16, 4, 6, 1);    /* large-C step: one partial column chunk */
+    clip_adapter_compare(2, 0, 70, 40, 13, 37, 0);  /* three chunks, partial row tiles, two column tiles */
+}
+
+/* The large-C step's update equals ca_optim_step on its gradient, bit for bit, at 1 and 2
+ * threads (the update is split over the threads), and a step with a non-finite loss updates
+ * nothing. */
+static void test_clip_adapter_fast_update(void) {
+    enum { C = 50, D = 24, H = 6, B = 20 };
+    if (!ca_fastgemm_avx512()) { fprintf(stderr, "  (no AVX-512: skipped)\n"); return; }
+    float W0[C * D], X[B * D];
+    int32_t y[B];
+    fill(W0, C * D, 1); normrows(W0, C, D);
+    fill(X, B * D, 1); normrows(X, B, D);
+    for (int i = 0; i < B; i++) y[i] = (int32_t)(urand() * C);
+    size_t n = ca_clip_adapter_nparams(1, 0, C, D, H);
+    float *P0 = malloc(n * sizeof(float)), *P = malloc(n * sizeof(float)), *Q = malloc(n * sizeof(float));
+    float *G = malloc(n * sizeof(float)), *M = calloc(n, sizeof(float)), *V = calloc(n, sizeof(float));
+    float *M2 = calloc(n, sizeof(float)), *V2 = calloc(n, sizeof(float));
+    fill(P0, n, 0.5);
+    ca_optim o = {.kind = CA_OPT_ADAMW, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f};
+    for (int t = 1; t <= 2; t++) {
+        ca_castep cs;
+        CHECK(ca_castep_init(&cs, W0, C, D, H, B, t) == CA_OK);
+        memcpy(P, P0, n * sizeof(float)); memcpy(Q, P0, n * sizeof(float));
+        memset(M, 0, n * sizeof(float)); memset(V, 0, n * sizeof(float));
+        memset(M2, 0, n * sizeof(float)); memset(V2, 0, n * sizeof(float));
+        for (int64_t k = 1; k <= 3; k++) {
+            double l = ca_castep_run(&cs, P, X, y, B, 0.2f, G, &o, 1e-2, k, M, V);
+            CHECK(isfinite(l));
+            ca_optim_step(&o, 1e-2, k, Q, G, M2, V2, n);   /* the oracle update on the same gradient */
+        }
+        CHECK_MSG(memcmp(P, Q, n * sizeof(float)) == 0 && memcmp(M, M2, n * sizeof(float)) == 0,
+                  "fused update differs from ca_optim_step at %d threads (max rel %.3g)", t, max_rel(P, Q, n, 1e-6));
+        /* a non-finite input: the loss says so and P stays */
+        float Xbad[B * D];
+        memcpy(Xbad, X, sizeof Xbad);
+        Xbad[5] = NAN;
+        memcpy(Q, P, n * sizeof(float));
+        CHECK(!isfinite(ca_castep_run(&cs, P, Xbad, y, B, 0.2f, G, &o, 1e-2, 4, M, V)));
+        CHECK(memcmp(P, Q, n * sizeof(float)) == 0);
+        ca_castep_free(&cs);
+    }
+    free(P0); free(P); free(Q); free(G); free(M); free(V); free(M2); free(V2);
+}
+
+/* A fit whose logits product (32·512·512 = 2^23) takes the fast path: the same at 1 and 2
+ * threads. */
 static void test_clip_adapter_fast_fit_deterministic(void) {
     synth s;
     synth_make(&s, 512, 512, 1, 2, 1.0);
@@ -286,7 +358,11 @@ static void test_clip_adapter_fast_fit_deterministic(void) {
     d.train = (ca_split){.n = s.C * s.K, .dim = s.D, .x = s.x, .y = s.y};
     d.val = (ca_split){.n = s.Nv, .dim = s.D, .x = s.xv, .y = s.yv};
     ca_status st;
-    ca_classifier *a = ca_fit("clip-adapter", &d, &p, &st), *b = ca_fit("clip-adapter", &d, &p, NULL);
+    /* the large-C step takes this fit: one thread and two give the same classifier */
+    p.threads = 1;
+    ca_classifier *a = ca_fit("clip-adapter", &d, &p, &st);
+    p.threads = 2;
+    ca_classifier *b = ca_fit("clip-adapter", &d, &p, NULL);
     CHECK_MSG(a && b, "%s", ca_last_error());
     if (a && b) {
         float *la = malloc(sizeof(float) * s.Nv * s.C), *lb = malloc(sizeof(float) * s.Nv * s.C);
@@ -305,6 +381,7 @@ int main(void) {
     RUN(test_gemm_tn_panels);
     RUN(test_tipf_packed_step);
     RUN(test_clip_adapter_fast_step);
+    RUN(test_clip_adapter_fast_update);
     RUN(test_clip_adapter_fast_fit_deterministic);
     /* after the CLIP-Adapter checks, whose finite differences were tuned on the random stream
      * they draw when they run in this order */

@@ -10,6 +10,7 @@
 #include "adapt/adapt.h"
 #include "adapt/train.h"
 #include "adapt/methods.h"
+#include "adapt/clip_adapter_step.h"
 #include "model/fastgemm.h"
 #include "model/gemm.h"
 
@@ -160,9 +161,11 @@ static const float *text_classifier(const layout *L, const float *P, const float
     return out;
 }
 
-/* logits (n,C) = 100 · norm(f*) · Wsᵀ for X (n <= cap rows) with the visual side of P. */
+/* logits (n,C) = 100 · norm(f*) · Wsᵀ for X (n <= cap rows) with the visual side of P.
+ * wp: Ws packed once (a plan on Ws) or NULL: where ca_sgemm would take our kernel it gets the
+ * same panels from the plan instead of packing Ws per call, so the same values. */
 static void visual_logits(const layout *L, const float *P, const float *Ws, const float *X, int n,
-                          side_buf *vb, const fast_w0 *fw, float *out) {
+                          side_buf *vb, const fast_w0 *fw, const ca_sgemm_bt_plan *wp, float *out) {
     const float *F = X;
     if (L->sides & SIDE_V) {
         adapter_forward(X, n, L->D, L->h, P + L->o_vw1, P + L->o_vw2, L->gate ? P + L->o_vq : NULL,
@@ -174,17 +177,21 @@ static void visual_logits(const layout *L, const float *P, const float *Ws, cons
     }
     if (fw && fw->on && ca_gemm_packed(n, F, L->D, &fw->w0, 100.0f, NULL, CA_EPI_NONE, 0.0f, out, L->C, fw->threads) == CA_OK)
         return;   /* (an allocation failure there falls back to the same product through BLAS) */
+    if (wp && ca_sgemm_bt_fast(wp, n) &&
+        ca_gemm_packed(n, F, L->D, &wp->pk, 100.0f, NULL, CA_EPI_NONE, 0.0f, out, L->C, ca_kernel_threads(0)) == CA_OK)
+        return;   /* ca_sgemm's own kernel and panels, packed once */
     ca_sgemm(0, 1, n, L->C, L->D, 100.0f, F, L->D, Ws, L->D, 0.0f, out, L->C);
 }
 
 /* Top-1 accuracy on a split with the current parameters (Ws: adapted text classifier); -1 when
  * a logit is not finite (training diverged). */
+/* wp: W0 packed once (the visual side alone, so Ws == W0), or NULL. */
 static double split_accuracy(const layout *L, const float *P, const float *Ws, const ca_split *s,
-                             side_buf *vb, float *logits) {
+                             side_buf *vb, const ca_sgemm_bt_plan *wp, float *logits) {
     int correct = 0;
     for (int i0 = 0; i0 < s->n; i0 += EVAL_ROWS) {
         int n = s->n - i0 < EVAL_ROWS ? s->n - i0 : EVAL_ROWS;
-        visual_logits(L, P, Ws, s->x + (size_t)i0 * L->D, n, vb, NULL, logits);
+        visual_logits(L, P, Ws, s->x + (size_t)i0 * L->D, n, vb, NULL, wp, logits);
         for (int i = 0; i < n; i++) {
             const float *r = logits + (size_t)i * L->C;
             for (int j = 0; j < L->C; j++) if (!isfinite(r[j])) return -1.0;   /* diverged */
@@ -203,7 +210,7 @@ static double loss_grad(const layout *L, const float *P, const float *W0, const 
                         float *dWs, float *logits, float *dFn, float *G) {
     const int C = L->C, D = L->D, h = L->h;
     const float *Ws = text_classifier(L, P, W0, tb, Wbuf);
-    visual_logits(L, P, Ws, Xb, nb, vb, fw, logits);
+    visual_logits(L, P, Ws, Xb, nb, vb, fw, NULL, logits);
     double loss = ca_softmax_ce(logits, yb, nb, C, logits);
     if (L->gate) memset(G, 0, sizeof(float) * L->n);
     if (L->sides & SIDE_T) ca_sgemm(1, 0, C, D, nb, 100.0f, logits, C, vb->Fn, D, 0.0f, dWs, D);
@@ -225,10 +232,26 @@ size_t ca_clip_adapter_nparams(int sides, int gate, int C, int D, int h) {
     return L.n;
 }
 
-static double loss_once(int fast, int sides, int gate, float ratio, int C, int D, int h, const float *W0,
+/* path 0: the plain step; 1: the packed-W0 step (fast_w0); 2: the large-C step on `threads`
+ * threads (clip_adapter_step.c). NAN where the path does not exist or out of memory. */
+static double loss_once(int path, int threads, int sides, int gate, float ratio, int C, int D, int h, const float *W0,
                         const float *X, const int32_t *y, int B, const float *P, float *G) {
+    if (path == 2) {
+        if (sides != SIDE_V || gate || !ca_fastgemm_avx512() || threads < 1) return NAN;
+        ca_castep cs;
+        size_t n = ca_clip_adapter_nparams(sides, gate, C, D, h);
+        float *Pc = ca_malloc2(n, sizeof(float));   /* the step's P is writable (its update) */
+        double loss = NAN;
+        if (Pc && ca_castep_init(&cs, W0, C, D, h, B, threads) == CA_OK) {
+            memcpy(Pc, P, sizeof(float) * n);
+            loss = ca_castep_run(&cs, Pc, X, y, B, ratio, G, NULL, 0, 0, NULL, NULL);
+            ca_castep_free(&cs);
+        }
+        free(Pc);
+        return loss;
+    }
     fast_w0 fw = {0};
-    if (fast && (fast_w0_make(&fw, sides, B, C, D, W0, 0, 1) != CA_OK || !fw.on)) return NAN;
+    if (path == 1 && (fast_w0_make(&fw, sides, B, C, D, W0, 0, 1) != CA_OK || !fw.on)) return NAN;
     layout L;
     layout_make(&L, sides, gate, C, D, h);
     L.ratio_v = L.ratio_t = ratio;
@@ -246,17 +269,49 @@ static double loss_once(int fast, int sides, int gate, float ratio, int C, int D
 
 double ca_clip_adapter_loss(int sides, int gate, float ratio, int C, int D, int h, const float *W0,
                             const float *X, const int32_t *y, int B, const float *P, float *G) {
-    return loss_once(0, sides, gate, ratio, C, D, h, W0, X, y, B, P, G);
+    return loss_once(0, 1, sides, gate, ratio, C, D, h, W0, X, y, B, P, G);
 }
 
-double ca_clip_adapter_loss_fast(int sides, int gate, float ratio, int C, int D, int h, const float *W0,
+double ca_clip_adapter_loss_packed(int sides, int gate, float ratio, int C, int D, int h, const float *W0,
+                                   const float *X, const int32_t *y, int B, const float *P, float *G) {
+    return loss_once(1, 1, sides, gate, ratio, C, D, h, W0, X, y, B, P, G);
+}
+
+double ca_clip_adapter_loss_fast(int threads, int sides, int gate, float ratio, int C, int D, int h, const float *W0,
                                  const float *X, const int32_t *y, int B, const float *P, float *G) {
-    return loss_once(1, sides, gate, ratio, C, D, h, W0, X, y, B, P, G);
+    return loss_once(2, threads, sides, gate, ratio, C, D, h, W0, X, y, B, P, G);
 }
 
 static int all_finite(const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) if (!isfinite(x[i])) return 0;
     return 1;
+}
+
+/* One epoch's minibatches for the large-C step: the rows of perm in order, a random view each
+ * when the split has views — the same draws, in the same order, as the plain loop. */
+typedef struct {
+    const ca_fit_data *d;
+    const int *perm;
+    ca_rng *rng;
+    int N, B, D, views;
+    double lr;
+    int64_t step0, total, warm;
+} epoch_batches;
+
+static int next_batch(void *u, int i, float *X, int32_t *y, double *lr, int64_t *step) {
+    epoch_batches *e = u;
+    const int D = e->D, b0 = i * e->B, N = e->N;
+    int nb = N - b0 < e->B ? N - b0 : e->B;
+    for (int r = 0; r < nb; r++) {
+        int idx = e->perm[b0 + r];
+        const float *src = e->d->train.x + (size_t)idx * D;
+        if (e->views) src = e->d->train.xv + ((size_t)ca_rng_below(e->rng, (uint32_t)e->views) * N + idx) * D;
+        memcpy(X + (size_t)r * D, src, sizeof(float) * D);
+        y[r] = e->d->train.y[idx];
+    }
+    *lr = ca_lr_cosine(e->lr, e->step0 + i, e->total, e->warm);
+    *step = e->step0 + i + 1;
+    return nb;
 }
 
 static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fit_params *p, int sides) {
@@ -293,6 +348,10 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
     int cap = B > EVAL_ROWS ? B : EVAL_ROWS;
     ca_gemm_threads blas_saved = ca_train_threads_set(p->threads);
     fast_w0 fw = {0};
+    ca_castep cs = {0};
+    int cs_on = 0, cs_threads = 1;
+    double step_sec[2] = {-1, -1};   /* last seconds per step on 1 thread and on cs_threads */
+    ca_sgemm_bt_plan w0plan = {0};
     float *blk = ca_calloc2(L.n * 5 + (size_t)C * D * 4 + (size_t)cap * C + (size_t)B * D * 2, sizeof(float));
     int *perm = ca_malloc2((size_t)N, sizeof(int));
     int32_t *yb = ca_malloc2((size_t)B, sizeof(int32_t));
@@ -310,9 +369,21 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
         int n = C - j0 < cap ? C - j0 : cap;
         ca_l2norm_forward(d->text_w + (size_t)j0 * D, n, D, W0 + (size_t)j0 * D, nrm);
     }
-    if ((st = fast_w0_make(&fw, sides, B, C, D, W0, 1, 0)) != CA_OK) goto done;
-    /* The fast step is a chain of ~10 small products (32 rows): on one thread it took 0.61x the
-     * CPU of the two-thread step (OpenBLAS threads yielding, OpenMP teams spinning between
+    /* Large class counts (the ImageNet-size sets): the whole step on our own tiles in one
+     * OpenMP region (clip_adapter_step.c), on the fit's threads; results do not depend on how
+     * many. The gate keeps the packed-W0 step below; the shipped sets (C <= 196) the plain one. */
+    if (sides == SIDE_V && !L.gate && ca_fastgemm_avx512() && (double)B * C * D >= FAST_LOGITS_MACS) {
+        st = ca_castep_init(&cs, W0, C, D, h, B, ca_kernel_threads(0));
+        if (st == CA_E_NOMEM) { st = ca_fail(st, "clip-adapter: out of memory"); goto done; }
+        cs_on = st == CA_OK;
+        cs_threads = cs.threads;
+        st = CA_OK;
+    }
+    if (!cs_on && (st = fast_w0_make(&fw, sides, B, C, D, W0, 1, 0)) != CA_OK) goto done;
+    /* validation rows meet W0 itself when only the visual side is adapted: pack it once */
+    if (!(sides & SIDE_T) && (st = ca_sgemm_bt_init(&w0plan, W0, C, D, D, EVAL_ROWS)) != CA_OK) goto done;
+    /* The packed-W0 step is a chain of ~10 small products (32 rows): on one thread it took 0.61x
+     * the CPU of the two-thread step (OpenBLAS threads yielding, OpenMP teams spinning between
      * products) on the shared 2-core machine, so it runs on one; --threads does not change it. */
     if (fw.on) { ca_train_threads_restore(blas_saved); blas_saved = ca_train_threads_set(1); }
     ca_rng rng = ca_rng_make(p->seed, 0xADA97E5ull);
@@ -332,7 +403,35 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
     memcpy(BestWs, text_classifier(&L, P, W0, &tb, Ws), sizeof(float) * (size_t)C * D);
     for (int ep = 0; ep < epochs; ep++) {
         ca_epoch_order(&rng, perm, N);
-        for (int b0 = 0; b0 < N; b0 += B) {
+        if (cs_on) {   /* the epoch's steps in one parallel region; batches drawn as below */
+            epoch_batches eb = {d, perm, &rng, N, B, D, V_, lr, step, total, warm};
+            /* Threads by timing: the step's ~10 barriers pay on an idle machine and cost a time
+             * slice each when the cores are shared (then one thread is faster). The first 50
+             * steps of epoch 1 run on all threads, the rest on one; from then on each epoch runs
+             * on the count with the shorter last time per step, and every 10th epoch times the
+             * other count on its first 50 steps. Results are the same whatever the count. */
+            for (int i0 = 0, len; i0 < (int)steps_per_epoch; i0 += len) {
+                int left = (int)steps_per_epoch - i0, best = step_sec[0] > step_sec[1], use = best;
+                len = left;
+                if (cs_threads > 1 && i0 == 0 && (step_sec[1] < 0 || step_sec[0] < 0 || ep % 10 == 9)) {
+                    use = step_sec[1] < 0 ? 1 : step_sec[0] < 0 ? 0 : !best;   /* a probe */
+                    len = left < 50 ? left : 50;
+                }
+                if (cs_threads <= 1) use = 0;
+                cs.threads = use ? cs_threads : 1;
+                double te = ca_now();
+                int bad;
+                double loss = ca_castep_epoch(&cs, i0, len, next_batch, &eb, L.ratio_v, P, G, &opt, M, V, &bad);
+                step_sec[use] = (ca_now() - te) / len;
+                if (bad >= 0) {
+                    st = ca_fail(CA_E_NONFINITE, "%s: training diverged: loss %g at epoch %d with lr %g (lower --lr)",
+                                 ca_classifier_method(c), fabs(loss), ep + 1, lr);
+                    goto done;
+                }
+            }
+            step += steps_per_epoch;
+        }
+        for (int b0 = 0; b0 < N && !cs_on; b0 += B) {
             int nb = N - b0 < B ? N - b0 : B;
             for (int i = 0; i < nb; i++) {
                 int idx = perm[b0 + i];
@@ -357,7 +456,12 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
         }
         if ((ep + 1) % eval_every == 0 || ep + 1 == epochs) {
             const float *Wc = text_classifier(&L, P, W0, &tb, Ws);
-            double acc = d->val.n > 0 ? split_accuracy(&L, P, Wc, &d->val, &vb, logits) : 0.0;
+            /* validation on the thread count the steps found faster (the same values either way) */
+            ca_gemm_threads vsaved = {0};
+            int vset = cs_on && cs_threads > 1 && step_sec[0] >= 0 && step_sec[0] <= step_sec[1];
+            if (vset) vsaved = ca_train_threads_set(1);
+            double acc = d->val.n > 0 ? split_accuracy(&L, P, Wc, &d->val, &vb, Wc == W0 ? &w0plan : NULL, logits) : 0.0;
+            if (vset) ca_train_threads_restore(vsaved);
             /* Ties go to the later, longer-trained state; a diverged (non-finite) state is never
              * kept, so the result is finite even when a too-large lr blows training up. */
             if (acc >= best_acc && all_finite(P, L.n)) {
@@ -384,7 +488,7 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
                 L.ratio_v = (sides & SIDE_V) ? (float)iv / steps : 0;
                 L.ratio_t = (sides & SIDE_T) ? (float)it / steps : 0;
                 const float *Wc = text_classifier(&L, P, W0, &tb, Ws);
-                double acc = split_accuracy(&L, P, Wc, &d->val, &vb, logits);
+                double acc = split_accuracy(&L, P, Wc, &d->val, &vb, Wc == W0 ? &w0plan : NULL, logits);
                 if (acc > bacc) { bacc = acc; bv = L.ratio_v; bt = L.ratio_t; }
             }
         }
@@ -432,6 +536,8 @@ static ca_status fit_variant(ca_classifier *c, const ca_fit_data *d, const ca_fi
     st = ca_clf_set_param(c, "train_seconds", ca_now() - t0);
 done:
     fast_w0_free(&fw);
+    ca_castep_free(&cs);
+    ca_sgemm_bt_free(&w0plan);
     ca_train_threads_restore(blas_saved);
     side_buf_free(&vb); side_buf_free(&tb);
     free(blk); free(perm); free(yb);
@@ -470,7 +576,7 @@ static ca_status ca_logits(const ca_classifier *c, const float *x, int n, float 
     if (!side_buf_alloc(&vb, EVAL_ROWS, D, L.h > 0 ? L.h : 1, 0)) { side_buf_free(&vb); free(P); return ca_fail(CA_E_NOMEM, "out of memory"); }
     for (int i0 = 0; i0 < n; i0 += EVAL_ROWS) {
         int m = n - i0 < EVAL_ROWS ? n - i0 : EVAL_ROWS;
-        visual_logits(&L, P, cw, x + (size_t)i0 * D, m, &vb, NULL, out + (size_t)i0 * C);
+        visual_logits(&L, P, cw, x + (size_t)i0 * D, m, &vb, NULL, NULL, out + (size_t)i0 * C);
     }
     side_buf_free(&vb);
     free(P);

@@ -12,10 +12,15 @@ size_t ca_clip_adapter_nparams(int sides, int gate, int C, int D, int h);
  * Returns NAN when out of memory. */
 double ca_clip_adapter_loss(int sides, int gate, float ratio, int C, int D, int h, const float *W0,
                             const float *X, const int32_t *y, int B, const float *P, float *G);
-/* The same on the fit's fast path for large C·D (W0 packed, AVX-512 kernel; visual side only):
- * equal to ca_clip_adapter_loss to float rounding. NAN where that path does not exist (other
- * sides, no AVX-512) or when out of memory. */
-double ca_clip_adapter_loss_fast(int sides, int gate, float ratio, int C, int D, int h, const float *W0,
+/* The same on the fit's packed-W0 step (large C·D with the gate: W0 packed, AVX-512 kernel;
+ * visual side only): equal to ca_clip_adapter_loss to float rounding. NAN where that path does
+ * not exist (other sides, no AVX-512) or when out of memory. */
+double ca_clip_adapter_loss_packed(int sides, int gate, float ratio, int C, int D, int h, const float *W0,
+                                   const float *X, const int32_t *y, int B, const float *P, float *G);
+/* The same on the fit's large-C step (clip_adapter_step.c; visual side, fixed ratio, AVX-512)
+ * on `threads` threads: equal to ca_clip_adapter_loss to float rounding, and bit for bit the
+ * same whatever `threads`. NAN where that path does not exist or when out of memory. */
+double ca_clip_adapter_loss_fast(int threads, int sides, int gate, float ratio, int C, int D, int h, const float *W0,
                                  const float *X, const int32_t *y, int B, const float *P, float *G);
 
 /* Linear probe objective: mean CE of logits X·Wᵀ + b plus lambda/2·|W|². theta = [W (C,D), b (C)].
