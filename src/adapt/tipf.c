@@ -21,11 +21,9 @@ size_t ca_tipf_scratch_floats(int B, int N, int C) {
  * one. a: (N) affinities in, E = exp(-(β - β·a)) out; cl: (C) the row's zero-shot logits;
  * l: (C) the logits cl + α·(E·onehot); g: (C) dloss/dlogits = (softmax − onehot)/B.
  * Returns the row's cross-entropy. */
-static float tipf_row(float *a, float *l, float *g, const float *cl, int32_t yb, const int32_t *key_y, int N,
-                      int C, float alpha, float beta, float invB) {
-    ca_vexp_affinity(a, a, N, beta);
-    memset(l, 0, sizeof(float) * (size_t)C);
-    for (int k = 0; k < N; k++) l[key_y[k]] += a[k];
+/* The part both row forms share: l (C) holds the row's class sums in, the logits cl + α·l out;
+ * g (C) = dloss/dlogits = (softmax − onehot)/B. Returns the row's cross-entropy. */
+static float tipf_softmax_ce(float *l, float *g, const float *cl, int32_t yb, int C, float alpha, float invB) {
     float mx = -INFINITY;
     for (int c = 0; c < C; c++) {
         l[c] = cl[c] + l[c] * alpha;
@@ -39,6 +37,16 @@ static float tipf_row(float *a, float *l, float *g, const float *cl, int32_t yb,
     return (float)(lse - l[yb]);
 }
 
+/* One row of a Tip-Adapter-F step, the same arithmetic for the reference step and the packed
+ * one. a: (N) affinities in, E = exp(-(β - β·a)) out; cl: (C) the row's zero-shot logits;
+ * l: (C) the logits cl + α·(E·onehot); g: (C) dloss/dlogits = (softmax − onehot)/B.
+ * Returns the row's cross-entropy. */
+static float tipf_row(float *a, float *l, float *g, const float *cl, int32_t yb, const int32_t *key_y, int N,
+                      int C, float alpha, float beta, float invB) {
+    ca_tip_cache_row(a, key_y, N, C, beta, a, l); /* E in place, l = the class sums in key order */
+    return tipf_softmax_ce(l, g, cl, yb, C, alpha, invB);
+}
+
 /* tipf_row for the packed step: the same values, with the class sums over key runs
  * (ca_tip_cache_row_runs: each class's keys added in key order in a register, bit for bit the
  * scatter's sums), and l left holding ab·g[c] per class (ab = α·β), the factor of every key of
@@ -47,17 +55,7 @@ static float tipf_row(float *a, float *l, float *g, const float *cl, int32_t yb,
 static float tipf_row_runs(float *a, float *l, float *g, const float *cl, int32_t yb, const ca_key_run *runs, int nruns,
                            int N, int C, float alpha, float beta, float invB) {
     ca_tip_cache_row_runs(a, runs, nruns, N, C, beta, a, l);
-    float mx = -INFINITY;
-    for (int c = 0; c < C; c++) {
-        l[c] = cl[c] + l[c] * alpha;
-        if (l[c] > mx) mx = l[c];
-    }
-    double s = 0;
-    for (int c = 0; c < C; c++) s += exp((double)l[c] - mx);
-    double lse = mx + log(s);
-    for (int c = 0; c < C; c++) g[c] = (float)exp((double)l[c] - lse) * invB;
-    g[yb] -= invB;
-    const float loss = (float)(lse - l[yb]), ab = alpha * beta;
+    const float loss = tipf_softmax_ce(l, g, cl, yb, C, alpha, invB), ab = alpha * beta;
     for (int c = 0; c < C; c++) l[c] = ab * g[c];
     return loss;
 }

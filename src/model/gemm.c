@@ -47,9 +47,7 @@ int ca_sgemm_bt_fast(const ca_sgemm_bt_plan *p, int64_t M) { return p->packed &&
 void ca_sgemm_bt(const ca_sgemm_bt_plan *p, int M, const float *A, int lda, float *C, int ldc, int threads) {
     if (M <= 0 || p->N <= 0) return;
     /* the same panels and kernel as ca_sgemm's ca_gemm_ex(0, 1, ...), which packs W per call */
-    if (ca_sgemm_bt_fast(p, M) &&
-        ca_gemm_packed(M, A, lda, &p->pk, 1.0f, NULL, CA_EPI_NONE, 0.0f, C, ldc, ca_kernel_threads(threads)) == CA_OK)
-        return;
+    if (ca_sgemm_bt_fast(p, M)) { ca_sgemm_bt_rows(p, M, A, lda, C, ldc, threads); return; }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, p->N, p->K, 1.0f, A, lda, p->W, p->ldw, 0.0f, C, ldc);
 }
 
