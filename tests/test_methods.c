@@ -264,17 +264,26 @@ static void test_gda_ks_against_naive(void) {
     synth_free(&s);
 }
 
-/* ---- acceptance on stanford_cars 16 shots: each new method ≥ zero-shot + 5 on test ---- */
-static void test_stanford_cars_16shot(void) {
+/* stanford_cars with its K-shot train split, val and test (NULL when the set cannot be read). */
+static ca_featureset *cars_data(const char *train, ca_fit_data *d, ca_split *test) {
     ca_status st;
     ca_featureset *fs = ca_features_load(th_shared("features/stanford_cars.safetensors"), &st);
     CHECK_MSG(fs != NULL, "%s", ca_last_error());
-    if (!fs) return;
-    ca_fit_data d = {.num_classes = ca_features_num_classes(fs), .dim = ca_features_dim(fs), .text_w = ca_features_text(fs)};
+    if (!fs) return NULL;
+    *d = (ca_fit_data){.num_classes = ca_features_num_classes(fs), .dim = ca_features_dim(fs), .text_w = ca_features_text(fs)};
+    CHECK_EQ_INT(ca_features_split(fs, train, &d->train), CA_OK);
+    CHECK_EQ_INT(ca_features_split(fs, "val", &d->val), CA_OK);
+    CHECK_EQ_INT(ca_features_split(fs, "test", test), CA_OK);
+    return fs;
+}
+
+/* ---- acceptance on stanford_cars 16 shots: each new method ≥ zero-shot + 5 on test ---- */
+static void test_stanford_cars_16shot(void) {
+    ca_status st;
+    ca_fit_data d;
     ca_split test;
-    CHECK_EQ_INT(ca_features_split(fs, "train.16shot", &d.train), CA_OK);
-    CHECK_EQ_INT(ca_features_split(fs, "val", &d.val), CA_OK);
-    CHECK_EQ_INT(ca_features_split(fs, "test", &test), CA_OK);
+    ca_featureset *fs = cars_data("train.16shot", &d, &test);
+    if (!fs) return;
     float *L = malloc(sizeof(float) * test.n * d.num_classes);
     /* the training-free ones at their defaults; the trained probes are covered in docs/methods.md
      * at full length (minutes here), zs-lp at 60 epochs as a proxy */
@@ -295,26 +304,22 @@ static void test_stanford_cars_16shot(void) {
     ca_features_free(fs);
 }
 
-/* ProKeR's large-cache path (float32 system, blocks; taken above the dense path's memory bound,
- * e.g. 16,000 shots) against the dense double path on stanford_cars 4-shot: the same grid and
- * rule on float32 against float64 solves of the same systems, so test predictions that agree
- * almost everywhere and accuracies within a point. */
 static int argmax_row(const float *r, int C) {
     int b = 0;
     for (int j = 1; j < C; j++) if (r[j] > r[b]) b = j;
     return b;
 }
 
+/* ProKeR's large-cache path (float32 system, blocks; taken above the dense path's memory bound,
+ * e.g. 16,000 shots) against the dense double path on stanford_cars 4-shot: the same grid and
+ * rule on float32 against float64 solves of the same systems, so test predictions that agree
+ * almost everywhere and accuracies within a point. */
 static void test_proker_lean_matches_dense(void) {
     ca_status st;
-    ca_featureset *fs = ca_features_load(th_shared("features/stanford_cars.safetensors"), &st);
-    CHECK_MSG(fs != NULL, "%s", ca_last_error());
-    if (!fs) return;
-    ca_fit_data d = {.num_classes = ca_features_num_classes(fs), .dim = ca_features_dim(fs), .text_w = ca_features_text(fs)};
+    ca_fit_data d;
     ca_split test;
-    CHECK_EQ_INT(ca_features_split(fs, "train.4shot", &d.train), CA_OK);
-    CHECK_EQ_INT(ca_features_split(fs, "val", &d.val), CA_OK);
-    CHECK_EQ_INT(ca_features_split(fs, "test", &test), CA_OK);
+    ca_featureset *fs = cars_data("train.4shot", &d, &test);
+    if (!fs) return;
     ca_classifier *dense = ca_fit("proker", &d, NULL, &st);
     size_t old = ca_proker_set_dense_limit(0);   /* every size takes the lean path */
     ca_classifier *lean = ca_fit("proker", &d, NULL, &st);
