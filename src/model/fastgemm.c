@@ -30,7 +30,7 @@
 #ifndef CA_GEMM_MC
 #define CA_GEMM_MC 144
 #endif
-enum { MR = 12, NR = 32, KC = CA_GEMM_KC, MC = CA_GEMM_MC };
+enum { MR = 12, NR = 32, KC = CA_GEMM_KC, MC = CA_GEMM_MC, DIRECT_M = 288 };
 
 int ca_fastgemm_avx512(void) { return CA_HAVE_AVX512; }
 /* ca_fastgemm_bf16 is in cpu.c: compiled in is not enough, the CPU must have AVX512-BF16. */
@@ -376,16 +376,10 @@ ca_status ca_packed_cols(const ca_packed *w, int n0, int n, ca_packed *view) {
     return CA_OK;
 }
 
-ca_status ca_packed_to_bf16(ca_packed *w) {
-    if (!CA_HAVE_BF16 || !ca_fastgemm_bf16()) return ca_fail(CA_E_UNSUPPORTED, "no AVX512-BF16 kernels on this CPU path");
-    if (!w->p && !w->ph) return w->pb ? CA_OK : ca_fail(CA_E_ARG, "unpacked weights");
-    if (w->borrowed) return ca_fail(CA_E_ARG, "panels in the caller's memory cannot become BF16 in place");
+/* [panel][k][32] F32 (or F16) -> [panel][k/2][32][2] BF16 (round to nearest even), the odd last
+ * k paired with zero */
+static void bf16_panels(const ca_packed *w, uint16_t *pb) {
     int N = w->N, K = w->K, np = (N + NR - 1) / NR, K2 = (K + 1) / 2;
-    size_t n;
-    if (!ca_mul3_size((size_t)np, (size_t)K2, NR * 2 * sizeof(uint16_t), &n)) return ca_fail(CA_E_NOMEM, "packed weights size overflows");
-    uint16_t *pb = aligned_alloc(64, (n + 63) & ~(size_t)63);
-    if (!pb) return ca_fail(CA_E_NOMEM, "out of memory packing %d x %d weights", N, K);
-    /* [panel][k][32] f32 -> [panel][k/2][32][2] bf16, the odd last k paired with zero */
 #pragma omp parallel for num_threads(ca_kernel_threads(0)) schedule(static)
     for (int j = 0; j < np; j++) {
         size_t o = (size_t)j * K * NR;
@@ -398,11 +392,38 @@ ca_status ca_packed_to_bf16(ca_packed *w) {
                     2 * p2 + 1 < K ? ca_f32_to_bf16(w->p ? w->p[i1] : ca_f16_to_f32(w->ph[i1])) : 0;
             }
     }
+}
+
+size_t ca_pack_bf16_size(int N, int K) {
+    size_t n;
+    if (N <= 0 || K <= 0 || !ca_mul3_size((size_t)(N + NR - 1) / NR, (size_t)(K + 1) / 2, NR * 2 * sizeof(uint16_t), &n)) return 0;
+    return n;
+}
+
+ca_status ca_packed_to_bf16(ca_packed *w) {
+    if (!CA_HAVE_BF16 || !ca_fastgemm_bf16()) return ca_fail(CA_E_UNSUPPORTED, "no AVX512-BF16 kernels on this CPU path");
+    if (!w->p && !w->ph) return w->pb ? CA_OK : ca_fail(CA_E_ARG, "unpacked weights");
+    if (w->borrowed) return ca_fail(CA_E_ARG, "panels in the caller's memory cannot become BF16 in place");
+    size_t n = ca_pack_bf16_size(w->N, w->K);
+    if (!n) return ca_fail(CA_E_NOMEM, "packed weights size overflows");
+    uint16_t *pb = aligned_alloc(64, (n + 63) & ~(size_t)63);
+    if (!pb) return ca_fail(CA_E_NOMEM, "out of memory packing %d x %d weights", w->N, w->K);
+    bf16_panels(w, pb);
     free(w->p);
     free(w->ph);
     w->p = NULL;
     w->ph = NULL;
     w->pb = pb;
+    return CA_OK;
+}
+
+ca_status ca_packed_bf16_into(ca_packed *out, void *mem, size_t cap, const ca_packed *src) {
+    if (!CA_HAVE_BF16 || !ca_fastgemm_bf16()) return ca_fail(CA_E_UNSUPPORTED, "no AVX512-BF16 kernels on this CPU path");
+    if (!src || (!src->p && !src->ph)) return ca_fail(CA_E_ARG, "no F32 or F16 panels to convert");
+    size_t n = ca_pack_bf16_size(src->N, src->K);
+    if (!n || cap < n || ((uintptr_t)mem & 63)) return ca_fail(CA_E_ARG, "BF16 panel buffer too small or not 64-byte aligned");
+    bf16_panels(src, mem);
+    *out = (ca_packed){.N = src->N, .K = src->K, .pb = mem, .scale = src->scale, .borrowed = 1};
     return CA_OK;
 }
 
@@ -690,7 +711,12 @@ static ca_status run(const a_src *asrc, int M, int N, int K, const b_src *B, flo
                      ca_epi act, float beta, float *C, int ldc, int threads) {
     const float *Bp = B->p;
     const uint16_t *Bh = B->ph, *Bb = B->pb;
-    int nmb = (M + MC - 1) / MC, np = (N + NR - 1) / NR;
+    /* row blocks of MC; the direct kernels (A read in place) take up to DIRECT_M rows as one
+     * block, so each B panel is read from memory once (Tip-Adapter-F's steps: 256 rows against
+     * 32 MB of keys) while the rows stay in L2 */
+    const int direct = CA_HAVE_AVX512 && !B->pb && !asrc->conv && !asrc->trans;
+    const int mcb = direct && M <= DIRECT_M ? (M + MR - 1) / MR * MR : MC;
+    int nmb = (M + mcb - 1) / mcb, np = (N + NR - 1) / NR;
     /* enough tasks for the threads to balance, while keeping whole column ranges per task so a
      * B panel stays in L1 while the task's A block streams past it */
     int groups = 1;
@@ -724,7 +750,7 @@ static ca_status run(const a_src *asrc, int M, int N, int K, const b_src *B, flo
 #pragma omp for schedule(dynamic, 1)
         for (int t = 0; t < ntask; t++) {
             int ib = t / groups, g = t % groups;
-            int i0 = ib * MC, mc = M - i0 < MC ? M - i0 : MC;
+            int i0 = ib * mcb, mc = M - i0 < mcb ? M - i0 : mcb;
             int p0 = g * per, p1 = p0 + per < np ? p0 + per : np;
 #if CA_HAVE_AVX512
             if (asrc->conv && zero && (!Bb || asrc->Abf)) {
@@ -884,7 +910,7 @@ static ca_status tn_panels(int M, int N, int K, float alpha, const float *A, int
         float *own = Cp ? NULL : ap + na;
 #endif
         ca_team_note();
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 4)   /* panels of equal work, but a shared host's cores are not */
         for (int jp = 0; jp < np; jp++) {
             float *C = Cp ? Cp + (size_t)jp * M * NR : own;
             for (int kb = 0; kb < nkb; kb++) {

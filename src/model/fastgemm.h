@@ -60,6 +60,11 @@ ca_status ca_packed_unpack(const ca_packed *w, float *W, int ldw);
 ca_status ca_pack_weights_bf16(ca_packed *out, const void *W, ca_dtype dt, int N, int K, int ldw);
 /* Convert F32- or F16-packed weights to BF16 in place (frees the F32/F16 panels). */
 ca_status ca_packed_to_bf16(ca_packed *w);
+/* Bytes of the BF16 panels of (N, K) weights (0 on overflow or empty), and a BF16 copy of src's
+ * panels in the caller's 64-byte aligned mem (cap bytes; out borrows it, src is unchanged). Each
+ * weight is rounded to nearest even, so within 2^-8 of its F32 value (relative). */
+size_t ca_pack_bf16_size(int N, int K);
+ca_status ca_packed_bf16_into(ca_packed *out, void *mem, size_t cap, const ca_packed *src);
 /* 1 when the AVX512-BF16 kernels are compiled in and this CPU runs them (cpu.c). */
 int ca_fastgemm_bf16(void);
 /* A view of output columns [n0, n0+n) of a packed matrix (any panel dtype, and its column
