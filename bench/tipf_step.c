@@ -5,7 +5,8 @@
  * class sums and softmax gradient); that step then AdamW as a separate pass over the keys (as
  * the fit ran it before) and both fused (ca_tipf_step_packed, as it runs now); AdamW on one
  * gradient panel (the oracle ca_optim_step against ca_adamw_f32, 10 FLOP per element); the val
- * pass's affinities in blocks of 2048 rows (before) and 288 (now). Prints best and median ms of
+ * pass's affinities in blocks of 2048 rows (before) and 288 (now), and in BF16 (the fit's
+ * val screen, keys converted per pass). Prints best and median ms of
  * REPS runs and GFLOP/s (2·M·N·K per product; the steps count their two products).
  * TIPF_STEP_ONLY=1 skips the val part. Not a test: the values are checked in test_fastfit.c.
  * Usage: tipf_step [THREADS] [REPS] */
@@ -138,6 +139,24 @@ int main(int argc, char **argv) {
         snprintf(name, sizeof name, "val affinities, %d-row blocks", vb[v]);
         report(name, t, reps, 2.0 * NV * N * D);
     }
+    /* the val screen's product (keys and rows in BF16), 288-row blocks, keys converted per pass
+     * as the fit does once per epoch */
+    size_t bn = ca_pack_bf16_size(N, D);
+    void *kbf = ca_fastgemm_bf16() && bn ? aligned_alloc(64, (bn + 63) & ~(size_t)63) : NULL;
+    if (kbf) {
+        ca_packed kb;
+        for (int i = 0; i < reps; i++) {
+            double t0 = ca_now();
+            ca_packed_bf16_into(&kb, kbf, bn, &pk);
+            for (int r0 = 0; r0 < NV; r0 += 288) {
+                int m = NV - r0 < 288 ? NV - r0 : 288;
+                ca_gemm_packed(m, xv + (size_t)r0 * D, D, &kb, 1.0f, NULL, CA_EPI_NONE, 0.0f, aff, N, threads);
+            }
+            t[i] = ca_now() - t0;
+        }
+        report("val affinities, BF16 screen, 288", t, reps, 2.0 * NV * N * D);
+    }
+    free(kbf);
 out:
     free(x); free(keys); free(clip); free(xv); free(aff); free(y); free(ky); free(kp); free(dk); free(sc); free(t);
     return 0;

@@ -385,6 +385,64 @@ static void test_clip_adapter_fast_fit_deterministic(void) {
     synth_free(&s);
 }
 
+/* Tip-Adapter-F's BF16 val screen: on the fast path (AVX512-BF16 CPUs) the fit with the screen
+ * gives the classifier of the fit without it (the same keys, α, β, best epoch and val
+ * accuracy), having left some rows to the exact pass and settled the others. Half the val rows
+ * are near ties (x = k_a + k_b normalised, with zero text weights and a learning rate too small
+ * to move the keys, so the two classes' logits differ by F32 rounding while BF16 moves them by
+ * ~1e-3): a screen that trusts BF16 blindly (bound scaled to ~0) must then change the
+ * selection's val accuracy, or this check could not notice a wrong bound. */
+static ca_classifier *tipf_fit_scaled(const ca_fit_data *d, double scale) {
+    double old = ca_tipf_set_screen_scale(scale);
+    ca_fit_params p = ca_fit_default_params();
+    p.epochs = 2;
+    p.lr = 1e-7;
+    ca_classifier *c = ca_fit("tip-adapter-f", d, &p, NULL);
+    ca_tipf_set_screen_scale(old);
+    return c;
+}
+
+static void test_tipf_val_screen(void) {
+    if (!ca_fastgemm_avx512() || !ca_fastgemm_bf16()) { fprintf(stderr, "  (no AVX512-BF16: skipped)\n"); return; }
+    enum { C = 256, D = 512, NV = 2000 };
+    float *k = malloc(sizeof(float) * C * D), *xv = malloc(sizeof(float) * NV * D), *W = calloc((size_t)C * D, sizeof(float));
+    int32_t *y = malloc(sizeof(int32_t) * C), *yv = malloc(sizeof(int32_t) * NV);
+    fill(k, (size_t)C * D, 1);
+    normrows(k, C, D);
+    for (int c = 0; c < C; c++) y[c] = c;
+    for (int i = 0; i < NV; i++) {
+        int a = (int)(urand() * C) % C, b = (a + 1 + (int)(urand() * (C - 1)) % (C - 1)) % C;
+        float *r = xv + (size_t)i * D;
+        for (int j = 0; j < D; j++)
+            r[j] = i % 2 ? k[(size_t)a * D + j] + k[(size_t)b * D + j] : k[(size_t)a * D + j] + (float)(0.05 * nrand());
+        normrows(r, 1, D);
+        yv[i] = a;
+    }
+    ca_fit_data d = {.num_classes = C, .dim = D, .text_w = W};
+    d.train = (ca_split){.n = C, .dim = D, .x = k, .y = y};
+    d.val = (ca_split){.n = NV, .dim = D, .x = xv, .y = yv};
+    ca_classifier *ex = tipf_fit_scaled(&d, 0), *sc = tipf_fit_scaled(&d, 1), *blind = tipf_fit_scaled(&d, 1e-9);
+    CHECK_MSG(ex && sc && blind, "%s", ca_last_error());
+    if (ex && sc && blind) {
+        double rows = ca_classifier_param(sc, "select_exact_rows", -2);
+        fprintf(stderr, "  screen: %g of %d val rows recomputed in F32 over 2 epochs; val accuracy exact %.2f, blind screen %.2f\n",
+                rows, 2 * NV, ca_classifier_param(ex, "select_val_acc", -1), ca_classifier_param(blind, "select_val_acc", -1));
+        CHECK(ca_classifier_param(ex, "select_exact_rows", -2) == -1);
+        CHECK(rows > 0 && rows < 2 * NV);   /* both branches ran */
+        const char *same[] = {"best_epoch", "select_val_acc", "alpha", "beta", "search_val_acc", "train_loss"};
+        for (size_t i = 0; i < sizeof same / sizeof same[0]; i++)
+            CHECK_MSG(ca_classifier_param(ex, same[i], -1) == ca_classifier_param(sc, same[i], -2), "%s differs with the screen", same[i]);
+        float *la = malloc(sizeof(float) * NV * C), *lb = malloc(sizeof(float) * NV * C);
+        CHECK(ca_classifier_logits(ex, xv, NV, la) == CA_OK && ca_classifier_logits(sc, xv, NV, lb) == CA_OK);
+        CHECK_MSG(memcmp(la, lb, sizeof(float) * NV * C) == 0, "logits differ with the screen");
+        free(la); free(lb);
+        CHECK_MSG(ca_classifier_param(blind, "select_val_acc", -1) != ca_classifier_param(ex, "select_val_acc", -2),
+                  "a blind screen went unnoticed");
+    }
+    ca_classifier_free(ex); ca_classifier_free(sc); ca_classifier_free(blind);
+    free(k); free(xv); free(W); free(y); free(yv);
+}
+
 int main(void) {
     RUN(test_gemm_tn_panels);
     RUN(test_tipf_packed_step);
@@ -397,5 +455,6 @@ int main(void) {
     RUN(test_tipf_fused_step);
     RUN(test_adamw_kernel);
     RUN(test_gather_mul_panels);
+    RUN(test_tipf_val_screen);
     TEST_END();
 }

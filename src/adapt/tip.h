@@ -53,6 +53,10 @@ ca_status ca_tip_store(ca_classifier *c, const ca_fit_data *d, const float *keys
 ca_status ca_tip_stored_logits(const ca_classifier *c, const float *x, int n, float *out);
 /* Search α, β on d->val for these keys; records alpha, beta, search_val_acc and the grid. */
 ca_status ca_tip_search_val(ca_classifier *c, const ca_fit_data *d, const float *keys, const ca_fit_params *p);
+/* Scale of the bound with which Tip-Adapter-F's BF16 val screen decides that a row's F32
+ * prediction is known (default 1; 0 turns the screen off; below 1 breaks its exactness, which
+ * tests use to show that they would notice). Returns the previous one. Process-wide: tests only. */
+double ca_tipf_set_screen_scale(double s);
 /* Fixed α, β without a search (no val split); records searched = 0. */
 ca_status ca_tip_set_fixed(ca_classifier *c, double alpha, double beta);
 

@@ -11,6 +11,7 @@
 #include "model/vmath.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 size_t ca_tipf_scratch_floats(int B, int N, int C) {
@@ -175,32 +176,130 @@ double ca_tipf_step_packed(const float *x, const int32_t *y, const float *clip, 
 #define VAL_ROWS 2048
 #define VAL_ROWS_PACKED 288
 
+/* Correct predictions of the exact packed val pass on m rows X (stride D) of val: row i is val
+ * row idx[i] (or r0 + i without idx) for its label and zero-shot logits. Per row the arithmetic
+ * of ca_tip_logits_from_aff (exp, class sums in key order, clip + α·sum), fused with the argmax
+ * while the row is in cache; the class sums by runs. affv (m,N), L (m,C) scratch. */
+static int64_t exact_rows(const ca_fit_data *d, const ca_packed *kp, const ca_key_run *runs, int nruns, const float *clipv,
+                          const float *X, int m, const int *idx, int r0, float alpha, float beta, float *affv, float *L,
+                          int threads) {
+    const int N = d->train.n, C = d->num_classes;
+    if (ca_gemm_packed(m, X, d->dim, kp, 1.0f, NULL, CA_EPI_NONE, 0.0f, affv, N, threads) != CA_OK) return -1;
+    int64_t ok = 0;
+    #pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : ok) if (threads > 1)
+    for (int i = 0; i < m; i++) {
+        const int vi = idx ? idx[i] : r0 + i;
+        float *a = affv + (size_t)i * N, *o = L + (size_t)i * C;
+        const float *cl = clipv + (size_t)vi * C;
+        ca_tip_cache_row_runs(a, runs, nruns, N, C, beta, a, o);
+        for (int c = 0; c < C; c++) o[c] = cl[c] + o[c] * alpha;
+        int best = 0;   /* first maximum, as ca_accuracy */
+        for (int j = 1; j < C; j++) if (o[j] > o[best]) best = j;
+        ok += best == d->val.y[vi];
+    }
+    return ok;
+}
+
+/* The BF16 screen of the val pass (exact: it returns the F32 pass's count). Affinities are first
+ * computed with keys and rows rounded to BF16 (twice the F32 kernel's speed); |a_bf16 − a_f32| ≤
+ * eps = (2^-7 + 2^-16 + 2.2·D·2^-24)·‖x‖·max‖key‖ (each factor within 2^-8, F32 sums within
+ * D·2^-24 of exact; Cauchy–Schwarz), plus a term for denormals flushed to zero. Then every E of the F32 pass lies within a factor
+ * exp(±(β·eps + rounding)) of the screen's, each class sum within (expm1(..) + the sums'
+ * rounding)·sum, and each logit within dev(c) below. A row whose first maximum beats every other
+ * class by more than both deviations has the same argmax in the F32 pass; the others (non-finite
+ * values included) are recomputed exactly. */
+typedef struct {
+    ca_packed kb;        /* the keys' BF16 panels (this epoch's) */
+    float knmax;         /* max over keys of ‖key‖ (rounded up) */
+    const float *xnorm;  /* (nv) ‖val row‖ (rounded up) */
+    int cmaxn;           /* keys in the largest class */
+    int *flag;           /* (nv) scratch: 1 right, 0 wrong, -1 unsure */
+    float *xu;           /* (VAL_ROWS_PACKED, D) scratch: unsure rows gathered */
+    int64_t unsure;      /* rows recomputed exactly, summed over calls */
+} val_screen;
+
+static double screen_scale = 1.0;   /* test hook: ca_tipf_set_screen_scale */
+
+double ca_tipf_set_screen_scale(double s) {
+    double old = screen_scale;
+    screen_scale = s;
+    return old;
+}
+
+static int64_t screened_rows(const ca_fit_data *d, const ca_packed *kp, val_screen *sc, const ca_key_run *runs, int nruns,
+                             const float *clipv, float alpha, float beta, float *affv, float *L, int threads) {
+    const ca_split *v = &d->val;
+    const int N = d->train.n, C = d->num_classes, D = d->dim, rows = VAL_ROWS_PACKED;
+    const double ca = (0.0078125 + 1.52587890625e-5 + 2.2 * D * 5.9604644775390625e-8) * screen_scale;
+    const double aa = fabs((double)alpha), cn = sc->cmaxn * 2.4e-7 + 1e-6;
+    for (int r0 = 0; r0 < v->n; r0 += rows) {
+        int m = v->n - r0 < rows ? v->n - r0 : rows;
+        if (ca_gemm_packed(m, v->x + (size_t)r0 * D, D, &sc->kb, 1.0f, NULL, CA_EPI_NONE, 0.0f, affv, N, threads) != CA_OK) return -1;
+        #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+        for (int i = 0; i < m; i++) {
+            const int vi = r0 + i;
+            float *a = affv + (size_t)i * N, *o = L + (size_t)i * C;
+            const float *cl = clipv + (size_t)vi * C;
+            ca_tip_cache_row_runs(a, runs, nruns, N, C, beta, a, o);
+            /* + BF16's flushing of denormal inputs and sums: at most 2^-125 per product */
+            const double amax = (double)sc->xnorm[vi] * sc->knmax,
+                         eps = ca * amax + D * 2.4e-38 * (1.0 + sc->xnorm[vi] + sc->knmax);
+            const double q = (expm1((double)beta * (eps + 5e-7 * (1.0 + amax)) + 1e-6) + cn) * 1.01;
+            /* one pass: the first maximum l_best with its lower bound lo, and the two largest
+             * upper bounds l_c + dev(c) (the larger one may be the best's own) */
+            int best = 0, top = -1, bad = 0;
+            float lbest = 0;
+            double lo = 0, u1 = -INFINITY, u2 = -INFINITY;
+            for (int c = 0; c < C; c++) {
+                const float sum = o[c], l = cl[c] + sum * alpha;
+                const double dev = aa * sum * q + 1e-6 * fabs((double)cl[c]) + 1e-30, u = (double)l + dev;
+                bad |= !isfinite(l) || !isfinite(dev);
+                if (c == 0 || l > lbest) { best = c; lbest = l; lo = (double)l - dev; }
+                if (u > u1) { u2 = u1; u1 = u; top = c; }
+                else if (u > u2) u2 = u;
+            }
+            const int sure = !bad && lo > (top == best ? u2 : u1);
+            sc->flag[vi] = sure ? best == v->y[vi] : -1;
+        }
+    }
+    /* the unsure rows, exactly, in blocks; the sure ones counted */
+    int64_t ok = 0;
+    int nu = 0;
+    int *idx = sc->flag;   /* compacted in place: idx[j] <= the row it came from */
+    for (int i = 0; i < v->n; i++) {
+        if (sc->flag[i] == 1) ok++;
+        else if (sc->flag[i] < 0) idx[nu++] = i;
+    }
+    sc->unsure += nu;
+    for (int u0 = 0; u0 < nu; u0 += rows) {
+        int m = nu - u0 < rows ? nu - u0 : rows;
+        for (int i = 0; i < m; i++) memcpy(sc->xu + (size_t)i * D, v->x + (size_t)idx[u0 + i] * D, sizeof(float) * D);
+        int64_t e = exact_rows(d, kp, runs, nruns, clipv, sc->xu, m, idx + u0, 0, alpha, beta, affv, L, threads);
+        if (e < 0) return -1;
+        ok += e;
+    }
+    return ok;
+}
+
 /* Val accuracy of keys at (alpha, beta). keys: (N,D), or kp: the same keys packed (then keys
- * is NULL; the packing is reused by every block, and runs holds the key runs of ca_tip_key_runs). clipv:
- * (nv,C); affv: (min(nv,VAL_ROWS or VAL_ROWS_PACKED),N) and L: (the same rows,C) scratch. */
-static double val_acc(const ca_fit_data *d, const float *keys, const ca_packed *kp, const ca_key_run *runs, int nruns,
-                      const float *clipv, float alpha, float beta, float *affv, float *L, int threads) {
+ * is NULL; the packing is reused by every block, and runs holds the key runs of ca_tip_key_runs);
+ * with sc as well, through the BF16 screen. clipv: (nv,C); affv: (min(nv,VAL_ROWS or
+ * VAL_ROWS_PACKED),N) and L: (the same rows,C) scratch. */
+static double val_acc(const ca_fit_data *d, const float *keys, const ca_packed *kp, val_screen *sc, const ca_key_run *runs,
+                      int nruns, const float *clipv, float alpha, float beta, float *affv, float *L, int threads) {
     const ca_split *v = &d->val;
     int N = d->train.n, C = d->num_classes;
-    const int rows = kp ? VAL_ROWS_PACKED : VAL_ROWS;
     int64_t correct = 0;
+    if (kp && sc) {
+        correct = screened_rows(d, kp, sc, runs, nruns, clipv, alpha, beta, affv, L, threads);
+        return correct < 0 ? -1 : 100.0 * (double)correct / v->n;
+    }
+    const int rows = kp ? VAL_ROWS_PACKED : VAL_ROWS;
     for (int r0 = 0; r0 < v->n; r0 += rows) {
         int m = v->n - r0 < rows ? v->n - r0 : rows;
         if (kp) {
-            if (ca_gemm_packed(m, v->x + (size_t)r0 * d->dim, d->dim, kp, 1.0f, NULL, CA_EPI_NONE, 0.0f, affv, N, threads) != CA_OK) return -1;
-            /* ca_tip_logits_from_aff's arithmetic per row (exp, class sums in key order, clip +
-             * α·sum), fused with the argmax while the row is in cache; the class sums by runs */
-            int64_t ok = 0;
-            #pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : ok) if (threads > 1)
-            for (int i = 0; i < m; i++) {
-                float *a = affv + (size_t)i * N, *o = L + (size_t)i * C;
-                const float *cl = clipv + (size_t)(r0 + i) * C;
-                ca_tip_cache_row_runs(a, runs, nruns, N, C, beta, a, o);
-                for (int c = 0; c < C; c++) o[c] = cl[c] + o[c] * alpha;
-                int best = 0;   /* first maximum, as ca_accuracy */
-                for (int j = 1; j < C; j++) if (o[j] > o[best]) best = j;
-                ok += best == v->y[r0 + i];
-            }
+            int64_t ok = exact_rows(d, kp, runs, nruns, clipv, v->x + (size_t)r0 * d->dim, m, NULL, r0, alpha, beta, affv, L, threads);
+            if (ok < 0) return -1;
             correct += ok;
             continue;
         }
@@ -230,6 +329,35 @@ static int use_packed(int N, int D, int B, int nv) {
     double mmin = last < B ? last : B;
     if (nv > 0 && vlast < mmin) mmin = vlast;
     return mmin * (double)N * D >= FAST_MIN_MACS;
+}
+
+/* keys in the largest class of y (n) over C classes; 0 for none */
+static int class_max(const int32_t *y, int n, int C) {
+    int *cnt = calloc((size_t)C + 1, sizeof(int)), mx = 0;
+    if (!cnt) return n;   /* the bound then uses n, larger than any class */
+    for (int i = 0; i < n; i++) {
+        int c = y[i] >= 0 && y[i] < C ? y[i] : C;
+        if (++cnt[c] > mx) mx = cnt[c];
+    }
+    free(cnt);
+    return mx;
+}
+
+/* This epoch's keys for the screen: BF16 panels in kbf and the largest key norm, rounded up. */
+static ca_status screen_keys(val_screen *sc, const ca_packed *kp, void *kbf) {
+    ca_status st = ca_packed_bf16_into(&sc->kb, kbf, ca_pack_bf16_size(kp->N, kp->K), kp);
+    if (st != CA_OK) return st;
+    const int np = (kp->N + 31) / 32, K = kp->K;
+    double mx = 0;
+    for (int j = 0; j < np; j++) {
+        double q[32] = {0};
+        const float *w = kp->p + (size_t)j * K * 32;
+        for (int k = 0; k < K; k++)
+            for (int c = 0; c < 32; c++) q[c] += (double)w[(size_t)k * 32 + c] * w[(size_t)k * 32 + c];
+        for (int c = 0; c < 32; c++) if (q[c] > mx) mx = q[c];
+    }
+    sc->knmax = (float)(sqrt(mx) * (1 + 1e-6));
+    return CA_OK;
 }
 
 static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_params *p) {
@@ -264,6 +392,9 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
     const ca_optim opt = {.kind = CA_OPT_ADAMW, .weight_decay = (float)wd, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-4f};
     ca_status st = CA_OK;
     ca_packed tw = {0};   /* text_w packed for the steps, or not (p NULL) */
+    val_screen scr = {0}, *scp = NULL;   /* the BF16 screen of the val passes, when it runs */
+    void *kbf = NULL;
+    float *xnorm = NULL;
     if (!blk || !kblk || !perm || !view || !yb || !runs) {
         st = ca_fail(CA_E_NOMEM, "tip-adapter-f: out of memory for %d keys", N);
         goto done;
@@ -286,6 +417,27 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
     memcpy(best, keys, sizeof(float) * kn);
     if (nv > 0) ca_logits_linear(d->val.x, nv, d->text_w, C, D, 100.0f, clipv);
     const int nruns = ca_tip_key_runs(d->train.y, N, runs);
+    /* the BF16 screen of the val passes (packed path, CPUs with AVX512-BF16): val row norms
+     * once, the keys' BF16 copy and largest norm per epoch */
+    if (packed && nv > 0 && ca_fastgemm_bf16() && screen_scale > 0) {
+        size_t kbn = ca_pack_bf16_size(N, D);
+        kbf = kbn ? aligned_alloc(64, (kbn + 63) & ~(size_t)63) : NULL;
+        xnorm = ca_malloc2((size_t)nv, sizeof(float));
+        scr.flag = ca_malloc2((size_t)nv, sizeof(int));
+        scr.xu = ca_malloc2((size_t)VAL_ROWS_PACKED * D, sizeof(float));
+        if (!kbf || !xnorm || !scr.flag || !scr.xu) {
+            st = ca_fail(CA_E_NOMEM, "tip-adapter-f: out of memory for the val screen");
+            goto done;
+        }
+        for (int i = 0; i < nv; i++) {
+            double q = 0;
+            for (int j = 0; j < D; j++) q += (double)d->val.x[(size_t)i * D + j] * d->val.x[(size_t)i * D + j];
+            xnorm[i] = (float)(sqrt(q) * (1 + 1e-6));
+        }
+        scr.cmaxn = class_max(d->train.y, N, C);
+        scr.xnorm = xnorm;
+        scp = &scr;
+    }
 
     const int64_t spe = (N + B - 1) / B, total = (int64_t)epochs * spe;
     int64_t step = 0;
@@ -339,7 +491,8 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
          * val every epoch "wins", so the last one is kept */
         double t1 = ca_now();
         t_train += t1 - t0;
-        double acc = nv > 0 ? val_acc(d, packed ? NULL : keys, packed ? &kp : NULL, runs, nruns, clipv, a0, b0, affv, Lv, nt) : 0;
+        if (scp && (st = screen_keys(scp, &kp, kbf)) != CA_OK) goto done;
+        double acc = nv > 0 ? val_acc(d, packed ? NULL : keys, packed ? &kp : NULL, scp, runs, nruns, clipv, a0, b0, affv, Lv, nt) : 0;
         t_select += ca_now() - t1;
         if (acc < 0) { st = CA_E_NOMEM; goto done; }
         if (acc > best_acc || nv == 0) {
@@ -362,11 +515,15 @@ static ca_status tipf_fit(ca_classifier *c, const ca_fit_data *d, const ca_fit_p
     else st = ca_tip_set_fixed(c, p->init_alpha, p->init_beta);
     if (st != CA_OK) goto done;
     const char *names[] = {"best_epoch", "select_val_acc", "train_loss", "epochs", "batch", "lr",
-                           "weight_decay", "init_alpha", "init_beta", "seed", "train_seconds", "select_seconds"};
+                           "weight_decay", "init_alpha", "init_beta", "seed", "train_seconds", "select_seconds",
+                           "select_exact_rows"};
+    /* select_exact_rows: val rows the BF16 screen left to the F32 pass, summed over epochs
+     * (-1: no screen, every row in F32) */
     double vals[] = {best_epoch + 1, best_acc, last_loss, epochs, B, lr, wd, p->init_alpha, p->init_beta, (double)p->seed,
-                     t_train, t_select};
+                     t_train, t_select, scp ? (double)scr.unsure : -1};
     for (size_t i = 0; st == CA_OK && i < sizeof vals / sizeof vals[0]; i++) st = ca_clf_set_param(c, names[i], vals[i]);
 done:
+    free(kbf); free(xnorm); free(scr.flag); free(scr.xu);
     free(kblk);
     free(blk); free(perm); free(view); free(yb); free(runs);
     ca_packed_free(&tw);
