@@ -711,10 +711,11 @@ static ca_status run(const a_src *asrc, int M, int N, int K, const b_src *B, flo
                      ca_epi act, float beta, float *C, int ldc, int threads) {
     const float *Bp = B->p;
     const uint16_t *Bh = B->ph, *Bb = B->pb;
-    /* row blocks of MC; the direct kernels (A read in place) take up to DIRECT_M rows as one
-     * block, so each B panel is read from memory once (Tip-Adapter-F's steps: 256 rows against
-     * 32 MB of keys) while the rows stay in L2 */
-    const int direct = CA_HAVE_AVX512 && !B->pb && !asrc->conv && !asrc->trans;
+    /* the direct kernels (A read in place: plain A, F32 or F16 panels, AVX-512) — chosen here,
+     * once. Row blocks of MC; the direct kernels take up to DIRECT_M rows as one block, so each
+     * B panel is read from memory once (Tip-Adapter-F's steps: 256 rows against 32 MB of keys)
+     * while the rows stay in L2 */
+    const int direct = CA_HAVE_AVX512 && !Bb && !asrc->conv && !asrc->trans;
     const int mcb = direct && M <= DIRECT_M ? (M + MR - 1) / MR * MR : MC;
     int nmb = (M + mcb - 1) / mcb, np = (N + NR - 1) / NR;
     /* enough tasks for the threads to balance, while keeping whole column ranges per task so a
@@ -790,7 +791,7 @@ static ca_status run(const a_src *asrc, int M, int N, int K, const b_src *B, flo
                 if (kc < 0) kc = 0;
                 tile_epi e = {alpha, beta, NULL, NULL, act, kb == 0, kb == nkb - 1};
 #if CA_HAVE_AVX512
-                if (!Bb && !asrc->conv && !asrc->trans) {
+                if (direct) {
                     for (int jp = p0; jp < p1; jp++) {
                         int j0 = jp * NR, nr = N - j0 < NR ? N - j0 : NR;
                         size_t bo = (size_t)jp * K * NR + (size_t)k0 * NR;
